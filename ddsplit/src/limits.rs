@@ -1,0 +1,72 @@
+//! Every size, count, queue and timeout of DDSplit, named in one place with the reason for its number.
+
+use std::time::Duration;
+
+/// Largest record the service stores: 16 MiB keeps a whole record and its fragments in memory
+/// per request while 1,000 connections stay within a few GiB at worst.
+pub const RECORD_SIZE_MAX: usize = 16 * 1024 * 1024;
+
+/// Largest k + m. Each fragment goes to a distinct node, and clusters of this project are small;
+/// 16 keeps the exhaustive codec tests (every subset of k fragments) in seconds.
+pub const FRAGMENT_COUNT_MAX: usize = 16;
+
+/// Default number of data fragments (k).
+pub const DATA_FRAGMENTS_DEFAULT: u8 = 4;
+
+/// Default number of parity fragments (m): any two nodes of a record may be lost.
+pub const PARITY_FRAGMENTS_DEFAULT: u8 = 2;
+
+/// Bytes of a fragment header on the wire and on disk.
+pub const FRAGMENT_HEADER_LEN: usize = 40;
+
+/// Largest fragment payload: a record with k = 1 is one fragment the size of the record,
+/// rounded up to the codec's even shard size.
+pub const FRAGMENT_PAYLOAD_MAX: usize = RECORD_SIZE_MAX + 2;
+
+/// Largest frame body (everything after the length prefix). A put of the largest record plus a
+/// generous allowance for headers; a frame announcing more is refused before any allocation.
+pub const FRAME_BODY_MAX: usize = RECORD_SIZE_MAX + 64 * 1024;
+
+/// Most queries in one batch request: bounds the work one request can ask for.
+pub const QUERY_COUNT_MAX: usize = 1024;
+
+/// Most bytes answered by one batch query; a query whose answer would go past it gets an error
+/// entry instead of data, so the response frame stays under [`FRAME_BODY_MAX`].
+pub const QUERY_RESPONSE_BYTES_MAX: usize = RECORD_SIZE_MAX;
+
+/// Queries of one batch reassembled at the same time.
+pub const QUERY_CONCURRENCY_MAX: usize = 8;
+
+/// Most entries one list request returns; callers page with a cursor.
+pub const LIST_ENTRIES_MAX: usize = 65_536;
+
+/// Most nodes a gateway is configured with.
+pub const NODES_MAX: usize = 256;
+
+/// Longest error message carried in an error frame; longer ones are cut.
+pub const ERROR_MESSAGE_BYTES_MAX: usize = 4096;
+
+/// Connections a server holds at once by default; the next one is refused with an error frame.
+pub const CONNECTIONS_MAX_DEFAULT: usize = 1024;
+
+/// Idle connections a gateway keeps open to each node for reuse.
+pub const NODE_POOL_IDLE_MAX: usize = 64;
+
+/// Log appends waiting for the node's log writer; writers wait (back-pressure) beyond it.
+pub const LOG_QUEUE_MAX: usize = 1024;
+
+/// Appends the log writer groups under one fsync.
+pub const LOG_BATCH_MAX: usize = 256;
+
+/// How long a gateway waits for one fragment operation on a node before it tries another node
+/// (reads) or counts the write as failed. Long enough for an fsync'd 4 MiB write on a slow disk.
+pub const FRAGMENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a client waits to connect to a server.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Longest HTTP request head the admin endpoint reads.
+pub const ADMIN_REQUEST_BYTES_MAX: usize = 8 * 1024;
+
+/// How long graceful shutdown waits for in-flight requests before it gives up on them.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);

@@ -7,3 +7,7 @@
 pub mod codec;
 pub mod id;
 pub mod limits;
+pub mod error;
+pub mod query;
+pub mod wire;
+pub mod node;

@@ -1,0 +1,193 @@
+//! The service's result types: [`SuccessCode`] and [`DistriErr`], returned through every layer
+//! from the fragment store to the request handler, and [`ErrorCode`], their form on the wire.
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+
+use crate::codec::CodecError;
+use crate::id::RecordId;
+use crate::wire::WireError;
+
+/// What a successful write or delete did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SuccessCode {
+    /// The fragment or record is durably stored.
+    Stored,
+    /// This many fragments were deleted.
+    Deleted { fragments: u32 },
+}
+
+/// Bytes of a damaged fragment kept in a corruption report, for the operator to look at.
+pub const CORRUPT_EXCERPT_BYTES: usize = 48 * 1024;
+
+/// A fragment that failed its checksum, with the first bytes of what was read.
+#[derive(Clone)]
+pub struct CorruptFragment {
+    /// The record the fragment belongs to.
+    pub id: RecordId,
+    /// The fragment's index.
+    pub index: u8,
+    /// Why it was judged corrupt.
+    pub detail: String,
+    /// Valid bytes at the start of `excerpt`.
+    pub excerpt_len: usize,
+    /// The first bytes of the damaged fragment as read.
+    pub excerpt: [u8; CORRUPT_EXCERPT_BYTES],
+}
+
+impl CorruptFragment {
+    /// A report of `bytes` (cut to [`CORRUPT_EXCERPT_BYTES`]) found corrupt for `detail`.
+    pub fn new(id: RecordId, index: u8, detail: String, bytes: &[u8]) -> CorruptFragment {
+        let excerpt_len = bytes.len().min(CORRUPT_EXCERPT_BYTES);
+        let mut excerpt = [0u8; CORRUPT_EXCERPT_BYTES];
+        excerpt[..excerpt_len].copy_from_slice(&bytes[..excerpt_len]);
+        CorruptFragment { id, index, detail, excerpt_len, excerpt }
+    }
+}
+
+impl fmt::Debug for CorruptFragment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CorruptFragment")
+            .field("id", &self.id)
+            .field("index", &self.index)
+            .field("detail", &self.detail)
+            .field("excerpt_len", &self.excerpt_len)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a fragment or record operation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DistriErr {
+    #[error("record {id} not found")]
+    NotFound { id: RecordId },
+    #[error("fragment {index} of record {id} not found")]
+    FragmentNotFound { id: RecordId, index: u8 },
+    #[error("fragment {} of record {} is corrupt: {}", .0.index, .0.id, .0.detail)]
+    Corrupt(Box<CorruptFragment>),
+    #[error("record {id} is unavailable: {have} of the {needed} fragments needed could be read ({cause})")]
+    Unavailable {
+        id: RecordId,
+        have: u8,
+        needed: u8,
+        cause: Box<str>,
+    },
+    #[error("write quorum not reached: {acked} of {needed} fragment writes acknowledged ({cause})")]
+    QuorumNotReached { acked: u8, needed: u8, cause: Box<str> },
+    #[error("{context}: {source}")]
+    Io {
+        context: &'static str,
+        source: Arc<io::Error>,
+    },
+    #[error("protocol error: {0}")]
+    Wire(Box<WireError>),
+    #[error("{code}: {message}")]
+    Remote { code: ErrorCode, message: Box<str> },
+    #[error("{what} timed out after {after_ms} ms")]
+    Timeout { what: &'static str, after_ms: u64 },
+    #[error("{what} is {value}, over the limit of {limit}")]
+    Limit { what: &'static str, value: u64, limit: u64 },
+    #[error("{0}")]
+    Codec(Box<CodecError>),
+    #[error("bad request: {0}")]
+    BadRequest(Box<str>),
+    #[error("server is shutting down")]
+    ShuttingDown,
+}
+
+// The error travels through every layer of every request: keep it a few words. Payloads that
+// are large (corruption excerpts) are boxed.
+const _: () = assert!(size_of::<DistriErr>() <= 48);
+
+impl DistriErr {
+    /// An I/O error with what was being done.
+    pub fn io(context: &'static str, source: io::Error) -> DistriErr {
+        DistriErr::Io { context, source: Arc::new(source) }
+    }
+
+    /// A corruption report.
+    pub fn corrupt(id: RecordId, index: u8, detail: String, bytes: &[u8]) -> DistriErr {
+        DistriErr::Corrupt(Box::new(CorruptFragment::new(id, index, detail, bytes)))
+    }
+
+    /// The code this error travels under in an error frame.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            DistriErr::NotFound { .. } | DistriErr::FragmentNotFound { .. } => ErrorCode::NotFound,
+            DistriErr::Corrupt(_) | DistriErr::Codec(_) => ErrorCode::Corrupt,
+            DistriErr::Unavailable { .. } => ErrorCode::Unavailable,
+            DistriErr::QuorumNotReached { .. } => ErrorCode::QuorumNotReached,
+            DistriErr::Io { .. } => ErrorCode::Io,
+            DistriErr::Wire(_) | DistriErr::BadRequest(_) => ErrorCode::BadRequest,
+            DistriErr::Remote { code, .. } => *code,
+            DistriErr::Timeout { .. } => ErrorCode::Timeout,
+            DistriErr::Limit { .. } => ErrorCode::LimitExceeded,
+            DistriErr::ShuttingDown => ErrorCode::ShuttingDown,
+        }
+    }
+
+    /// Whether the error says the thing asked for does not exist (as opposed to a failure).
+    pub fn is_not_found(&self) -> bool {
+        self.code() == ErrorCode::NotFound
+    }
+}
+
+impl From<WireError> for DistriErr {
+    fn from(e: WireError) -> DistriErr {
+        DistriErr::Wire(Box::new(e))
+    }
+}
+
+impl From<CodecError> for DistriErr {
+    fn from(e: CodecError) -> DistriErr {
+        DistriErr::Codec(Box::new(e))
+    }
+}
+
+/// The kind of an error, as carried in an error frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum ErrorCode {
+    NotFound = 1,
+    Corrupt = 2,
+    Unavailable = 3,
+    BadRequest = 4,
+    LimitExceeded = 5,
+    Timeout = 6,
+    QuorumNotReached = 7,
+    Busy = 8,
+    ShuttingDown = 9,
+    Io = 10,
+    Internal = 11,
+}
+
+impl ErrorCode {
+    /// The code for a wire value; unknown values read as [`ErrorCode::Internal`].
+    pub fn from_u16(value: u16) -> ErrorCode {
+        use ErrorCode::*;
+        [NotFound, Corrupt, Unavailable, BadRequest, LimitExceeded, Timeout, QuorumNotReached, Busy, ShuttingDown, Io]
+            .into_iter()
+            .find(|c| *c as u16 == value)
+            .unwrap_or(Internal)
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = match self {
+            ErrorCode::NotFound => "not found",
+            ErrorCode::Corrupt => "corrupt",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::BadRequest => "bad request",
+            ErrorCode::LimitExceeded => "limit exceeded",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::QuorumNotReached => "quorum not reached",
+            ErrorCode::Busy => "busy",
+            ErrorCode::ShuttingDown => "shutting down",
+            ErrorCode::Io => "i/o error",
+            ErrorCode::Internal => "internal error",
+        };
+        f.write_str(text)
+    }
+}

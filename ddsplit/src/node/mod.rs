@@ -1,0 +1,3 @@
+//! The fragment node: a TCP server that stores fragments in its [`log::FragmentLog`].
+
+pub mod log;

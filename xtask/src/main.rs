@@ -1,1 +1,31 @@
-fn main(){}
+//! `cargo xtask`: the workflows of the DDSplit workspace, one module per command.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = args.first().map(String::as_str).unwrap_or("help");
+    let rest = &args[args.len().min(1)..];
+    let result = match command {
+        "help" | "--help" | "-h" => {
+            print!("{HELP}");
+            Ok(ExitCode::SUCCESS)
+        }
+        other => Err(anyhow::anyhow!("unknown command {other:?}; `cargo xtask help` lists them")),
+    };
+    let _ = rest;
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+const HELP: &str = "\
+cargo xtask COMMAND [ARGS]
+
+Commands:
+  help        this text
+";

@@ -102,6 +102,20 @@ pub enum Request {
     ClusterStats,
 }
 
+/// Names of the operations, indexed by [`Request::op_index`].
+pub const OP_NAMES: [&str; 10] = [
+    "put_fragment",
+    "get_fragment",
+    "delete_fragments",
+    "list_fragments",
+    "node_stats",
+    "put",
+    "get",
+    "query",
+    "delete",
+    "cluster_stats",
+];
+
 /// One answer of a batch query.
 pub type QueryAnswer = Result<Bytes, (ErrorCode, String)>;
 
@@ -329,17 +343,22 @@ impl Request {
 
     /// A short name of the operation, for logs and metrics.
     pub fn op_name(&self) -> &'static str {
+        OP_NAMES[self.op_index()]
+    }
+
+    /// Position of the operation in [`OP_NAMES`].
+    pub fn op_index(&self) -> usize {
         match self {
-            Request::PutFragment(_) => "put_fragment",
-            Request::GetFragment(_) => "get_fragment",
-            Request::DeleteFragments { .. } => "delete_fragments",
-            Request::ListFragments { .. } => "list_fragments",
-            Request::NodeStats => "node_stats",
-            Request::Put { .. } => "put",
-            Request::Get { .. } => "get",
-            Request::Query { .. } => "query",
-            Request::Delete { .. } => "delete",
-            Request::ClusterStats => "cluster_stats",
+            Request::PutFragment(_) => 0,
+            Request::GetFragment(_) => 1,
+            Request::DeleteFragments { .. } => 2,
+            Request::ListFragments { .. } => 3,
+            Request::NodeStats => 4,
+            Request::Put { .. } => 5,
+            Request::Get { .. } => 6,
+            Request::Query { .. } => 7,
+            Request::Delete { .. } => 8,
+            Request::ClusterStats => 9,
         }
     }
 }

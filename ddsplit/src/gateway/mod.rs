@@ -1,0 +1,401 @@
+//! The gateway: the client-facing server. It splits each record into k + m fragments, writes
+//! them concurrently to distinct nodes chosen by [`placement`], acknowledges after a write
+//! quorum, and reads any k fragments back to reassemble a record.
+
+pub mod placement;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use bytes::Bytes;
+use futures::stream::{self, FuturesUnordered, StreamExt};
+use tokio::net::TcpListener;
+
+use crate::codec::{self, CodecParams, Fragment};
+use crate::error::{DistriErr, ErrorCode, SuccessCode};
+use crate::id::RecordId;
+use crate::limits::{FRAGMENT_TIMEOUT, NODES_MAX, QUERY_CONCURRENCY_MAX, QUERY_RESPONSE_BYTES_MAX};
+use crate::metrics::{Registry, ServiceMetrics};
+use crate::query::DistriQuery;
+use crate::server::{Handler, RunningServer, ServerConfig};
+use crate::store::{FragmentStore, RemoteStore, Store};
+use crate::wire::{FragmentKey, QueryAnswer, Request, Response};
+use placement::Placement;
+
+/// Records at most this large are split and reassembled on the runtime's thread; larger ones
+/// on the blocking pool, so one big record does not stall every other request of its worker.
+const CPU_INLINE_BYTES_MAX: usize = 256 * 1024;
+
+/// How to run a gateway.
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// The fragment nodes; at least k + m of them.
+    pub nodes: Vec<SocketAddr>,
+    /// How records are split (default k = 4, m = 2).
+    pub params: CodecParams,
+    /// Fragment writes acknowledged before a put is acknowledged: k + 1 ..= k + m
+    /// (default k + m: every fragment is on disk before the client hears "stored").
+    pub write_quorum: usize,
+    /// How long one fragment operation may take before the node counts as failed for it
+    /// (default [`FRAGMENT_TIMEOUT`]).
+    pub fragment_timeout: Duration,
+    /// Accept loop settings.
+    pub server: ServerConfig,
+}
+
+impl GatewayConfig {
+    /// A configuration with the defaults for everything but the addresses.
+    pub fn new(listen: SocketAddr, nodes: Vec<SocketAddr>) -> GatewayConfig {
+        let params = CodecParams::default();
+        GatewayConfig {
+            listen,
+            nodes,
+            params,
+            write_quorum: params.total(),
+            fragment_timeout: FRAGMENT_TIMEOUT,
+            server: ServerConfig::default(),
+        }
+    }
+
+    /// Checks the configuration, saying what is wrong.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let (k, total) = (self.params.k() as usize, self.params.total());
+        if self.nodes.len() < total {
+            bail!(
+                "k={} m={} needs at least {total} nodes (one per fragment), {} given",
+                self.params.k(),
+                self.params.m(),
+                self.nodes.len()
+            );
+        }
+        if self.nodes.len() > NODES_MAX {
+            bail!("{} nodes given, the limit is {NODES_MAX}", self.nodes.len());
+        }
+        let mut unique = self.nodes.clone();
+        unique.sort();
+        unique.dedup();
+        if unique.len() != self.nodes.len() {
+            bail!("the node list names a node twice; fragments must go to distinct nodes");
+        }
+        if !(k + 1..=total).contains(&self.write_quorum) {
+            bail!("write quorum {} is outside k+1..=k+m ({}..={total})", self.write_quorum, k + 1);
+        }
+        Ok(())
+    }
+}
+
+/// The gateway's record operations, usable without the TCP server around them.
+#[derive(Debug)]
+pub struct Gateway {
+    stores: Vec<Store>,
+    placement: Placement,
+    params: CodecParams,
+    write_quorum: usize,
+}
+
+impl Gateway {
+    /// A gateway over the configured nodes (no connection is made until a request needs one).
+    pub fn new(config: &GatewayConfig) -> anyhow::Result<Gateway> {
+        config.validate()?;
+        Ok(Gateway {
+            stores: config
+                .nodes
+                .iter()
+                .map(|addr| Store::Remote(RemoteStore::new(*addr, config.fragment_timeout)))
+                .collect(),
+            placement: Placement::new(&config.nodes),
+            params: config.params,
+            write_quorum: config.write_quorum,
+        })
+    }
+
+    /// Stores a record: split, write every fragment concurrently, answer after the quorum.
+    /// Writes past the quorum go on in the background.
+    pub async fn put(&self, data: Bytes) -> Result<RecordId, DistriErr> {
+        let id = RecordId::random();
+        let params = self.params;
+        let fragments = off_thread_if_large(data.len(), move || codec::split(id, &data, params)).await??;
+        let ranked = self.placement.ranked(id);
+        let total = fragments.len();
+        let mut writes: FuturesUnordered<_> = fragments
+            .into_iter()
+            .zip(ranked)
+            .map(|(fragment, node)| {
+                let store = self.stores[node].clone();
+                async move { store.put_fragment(fragment).await }
+            })
+            .collect();
+        let (mut acked, mut failed) = (0, 0);
+        let mut cause = None;
+        while let Some(result) = writes.next().await {
+            match result {
+                Ok(_) => acked += 1,
+                Err(e) => {
+                    tracing::warn!(%id, error = %e, "fragment write failed");
+                    failed += 1;
+                    cause = Some(e);
+                }
+            }
+            if acked >= self.write_quorum {
+                break;
+            }
+            if total - failed < self.write_quorum {
+                return Err(DistriErr::QuorumNotReached {
+                    acked: acked as u8,
+                    needed: self.write_quorum as u8,
+                    cause: cause.map_or_else(|| "".into(), |e| e.to_string().into()),
+                });
+            }
+        }
+        if !writes.is_empty() {
+            tokio::spawn(async move {
+                while let Some(result) = writes.next().await {
+                    if let Err(e) = result {
+                        tracing::warn!(%id, error = %e, "fragment write past the quorum failed");
+                    }
+                }
+            });
+        }
+        Ok(id)
+    }
+
+    /// Reads a whole record.
+    pub async fn get(&self, id: RecordId) -> Result<Bytes, DistriErr> {
+        let fragments = self.read_fragments(id).await?;
+        let len = fragments[0].header().record_len as usize;
+        Ok(off_thread_if_large(len, move || codec::reassemble(&fragments)).await??)
+    }
+
+    /// Answers a batch of queries, in order; each answer is data or an error of its own.
+    pub async fn query(&self, queries: Vec<DistriQuery>) -> Vec<QueryAnswer> {
+        let answers: Vec<Result<Bytes, DistriErr>> = stream::iter(queries)
+            .map(|query| async move {
+                let record = self.get(query.id).await?;
+                let range = query.select(record.len()).map_err(|e| DistriErr::BadRequest(e.into()))?;
+                Ok(record.slice(range))
+            })
+            .buffered(QUERY_CONCURRENCY_MAX)
+            .collect()
+            .await;
+        let mut total = 0usize;
+        answers
+            .into_iter()
+            .map(|answer| match answer {
+                Ok(data) if total + data.len() > QUERY_RESPONSE_BYTES_MAX => Err((
+                    ErrorCode::LimitExceeded,
+                    format!("answer of {} bytes would take the batch past {QUERY_RESPONSE_BYTES_MAX} bytes", data.len()),
+                )),
+                Ok(data) => {
+                    total += data.len();
+                    Ok(data)
+                }
+                Err(e) => Err((e.code(), e.to_string())),
+            })
+            .collect()
+    }
+
+    /// Deletes a record's fragments from every node that should hold one.
+    pub async fn delete(&self, id: RecordId) -> Result<SuccessCode, DistriErr> {
+        let ranked = self.placement.ranked(id);
+        let results: Vec<Result<SuccessCode, DistriErr>> = ranked[..self.params.total()]
+            .iter()
+            .map(|&node| self.stores[node].delete_fragments(id))
+            .collect::<FuturesUnordered<_>>()
+            .collect()
+            .await;
+        let mut deleted = 0;
+        let mut cause = None;
+        for result in results {
+            match result {
+                Ok(SuccessCode::Deleted { fragments }) => deleted += fragments,
+                Ok(SuccessCode::Stored) => {}
+                Err(e) => cause = Some(e),
+            }
+        }
+        match (deleted, cause) {
+            (0, None) => Err(DistriErr::NotFound { id }),
+            (0, Some(e)) => Err(e),
+            (fragments, _) => Ok(SuccessCode::Deleted { fragments }),
+        }
+    }
+
+    /// Counters of the gateway and every node, as JSON.
+    pub async fn stats(&self) -> String {
+        let nodes: Vec<serde_json::Value> = self
+            .stores
+            .iter()
+            .map(|store| async move {
+                let addr = match store {
+                    Store::Remote(r) => r.addr().to_string(),
+                    Store::Local(_) => "local".to_string(),
+                };
+                match store.stats().await {
+                    Ok(json) => serde_json::json!({
+                        "addr": addr,
+                        "stats": serde_json::from_str::<serde_json::Value>(&json).unwrap_or(serde_json::Value::Null),
+                    }),
+                    Err(e) => serde_json::json!({ "addr": addr, "error": e.to_string() }),
+                }
+            })
+            .collect::<FuturesUnordered<_>>()
+            .collect()
+            .await;
+        serde_json::json!({
+            "k": self.params.k(),
+            "m": self.params.m(),
+            "write_quorum": self.write_quorum,
+            "nodes": nodes,
+        })
+        .to_string()
+    }
+
+    /// Reads k verified fragments of `id`: the k data fragments first (no decoding needed when
+    /// they all arrive); each failure brings in the next parity fragment.
+    async fn read_fragments(&self, id: RecordId) -> Result<Vec<Fragment>, DistriErr> {
+        let ranked = self.placement.ranked(id);
+        let (k, total) = (self.params.k() as usize, self.params.total());
+        let read = |index: usize| {
+            let store = self.stores[ranked[index]].clone();
+            async move { store.get_fragment(FragmentKey { id, index: index as u8 }).await }
+        };
+        let mut in_flight: FuturesUnordered<_> = (0..k).map(read).collect();
+        let mut next = k;
+        let mut fragments = Vec::with_capacity(k);
+        let (mut not_found, mut failed) = (0, 0);
+        let mut cause: Option<DistriErr> = None;
+        while let Some(result) = in_flight.next().await {
+            match result.and_then(|f| self.check_split(f)) {
+                Ok(fragment) => {
+                    fragments.push(fragment);
+                    if fragments.len() == k {
+                        return Ok(fragments);
+                    }
+                    continue;
+                }
+                Err(e) if e.is_not_found() => not_found += 1,
+                Err(e) => {
+                    tracing::warn!(%id, error = %e, "fragment read failed; trying another node");
+                    failed += 1;
+                    cause = Some(e);
+                }
+            }
+            if next < total {
+                in_flight.push(read(next));
+                next += 1;
+            }
+        }
+        // More than m nodes say they do not have it: fewer than k could, so it is not stored.
+        if fragments.is_empty() && not_found > self.params.m() as usize {
+            return Err(DistriErr::NotFound { id });
+        }
+        let cause = match cause {
+            Some(e) => format!("{failed} reads failed, {not_found} nodes lack their fragment; last failure: {e}"),
+            None => format!("{not_found} nodes lack their fragment"),
+        };
+        Err(DistriErr::Unavailable { id, have: fragments.len() as u8, needed: k as u8, cause: cause.into() })
+    }
+
+    /// A fragment of another split than this gateway's is treated as damaged.
+    fn check_split(&self, fragment: Fragment) -> Result<Fragment, DistriErr> {
+        let h = fragment.header();
+        if h.k != self.params.k() || h.m != self.params.m() {
+            return Err(DistriErr::corrupt(
+                h.record_id,
+                h.index,
+                format!("fragment says k={} m={}, this gateway splits k={} m={}", h.k, h.m, self.params.k(), self.params.m()),
+                &[],
+            ));
+        }
+        Ok(fragment)
+    }
+}
+
+async fn off_thread_if_large<T: Send + 'static>(
+    len: usize,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, DistriErr> {
+    if len <= CPU_INLINE_BYTES_MAX {
+        return Ok(work());
+    }
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| DistriErr::io("codec task", std::io::Error::other(e)))
+}
+
+/// Answers gateway requests.
+#[derive(Debug)]
+pub struct GatewayHandler {
+    gateway: Arc<Gateway>,
+}
+
+impl Handler for GatewayHandler {
+    async fn handle(&self, request: Request) -> Response {
+        let g = &self.gateway;
+        let result = match request {
+            Request::Put { data } => g.put(data).await.map(|id| Response::Stored { id }),
+            Request::Get { id } => g.get(id).await.map(|data| Response::Record { data }),
+            Request::Query { queries } => Ok(Response::QueryAnswers(g.query(queries).await)),
+            Request::Delete { id } => g.delete(id).await.map(Response::Done),
+            Request::ClusterStats => Ok(Response::Stats(g.stats().await)),
+            other => Err(DistriErr::BadRequest(
+                format!("{} is a fragment node operation; this is the gateway", other.op_name()).into(),
+            )),
+        };
+        result.unwrap_or_else(|e| {
+            if !e.is_not_found() {
+                tracing::warn!(error = %e, "gateway request failed");
+            }
+            Response::error(&e)
+        })
+    }
+}
+
+/// A running gateway.
+#[derive(Debug)]
+pub struct RunningGateway {
+    server: RunningServer,
+    gateway: Arc<Gateway>,
+}
+
+impl RunningGateway {
+    /// The address the gateway listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr()
+    }
+
+    /// The record operations behind the server.
+    pub fn gateway(&self) -> &Arc<Gateway> {
+        &self.gateway
+    }
+
+    /// Stops the gateway after its in-flight requests.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        self.server.shutdown().await
+    }
+}
+
+/// Binds the gateway's listener and starts serving; metrics go to `registry`.
+pub async fn start(config: GatewayConfig, registry: &Registry) -> anyhow::Result<RunningGateway> {
+    let gateway = Arc::new(Gateway::new(&config)?);
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding gateway listener on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let metrics = Arc::new(ServiceMetrics::new("gateway", addr.to_string()));
+    registry.add_service(Arc::clone(&metrics));
+    let handler = Arc::new(GatewayHandler { gateway: Arc::clone(&gateway) });
+    let server = RunningServer::spawn(listener, handler, metrics, config.server)?;
+    tracing::info!(
+        %addr,
+        nodes = config.nodes.len(),
+        k = config.params.k(),
+        m = config.params.m(),
+        write_quorum = config.write_quorum,
+        "gateway listening"
+    );
+    Ok(RunningGateway { server, gateway })
+}

@@ -1,0 +1,226 @@
+//! Request counters and latency histograms per operation, rendered as Prometheus text.
+//!
+//! Writers touch only atomics; the admin endpoint renders a snapshot on each scrape.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::wire::OP_NAMES;
+
+/// Upper bounds (seconds) of the latency histogram buckets; a last `+Inf` bucket is implied.
+pub const LATENCY_BUCKETS_S: [f64; 14] = [
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+/// Counters of one operation.
+#[derive(Debug, Default)]
+pub struct OpMetrics {
+    /// Requests handled.
+    pub requests_total: AtomicU64,
+    /// Requests answered with an error frame.
+    pub errors_total: AtomicU64,
+    /// Sum of handling times, nanoseconds.
+    pub duration_ns_total: AtomicU64,
+    /// Requests per latency bucket (not cumulative; the last is `+Inf`).
+    buckets: [AtomicU64; LATENCY_BUCKETS_S.len() + 1],
+}
+
+/// Counters of every operation of one server (a node or a gateway).
+#[derive(Debug)]
+pub struct ServiceMetrics {
+    role: &'static str,
+    instance: String,
+    ops: [OpMetrics; OP_NAMES.len()],
+    /// Connections accepted.
+    pub connections_total: AtomicU64,
+    /// Connections refused because the server was at its connection limit.
+    pub connections_refused_total: AtomicU64,
+    /// Frames refused as malformed.
+    pub bad_frames_total: AtomicU64,
+}
+
+impl ServiceMetrics {
+    /// Metrics of a server with `role` ("node" or "gateway") at `instance` (its address).
+    pub fn new(role: &'static str, instance: String) -> ServiceMetrics {
+        ServiceMetrics {
+            role,
+            instance,
+            ops: Default::default(),
+            connections_total: AtomicU64::new(0),
+            connections_refused_total: AtomicU64::new(0),
+            bad_frames_total: AtomicU64::new(0),
+        }
+    }
+
+    /// Records one request of operation `op` that took `elapsed`.
+    pub fn record(&self, op: usize, elapsed: Duration, is_error: bool) {
+        let m = &self.ops[op];
+        m.requests_total.fetch_add(1, Ordering::Relaxed);
+        if is_error {
+            m.errors_total.fetch_add(1, Ordering::Relaxed);
+        }
+        m.duration_ns_total.fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+        let secs = elapsed.as_secs_f64();
+        let bucket = LATENCY_BUCKETS_S.iter().position(|&le| secs <= le).unwrap_or(LATENCY_BUCKETS_S.len());
+        m.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counters of operation `op` (an index into [`OP_NAMES`]).
+    pub fn op(&self, op: usize) -> &OpMetrics {
+        &self.ops[op]
+    }
+}
+
+/// One sample of a metric family from a [`MetricsSource`].
+#[derive(Clone, Debug)]
+pub struct Sample {
+    /// Family name, e.g. `ddsplit_node_fragments`.
+    pub family: &'static str,
+    /// `counter`, `gauge`, `histogram` or `summary`.
+    pub kind: &'static str,
+    /// One sentence for `# HELP`.
+    pub help: &'static str,
+    /// Appended to the family name: `""`, or `_bucket`, `_sum`, `_count` for histograms.
+    pub suffix: &'static str,
+    /// Label pairs without braces, e.g. `instance="127.0.0.1:7500"`.
+    pub labels: String,
+    pub value: f64,
+}
+
+/// A source of metrics beyond the request metrics (gauges of a node's log, task metrics...).
+/// Sources of one family from several servers of a process are rendered under one header.
+pub trait MetricsSource: Send + Sync {
+    /// Appends the source's current samples.
+    fn collect(&self, out: &mut Vec<Sample>);
+}
+
+/// All the metrics of one process, rendered together on `/metrics`.
+#[derive(Default)]
+pub struct Registry {
+    services: Mutex<Vec<Arc<ServiceMetrics>>>,
+    sources: Mutex<Vec<Arc<dyn MetricsSource>>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").finish_non_exhaustive()
+    }
+}
+
+impl Registry {
+    /// Adds a server's request metrics.
+    pub fn add_service(&self, metrics: Arc<ServiceMetrics>) {
+        self.services.lock().expect("registry lock is never poisoned").push(metrics);
+    }
+
+    /// Adds another source of metric families.
+    pub fn add_source(&self, source: Arc<dyn MetricsSource>) {
+        self.sources.lock().expect("registry lock is never poisoned").push(source);
+    }
+
+    /// Everything, as Prometheus text exposition format 0.0.4.
+    pub fn render(&self) -> String {
+        let services = self.services.lock().expect("registry lock is never poisoned").clone();
+        let mut out = String::with_capacity(16 * 1024);
+        render_services(&services, &mut out);
+        let mut samples = Vec::new();
+        for source in self.sources.lock().expect("registry lock is never poisoned").iter() {
+            source.collect(&mut samples);
+        }
+        render_samples(&samples, &mut out);
+        out
+    }
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn render_samples(samples: &[Sample], out: &mut String) {
+    let mut families: Vec<&'static str> = Vec::new();
+    for sample in samples {
+        if !families.contains(&sample.family) {
+            families.push(sample.family);
+        }
+    }
+    for name in families {
+        let mut members = samples.iter().filter(|s| s.family == name).peekable();
+        let first = members.peek().expect("a family has at least the sample that named it");
+        family(out, name, first.kind, first.help);
+        for s in members {
+            let _ = writeln!(out, "{name}{}{{{}}} {}", s.suffix, s.labels, s.value);
+        }
+    }
+}
+
+fn render_services(services: &[Arc<ServiceMetrics>], out: &mut String) {
+    let used = |s: &ServiceMetrics, op: usize| s.ops[op].requests_total.load(Ordering::Relaxed) > 0;
+    family(out, "ddsplit_requests_total", "counter", "Requests handled, by server role and operation.");
+    for s in services {
+        for (op, name) in OP_NAMES.iter().enumerate().filter(|(op, _)| used(s, *op)) {
+            let v = s.ops[op].requests_total.load(Ordering::Relaxed);
+            let _ = writeln!(out, "ddsplit_requests_total{{role=\"{}\",instance=\"{}\",op=\"{name}\"}} {v}", s.role, s.instance);
+        }
+    }
+    family(out, "ddsplit_request_errors_total", "counter", "Requests answered with an error, by role and operation.");
+    for s in services {
+        for (op, name) in OP_NAMES.iter().enumerate().filter(|(op, _)| used(s, *op)) {
+            let v = s.ops[op].errors_total.load(Ordering::Relaxed);
+            let _ = writeln!(out, "ddsplit_request_errors_total{{role=\"{}\",instance=\"{}\",op=\"{name}\"}} {v}", s.role, s.instance);
+        }
+    }
+    family(out, "ddsplit_request_duration_seconds", "histogram", "Time from a request's frame read to its response written.");
+    for s in services {
+        for (op, name) in OP_NAMES.iter().enumerate().filter(|(op, _)| used(s, *op)) {
+            let m = &s.ops[op];
+            let labels = format!("role=\"{}\",instance=\"{}\",op=\"{name}\"", s.role, s.instance);
+            let mut cumulative = 0;
+            for (i, le) in LATENCY_BUCKETS_S.iter().enumerate() {
+                cumulative += m.buckets[i].load(Ordering::Relaxed);
+                let _ = writeln!(out, "ddsplit_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+            }
+            cumulative += m.buckets[LATENCY_BUCKETS_S.len()].load(Ordering::Relaxed);
+            let _ = writeln!(out, "ddsplit_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {cumulative}");
+            let sum = m.duration_ns_total.load(Ordering::Relaxed) as f64 / 1e9;
+            let _ = writeln!(out, "ddsplit_request_duration_seconds_sum{{{labels}}} {sum}");
+            let _ = writeln!(out, "ddsplit_request_duration_seconds_count{{{labels}}} {cumulative}");
+        }
+    }
+    for (name, help, get) in [
+        ("ddsplit_connections_total", "Connections accepted.", (|s: &ServiceMetrics| &s.connections_total) as fn(&ServiceMetrics) -> &AtomicU64),
+        ("ddsplit_connections_refused_total", "Connections refused at the connection limit.", |s| &s.connections_refused_total),
+        ("ddsplit_bad_frames_total", "Frames refused as malformed.", |s| &s.bad_frames_total),
+    ] {
+        family(out, name, "counter", help);
+        for s in services {
+            let _ = writeln!(out, "{name}{{role=\"{}\",instance=\"{}\"}} {}", s.role, s.instance, get(s).load(Ordering::Relaxed));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative_and_counts_match() {
+        let registry = Registry::default();
+        let m = Arc::new(ServiceMetrics::new("gateway", "127.0.0.1:1".into()));
+        registry.add_service(Arc::clone(&m));
+        m.record(6, Duration::from_micros(50), false);
+        m.record(6, Duration::from_millis(3), true);
+        m.record(6, Duration::from_secs(10), false);
+        let text = registry.render();
+        let labels = "role=\"gateway\",instance=\"127.0.0.1:1\",op=\"get\"";
+        assert!(text.contains(&format!("ddsplit_requests_total{{{labels}}} 3\n")), "{text}");
+        assert!(text.contains(&format!("ddsplit_request_errors_total{{{labels}}} 1\n")));
+        assert!(text.contains(&format!("ddsplit_request_duration_seconds_bucket{{{labels},le=\"0.0001\"}} 1\n")));
+        assert!(text.contains(&format!("ddsplit_request_duration_seconds_bucket{{{labels},le=\"0.005\"}} 2\n")));
+        assert!(text.contains(&format!("ddsplit_request_duration_seconds_bucket{{{labels},le=\"5\"}} 2\n")));
+        assert!(text.contains(&format!("ddsplit_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} 3\n")));
+        assert!(!text.contains("op=\"put\""), "unused operations are not listed");
+    }
+}

@@ -1,0 +1,227 @@
+//! The fragment store: the trait every fragment operation goes through, its two
+//! implementations (a node's local log, and a remote node over TCP), and the handle type that
+//! dispatches between them.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::codec::Fragment;
+use crate::conn::Conn;
+use crate::error::{DistriErr, ErrorCode, SuccessCode};
+use crate::id::RecordId;
+use crate::limits::{FRAGMENT_TIMEOUT, LIST_ENTRIES_MAX, NODE_POOL_IDLE_MAX};
+use crate::node::log::FragmentLog;
+use crate::wire::{FragmentKey, Request, Response};
+
+/// Where fragments live. Every fragment operation of a node and of a gateway goes through it.
+// Dispatch is static (the `Store` enum), so the futures' `Send`-ness is known to callers and
+// the lint about unnameable `Send` bounds does not apply.
+#[allow(async_fn_in_trait)]
+pub trait FragmentStore: Send + Sync {
+    /// Stores a fragment durably.
+    async fn put_fragment(&self, fragment: Fragment) -> Result<SuccessCode, DistriErr>;
+    /// Reads a fragment; a fragment that fails its checksum is an error, never data.
+    async fn get_fragment(&self, key: FragmentKey) -> Result<Fragment, DistriErr>;
+    /// Deletes every fragment of a record held by this store.
+    async fn delete_fragments(&self, id: RecordId) -> Result<SuccessCode, DistriErr>;
+    /// Fragment keys after `after`, in order, at most `limit` (at most [`LIST_ENTRIES_MAX`]).
+    async fn list_fragments(&self, after: Option<FragmentKey>, limit: usize) -> Result<Vec<FragmentKey>, DistriErr>;
+    /// Counters, as a JSON object.
+    async fn stats(&self) -> Result<String, DistriErr>;
+}
+
+/// A node's own fragments, in its log.
+#[derive(Clone, Debug)]
+pub struct LocalStore {
+    log: FragmentLog,
+}
+
+impl LocalStore {
+    /// A store over an open log.
+    pub fn new(log: FragmentLog) -> LocalStore {
+        LocalStore { log }
+    }
+
+    /// The log behind the store.
+    pub fn log(&self) -> &FragmentLog {
+        &self.log
+    }
+}
+
+impl FragmentStore for LocalStore {
+    async fn put_fragment(&self, fragment: Fragment) -> Result<SuccessCode, DistriErr> {
+        self.log.put(fragment).await
+    }
+
+    async fn get_fragment(&self, key: FragmentKey) -> Result<Fragment, DistriErr> {
+        self.log.get(key).await
+    }
+
+    async fn delete_fragments(&self, id: RecordId) -> Result<SuccessCode, DistriErr> {
+        self.log.delete(id).await
+    }
+
+    async fn list_fragments(&self, after: Option<FragmentKey>, limit: usize) -> Result<Vec<FragmentKey>, DistriErr> {
+        Ok(self.log.list(after, limit.min(LIST_ENTRIES_MAX)))
+    }
+
+    async fn stats(&self) -> Result<String, DistriErr> {
+        serde_json::to_string(&self.log.stats()).map_err(|e| DistriErr::io("encoding stats", std::io::Error::other(e)))
+    }
+}
+
+/// A node reached over TCP, with a pool of idle connections.
+#[derive(Clone, Debug)]
+pub struct RemoteStore {
+    inner: Arc<RemoteInner>,
+}
+
+#[derive(Debug)]
+struct RemoteInner {
+    addr: SocketAddr,
+    timeout: Duration,
+    idle: Mutex<Vec<Conn>>,
+}
+
+impl RemoteStore {
+    /// A store for the node at `addr`; each operation gives up after `timeout`
+    /// (default [`FRAGMENT_TIMEOUT`]).
+    pub fn new(addr: SocketAddr, timeout: Duration) -> RemoteStore {
+        RemoteStore { inner: Arc::new(RemoteInner { addr, timeout, idle: Mutex::new(Vec::new()) }) }
+    }
+
+    /// A store for `addr` with the default timeout.
+    pub fn with_default_timeout(addr: SocketAddr) -> RemoteStore {
+        RemoteStore::new(addr, FRAGMENT_TIMEOUT)
+    }
+
+    /// The node's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.inner.addr
+    }
+
+    /// Sends one request, on an idle connection if there is one. A pooled connection may have
+    /// been closed by a node restart since it was last used: an I/O failure on one is retried
+    /// once on a fresh connection (every node operation is idempotent).
+    async fn call(&self, request: Request, what: &'static str) -> Result<Response, DistriErr> {
+        let pooled = self.inner.idle.lock().expect("pool lock is never poisoned").pop();
+        let fresh_retry = pooled.is_some();
+        let mut conn = match pooled {
+            Some(conn) => conn,
+            None => Conn::connect(self.inner.addr).await?,
+        };
+        let result = conn.call_within(&request, self.inner.timeout, what).await;
+        let result = match result {
+            Err(DistriErr::Io { .. } | DistriErr::Wire(_)) if fresh_retry => {
+                conn = Conn::connect(self.inner.addr).await?;
+                conn.call_within(&request, self.inner.timeout, what).await
+            }
+            other => other,
+        };
+        // A connection is reused only after a complete exchange (a response or an error frame).
+        if matches!(result, Ok(_) | Err(DistriErr::Remote { .. })) {
+            let mut idle = self.inner.idle.lock().expect("pool lock is never poisoned");
+            if idle.len() < NODE_POOL_IDLE_MAX {
+                idle.push(conn);
+            }
+        }
+        result
+    }
+}
+
+fn unexpected(response: Response) -> DistriErr {
+    DistriErr::BadRequest(format!("unexpected response from node: {response:?}").into())
+}
+
+impl FragmentStore for RemoteStore {
+    async fn put_fragment(&self, fragment: Fragment) -> Result<SuccessCode, DistriErr> {
+        match self.call(Request::PutFragment(fragment), "fragment write").await? {
+            Response::Done(code) => Ok(code),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn get_fragment(&self, key: FragmentKey) -> Result<Fragment, DistriErr> {
+        match self.call(Request::GetFragment(key), "fragment read").await {
+            Ok(Response::Fragment(fragment)) => {
+                let h = fragment.header();
+                if h.record_id != key.id || h.index != key.index {
+                    return Err(DistriErr::corrupt(key.id, key.index, "node answered with another fragment".into(), &[]));
+                }
+                Ok(fragment)
+            }
+            Ok(other) => Err(unexpected(other)),
+            Err(DistriErr::Remote { code: ErrorCode::NotFound, .. }) => {
+                Err(DistriErr::FragmentNotFound { id: key.id, index: key.index })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn delete_fragments(&self, id: RecordId) -> Result<SuccessCode, DistriErr> {
+        match self.call(Request::DeleteFragments { id }, "fragment delete").await? {
+            Response::Done(code) => Ok(code),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn list_fragments(&self, after: Option<FragmentKey>, limit: usize) -> Result<Vec<FragmentKey>, DistriErr> {
+        let limit = limit.min(LIST_ENTRIES_MAX) as u32;
+        match self.call(Request::ListFragments { after, limit }, "fragment list").await? {
+            Response::FragmentKeys(keys) => Ok(keys),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn stats(&self) -> Result<String, DistriErr> {
+        match self.call(Request::NodeStats, "node stats").await? {
+            Response::Stats(json) => Ok(json),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+/// A fragment store of either kind, dispatched by `match` (no boxing, no virtual call).
+#[derive(Clone, Debug)]
+pub enum Store {
+    Local(LocalStore),
+    Remote(RemoteStore),
+}
+
+impl FragmentStore for Store {
+    async fn put_fragment(&self, fragment: Fragment) -> Result<SuccessCode, DistriErr> {
+        match self {
+            Store::Local(s) => s.put_fragment(fragment).await,
+            Store::Remote(s) => s.put_fragment(fragment).await,
+        }
+    }
+
+    async fn get_fragment(&self, key: FragmentKey) -> Result<Fragment, DistriErr> {
+        match self {
+            Store::Local(s) => s.get_fragment(key).await,
+            Store::Remote(s) => s.get_fragment(key).await,
+        }
+    }
+
+    async fn delete_fragments(&self, id: RecordId) -> Result<SuccessCode, DistriErr> {
+        match self {
+            Store::Local(s) => s.delete_fragments(id).await,
+            Store::Remote(s) => s.delete_fragments(id).await,
+        }
+    }
+
+    async fn list_fragments(&self, after: Option<FragmentKey>, limit: usize) -> Result<Vec<FragmentKey>, DistriErr> {
+        match self {
+            Store::Local(s) => s.list_fragments(after, limit).await,
+            Store::Remote(s) => s.list_fragments(after, limit).await,
+        }
+    }
+
+    async fn stats(&self) -> Result<String, DistriErr> {
+        match self {
+            Store::Local(s) => s.stats().await,
+            Store::Remote(s) => s.stats().await,
+        }
+    }
+}

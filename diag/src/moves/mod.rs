@@ -1,0 +1,1 @@
+//! Where large values are copied: the report on a `diag-memtrace` trace.

@@ -28,14 +28,24 @@ pub struct HttpResponse {
 impl HttpResponse {
     /// `200 OK` with a text body.
     pub fn text(content_type: &'static str, body: impl Into<Vec<u8>>) -> HttpResponse {
-        HttpResponse { status: 200, content_type, headers: Vec::new(), body: body.into() }
+        HttpResponse {
+            status: 200,
+            content_type,
+            headers: Vec::new(),
+            body: body.into(),
+        }
     }
 
     /// An error status with a plain-text reason.
     pub fn error(status: u16, reason: impl Into<String>) -> HttpResponse {
         let mut body = reason.into().into_bytes();
         body.push(b'\n');
-        HttpResponse { status, content_type: "text/plain; charset=utf-8", headers: Vec::new(), body }
+        HttpResponse {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            headers: Vec::new(),
+            body,
+        }
     }
 }
 
@@ -58,14 +68,22 @@ pub struct Admin {
 
 impl std::fmt::Debug for Admin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Admin").field("routes", &self.routes.iter().map(|r| r.path()).collect::<Vec<_>>()).finish()
+        f.debug_struct("Admin")
+            .field(
+                "routes",
+                &self.routes.iter().map(|r| r.path()).collect::<Vec<_>>(),
+            )
+            .finish()
     }
 }
 
 impl Admin {
     /// An endpoint serving `/healthz` and `/metrics` from `registry`.
     pub fn new(registry: Arc<Registry>) -> Admin {
-        Admin { registry, routes: Vec::new() }
+        Admin {
+            registry,
+            routes: Vec::new(),
+        }
     }
 
     /// Adds a route.
@@ -79,7 +97,10 @@ impl Admin {
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
         match path {
             "/healthz" => HttpResponse::text("text/plain; charset=utf-8", "ok\n"),
-            "/metrics" => HttpResponse::text("text/plain; version=0.0.4; charset=utf-8", self.registry.render()),
+            "/metrics" => HttpResponse::text(
+                "text/plain; version=0.0.4; charset=utf-8",
+                self.registry.render(),
+            ),
             "/" => {
                 let mut index = String::from("/healthz  liveness\n/metrics  Prometheus metrics\n");
                 for route in &self.routes {
@@ -153,9 +174,15 @@ async fn read_request_head(stream: &mut TcpStream) -> Result<String, HttpRespons
             if buf.len() > ADMIN_REQUEST_BYTES_MAX {
                 return Err(HttpResponse::error(431, "request head too large"));
             }
-            let n = stream.read(&mut chunk).await.map_err(|_| HttpResponse::error(400, "read failed"))?;
+            let n = stream
+                .read(&mut chunk)
+                .await
+                .map_err(|_| HttpResponse::error(400, "read failed"))?;
             if n == 0 {
-                return Err(HttpResponse::error(400, "connection closed before the request head ended"));
+                return Err(HttpResponse::error(
+                    400,
+                    "connection closed before the request head ended",
+                ));
             }
             buf.extend_from_slice(&chunk[..n]);
         }
@@ -176,14 +203,21 @@ async fn read_request_head(stream: &mut TcpStream) -> Result<String, HttpRespons
 
 /// Binds `addr` and serves `admin` on it until `shutdown`; returns the bound address.
 /// Binding an address other than loopback must be asked for with `allow_remote`.
-pub async fn start(addr: SocketAddr, allow_remote: bool, admin: Admin, shutdown: Shutdown) -> anyhow::Result<SocketAddr> {
+pub async fn start(
+    addr: SocketAddr,
+    allow_remote: bool,
+    admin: Admin,
+    shutdown: Shutdown,
+) -> anyhow::Result<SocketAddr> {
     if !addr.ip().is_loopback() && !allow_remote {
         anyhow::bail!(
             "admin address {addr} is not loopback; metrics and profiles would be reachable from the network. \
              Pass --admin-allow-remote to do that on purpose"
         );
     }
-    let listener = TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("binding admin endpoint on {addr}: {e}"))?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("binding admin endpoint on {addr}: {e}"))?;
     let bound = listener.local_addr()?;
     tokio::spawn(admin.serve(listener, shutdown));
     Ok(bound)

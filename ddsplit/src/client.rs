@@ -36,7 +36,11 @@ impl Client {
     /// Stores a record (1 byte to [`RECORD_SIZE_MAX`]) and returns its new id.
     pub async fn put(&mut self, data: Bytes) -> Result<RecordId, DistriErr> {
         if data.is_empty() || data.len() > RECORD_SIZE_MAX {
-            return Err(DistriErr::Limit { what: "record size", value: data.len() as u64, limit: RECORD_SIZE_MAX as u64 });
+            return Err(DistriErr::Limit {
+                what: "record size",
+                value: data.len() as u64,
+                limit: RECORD_SIZE_MAX as u64,
+            });
         }
         match self.call(Request::Put { data }).await? {
             Response::Stored { id } => Ok(id),
@@ -53,9 +57,16 @@ impl Client {
     }
 
     /// Answers up to [`QUERY_COUNT_MAX`] queries in one request.
-    pub async fn query(&mut self, queries: Vec<DistriQuery>) -> Result<Vec<QueryAnswer>, DistriErr> {
+    pub async fn query(
+        &mut self,
+        queries: Vec<DistriQuery>,
+    ) -> Result<Vec<QueryAnswer>, DistriErr> {
         if queries.len() > QUERY_COUNT_MAX {
-            return Err(DistriErr::Limit { what: "query count", value: queries.len() as u64, limit: QUERY_COUNT_MAX as u64 });
+            return Err(DistriErr::Limit {
+                what: "query count",
+                value: queries.len() as u64,
+                limit: QUERY_COUNT_MAX as u64,
+            });
         }
         match self.call(Request::Query { queries }).await? {
             Response::QueryAnswers(answers) => Ok(answers),
@@ -84,7 +95,9 @@ impl Client {
             Some(conn) => conn,
             None => self.conn.insert(Conn::connect(self.addr).await?),
         };
-        let result = conn.call_within(&request, CLIENT_TIMEOUT, "gateway request").await;
+        let result = conn
+            .call_within(&request, CLIENT_TIMEOUT, "gateway request")
+            .await;
         // After anything but a whole exchange the connection's state is unknown: drop it.
         if !matches!(result, Ok(_) | Err(DistriErr::Remote { .. })) {
             self.conn = None;

@@ -5,7 +5,9 @@
 use bytes::{Bytes, BytesMut};
 
 use crate::id::RecordId;
-use crate::limits::{FRAGMENT_COUNT_MAX, FRAGMENT_HEADER_LEN, FRAGMENT_PAYLOAD_MAX, RECORD_SIZE_MAX};
+use crate::limits::{
+    FRAGMENT_COUNT_MAX, FRAGMENT_HEADER_LEN, FRAGMENT_PAYLOAD_MAX, RECORD_SIZE_MAX,
+};
 
 /// Marks the start of a fragment header ("DDSF").
 const FRAGMENT_MAGIC: [u8; 4] = *b"DDSF";
@@ -65,7 +67,9 @@ impl Default for CodecParams {
 /// What went wrong splitting, reading or reassembling fragments.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CodecError {
-    #[error("k={k} m={m} is not a valid split: need k >= 1, m >= 1 and k + m <= {FRAGMENT_COUNT_MAX}")]
+    #[error(
+        "k={k} m={m} is not a valid split: need k >= 1, m >= 1 and k + m <= {FRAGMENT_COUNT_MAX}"
+    )]
     BadParams { k: u8, m: u8 },
     #[error("a record must be 1 to {RECORD_SIZE_MAX} bytes, this one is {len}")]
     BadRecordLen { len: usize },
@@ -73,7 +77,9 @@ pub enum CodecError {
     Truncated { len: usize },
     #[error("fragment header is malformed: {0}")]
     BadHeader(&'static str),
-    #[error("fragment {index} of record {id} fails its checksum (stored {stored:#010x}, computed {computed:#010x})")]
+    #[error(
+        "fragment {index} of record {id} fails its checksum (stored {stored:#010x}, computed {computed:#010x})"
+    )]
     Checksum {
         id: RecordId,
         index: u8,
@@ -152,7 +158,9 @@ impl FragmentHeader {
             return Err(CodecError::BadHeader("record length out of range"));
         }
         if header.payload_len as usize != params.shard_len(header.record_len as usize) {
-            return Err(CodecError::BadHeader("payload length does not match record length and k"));
+            return Err(CodecError::BadHeader(
+                "payload length does not match record length and k",
+            ));
         }
         Ok(header)
     }
@@ -180,7 +188,9 @@ impl Fragment {
         let header = FragmentHeader::parse(&bytes)?;
         let payload = bytes.split_off(FRAGMENT_HEADER_LEN);
         if payload.len() != header.payload_len as usize {
-            return Err(CodecError::BadHeader("payload length differs from the header's"));
+            return Err(CodecError::BadHeader(
+                "payload length differs from the header's",
+            ));
         }
         let computed = header.compute_checksum(&payload);
         if computed != header.checksum {
@@ -229,7 +239,11 @@ impl Fragment {
 ///
 /// Data fragments share the record's buffer where they can (no copy); only the last data shard,
 /// padded with zeros, is copied.
-pub fn split(id: RecordId, record: &Bytes, params: CodecParams) -> Result<Vec<Fragment>, CodecError> {
+pub fn split(
+    id: RecordId,
+    record: &Bytes,
+    params: CodecParams,
+) -> Result<Vec<Fragment>, CodecError> {
     if record.is_empty() || record.len() > RECORD_SIZE_MAX {
         return Err(CodecError::BadRecordLen { len: record.len() });
     }
@@ -260,7 +274,10 @@ pub fn split(id: RecordId, record: &Bytes, params: CodecParams) -> Result<Vec<Fr
         payload_len: shard_len as u32,
         checksum: 0,
     };
-    let data = shards.into_iter().enumerate().map(|(i, s)| Fragment::new(header(i), s));
+    let data = shards
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| Fragment::new(header(i), s));
     let parity = parity
         .into_iter()
         .enumerate()
@@ -271,14 +288,20 @@ pub fn split(id: RecordId, record: &Bytes, params: CodecParams) -> Result<Vec<Fr
 /// Reassembles a record from any k of its fragments (more are ignored). Fragments are verified
 /// ones, so the only failures left are too few of them or fragments of different records.
 pub fn reassemble(fragments: &[Fragment]) -> Result<Bytes, CodecError> {
-    let first = fragments.first().ok_or(CodecError::TooFewFragments { needed: 1, have: 0 })?.header;
-    let params = CodecParams::new(first.k, first.m).map_err(|_| CodecError::Inconsistent("bad k and m"))?;
+    let first = fragments
+        .first()
+        .ok_or(CodecError::TooFewFragments { needed: 1, have: 0 })?
+        .header;
+    let params =
+        CodecParams::new(first.k, first.m).map_err(|_| CodecError::Inconsistent("bad k and m"))?;
     let k = params.k as usize;
     let mut by_index: Vec<Option<&Fragment>> = vec![None; params.total()];
     for fragment in fragments {
         let h = &fragment.header;
         if h.record_id != first.record_id || h.k != first.k || h.m != first.m {
-            return Err(CodecError::Inconsistent("fragments of different records or splits"));
+            return Err(CodecError::Inconsistent(
+                "fragments of different records or splits",
+            ));
         }
         if h.record_len != first.record_len || h.payload_len != first.payload_len {
             return Err(CodecError::Inconsistent("fragments of different lengths"));
@@ -312,9 +335,9 @@ pub fn reassemble(fragments: &[Fragment]) -> Result<Bytes, CodecError> {
             match fragment {
                 Some(f) => record.extend_from_slice(&f.payload),
                 None => {
-                    let shard = restored
-                        .remove(&i)
-                        .ok_or(CodecError::Engine(format!("engine did not restore shard {i}")))?;
+                    let shard = restored.remove(&i).ok_or(CodecError::Engine(format!(
+                        "engine did not restore shard {i}"
+                    )))?;
                     record.extend_from_slice(&shard);
                 }
             }

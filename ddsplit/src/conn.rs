@@ -26,9 +26,14 @@ impl Conn {
     pub async fn connect(addr: SocketAddr) -> Result<Conn, DistriErr> {
         let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
             .await
-            .map_err(|_| DistriErr::Timeout { what: "connect", after_ms: CONNECT_TIMEOUT.as_millis() as u64 })?
+            .map_err(|_| DistriErr::Timeout {
+                what: "connect",
+                after_ms: CONNECT_TIMEOUT.as_millis() as u64,
+            })?
             .map_err(|e| DistriErr::io("connecting", e))?;
-        stream.set_nodelay(true).map_err(|e| DistriErr::io("setting TCP_NODELAY", e))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|e| DistriErr::io("setting TCP_NODELAY", e))?;
         let (read, write) = stream.into_split();
         Ok(Conn {
             reader: BufReader::with_capacity(CONN_BUFFER_BYTES, read),
@@ -40,21 +45,38 @@ impl Conn {
     /// [`DistriErr::Remote`]; the connection is still usable after one.
     pub async fn call(&mut self, request: &Request) -> Result<Response, DistriErr> {
         let frame = request.encode();
-        frame.write_to(&mut self.writer).await.map_err(|e| DistriErr::io("sending request", e))?;
-        self.writer.flush().await.map_err(|e| DistriErr::io("sending request", e))?;
+        frame
+            .write_to(&mut self.writer)
+            .await
+            .map_err(|e| DistriErr::io("sending request", e))?;
+        self.writer
+            .flush()
+            .await
+            .map_err(|e| DistriErr::io("sending request", e))?;
         let (kind, payload) = read_frame(&mut self.reader)
             .await?
             .ok_or(WireError::Io("server closed the connection".into()))?;
         match Response::decode(kind, payload)? {
-            Response::Error { code, message } => Err(DistriErr::Remote { code, message: message.into() }),
+            Response::Error { code, message } => Err(DistriErr::Remote {
+                code,
+                message: message.into(),
+            }),
             response => Ok(response),
         }
     }
 
     /// [`Conn::call`] bounded by `timeout`.
-    pub async fn call_within(&mut self, request: &Request, timeout: Duration, what: &'static str) -> Result<Response, DistriErr> {
+    pub async fn call_within(
+        &mut self,
+        request: &Request,
+        timeout: Duration,
+        what: &'static str,
+    ) -> Result<Response, DistriErr> {
         tokio::time::timeout(timeout, self.call(request))
             .await
-            .map_err(|_| DistriErr::Timeout { what, after_ms: timeout.as_millis() as u64 })?
+            .map_err(|_| DistriErr::Timeout {
+                what,
+                after_ms: timeout.as_millis() as u64,
+            })?
     }
 }

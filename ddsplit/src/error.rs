@@ -42,7 +42,13 @@ impl CorruptFragment {
         let excerpt_len = bytes.len().min(CORRUPT_EXCERPT_BYTES);
         let mut excerpt = [0u8; CORRUPT_EXCERPT_BYTES];
         excerpt[..excerpt_len].copy_from_slice(&bytes[..excerpt_len]);
-        CorruptFragment { id, index, detail, excerpt_len, excerpt }
+        CorruptFragment {
+            id,
+            index,
+            detail,
+            excerpt_len,
+            excerpt,
+        }
     }
 }
 
@@ -66,7 +72,9 @@ pub enum DistriErr {
     FragmentNotFound { id: RecordId, index: u8 },
     #[error("fragment {} of record {} is corrupt: {}", .0.index, .0.id, .0.detail)]
     Corrupt(Box<CorruptFragment>),
-    #[error("record {id} is unavailable: {have} of the {needed} fragments needed could be read ({cause})")]
+    #[error(
+        "record {id} is unavailable: {have} of the {needed} fragments needed could be read ({cause})"
+    )]
     Unavailable {
         id: RecordId,
         have: u8,
@@ -74,7 +82,11 @@ pub enum DistriErr {
         cause: Box<str>,
     },
     #[error("write quorum not reached: {acked} of {needed} fragment writes acknowledged ({cause})")]
-    QuorumNotReached { acked: u8, needed: u8, cause: Box<str> },
+    QuorumNotReached {
+        acked: u8,
+        needed: u8,
+        cause: Box<str>,
+    },
     #[error("{context}: {source}")]
     Io {
         context: &'static str,
@@ -87,7 +99,11 @@ pub enum DistriErr {
     #[error("{what} timed out after {after_ms} ms")]
     Timeout { what: &'static str, after_ms: u64 },
     #[error("{what} is {value}, over the limit of {limit}")]
-    Limit { what: &'static str, value: u64, limit: u64 },
+    Limit {
+        what: &'static str,
+        value: u64,
+        limit: u64,
+    },
     #[error("{0}")]
     Codec(Box<CodecError>),
     #[error("bad request: {0}")]
@@ -103,7 +119,10 @@ const _: () = assert!(size_of::<DistriErr>() <= 48);
 impl DistriErr {
     /// An I/O error with what was being done.
     pub fn io(context: &'static str, source: io::Error) -> DistriErr {
-        DistriErr::Io { context, source: Arc::new(source) }
+        DistriErr::Io {
+            context,
+            source: Arc::new(source),
+        }
     }
 
     /// A corruption report.
@@ -166,10 +185,21 @@ impl ErrorCode {
     /// The code for a wire value; unknown values read as [`ErrorCode::Internal`].
     pub fn from_u16(value: u16) -> ErrorCode {
         use ErrorCode::*;
-        [NotFound, Corrupt, Unavailable, BadRequest, LimitExceeded, Timeout, QuorumNotReached, Busy, ShuttingDown, Io]
-            .into_iter()
-            .find(|c| *c as u16 == value)
-            .unwrap_or(Internal)
+        [
+            NotFound,
+            Corrupt,
+            Unavailable,
+            BadRequest,
+            LimitExceeded,
+            Timeout,
+            QuorumNotReached,
+            Busy,
+            ShuttingDown,
+            Io,
+        ]
+        .into_iter()
+        .find(|c| *c as u16 == value)
+        .unwrap_or(Internal)
     }
 }
 

@@ -69,7 +69,12 @@ mod tests {
 
     #[test]
     fn bad_ids_are_refused() {
-        for bad in ["", "xyz", "0123456789abcdef001122334455667", "g123456789abcdef0011223344556677"] {
+        for bad in [
+            "",
+            "xyz",
+            "0123456789abcdef001122334455667",
+            "g123456789abcdef0011223344556677",
+        ] {
             assert!(bad.parse::<RecordId>().is_err(), "{bad:?} parsed");
         }
     }

@@ -4,21 +4,21 @@
 //! Start at [`local::LocalCluster`] for a whole cluster in one process, [`node`] for the fragment
 //! server, [`gateway`] for the client-facing server and [`client::Client`] to talk to a gateway.
 
+pub mod admin;
+pub mod client;
 pub mod codec;
+pub mod conn;
+pub mod error;
+pub mod gateway;
 pub mod id;
 pub mod limits;
-pub mod error;
-pub mod query;
-pub mod wire;
-pub mod node;
-pub mod conn;
+pub mod load;
+pub mod local;
 pub mod metrics;
+pub mod node;
+pub mod query;
 pub mod server;
 pub mod shutdown;
 pub mod store;
-pub mod gateway;
-pub mod admin;
-pub mod client;
-pub mod load;
 pub mod units;
-pub mod local;
+pub mod wire;

@@ -57,8 +57,12 @@ impl FromStr for Mix {
     fn from_str(text: &str) -> Result<Mix, String> {
         let mut weights = [0u32; 3];
         for part in text.split(',').filter(|p| !p.is_empty()) {
-            let (name, weight) = part.split_once(':').ok_or_else(|| format!("{part:?} is not OP:WEIGHT"))?;
-            let weight: u32 = weight.parse().map_err(|_| format!("weight {weight:?} is not a number"))?;
+            let (name, weight) = part
+                .split_once(':')
+                .ok_or_else(|| format!("{part:?} is not OP:WEIGHT"))?;
+            let weight: u32 = weight
+                .parse()
+                .map_err(|_| format!("weight {weight:?} is not a number"))?;
             let slot = match name {
                 "put" => 0,
                 "get" => 1,
@@ -124,7 +128,9 @@ impl Default for LoadConfig {
     fn default() -> LoadConfig {
         LoadConfig {
             seed: 42,
-            mix: "put:20,get:70,query:10".parse().expect("the default mix parses"),
+            mix: "put:20,get:70,query:10"
+                .parse()
+                .expect("the default mix parses"),
             size_min: ByteSize(1024),
             size_max: ByteSize(64 * 1024),
             concurrency: 16,
@@ -141,13 +147,21 @@ impl LoadConfig {
     pub fn validate(&self) -> Result<(), String> {
         let (min, max) = (self.size_min.0, self.size_max.0);
         if min == 0 || min > max || max > RECORD_SIZE_MAX as u64 {
-            return Err(format!("record sizes must satisfy 1 <= min <= max <= {RECORD_SIZE_MAX}; got {min}..{max}"));
+            return Err(format!(
+                "record sizes must satisfy 1 <= min <= max <= {RECORD_SIZE_MAX}; got {min}..{max}"
+            ));
         }
         if self.concurrency == 0 || self.concurrency > CONCURRENCY_MAX {
-            return Err(format!("concurrency must be 1..={CONCURRENCY_MAX}, got {}", self.concurrency));
+            return Err(format!(
+                "concurrency must be 1..={CONCURRENCY_MAX}, got {}",
+                self.concurrency
+            ));
         }
         if self.query_batch == 0 || self.query_batch > QUERY_COUNT_MAX {
-            return Err(format!("query batch must be 1..={QUERY_COUNT_MAX}, got {}", self.query_batch));
+            return Err(format!(
+                "query batch must be 1..={QUERY_COUNT_MAX}, got {}",
+                self.query_batch
+            ));
         }
         if self.ops == Some(0) {
             return Err("--ops must be at least 1".into());
@@ -236,7 +250,13 @@ impl LoadReport {
             )
         };
         for (op, r) in &self.per_op {
-            out.push_str(&row(&format!("{op:?}").to_lowercase(), r.ops, r.errors, r.bytes, &r.latency_us));
+            out.push_str(&row(
+                &format!("{op:?}").to_lowercase(),
+                r.ops,
+                r.errors,
+                r.bytes,
+                &r.latency_us,
+            ));
         }
         let bytes: u64 = self.per_op.values().map(|r| r.bytes).sum();
         out.push_str(&row("all", self.ops, self.errors, bytes, &self.latency_us));
@@ -268,7 +288,8 @@ struct Recorder {
 
 impl Recorder {
     fn new() -> Recorder {
-        let histogram = || Histogram::new_with_bounds(1, LATENCY_MAX_US, 3).expect("valid histogram bounds");
+        let histogram =
+            || Histogram::new_with_bounds(1, LATENCY_MAX_US, 3).expect("valid histogram bounds");
         Recorder {
             histograms: Mutex::new([histogram(), histogram(), histogram()]),
             ops: Default::default(),
@@ -282,7 +303,9 @@ impl Recorder {
     fn record(&self, op: Op, elapsed: Duration, outcome: Result<u64, String>) {
         let i = op as usize;
         let us = (elapsed.as_micros() as u64).clamp(1, LATENCY_MAX_US);
-        self.histograms.lock().expect("histogram lock is never poisoned")[i]
+        self.histograms
+            .lock()
+            .expect("histogram lock is never poisoned")[i]
             .record(us)
             .expect("value is clamped into the histogram's bounds");
         self.ops[i].fetch_add(1, Ordering::Relaxed);
@@ -292,7 +315,10 @@ impl Recorder {
             }
             Err(message) => {
                 self.errors[i].fetch_add(1, Ordering::Relaxed);
-                let mut samples = self.error_samples.lock().expect("sample lock is never poisoned");
+                let mut samples = self
+                    .error_samples
+                    .lock()
+                    .expect("sample lock is never poisoned");
                 if samples.len() < ERROR_SAMPLES_MAX && !samples.contains(&message) {
                     samples.push(message);
                 }
@@ -309,7 +335,10 @@ impl Recorder {
     }
 
     fn overall(&self) -> Histogram<u64> {
-        let hs = self.histograms.lock().expect("histogram lock is never poisoned");
+        let hs = self
+            .histograms
+            .lock()
+            .expect("histogram lock is never poisoned");
         let mut all = hs[0].clone();
         all.add(&hs[1]).expect("histograms share bounds");
         all.add(&hs[2]).expect("histograms share bounds");
@@ -317,18 +346,25 @@ impl Recorder {
     }
 
     fn report(&self, elapsed: Duration, config: &LoadConfig) -> LoadReport {
-        let hs = self.histograms.lock().expect("histogram lock is never poisoned").clone();
+        let hs = self
+            .histograms
+            .lock()
+            .expect("histogram lock is never poisoned")
+            .clone();
         let mut per_op = BTreeMap::new();
         for op in OPS {
             let i = op as usize;
             let ops = self.ops[i].load(Ordering::Relaxed);
             if ops > 0 {
-                per_op.insert(op, OpReport {
-                    ops,
-                    errors: self.errors[i].load(Ordering::Relaxed),
-                    bytes: self.bytes[i].load(Ordering::Relaxed),
-                    latency_us: Latency::of(&hs[i]),
-                });
+                per_op.insert(
+                    op,
+                    OpReport {
+                        ops,
+                        errors: self.errors[i].load(Ordering::Relaxed),
+                        bytes: self.bytes[i].load(Ordering::Relaxed),
+                        latency_us: Latency::of(&hs[i]),
+                    },
+                );
             }
         }
         let ops = self.total_ops();
@@ -343,7 +379,11 @@ impl Recorder {
             bytes_per_s: bytes as f64 / secs,
             latency_us: Latency::of(&self.overall()),
             per_op,
-            error_samples: self.error_samples.lock().expect("sample lock is never poisoned").clone(),
+            error_samples: self
+                .error_samples
+                .lock()
+                .expect("sample lock is never poisoned")
+                .clone(),
             seed: config.seed,
             concurrency: config.concurrency,
         }
@@ -370,7 +410,10 @@ impl Worker {
     fn record_len(&mut self) -> usize {
         let (min, max) = (self.config.size_min.0 as f64, self.config.size_max.0 as f64);
         let len = (min.ln() + self.rng.r#gen::<f64>() * (max.ln() - min.ln())).exp();
-        (len.round() as usize).clamp(self.config.size_min.0 as usize, self.config.size_max.0 as usize)
+        (len.round() as usize).clamp(
+            self.config.size_min.0 as usize,
+            self.config.size_max.0 as usize,
+        )
     }
 
     async fn put(&mut self) -> Result<u64, String> {
@@ -378,7 +421,11 @@ impl Worker {
         let mut data = vec![0u8; len];
         self.rng.fill_bytes(&mut data);
         let crc = crc32c::crc32c(&data);
-        let id = self.client.put(Bytes::from(data)).await.map_err(|e| format!("put: {e}"))?;
+        let id = self
+            .client
+            .put(Bytes::from(data))
+            .await
+            .map_err(|e| format!("put: {e}"))?;
         let written = Written { id, len, crc };
         if self.pool.len() < WORKER_POOL_MAX {
             self.pool.push(written);
@@ -399,7 +446,11 @@ impl Worker {
 
     async fn get(&mut self) -> Result<u64, String> {
         let written = self.pool[self.rng.gen_range(0..self.pool.len())];
-        let data = self.client.get(written.id).await.map_err(|e| format!("get: {e}"))?;
+        let data = self
+            .client
+            .get(written.id)
+            .await
+            .map_err(|e| format!("get: {e}"))?;
         self.check(&written, &data)
     }
 
@@ -415,22 +466,38 @@ impl Worker {
             } else {
                 None
             };
-            queries.push(DistriQuery { id: written.id, range });
+            queries.push(DistriQuery {
+                id: written.id,
+                range,
+            });
             picked.push(written);
         }
-        let answers = self.client.query(queries.clone()).await.map_err(|e| format!("query: {e}"))?;
+        let answers = self
+            .client
+            .query(queries.clone())
+            .await
+            .map_err(|e| format!("query: {e}"))?;
         if answers.len() != queries.len() {
-            return Err(format!("query: {} answers to {} queries", answers.len(), queries.len()));
+            return Err(format!(
+                "query: {} answers to {} queries",
+                answers.len(),
+                queries.len()
+            ));
         }
         let mut bytes = 0;
         for ((answer, query), written) in answers.iter().zip(&queries).zip(&picked) {
-            let data = answer.as_ref().map_err(|(code, message)| format!("query: {code}: {message}"))?;
+            let data = answer
+                .as_ref()
+                .map_err(|(code, message)| format!("query: {code}: {message}"))?;
             bytes += match query.range {
                 None => self.check(written, data)?,
                 Some(r) if data.len() as u64 == r.end - r.start => data.len() as u64,
                 Some(_) => {
                     self.recorder.wrong_data.fetch_add(1, Ordering::Relaxed);
-                    return Err(format!("query of {} answered with the wrong length", written.id));
+                    return Err(format!(
+                        "query of {} answered with the wrong length",
+                        written.id
+                    ));
                 }
             };
         }
@@ -457,7 +524,9 @@ pub struct LoadProgress {
 
 impl std::fmt::Debug for LoadProgress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoadProgress").field("ops", &self.recorder.total_ops()).finish()
+        f.debug_struct("LoadProgress")
+            .field("ops", &self.recorder.total_ops())
+            .finish()
     }
 }
 
@@ -479,7 +548,10 @@ impl LoadProgress {
 
     /// Time since measuring started (zero during preload).
     pub fn elapsed(&self) -> Duration {
-        self.started.lock().expect("lock is never poisoned").map_or(Duration::ZERO, |s| s.elapsed())
+        self.started
+            .lock()
+            .expect("lock is never poisoned")
+            .map_or(Duration::ZERO, |s| s.elapsed())
     }
 }
 
@@ -494,20 +566,28 @@ pub async fn run(
     config.validate().map_err(anyhow::Error::msg)?;
     let recorder = Arc::new(Recorder::new());
     let started = Arc::new(Mutex::new(None));
-    on_start(LoadProgress { recorder: Arc::clone(&recorder), started: Arc::clone(&started) });
+    on_start(LoadProgress {
+        recorder: Arc::clone(&recorder),
+        started: Arc::clone(&started),
+    });
     // Preload: every worker writes its first records before the clock starts.
     let preloads = (0..config.concurrency).map(|w| {
         let config = config.clone();
         async move {
             let mut worker = Worker {
                 client: Client::new(gateway),
-                rng: SmallRng::seed_from_u64(config.seed ^ (w as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+                rng: SmallRng::seed_from_u64(
+                    config.seed ^ (w as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                ),
                 pool: Vec::new(),
                 config,
                 recorder: Arc::new(Recorder::new()),
             };
             for _ in 0..worker.config.preload {
-                worker.put().await.map_err(|e| anyhow::anyhow!("preloading records failed: {e}"))?;
+                worker
+                    .put()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("preloading records failed: {e}"))?;
             }
             anyhow::Ok(worker)
         }
@@ -567,9 +647,15 @@ mod tests {
         assert!(config.validate().is_ok());
         config.size_min = ByteSize(0);
         assert!(config.validate().is_err());
-        config = LoadConfig { size_max: ByteSize(RECORD_SIZE_MAX as u64 + 1), ..LoadConfig::default() };
+        config = LoadConfig {
+            size_max: ByteSize(RECORD_SIZE_MAX as u64 + 1),
+            ..LoadConfig::default()
+        };
         assert!(config.validate().is_err());
-        config = LoadConfig { concurrency: 0, ..LoadConfig::default() };
+        config = LoadConfig {
+            concurrency: 0,
+            ..LoadConfig::default()
+        };
         assert!(config.validate().is_err());
     }
 }

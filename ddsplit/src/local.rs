@@ -81,7 +81,9 @@ impl LocalCluster {
         let (temp, data_dir) = match &config.data_dir {
             Some(dir) => (None, dir.clone()),
             None => {
-                let temp = tempfile::Builder::new().prefix("ddsplit-local-").tempdir()?;
+                let temp = tempfile::Builder::new()
+                    .prefix("ddsplit-local-")
+                    .tempdir()?;
                 let path = temp.path().to_path_buf();
                 (Some(temp), path)
             }
@@ -97,8 +99,10 @@ impl LocalCluster {
             };
             nodes.push(node::start(node_config, &registry).await?);
         }
-        let mut gateway_config =
-            GatewayConfig::new(config.gateway_listen, nodes.iter().map(RunningNode::addr).collect());
+        let mut gateway_config = GatewayConfig::new(
+            config.gateway_listen,
+            nodes.iter().map(RunningNode::addr).collect(),
+        );
         gateway_config.params = config.params;
         gateway_config.write_quorum = config.write_quorum.unwrap_or(config.params.total());
         let gateway = gateway::start(gateway_config, &registry).await?;
@@ -110,7 +114,15 @@ impl LocalCluster {
             }
             None => None,
         };
-        Ok(LocalCluster { nodes, gateway, registry, admin_addr, admin_shutdown, data_dir, _temp: temp })
+        Ok(LocalCluster {
+            nodes,
+            gateway,
+            registry,
+            admin_addr,
+            admin_shutdown,
+            data_dir,
+            _temp: temp,
+        })
     }
 
     /// The gateway's address.

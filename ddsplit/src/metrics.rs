@@ -61,9 +61,13 @@ impl ServiceMetrics {
         if is_error {
             m.errors_total.fetch_add(1, Ordering::Relaxed);
         }
-        m.duration_ns_total.fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+        m.duration_ns_total
+            .fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
         let secs = elapsed.as_secs_f64();
-        let bucket = LATENCY_BUCKETS_S.iter().position(|&le| secs <= le).unwrap_or(LATENCY_BUCKETS_S.len());
+        let bucket = LATENCY_BUCKETS_S
+            .iter()
+            .position(|&le| secs <= le)
+            .unwrap_or(LATENCY_BUCKETS_S.len());
         m.buckets[bucket].fetch_add(1, Ordering::Relaxed);
     }
 
@@ -112,21 +116,36 @@ impl std::fmt::Debug for Registry {
 impl Registry {
     /// Adds a server's request metrics.
     pub fn add_service(&self, metrics: Arc<ServiceMetrics>) {
-        self.services.lock().expect("registry lock is never poisoned").push(metrics);
+        self.services
+            .lock()
+            .expect("registry lock is never poisoned")
+            .push(metrics);
     }
 
     /// Adds another source of metric families.
     pub fn add_source(&self, source: Arc<dyn MetricsSource>) {
-        self.sources.lock().expect("registry lock is never poisoned").push(source);
+        self.sources
+            .lock()
+            .expect("registry lock is never poisoned")
+            .push(source);
     }
 
     /// Everything, as Prometheus text exposition format 0.0.4.
     pub fn render(&self) -> String {
-        let services = self.services.lock().expect("registry lock is never poisoned").clone();
+        let services = self
+            .services
+            .lock()
+            .expect("registry lock is never poisoned")
+            .clone();
         let mut out = String::with_capacity(16 * 1024);
         render_services(&services, &mut out);
         let mut samples = Vec::new();
-        for source in self.sources.lock().expect("registry lock is never poisoned").iter() {
+        for source in self
+            .sources
+            .lock()
+            .expect("registry lock is never poisoned")
+            .iter()
+        {
             source.collect(&mut samples);
         }
         render_samples(&samples, &mut out);
@@ -148,7 +167,9 @@ fn render_samples(samples: &[Sample], out: &mut String) {
     }
     for name in families {
         let mut members = samples.iter().filter(|s| s.family == name).peekable();
-        let first = members.peek().expect("a family has at least the sample that named it");
+        let first = members
+            .peek()
+            .expect("a family has at least the sample that named it");
         family(out, name, first.kind, first.help);
         for s in members {
             let _ = writeln!(out, "{name}{}{{{}}} {}", s.suffix, s.labels, s.value);
@@ -158,45 +179,101 @@ fn render_samples(samples: &[Sample], out: &mut String) {
 
 fn render_services(services: &[Arc<ServiceMetrics>], out: &mut String) {
     let used = |s: &ServiceMetrics, op: usize| s.ops[op].requests_total.load(Ordering::Relaxed) > 0;
-    family(out, "ddsplit_requests_total", "counter", "Requests handled, by server role and operation.");
+    family(
+        out,
+        "ddsplit_requests_total",
+        "counter",
+        "Requests handled, by server role and operation.",
+    );
     for s in services {
         for (op, name) in OP_NAMES.iter().enumerate().filter(|(op, _)| used(s, *op)) {
             let v = s.ops[op].requests_total.load(Ordering::Relaxed);
-            let _ = writeln!(out, "ddsplit_requests_total{{role=\"{}\",instance=\"{}\",op=\"{name}\"}} {v}", s.role, s.instance);
+            let _ = writeln!(
+                out,
+                "ddsplit_requests_total{{role=\"{}\",instance=\"{}\",op=\"{name}\"}} {v}",
+                s.role, s.instance
+            );
         }
     }
-    family(out, "ddsplit_request_errors_total", "counter", "Requests answered with an error, by role and operation.");
+    family(
+        out,
+        "ddsplit_request_errors_total",
+        "counter",
+        "Requests answered with an error, by role and operation.",
+    );
     for s in services {
         for (op, name) in OP_NAMES.iter().enumerate().filter(|(op, _)| used(s, *op)) {
             let v = s.ops[op].errors_total.load(Ordering::Relaxed);
-            let _ = writeln!(out, "ddsplit_request_errors_total{{role=\"{}\",instance=\"{}\",op=\"{name}\"}} {v}", s.role, s.instance);
+            let _ = writeln!(
+                out,
+                "ddsplit_request_errors_total{{role=\"{}\",instance=\"{}\",op=\"{name}\"}} {v}",
+                s.role, s.instance
+            );
         }
     }
-    family(out, "ddsplit_request_duration_seconds", "histogram", "Time from a request's frame read to its response written.");
+    family(
+        out,
+        "ddsplit_request_duration_seconds",
+        "histogram",
+        "Time from a request's frame read to its response written.",
+    );
     for s in services {
         for (op, name) in OP_NAMES.iter().enumerate().filter(|(op, _)| used(s, *op)) {
             let m = &s.ops[op];
-            let labels = format!("role=\"{}\",instance=\"{}\",op=\"{name}\"", s.role, s.instance);
+            let labels = format!(
+                "role=\"{}\",instance=\"{}\",op=\"{name}\"",
+                s.role, s.instance
+            );
             let mut cumulative = 0;
             for (i, le) in LATENCY_BUCKETS_S.iter().enumerate() {
                 cumulative += m.buckets[i].load(Ordering::Relaxed);
-                let _ = writeln!(out, "ddsplit_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+                let _ = writeln!(
+                    out,
+                    "ddsplit_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {cumulative}"
+                );
             }
             cumulative += m.buckets[LATENCY_BUCKETS_S.len()].load(Ordering::Relaxed);
-            let _ = writeln!(out, "ddsplit_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {cumulative}");
+            let _ = writeln!(
+                out,
+                "ddsplit_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {cumulative}"
+            );
             let sum = m.duration_ns_total.load(Ordering::Relaxed) as f64 / 1e9;
-            let _ = writeln!(out, "ddsplit_request_duration_seconds_sum{{{labels}}} {sum}");
-            let _ = writeln!(out, "ddsplit_request_duration_seconds_count{{{labels}}} {cumulative}");
+            let _ = writeln!(
+                out,
+                "ddsplit_request_duration_seconds_sum{{{labels}}} {sum}"
+            );
+            let _ = writeln!(
+                out,
+                "ddsplit_request_duration_seconds_count{{{labels}}} {cumulative}"
+            );
         }
     }
     for (name, help, get) in [
-        ("ddsplit_connections_total", "Connections accepted.", (|s: &ServiceMetrics| &s.connections_total) as fn(&ServiceMetrics) -> &AtomicU64),
-        ("ddsplit_connections_refused_total", "Connections refused at the connection limit.", |s| &s.connections_refused_total),
-        ("ddsplit_bad_frames_total", "Frames refused as malformed.", |s| &s.bad_frames_total),
+        (
+            "ddsplit_connections_total",
+            "Connections accepted.",
+            (|s: &ServiceMetrics| &s.connections_total) as fn(&ServiceMetrics) -> &AtomicU64,
+        ),
+        (
+            "ddsplit_connections_refused_total",
+            "Connections refused at the connection limit.",
+            |s| &s.connections_refused_total,
+        ),
+        (
+            "ddsplit_bad_frames_total",
+            "Frames refused as malformed.",
+            |s| &s.bad_frames_total,
+        ),
     ] {
         family(out, name, "counter", help);
         for s in services {
-            let _ = writeln!(out, "{name}{{role=\"{}\",instance=\"{}\"}} {}", s.role, s.instance, get(s).load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "{name}{{role=\"{}\",instance=\"{}\"}} {}",
+                s.role,
+                s.instance,
+                get(s).load(Ordering::Relaxed)
+            );
         }
     }
 }
@@ -215,12 +292,26 @@ mod tests {
         m.record(6, Duration::from_secs(10), false);
         let text = registry.render();
         let labels = "role=\"gateway\",instance=\"127.0.0.1:1\",op=\"get\"";
-        assert!(text.contains(&format!("ddsplit_requests_total{{{labels}}} 3\n")), "{text}");
+        assert!(
+            text.contains(&format!("ddsplit_requests_total{{{labels}}} 3\n")),
+            "{text}"
+        );
         assert!(text.contains(&format!("ddsplit_request_errors_total{{{labels}}} 1\n")));
-        assert!(text.contains(&format!("ddsplit_request_duration_seconds_bucket{{{labels},le=\"0.0001\"}} 1\n")));
-        assert!(text.contains(&format!("ddsplit_request_duration_seconds_bucket{{{labels},le=\"0.005\"}} 2\n")));
-        assert!(text.contains(&format!("ddsplit_request_duration_seconds_bucket{{{labels},le=\"5\"}} 2\n")));
-        assert!(text.contains(&format!("ddsplit_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} 3\n")));
-        assert!(!text.contains("op=\"put\""), "unused operations are not listed");
+        assert!(text.contains(&format!(
+            "ddsplit_request_duration_seconds_bucket{{{labels},le=\"0.0001\"}} 1\n"
+        )));
+        assert!(text.contains(&format!(
+            "ddsplit_request_duration_seconds_bucket{{{labels},le=\"0.005\"}} 2\n"
+        )));
+        assert!(text.contains(&format!(
+            "ddsplit_request_duration_seconds_bucket{{{labels},le=\"5\"}} 2\n"
+        )));
+        assert!(text.contains(&format!(
+            "ddsplit_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} 3\n"
+        )));
+        assert!(
+            !text.contains("op=\"put\""),
+            "unused operations are not listed"
+        );
     }
 }

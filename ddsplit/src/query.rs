@@ -28,7 +28,9 @@ impl DistriQuery {
     pub fn select(&self, len: usize) -> Result<std::ops::Range<usize>, String> {
         match self.range {
             None => Ok(0..len),
-            Some(ByteRange { start, end }) if start <= end && end <= len as u64 => Ok(start as usize..end as usize),
+            Some(ByteRange { start, end }) if start <= end && end <= len as u64 => {
+                Ok(start as usize..end as usize)
+            }
             Some(ByteRange { start, end }) => Err(format!(
                 "range {start}-{end} is not within the record's {len} bytes"
             )),
@@ -52,8 +54,12 @@ impl FromStr for DistriQuery {
                 let (start, end) = range
                     .split_once('-')
                     .ok_or_else(|| format!("range {range:?} is not START-END"))?;
-                let start = start.parse::<u64>().map_err(|_| format!("range start {start:?} is not a number"))?;
-                let end = end.parse::<u64>().map_err(|_| format!("range end {end:?} is not a number"))?;
+                let start = start
+                    .parse::<u64>()
+                    .map_err(|_| format!("range start {start:?} is not a number"))?;
+                let end = end
+                    .parse::<u64>()
+                    .map_err(|_| format!("range end {end:?} is not a number"))?;
                 if start > end {
                     return Err(format!("range {start}-{end} ends before it starts"));
                 }
@@ -71,7 +77,10 @@ mod tests {
     #[test]
     fn parses_ids_and_ranges() {
         let id = "000000000000000000000000000000ff";
-        assert_eq!(id.parse::<DistriQuery>().unwrap(), DistriQuery::whole(RecordId(255)));
+        assert_eq!(
+            id.parse::<DistriQuery>().unwrap(),
+            DistriQuery::whole(RecordId(255))
+        );
         let q: DistriQuery = format!("{id}:3-10").parse().unwrap();
         assert_eq!(q.range, Some(ByteRange { start: 3, end: 10 }));
         assert_eq!(q.select(20), Ok(3..10));

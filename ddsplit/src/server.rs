@@ -37,7 +37,9 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> ServerConfig {
-        ServerConfig { connections_max: CONNECTIONS_MAX_DEFAULT }
+        ServerConfig {
+            connections_max: CONNECTIONS_MAX_DEFAULT,
+        }
     }
 }
 
@@ -88,7 +90,10 @@ pub async fn serve<H: Handler>(
     })
     .await;
     if drained.is_err() {
-        tracing::warn!(left = connections.len(), "shutdown grace period over; dropping connections");
+        tracing::warn!(
+            left = connections.len(),
+            "shutdown grace period over; dropping connections"
+        );
     }
     Ok(())
 }
@@ -131,7 +136,11 @@ impl<H: Handler> Connection<H> {
                     Ok(request) => {
                         let op = request.op_index();
                         let span = tracing::debug_span!("request", op = request.op_name(), peer = %self.peer);
-                        (Some(op), self.handler.handle(request).instrument(span).await, true)
+                        (
+                            Some(op),
+                            self.handler.handle(request).instrument(span).await,
+                            true,
+                        )
                     }
                     Err(e) => (None, self.refuse_frame(&e), true),
                 },
@@ -153,13 +162,18 @@ impl<H: Handler> Connection<H> {
     }
 
     fn refuse_frame(&self, e: &WireError) -> Response {
-        self.metrics.bad_frames_total.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .bad_frames_total
+            .fetch_add(1, Ordering::Relaxed);
         tracing::warn!(peer = %self.peer, error = %e, "malformed frame refused");
         let code = match e {
             WireError::Limit { .. } | WireError::FrameTooLarge { .. } => ErrorCode::LimitExceeded,
             _ => ErrorCode::BadRequest,
         };
-        Response::Error { code, message: e.to_string() }
+        Response::Error {
+            code,
+            message: e.to_string(),
+        }
     }
 }
 
@@ -182,7 +196,11 @@ impl RunningServer {
         let addr = listener.local_addr()?;
         let (trigger, shutdown) = crate::shutdown::channel();
         let task = tokio::spawn(serve(listener, handler, metrics, config, shutdown));
-        Ok(RunningServer { addr, trigger, task })
+        Ok(RunningServer {
+            addr,
+            trigger,
+            task,
+        })
     }
 
     /// The address the server listens on.

@@ -26,7 +26,11 @@ pub trait FragmentStore: Send + Sync {
     /// Deletes every fragment of a record held by this store.
     async fn delete_fragments(&self, id: RecordId) -> Result<SuccessCode, DistriErr>;
     /// Fragment keys after `after`, in order, at most `limit` (at most [`LIST_ENTRIES_MAX`]).
-    async fn list_fragments(&self, after: Option<FragmentKey>, limit: usize) -> Result<Vec<FragmentKey>, DistriErr>;
+    async fn list_fragments(
+        &self,
+        after: Option<FragmentKey>,
+        limit: usize,
+    ) -> Result<Vec<FragmentKey>, DistriErr>;
     /// Counters, as a JSON object.
     async fn stats(&self) -> Result<String, DistriErr>;
 }
@@ -62,12 +66,17 @@ impl FragmentStore for LocalStore {
         self.log.delete(id).await
     }
 
-    async fn list_fragments(&self, after: Option<FragmentKey>, limit: usize) -> Result<Vec<FragmentKey>, DistriErr> {
+    async fn list_fragments(
+        &self,
+        after: Option<FragmentKey>,
+        limit: usize,
+    ) -> Result<Vec<FragmentKey>, DistriErr> {
         Ok(self.log.list(after, limit.min(LIST_ENTRIES_MAX)))
     }
 
     async fn stats(&self) -> Result<String, DistriErr> {
-        serde_json::to_string(&self.log.stats()).map_err(|e| DistriErr::io("encoding stats", std::io::Error::other(e)))
+        serde_json::to_string(&self.log.stats())
+            .map_err(|e| DistriErr::io("encoding stats", std::io::Error::other(e)))
     }
 }
 
@@ -88,7 +97,13 @@ impl RemoteStore {
     /// A store for the node at `addr`; each operation gives up after `timeout`
     /// (default [`FRAGMENT_TIMEOUT`]).
     pub fn new(addr: SocketAddr, timeout: Duration) -> RemoteStore {
-        RemoteStore { inner: Arc::new(RemoteInner { addr, timeout, idle: Mutex::new(Vec::new()) }) }
+        RemoteStore {
+            inner: Arc::new(RemoteInner {
+                addr,
+                timeout,
+                idle: Mutex::new(Vec::new()),
+            }),
+        }
     }
 
     /// A store for `addr` with the default timeout.
@@ -105,7 +120,12 @@ impl RemoteStore {
     /// been closed by a node restart since it was last used: an I/O failure on one is retried
     /// once on a fresh connection (every node operation is idempotent).
     async fn call(&self, request: Request, what: &'static str) -> Result<Response, DistriErr> {
-        let pooled = self.inner.idle.lock().expect("pool lock is never poisoned").pop();
+        let pooled = self
+            .inner
+            .idle
+            .lock()
+            .expect("pool lock is never poisoned")
+            .pop();
         let fresh_retry = pooled.is_some();
         let mut conn = match pooled {
             Some(conn) => conn,
@@ -136,7 +156,10 @@ fn unexpected(response: Response) -> DistriErr {
 
 impl FragmentStore for RemoteStore {
     async fn put_fragment(&self, fragment: Fragment) -> Result<SuccessCode, DistriErr> {
-        match self.call(Request::PutFragment(fragment), "fragment write").await? {
+        match self
+            .call(Request::PutFragment(fragment), "fragment write")
+            .await?
+        {
             Response::Done(code) => Ok(code),
             other => Err(unexpected(other)),
         }
@@ -147,28 +170,47 @@ impl FragmentStore for RemoteStore {
             Ok(Response::Fragment(fragment)) => {
                 let h = fragment.header();
                 if h.record_id != key.id || h.index != key.index {
-                    return Err(DistriErr::corrupt(key.id, key.index, "node answered with another fragment".into(), &[]));
+                    return Err(DistriErr::corrupt(
+                        key.id,
+                        key.index,
+                        "node answered with another fragment".into(),
+                        &[],
+                    ));
                 }
                 Ok(fragment)
             }
             Ok(other) => Err(unexpected(other)),
-            Err(DistriErr::Remote { code: ErrorCode::NotFound, .. }) => {
-                Err(DistriErr::FragmentNotFound { id: key.id, index: key.index })
-            }
+            Err(DistriErr::Remote {
+                code: ErrorCode::NotFound,
+                ..
+            }) => Err(DistriErr::FragmentNotFound {
+                id: key.id,
+                index: key.index,
+            }),
             Err(e) => Err(e),
         }
     }
 
     async fn delete_fragments(&self, id: RecordId) -> Result<SuccessCode, DistriErr> {
-        match self.call(Request::DeleteFragments { id }, "fragment delete").await? {
+        match self
+            .call(Request::DeleteFragments { id }, "fragment delete")
+            .await?
+        {
             Response::Done(code) => Ok(code),
             other => Err(unexpected(other)),
         }
     }
 
-    async fn list_fragments(&self, after: Option<FragmentKey>, limit: usize) -> Result<Vec<FragmentKey>, DistriErr> {
+    async fn list_fragments(
+        &self,
+        after: Option<FragmentKey>,
+        limit: usize,
+    ) -> Result<Vec<FragmentKey>, DistriErr> {
         let limit = limit.min(LIST_ENTRIES_MAX) as u32;
-        match self.call(Request::ListFragments { after, limit }, "fragment list").await? {
+        match self
+            .call(Request::ListFragments { after, limit }, "fragment list")
+            .await?
+        {
             Response::FragmentKeys(keys) => Ok(keys),
             other => Err(unexpected(other)),
         }
@@ -211,7 +253,11 @@ impl FragmentStore for Store {
         }
     }
 
-    async fn list_fragments(&self, after: Option<FragmentKey>, limit: usize) -> Result<Vec<FragmentKey>, DistriErr> {
+    async fn list_fragments(
+        &self,
+        after: Option<FragmentKey>,
+        limit: usize,
+    ) -> Result<Vec<FragmentKey>, DistriErr> {
         match self {
             Store::Local(s) => s.list_fragments(after, limit).await,
             Store::Remote(s) => s.list_fragments(after, limit).await,

@@ -12,9 +12,13 @@ impl FromStr for ByteSize {
 
     fn from_str(text: &str) -> Result<ByteSize, String> {
         let text = text.trim();
-        let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
         let (number, unit) = text.split_at(split);
-        let number: u64 = number.parse().map_err(|_| format!("size {text:?} does not start with a number"))?;
+        let number: u64 = number
+            .parse()
+            .map_err(|_| format!("size {text:?} does not start with a number"))?;
         let scale: u64 = match unit.trim() {
             "" | "B" => 1,
             "KiB" | "K" | "k" => 1 << 10,
@@ -23,9 +27,16 @@ impl FromStr for ByteSize {
             "KB" | "kB" => 1_000,
             "MB" => 1_000_000,
             "GB" => 1_000_000_000,
-            other => return Err(format!("size unit {other:?} is not one of B, KiB, MiB, GiB, KB, MB, GB")),
+            other => {
+                return Err(format!(
+                    "size unit {other:?} is not one of B, KiB, MiB, GiB, KB, MB, GB"
+                ));
+            }
         };
-        number.checked_mul(scale).map(ByteSize).ok_or_else(|| format!("size {text:?} is too large"))
+        number
+            .checked_mul(scale)
+            .map(ByteSize)
+            .ok_or_else(|| format!("size {text:?} is too large"))
     }
 }
 
@@ -44,9 +55,13 @@ impl std::fmt::Display for ByteSize {
 /// Parses a duration written `500ms`, `10s`, `2m` or `1h` (a bare number is seconds).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().map_err(|_| format!("duration {text:?} does not start with a number"))?;
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("duration {text:?} does not start with a number"))?;
     let secs = match unit {
         "ms" => number / 1000.0,
         "" | "s" => number,

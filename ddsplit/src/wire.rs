@@ -17,8 +17,8 @@ use crate::codec::{CodecError, Fragment};
 use crate::error::{DistriErr, ErrorCode, SuccessCode};
 use crate::id::RecordId;
 use crate::limits::{
-    ERROR_MESSAGE_BYTES_MAX, FRAGMENT_HEADER_LEN, FRAME_BODY_MAX, LIST_ENTRIES_MAX, QUERY_COUNT_MAX,
-    RECORD_SIZE_MAX,
+    ERROR_MESSAGE_BYTES_MAX, FRAGMENT_HEADER_LEN, FRAME_BODY_MAX, LIST_ENTRIES_MAX,
+    QUERY_COUNT_MAX, RECORD_SIZE_MAX,
 };
 use crate::query::{ByteRange, DistriQuery};
 
@@ -46,7 +46,11 @@ pub enum WireError {
     #[error("payload ended early while reading {0}")]
     ShortPayload(&'static str),
     #[error("{what} is {value}, over the limit of {limit}")]
-    Limit { what: &'static str, value: u64, limit: u64 },
+    Limit {
+        what: &'static str,
+        value: u64,
+        limit: u64,
+    },
     #[error("{0} trailing bytes after the message")]
     TrailingBytes(usize),
     #[error("malformed message: {0}")]
@@ -87,7 +91,10 @@ pub enum Request {
     /// Node: delete every fragment of a record held here.
     DeleteFragments { id: RecordId },
     /// Node: list fragment keys after `after` (exclusive), at most `limit`.
-    ListFragments { after: Option<FragmentKey>, limit: u32 },
+    ListFragments {
+        after: Option<FragmentKey>,
+        limit: u32,
+    },
     /// Node: counters as JSON.
     NodeStats,
     /// Gateway: store a record; answered with its new id.
@@ -135,7 +142,10 @@ pub enum Response {
 impl Response {
     /// The error frame for `err`, its message cut to [`ERROR_MESSAGE_BYTES_MAX`].
     pub fn error(err: &DistriErr) -> Response {
-        Response::Error { code: err.code(), message: cut_message(err.to_string()) }
+        Response::Error {
+            code: err.code(),
+            message: cut_message(err.to_string()),
+        }
     }
 }
 
@@ -184,12 +194,18 @@ impl OutFrame {
         head.put_u32(0); // length, filled in by `finish`
         head.put_u8(PROTOCOL_VERSION);
         head.put_u8(kind);
-        OutFrame { head, tail: Bytes::new() }
+        OutFrame {
+            head,
+            tail: Bytes::new(),
+        }
     }
 
     fn finish(mut self) -> OutFrame {
         let body_len = self.head.len() - LEN_PREFIX + self.tail.len();
-        debug_assert!(body_len <= FRAME_BODY_MAX, "encoding a frame over the limit");
+        debug_assert!(
+            body_len <= FRAME_BODY_MAX,
+            "encoding a frame over the limit"
+        );
         self.head[..LEN_PREFIX].copy_from_slice(&(body_len as u32).to_be_bytes());
         self
     }
@@ -326,7 +342,10 @@ impl Request {
                     let id = r.id()?;
                     let range = match r.u8("range flag")? {
                         0 => None,
-                        1 => Some(ByteRange { start: r.u64("range start")?, end: r.u64("range end")? }),
+                        1 => Some(ByteRange {
+                            start: r.u64("range start")?,
+                            end: r.u64("range end")?,
+                        }),
                         _ => return Err(WireError::Malformed("range flag is neither 0 nor 1")),
                     };
                     queries.push(DistriQuery { id, range });
@@ -398,7 +417,10 @@ impl Response {
             }
             Response::QueryAnswers(answers) => {
                 let mut f = OutFrame::new(kind::QUERY_ANSWERS);
-                let data_len: usize = answers.iter().map(|a| a.as_ref().map_or(0, Bytes::len)).sum();
+                let data_len: usize = answers
+                    .iter()
+                    .map(|a| a.as_ref().map_or(0, Bytes::len))
+                    .sum();
                 f.head.reserve(data_len + answers.len() * 8);
                 f.head.put_u32(answers.len() as u32);
                 for answer in answers {
@@ -454,7 +476,9 @@ impl Response {
                     _ => return Err(WireError::Malformed("unknown success code")),
                 }
             }
-            kind::FRAGMENT => Response::Fragment(Fragment::decode(r.rest()).map_err(WireError::BadFragment)?),
+            kind::FRAGMENT => {
+                Response::Fragment(Fragment::decode(r.rest()).map_err(WireError::BadFragment)?)
+            }
             kind::STORED => Response::Stored { id: r.id()? },
             kind::RECORD => Response::Record { data: r.rest() },
             kind::QUERY_ANSWERS => {
@@ -489,7 +513,10 @@ impl Response {
             kind::STATS => Response::Stats(r.string("stats")?),
             kind::ERROR => {
                 let code = ErrorCode::from_u16(r.u16("error code")?);
-                Response::Error { code, message: r.string("error message")? }
+                Response::Error {
+                    code,
+                    message: r.string("error message")?,
+                }
             }
             other => return Err(WireError::UnknownKind(other)),
         };
@@ -505,7 +532,11 @@ fn put_string(buf: &mut BytesMut, text: &str) {
 
 fn check_limit(what: &'static str, value: usize, limit: usize) -> Result<(), WireError> {
     if value > limit {
-        return Err(WireError::Limit { what, value: value as u64, limit: limit as u64 });
+        return Err(WireError::Limit {
+            what,
+            value: value as u64,
+            limit: limit as u64,
+        });
     }
     Ok(())
 }
@@ -528,23 +559,36 @@ impl Reader {
     }
 
     fn u16(&mut self, what: &'static str) -> Result<u16, WireError> {
-        Ok(u16::from_be_bytes(self.take(2, what)?[..].try_into().expect("2 bytes")))
+        Ok(u16::from_be_bytes(
+            self.take(2, what)?[..].try_into().expect("2 bytes"),
+        ))
     }
 
     fn u32(&mut self, what: &'static str) -> Result<u32, WireError> {
-        Ok(u32::from_be_bytes(self.take(4, what)?[..].try_into().expect("4 bytes")))
+        Ok(u32::from_be_bytes(
+            self.take(4, what)?[..].try_into().expect("4 bytes"),
+        ))
     }
 
     fn u64(&mut self, what: &'static str) -> Result<u64, WireError> {
-        Ok(u64::from_be_bytes(self.take(8, what)?[..].try_into().expect("8 bytes")))
+        Ok(u64::from_be_bytes(
+            self.take(8, what)?[..].try_into().expect("8 bytes"),
+        ))
     }
 
     fn id(&mut self) -> Result<RecordId, WireError> {
-        Ok(RecordId::from_bytes(self.take(16, "record id")?[..].try_into().expect("16 bytes")))
+        Ok(RecordId::from_bytes(
+            self.take(16, "record id")?[..]
+                .try_into()
+                .expect("16 bytes"),
+        ))
     }
 
     fn key(&mut self) -> Result<FragmentKey, WireError> {
-        Ok(FragmentKey { id: self.id()?, index: self.u8("fragment index")? })
+        Ok(FragmentKey {
+            id: self.id()?,
+            index: self.u8("fragment index")?,
+        })
     }
 
     fn bytes(&mut self, len: usize, what: &'static str) -> Result<Bytes, WireError> {
@@ -567,19 +611,32 @@ impl Reader {
     }
 
     fn finish(self) -> Result<(), WireError> {
-        if self.buf.is_empty() { Ok(()) } else { Err(WireError::TrailingBytes(self.buf.len())) }
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(WireError::TrailingBytes(self.buf.len()))
+        }
     }
 }
 
 /// Reads one frame: `Ok(None)` on a clean end of stream between frames, else the kind and
 /// payload. The length is checked before the body is buffered.
-pub async fn read_frame<R: AsyncRead + Unpin>(input: &mut R) -> Result<Option<(u8, Bytes)>, WireError> {
+pub async fn read_frame<R: AsyncRead + Unpin>(
+    input: &mut R,
+) -> Result<Option<(u8, Bytes)>, WireError> {
     let mut prefix = [0u8; LEN_PREFIX];
     let mut filled = 0;
     while filled < LEN_PREFIX {
-        let n = input.read(&mut prefix[filled..]).await.map_err(|e| WireError::Io(e.to_string()))?;
+        let n = input
+            .read(&mut prefix[filled..])
+            .await
+            .map_err(|e| WireError::Io(e.to_string()))?;
         if n == 0 {
-            return if filled == 0 { Ok(None) } else { Err(WireError::TruncatedFrame) };
+            return if filled == 0 {
+                Ok(None)
+            } else {
+                Err(WireError::TruncatedFrame)
+            };
         }
         filled += n;
     }
@@ -591,10 +648,13 @@ pub async fn read_frame<R: AsyncRead + Unpin>(input: &mut R) -> Result<Option<(u
         return Err(WireError::FrameTooShort { len: len as u64 });
     }
     let mut body = BytesMut::zeroed(len);
-    input.read_exact(&mut body).await.map_err(|e| match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => WireError::TruncatedFrame,
-        _ => WireError::Io(e.to_string()),
-    })?;
+    input
+        .read_exact(&mut body)
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => WireError::TruncatedFrame,
+            _ => WireError::Io(e.to_string()),
+        })?;
     let mut body = body.freeze();
     let head = body.split_to(BODY_HEAD);
     if head[0] != PROTOCOL_VERSION {

@@ -2,6 +2,9 @@
 
 use std::process::ExitCode;
 
+mod moves;
+mod sizes;
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let command = args.first().map(String::as_str).unwrap_or("help");
@@ -11,7 +14,11 @@ fn main() -> ExitCode {
             print!("{HELP}");
             Ok(ExitCode::SUCCESS)
         }
-        other => Err(anyhow::anyhow!("unknown command {other:?}; `cargo xtask help` lists them")),
+        "sizes" => sizes::run(rest),
+        "moves" => moves::run(rest),
+        other => Err(anyhow::anyhow!(
+            "unknown command {other:?}; `cargo xtask help` lists them"
+        )),
     };
     let _ = rest;
     match result {
@@ -28,4 +35,6 @@ cargo xtask COMMAND [ARGS]
 
 Commands:
   help        this text
+  sizes       type, enum, future and stack frame sizes from a binary's DWARF (--help for options)
+  moves       run a program under the memcpy tracer: where large values are copied, and which types
 ";

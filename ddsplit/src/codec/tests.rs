@@ -55,7 +55,9 @@ fn largest_record_round_trips_and_one_more_byte_is_refused() {
     let too_big = Bytes::from(vec![0u8; RECORD_SIZE_MAX + 1]);
     assert_eq!(
         split(RecordId(1), &too_big, CodecParams::default()),
-        Err(CodecError::BadRecordLen { len: RECORD_SIZE_MAX + 1 })
+        Err(CodecError::BadRecordLen {
+            len: RECORD_SIZE_MAX + 1
+        })
     );
     assert_eq!(
         split(RecordId(1), &Bytes::new(), CodecParams::default()),
@@ -70,7 +72,12 @@ const EXHAUSTIVE_TOTAL_MAX: usize = 10;
 
 fn check_subset(fragments: &[Fragment], subset: &[usize], data: &Bytes) {
     let chosen: Vec<Fragment> = subset.iter().map(|&i| fragments[i].clone()).collect();
-    assert_eq!(&reassemble(&chosen).unwrap(), data, "subset={subset:?} of {}", fragments.len());
+    assert_eq!(
+        &reassemble(&chosen).unwrap(),
+        data,
+        "subset={subset:?} of {}",
+        fragments.len()
+    );
 }
 
 #[test]
@@ -87,7 +94,10 @@ fn every_subset_of_k_fragments_decodes() {
         if k > 1 {
             assert_eq!(
                 reassemble(&fragments[..k - 1]),
-                Err(CodecError::TooFewFragments { needed: k, have: k - 1 })
+                Err(CodecError::TooFewFragments {
+                    needed: k,
+                    have: k - 1
+                })
             );
         }
     }
@@ -128,7 +138,10 @@ fn a_flipped_bit_anywhere_in_a_fragment_is_detected() {
                 let mut damaged = encoded.to_vec();
                 damaged[byte] ^= 1 << bit;
                 let result = Fragment::decode(Bytes::from(damaged));
-                assert!(result.is_err(), "flip of bit {bit} in byte {byte} went unnoticed");
+                assert!(
+                    result.is_err(),
+                    "flip of bit {bit} in byte {byte} went unnoticed"
+                );
             }
         }
     }
@@ -136,10 +149,15 @@ fn a_flipped_bit_anywhere_in_a_fragment_is_detected() {
 
 #[test]
 fn truncated_and_extended_fragments_are_refused() {
-    let fragment = split(RecordId(5), &record(100, 5), CodecParams::default()).unwrap().remove(0);
+    let fragment = split(RecordId(5), &record(100, 5), CodecParams::default())
+        .unwrap()
+        .remove(0);
     let encoded = fragment.to_bytes();
     for len in 0..encoded.len() {
-        assert!(Fragment::decode(encoded.slice(..len)).is_err(), "prefix of {len} bytes accepted");
+        assert!(
+            Fragment::decode(encoded.slice(..len)).is_err(),
+            "prefix of {len} bytes accepted"
+        );
     }
     let mut longer = encoded.to_vec();
     longer.push(0);

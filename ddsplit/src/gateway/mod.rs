@@ -82,7 +82,11 @@ impl GatewayConfig {
             bail!("the node list names a node twice; fragments must go to distinct nodes");
         }
         if !(k + 1..=total).contains(&self.write_quorum) {
-            bail!("write quorum {} is outside k+1..=k+m ({}..={total})", self.write_quorum, k + 1);
+            bail!(
+                "write quorum {} is outside k+1..=k+m ({}..={total})",
+                self.write_quorum,
+                k + 1
+            );
         }
         Ok(())
     }
@@ -118,7 +122,8 @@ impl Gateway {
     pub async fn put(&self, data: Bytes) -> Result<RecordId, DistriErr> {
         let id = RecordId::random();
         let params = self.params;
-        let fragments = off_thread_if_large(data.len(), move || codec::split(id, &data, params)).await??;
+        let fragments =
+            off_thread_if_large(data.len(), move || codec::split(id, &data, params)).await??;
         let ranked = self.placement.ranked(id);
         let total = fragments.len();
         let mut writes: FuturesUnordered<_> = fragments
@@ -175,7 +180,9 @@ impl Gateway {
         let answers: Vec<Result<Bytes, DistriErr>> = stream::iter(queries)
             .map(|query| async move {
                 let record = self.get(query.id).await?;
-                let range = query.select(record.len()).map_err(|e| DistriErr::BadRequest(e.into()))?;
+                let range = query
+                    .select(record.len())
+                    .map_err(|e| DistriErr::BadRequest(e.into()))?;
                 Ok(record.slice(range))
             })
             .buffered(QUERY_CONCURRENCY_MAX)
@@ -260,7 +267,14 @@ impl Gateway {
         let (k, total) = (self.params.k() as usize, self.params.total());
         let read = |index: usize| {
             let store = self.stores[ranked[index]].clone();
-            async move { store.get_fragment(FragmentKey { id, index: index as u8 }).await }
+            async move {
+                store
+                    .get_fragment(FragmentKey {
+                        id,
+                        index: index as u8,
+                    })
+                    .await
+            }
         };
         let mut in_flight: FuturesUnordered<_> = (0..k).map(read).collect();
         let mut next = k;
@@ -293,10 +307,17 @@ impl Gateway {
             return Err(DistriErr::NotFound { id });
         }
         let cause = match cause {
-            Some(e) => format!("{failed} reads failed, {not_found} nodes lack their fragment; last failure: {e}"),
+            Some(e) => format!(
+                "{failed} reads failed, {not_found} nodes lack their fragment; last failure: {e}"
+            ),
             None => format!("{not_found} nodes lack their fragment"),
         };
-        Err(DistriErr::Unavailable { id, have: fragments.len() as u8, needed: k as u8, cause: cause.into() })
+        Err(DistriErr::Unavailable {
+            id,
+            have: fragments.len() as u8,
+            needed: k as u8,
+            cause: cause.into(),
+        })
     }
 
     /// A fragment of another split than this gateway's is treated as damaged.
@@ -306,7 +327,13 @@ impl Gateway {
             return Err(DistriErr::corrupt(
                 h.record_id,
                 h.index,
-                format!("fragment says k={} m={}, this gateway splits k={} m={}", h.k, h.m, self.params.k(), self.params.m()),
+                format!(
+                    "fragment says k={} m={}, this gateway splits k={} m={}",
+                    h.k,
+                    h.m,
+                    self.params.k(),
+                    self.params.m()
+                ),
                 &[],
             ));
         }
@@ -342,7 +369,11 @@ impl Handler for GatewayHandler {
             Request::Delete { id } => g.delete(id).await.map(Response::Done),
             Request::ClusterStats => Ok(Response::Stats(g.stats().await)),
             other => Err(DistriErr::BadRequest(
-                format!("{} is a fragment node operation; this is the gateway", other.op_name()).into(),
+                format!(
+                    "{} is a fragment node operation; this is the gateway",
+                    other.op_name()
+                )
+                .into(),
             )),
         };
         result.unwrap_or_else(|e| {
@@ -387,7 +418,9 @@ pub async fn start(config: GatewayConfig, registry: &Registry) -> anyhow::Result
     let addr = listener.local_addr()?;
     let metrics = Arc::new(ServiceMetrics::new("gateway", addr.to_string()));
     registry.add_service(Arc::clone(&metrics));
-    let handler = Arc::new(GatewayHandler { gateway: Arc::clone(&gateway) });
+    let handler = Arc::new(GatewayHandler {
+        gateway: Arc::clone(&gateway),
+    });
     let server = RunningServer::spawn(listener, handler, metrics, config.server)?;
     tracing::info!(
         %addr,

@@ -20,7 +20,9 @@ fn mix(mut x: u64) -> u64 {
 fn node_key(addr: &SocketAddr) -> u64 {
     addr.to_string()
         .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+        })
 }
 
 /// The placement of records over a fixed list of nodes.
@@ -32,7 +34,9 @@ pub struct Placement {
 impl Placement {
     /// A placement over `nodes` (their order does not matter).
     pub fn new(nodes: &[SocketAddr]) -> Placement {
-        Placement { node_keys: nodes.iter().map(node_key).collect() }
+        Placement {
+            node_keys: nodes.iter().map(node_key).collect(),
+        }
     }
 
     /// Node indices ranked for `id`, highest score first: fragment `i` lives on `ranked[i]`.
@@ -54,7 +58,9 @@ mod tests {
     use super::*;
 
     fn nodes(n: u16) -> Vec<SocketAddr> {
-        (0..n).map(|i| SocketAddr::from(([127, 0, 0, 1], 7500 + i))).collect()
+        (0..n)
+            .map(|i| SocketAddr::from(([127, 0, 0, 1], 7500 + i)))
+            .collect()
     }
 
     #[test]
@@ -62,7 +68,9 @@ mod tests {
         let placement = Placement::new(&nodes(6));
         let mut firsts = [0usize; 6];
         for i in 0..6000u128 {
-            let ranked = placement.ranked(RecordId(i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)));
+            let ranked = placement.ranked(RecordId(
+                i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835),
+            ));
             let mut sorted = ranked.clone();
             sorted.sort();
             assert_eq!(sorted, vec![0, 1, 2, 3, 4, 5], "a ranking is a permutation");
@@ -88,12 +96,18 @@ mod tests {
             };
             assert_eq!(by_addr(&a, &all), by_addr(&b, &shuffled));
             // Dropping node 7 keeps the relative order of the others.
-            let before: Vec<SocketAddr> = by_addr(&a, &all).into_iter().filter(|n| *n != all[7]).collect();
+            let before: Vec<SocketAddr> = by_addr(&a, &all)
+                .into_iter()
+                .filter(|n| *n != all[7])
+                .collect();
             assert_eq!(before, by_addr(&fewer, &all[..7]));
             if by_addr(&a, &all)[..6].contains(&all[7]) {
                 moved += 1;
             }
         }
-        assert!(moved < 850, "only records that had a fragment on the removed node move: {moved}");
+        assert!(
+            moved < 850,
+            "only records that had a fragment on the removed node move: {moved}"
+        );
     }
 }

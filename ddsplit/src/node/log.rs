@@ -113,7 +113,9 @@ pub struct FragmentLog {
 
 impl std::fmt::Debug for FragmentLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FragmentLog").field("path", &self.shared.path).finish_non_exhaustive()
+        f.debug_struct("FragmentLog")
+            .field("path", &self.shared.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -121,9 +123,18 @@ impl FragmentLog {
     /// Opens (or creates) the log in `dir`, recovers its index, and starts the writer thread.
     /// The directory and file are created owner-only.
     pub fn open(dir: &Path, policy: FsyncPolicy) -> io::Result<FragmentLog> {
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
         let path = dir.join(LOG_FILE_NAME);
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(&path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)?;
         let (index, end, recovery) = recover(&file)?;
         if recovery.damaged_regions > 0 || recovery.truncated_bytes > 0 {
             tracing::warn!(
@@ -172,27 +183,45 @@ impl FragmentLog {
             .expect("index lock is never poisoned: no code panics while holding it")
             .get(&key)
             .copied()
-            .ok_or(DistriErr::FragmentNotFound { id: key.id, index: key.index })?;
+            .ok_or(DistriErr::FragmentNotFound {
+                id: key.id,
+                index: key.index,
+            })?;
         let shared = Arc::clone(&self.shared);
         let bytes = tokio::task::spawn_blocking(move || {
             let mut buf = vec![0u8; location.len as usize];
-            shared.file.read_exact_at(&mut buf, location.offset).map(|()| buf)
+            shared
+                .file
+                .read_exact_at(&mut buf, location.offset)
+                .map(|()| buf)
         })
         .await
         .map_err(|e| DistriErr::io("fragment read task", io::Error::other(e)))?
         .map_err(|e| DistriErr::io("reading fragment from log", e))?;
         match Fragment::decode(Bytes::from(bytes.clone())) {
-            Ok(fragment) if fragment.header().record_id == key.id && fragment.header().index == key.index => {
+            Ok(fragment)
+                if fragment.header().record_id == key.id
+                    && fragment.header().index == key.index =>
+            {
                 Ok(fragment)
             }
-            Ok(_) => Err(DistriErr::corrupt(key.id, key.index, "log entry holds another fragment".into(), &bytes)),
+            Ok(_) => Err(DistriErr::corrupt(
+                key.id,
+                key.index,
+                "log entry holds another fragment".into(),
+                &bytes,
+            )),
             Err(e) => Err(DistriErr::corrupt(key.id, key.index, e.to_string(), &bytes)),
         }
     }
 
     /// Keys after `after` (exclusive), in order, at most `limit`.
     pub fn list(&self, after: Option<FragmentKey>, limit: usize) -> Vec<FragmentKey> {
-        let index = self.shared.index.read().expect("index lock is never poisoned");
+        let index = self
+            .shared
+            .index
+            .read()
+            .expect("index lock is never poisoned");
         let range = match after {
             Some(key) => index.range((std::ops::Bound::Excluded(key), std::ops::Bound::Unbounded)),
             None => index.range(..),
@@ -202,7 +231,11 @@ impl FragmentLog {
 
     /// Current counters.
     pub fn stats(&self) -> LogStats {
-        let index = self.shared.index.read().expect("index lock is never poisoned");
+        let index = self
+            .shared
+            .index
+            .read()
+            .expect("index lock is never poisoned");
         LogStats {
             fragments: index.len() as u64,
             fragment_bytes: index.values().map(|l| l.len as u64).sum(),
@@ -249,7 +282,10 @@ fn encode_entry(entry: &Entry, out: &mut Vec<u8>) {
         }
         Entry::Delete(id) => out.extend_from_slice(&id.to_bytes()),
     }
-    let crc = entry_checksum(&out[start + 4..start + 12], &out[start + ENTRY_HEADER_LEN..]);
+    let crc = entry_checksum(
+        &out[start + 4..start + 12],
+        &out[start + ENTRY_HEADER_LEN..],
+    );
     out[start + 12..start + 16].copy_from_slice(&crc.to_le_bytes());
 }
 
@@ -281,8 +317,12 @@ fn write_loop(shared: &Shared, mut queue: mpsc::Receiver<Append>) {
         let written = write_and_sync(shared, start, &buf);
         match written {
             Ok(()) => {
-                shared.log_bytes.store(start + buf.len() as u64, Ordering::Relaxed);
-                shared.appends_total.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                shared
+                    .log_bytes
+                    .store(start + buf.len() as u64, Ordering::Relaxed);
+                shared
+                    .appends_total
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
                 let mut index = shared.index.write().expect("index lock is never poisoned");
                 for (append, offset) in batch.drain(..).zip(offsets) {
                     let result = apply(&mut index, &append.entry, offset);
@@ -295,7 +335,9 @@ fn write_loop(shared: &Shared, mut queue: mpsc::Receiver<Append>) {
                 let _ = shared.file.set_len(start);
                 tracing::error!(error = %e, path = %shared.path.display(), "fragment log append failed");
                 for append in batch.drain(..) {
-                    let _ = append.done.send(Err(io::Error::new(e.kind(), e.to_string())));
+                    let _ = append
+                        .done
+                        .send(Err(io::Error::new(e.kind(), e.to_string())));
                 }
             }
         }
@@ -315,11 +357,22 @@ fn apply(index: &mut Index, entry: &Entry, body_offset: u64) -> SuccessCode {
     match entry {
         Entry::Put(fragment) => {
             let header = fragment.header();
-            let key = FragmentKey { id: header.record_id, index: header.index };
-            index.insert(key, Location { offset: body_offset, len: fragment.encoded_len() as u32 });
+            let key = FragmentKey {
+                id: header.record_id,
+                index: header.index,
+            };
+            index.insert(
+                key,
+                Location {
+                    offset: body_offset,
+                    len: fragment.encoded_len() as u32,
+                },
+            );
             SuccessCode::Stored
         }
-        Entry::Delete(id) => SuccessCode::Deleted { fragments: remove_record(index, *id) },
+        Entry::Delete(id) => SuccessCode::Deleted {
+            fragments: remove_record(index, *id),
+        },
     }
 }
 
@@ -363,17 +416,28 @@ fn read_entry(file: &File, offset: u64, file_len: u64) -> Option<ScannedEntry> {
         return None;
     }
     let mut body = vec![0u8; body_len as usize];
-    file.read_exact_at(&mut body, offset + ENTRY_HEADER_LEN as u64).ok()?;
+    file.read_exact_at(&mut body, offset + ENTRY_HEADER_LEN as u64)
+        .ok()?;
     if entry_checksum(&header[4..12], &body) != stored_crc {
         return None;
     }
     let key = if kind == KIND_PUT {
         let fragment = FragmentHeader::parse(&body).ok()?;
-        FragmentKey { id: fragment.record_id, index: fragment.index }
+        FragmentKey {
+            id: fragment.record_id,
+            index: fragment.index,
+        }
     } else {
-        FragmentKey { id: RecordId::from_bytes(body[..16].try_into().expect("16 bytes")), index: 0 }
+        FragmentKey {
+            id: RecordId::from_bytes(body[..16].try_into().expect("16 bytes")),
+            index: 0,
+        }
     };
-    Some(ScannedEntry { kind, body_len, key })
+    Some(ScannedEntry {
+        kind,
+        body_len,
+        key,
+    })
 }
 
 /// Offset of the next intact entry at or after `from`, if any.
@@ -384,7 +448,8 @@ fn find_next_entry(file: &File, from: u64, file_len: u64) -> Option<u64> {
         let n = ((file_len - at) as usize).min(chunk.len());
         file.read_exact_at(&mut chunk[..n], at).ok()?;
         for i in 0..n.saturating_sub(ENTRY_MAGIC.len() - 1) {
-            if chunk[i..i + 4] == ENTRY_MAGIC && read_entry(file, at + i as u64, file_len).is_some() {
+            if chunk[i..i + 4] == ENTRY_MAGIC && read_entry(file, at + i as u64, file_len).is_some()
+            {
                 return Some(at + i as u64);
             }
         }
@@ -404,7 +469,13 @@ fn recover(file: &File) -> io::Result<(Index, u64, RecoveryReport)> {
             Some(entry) => {
                 let body_offset = offset + ENTRY_HEADER_LEN as u64;
                 if entry.kind == KIND_PUT {
-                    index.insert(entry.key, Location { offset: body_offset, len: entry.body_len });
+                    index.insert(
+                        entry.key,
+                        Location {
+                            offset: body_offset,
+                            len: entry.body_len,
+                        },
+                    );
                 } else {
                     remove_record(&mut index, entry.key.id);
                 }

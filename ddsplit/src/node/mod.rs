@@ -38,15 +38,25 @@ pub struct NodeHandler {
 impl Handler for NodeHandler {
     async fn handle(&self, request: Request) -> Response {
         let result = match request {
-            Request::PutFragment(fragment) => self.store.put_fragment(fragment).await.map(Response::Done),
-            Request::GetFragment(key) => self.store.get_fragment(key).await.map(Response::Fragment),
-            Request::DeleteFragments { id } => self.store.delete_fragments(id).await.map(Response::Done),
-            Request::ListFragments { after, limit } => {
-                self.store.list_fragments(after, limit as usize).await.map(Response::FragmentKeys)
+            Request::PutFragment(fragment) => {
+                self.store.put_fragment(fragment).await.map(Response::Done)
             }
+            Request::GetFragment(key) => self.store.get_fragment(key).await.map(Response::Fragment),
+            Request::DeleteFragments { id } => {
+                self.store.delete_fragments(id).await.map(Response::Done)
+            }
+            Request::ListFragments { after, limit } => self
+                .store
+                .list_fragments(after, limit as usize)
+                .await
+                .map(Response::FragmentKeys),
             Request::NodeStats => self.store.stats().await.map(Response::Stats),
             other => Err(DistriErr::BadRequest(
-                format!("{} is a gateway operation; this is a fragment node", other.op_name()).into(),
+                format!(
+                    "{} is a gateway operation; this is a fragment node",
+                    other.op_name()
+                )
+                .into(),
             )),
         };
         result.unwrap_or_else(|e| {
@@ -92,8 +102,13 @@ pub async fn start(config: NodeConfig, registry: &Registry) -> anyhow::Result<Ru
     let addr = listener.local_addr()?;
     let metrics = Arc::new(ServiceMetrics::new("node", addr.to_string()));
     registry.add_service(Arc::clone(&metrics));
-    registry.add_source(Arc::new(LogGauges { log: log.clone(), instance: addr.to_string() }));
-    let handler = Arc::new(NodeHandler { store: Store::Local(LocalStore::new(log.clone())) });
+    registry.add_source(Arc::new(LogGauges {
+        log: log.clone(),
+        instance: addr.to_string(),
+    }));
+    let handler = Arc::new(NodeHandler {
+        store: Store::Local(LocalStore::new(log.clone())),
+    });
     let server = RunningServer::spawn(listener, handler, metrics, config.server)?;
     tracing::info!(%addr, data_dir = %config.data_dir.display(), fsync = ?config.fsync, "node listening");
     Ok(RunningNode { server, log })
@@ -109,15 +124,47 @@ impl MetricsSource for LogGauges {
     fn collect(&self, out: &mut Vec<Sample>) {
         let stats = self.log.stats();
         let gauges = [
-            ("ddsplit_node_fragments", "gauge", "Fragments stored on the node.", stats.fragments),
-            ("ddsplit_node_fragment_bytes", "gauge", "Bytes of the fragments stored on the node.", stats.fragment_bytes),
-            ("ddsplit_node_log_bytes", "gauge", "Bytes of the node's log file.", stats.log_bytes),
-            ("ddsplit_node_log_appends_total", "counter", "Entries appended to the log.", stats.appends_total),
-            ("ddsplit_node_log_fsyncs_total", "counter", "fsyncs of the log (one per group of appends).", stats.fsyncs_total),
+            (
+                "ddsplit_node_fragments",
+                "gauge",
+                "Fragments stored on the node.",
+                stats.fragments,
+            ),
+            (
+                "ddsplit_node_fragment_bytes",
+                "gauge",
+                "Bytes of the fragments stored on the node.",
+                stats.fragment_bytes,
+            ),
+            (
+                "ddsplit_node_log_bytes",
+                "gauge",
+                "Bytes of the node's log file.",
+                stats.log_bytes,
+            ),
+            (
+                "ddsplit_node_log_appends_total",
+                "counter",
+                "Entries appended to the log.",
+                stats.appends_total,
+            ),
+            (
+                "ddsplit_node_log_fsyncs_total",
+                "counter",
+                "fsyncs of the log (one per group of appends).",
+                stats.fsyncs_total,
+            ),
         ];
         for (family, kind, help, value) in gauges {
             let labels = format!("instance=\"{}\"", self.instance);
-            out.push(Sample { family, kind, help, suffix: "", labels, value: value as f64 });
+            out.push(Sample {
+                family,
+                kind,
+                help,
+                suffix: "",
+                labels,
+                value: value as f64,
+            });
         }
     }
 }

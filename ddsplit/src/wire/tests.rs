@@ -14,24 +14,42 @@ async fn round_trip_frame(frame: &OutFrame) -> (u8, Bytes) {
 
 fn sample_fragment() -> Fragment {
     let data = Bytes::from_static(b"the quick brown fox jumps over the lazy dog");
-    split(RecordId(42), &data, CodecParams::default()).unwrap().remove(4)
+    split(RecordId(42), &data, CodecParams::default())
+        .unwrap()
+        .remove(4)
 }
 
 fn sample_requests() -> Vec<Request> {
-    let key = FragmentKey { id: RecordId(7), index: 3 };
+    let key = FragmentKey {
+        id: RecordId(7),
+        index: 3,
+    };
     vec![
         Request::PutFragment(sample_fragment()),
         Request::GetFragment(key),
         Request::DeleteFragments { id: RecordId(1) },
-        Request::ListFragments { after: None, limit: 10 },
-        Request::ListFragments { after: Some(key), limit: 10 },
+        Request::ListFragments {
+            after: None,
+            limit: 10,
+        },
+        Request::ListFragments {
+            after: Some(key),
+            limit: 10,
+        },
         Request::NodeStats,
-        Request::Put { data: Bytes::from_static(b"hello") },
-        Request::Get { id: RecordId(u128::MAX) },
+        Request::Put {
+            data: Bytes::from_static(b"hello"),
+        },
+        Request::Get {
+            id: RecordId(u128::MAX),
+        },
         Request::Query {
             queries: vec![
                 DistriQuery::whole(RecordId(1)),
-                DistriQuery { id: RecordId(2), range: Some(ByteRange { start: 5, end: 9 }) },
+                DistriQuery {
+                    id: RecordId(2),
+                    range: Some(ByteRange { start: 5, end: 9 }),
+                },
             ],
         },
         Request::Delete { id: RecordId(3) },
@@ -45,11 +63,22 @@ fn sample_responses() -> Vec<Response> {
         Response::Done(SuccessCode::Deleted { fragments: 6 }),
         Response::Fragment(sample_fragment()),
         Response::Stored { id: RecordId(99) },
-        Response::Record { data: Bytes::from_static(b"record") },
-        Response::QueryAnswers(vec![Ok(Bytes::from_static(b"abc")), Err((ErrorCode::NotFound, "gone".into()))]),
-        Response::FragmentKeys(vec![FragmentKey { id: RecordId(5), index: 0 }]),
+        Response::Record {
+            data: Bytes::from_static(b"record"),
+        },
+        Response::QueryAnswers(vec![
+            Ok(Bytes::from_static(b"abc")),
+            Err((ErrorCode::NotFound, "gone".into())),
+        ]),
+        Response::FragmentKeys(vec![FragmentKey {
+            id: RecordId(5),
+            index: 0,
+        }]),
         Response::Stats("{\"fragments\":1}".into()),
-        Response::Error { code: ErrorCode::Corrupt, message: "bad".into() },
+        Response::Error {
+            code: ErrorCode::Corrupt,
+            message: "bad".into(),
+        },
     ]
 }
 
@@ -68,15 +97,29 @@ async fn every_request_and_response_round_trips() {
 #[tokio::test]
 async fn oversized_and_short_frames_are_refused_before_buffering() {
     let mut huge = &((FRAME_BODY_MAX as u32 + 1).to_be_bytes())[..];
-    assert_eq!(read_frame(&mut huge).await, Err(WireError::FrameTooLarge { len: FRAME_BODY_MAX as u64 + 1 }));
+    assert_eq!(
+        read_frame(&mut huge).await,
+        Err(WireError::FrameTooLarge {
+            len: FRAME_BODY_MAX as u64 + 1
+        })
+    );
     let mut short = &[0u8, 0, 0, 1, 1][..];
-    assert_eq!(read_frame(&mut short).await, Err(WireError::FrameTooShort { len: 1 }));
+    assert_eq!(
+        read_frame(&mut short).await,
+        Err(WireError::FrameTooShort { len: 1 })
+    );
     let mut truncated = &[0u8, 0, 0, 9, 1, 2][..];
-    assert_eq!(read_frame(&mut truncated).await, Err(WireError::TruncatedFrame));
+    assert_eq!(
+        read_frame(&mut truncated).await,
+        Err(WireError::TruncatedFrame)
+    );
     let mut empty = &[][..];
     assert_eq!(read_frame(&mut empty).await, Ok(None));
     let mut bad_version = &[0u8, 0, 0, 2, 9, kind::NODE_STATS][..];
-    assert_eq!(read_frame(&mut bad_version).await, Err(WireError::BadVersion(9)));
+    assert_eq!(
+        read_frame(&mut bad_version).await,
+        Err(WireError::BadVersion(9))
+    );
 }
 
 #[test]
@@ -84,10 +127,28 @@ fn counts_over_their_limits_are_refused() {
     let mut payload = BytesMut::new();
     payload.put_u32(QUERY_COUNT_MAX as u32 + 1);
     let err = Request::decode(kind::QUERY, payload.freeze()).unwrap_err();
-    assert!(matches!(err, WireError::Limit { what: "query count", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            WireError::Limit {
+                what: "query count",
+                ..
+            }
+        ),
+        "{err}"
+    );
     let big = Bytes::from(vec![1u8; RECORD_SIZE_MAX + 1]);
     let err = Request::decode(kind::PUT, big).unwrap_err();
-    assert!(matches!(err, WireError::Limit { what: "record size", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            WireError::Limit {
+                what: "record size",
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -97,7 +158,10 @@ fn a_corrupt_fragment_in_a_frame_is_refused() {
     let last = payload.len() - 1;
     payload[last] ^= 0x40;
     let err = Request::decode(kind::PUT_FRAGMENT, Bytes::from(payload)).unwrap_err();
-    assert!(matches!(err, WireError::BadFragment(CodecError::Checksum { .. })), "{err}");
+    assert!(
+        matches!(err, WireError::BadFragment(CodecError::Checksum { .. })),
+        "{err}"
+    );
     assert!(err.is_recoverable());
 }
 
@@ -105,7 +169,10 @@ fn a_corrupt_fragment_in_a_frame_is_refused() {
 fn random_payloads_never_panic() {
     let mut rng = StdRng::seed_from_u64(1);
     let kinds: Vec<u8> = (0..=255).collect();
-    let mut encoded: Vec<Vec<u8>> = sample_requests().iter().map(|r| r.encode().to_vec()).collect();
+    let mut encoded: Vec<Vec<u8>> = sample_requests()
+        .iter()
+        .map(|r| r.encode().to_vec())
+        .collect();
     encoded.extend(sample_responses().iter().map(|r| r.encode().to_vec()));
     for round in 0..20_000 {
         let kind = kinds[rng.gen_range(0..kinds.len())];
@@ -114,7 +181,8 @@ fn random_payloads_never_panic() {
             (0..len).map(|_| rng.r#gen()).collect()
         } else {
             // A real message with a byte changed or cut short.
-            let mut bytes = encoded[rng.gen_range(0..encoded.len())][LEN_PREFIX + BODY_HEAD..].to_vec();
+            let mut bytes =
+                encoded[rng.gen_range(0..encoded.len())][LEN_PREFIX + BODY_HEAD..].to_vec();
             if !bytes.is_empty() {
                 let at = rng.gen_range(0..bytes.len());
                 bytes[at] = rng.r#gen();

@@ -53,7 +53,11 @@ pub fn show(progress: LoadProgress, config: &LoadConfig) -> tokio::task::JoinHan
                 latency.p99,
                 progress.errors()
             );
-            bar.set_position(if by_ops.is_some() { ops } else { elapsed.as_millis() as u64 });
+            bar.set_position(if by_ops.is_some() {
+                ops
+            } else {
+                elapsed.as_millis() as u64
+            });
             bar.set_message(message.clone());
             if !terminal && elapsed - last_plain >= PLAIN_EVERY {
                 eprintln!("[{:>5.1}s] {ops} ops {message}", elapsed.as_secs_f64());

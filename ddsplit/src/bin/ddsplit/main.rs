@@ -20,7 +20,9 @@ use ddsplit::codec::CodecParams;
 use ddsplit::error::{DistriErr, ErrorCode};
 use ddsplit::gateway::{self, GatewayConfig};
 use ddsplit::id::RecordId;
-use ddsplit::limits::{CONNECTIONS_MAX_DEFAULT, DATA_FRAGMENTS_DEFAULT, PARITY_FRAGMENTS_DEFAULT, RECORD_SIZE_MAX};
+use ddsplit::limits::{
+    CONNECTIONS_MAX_DEFAULT, DATA_FRAGMENTS_DEFAULT, PARITY_FRAGMENTS_DEFAULT, RECORD_SIZE_MAX,
+};
 use ddsplit::load::{self, LoadConfig, LoadReport};
 use ddsplit::local::{LOCAL_NODES_DEFAULT, LocalCluster, LocalClusterConfig};
 use ddsplit::metrics::Registry;
@@ -206,7 +208,10 @@ struct LocalArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let quiet = matches!(&cli.command, Command::Local(a) if a.load.is_some() || a.workload.ops.is_some())
-        || !matches!(cli.command, Command::Local(_) | Command::Node(_) | Command::Gateway(_));
+        || !matches!(
+            cli.command,
+            Command::Local(_) | Command::Node(_) | Command::Gateway(_)
+        );
     init_logging(if quiet { "warn" } else { "info" });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -225,7 +230,10 @@ fn main() -> ExitCode {
 fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DDSPLIT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -235,32 +243,61 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Gateway(args) => run_gateway(args).await,
         Command::Put { gateway, file } => {
             let data = match &file {
-                Some(path) => std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+                Some(path) => {
+                    std::fs::read(path).with_context(|| format!("reading {}", path.display()))?
+                }
                 None => read_stdin()?,
             };
             if data.is_empty() {
-                bail!("nothing to store: the record is empty (records hold 1 to {RECORD_SIZE_MAX} bytes)");
+                bail!(
+                    "nothing to store: the record is empty (records hold 1 to {RECORD_SIZE_MAX} bytes)"
+                );
             }
             if data.len() > RECORD_SIZE_MAX {
-                bail!("the record is {} bytes, over the limit of {RECORD_SIZE_MAX}", data.len());
+                bail!(
+                    "the record is {} bytes, over the limit of {RECORD_SIZE_MAX}",
+                    data.len()
+                );
             }
-            let id = Client::new(gateway.gateway).put(Bytes::from(data)).await.map_err(explain)?;
+            let id = Client::new(gateway.gateway)
+                .put(Bytes::from(data))
+                .await
+                .map_err(explain)?;
             println!("{id}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Get { gateway, id, output } => {
-            let data = Client::new(gateway.gateway).get(id).await.map_err(explain)?;
+        Command::Get {
+            gateway,
+            id,
+            output,
+        } => {
+            let data = Client::new(gateway.gateway)
+                .get(id)
+                .await
+                .map_err(explain)?;
             write_output(output.as_ref(), &data)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Query { gateway, queries, output } => {
-            let answers = Client::new(gateway.gateway).query(queries.clone()).await.map_err(explain)?;
+        Command::Query {
+            gateway,
+            queries,
+            output,
+        } => {
+            let answers = Client::new(gateway.gateway)
+                .query(queries.clone())
+                .await
+                .map_err(explain)?;
             let mut failed = false;
             let mut all = Vec::new();
             for (query, answer) in queries.iter().zip(&answers) {
                 match answer {
                     Ok(data) if output.is_some() => all.extend_from_slice(data),
-                    Ok(data) => println!("{} {} bytes crc32c {:08x}", query.id, data.len(), crc32c::crc32c(data)),
+                    Ok(data) => println!(
+                        "{} {} bytes crc32c {:08x}",
+                        query.id,
+                        data.len(),
+                        crc32c::crc32c(data)
+                    ),
                     Err((code, message)) => {
                         failed = true;
                         eprintln!("{}: {code}: {message}", query.id);
@@ -270,20 +307,34 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             if output.is_some() {
                 write_output(output.as_ref(), &all)?;
             }
-            Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+            Ok(if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::Delete { gateway, id } => {
-            let done = Client::new(gateway.gateway).delete(id).await.map_err(explain)?;
+            let done = Client::new(gateway.gateway)
+                .delete(id)
+                .await
+                .map_err(explain)?;
             println!("{id} deleted ({done:?})");
             Ok(ExitCode::SUCCESS)
         }
         Command::Stats { gateway } => {
-            let json = Client::new(gateway.gateway).stats().await.map_err(explain)?;
+            let json = Client::new(gateway.gateway)
+                .stats()
+                .await
+                .map_err(explain)?;
             let value: serde_json::Value = serde_json::from_str(&json)?;
             println!("{}", serde_json::to_string_pretty(&value)?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Load { gateway, load, json } => {
+        Command::Load {
+            gateway,
+            load,
+            json,
+        } => {
             let report = run_load(gateway.gateway, load).await?;
             print_report(&report, json)
         }
@@ -293,11 +344,22 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
 /// Turns a gateway's error into a message for a person.
 fn explain(e: DistriErr) -> anyhow::Error {
     match e {
-        DistriErr::Remote { code: ErrorCode::NotFound, message } => anyhow::anyhow!("{message}"),
-        DistriErr::Remote { code: ErrorCode::Unavailable, message } => {
-            anyhow::anyhow!("{message}\n(fewer than k fragments could be read: too many nodes are down or damaged)")
+        DistriErr::Remote {
+            code: ErrorCode::NotFound,
+            message,
+        } => anyhow::anyhow!("{message}"),
+        DistriErr::Remote {
+            code: ErrorCode::Unavailable,
+            message,
+        } => {
+            anyhow::anyhow!(
+                "{message}\n(fewer than k fragments could be read: too many nodes are down or damaged)"
+            )
         }
-        DistriErr::Io { context: "connecting", source } => {
+        DistriErr::Io {
+            context: "connecting",
+            source,
+        } => {
             anyhow::anyhow!("cannot reach the gateway: {source} (is it running? see --gateway)")
         }
         other => anyhow::Error::new(other),
@@ -315,7 +377,9 @@ fn read_stdin() -> anyhow::Result<Vec<u8>> {
 
 fn write_output(path: Option<&PathBuf>, data: &[u8]) -> anyhow::Result<()> {
     match path {
-        Some(path) => std::fs::write(path, data).with_context(|| format!("writing {}", path.display())),
+        Some(path) => {
+            std::fs::write(path, data).with_context(|| format!("writing {}", path.display()))
+        }
         None => {
             let mut out = std::io::stdout().lock();
             out.write_all(data)?;
@@ -329,12 +393,23 @@ fn admin_of(args: &AdminArgs) -> Option<SocketAddr> {
     (!args.no_admin).then_some(args.admin)
 }
 
-async fn start_admin(args: &AdminArgs, registry: &Arc<Registry>) -> anyhow::Result<Option<SocketAddr>> {
-    let Some(addr) = admin_of(args) else { return Ok(None) };
+async fn start_admin(
+    args: &AdminArgs,
+    registry: &Arc<Registry>,
+) -> anyhow::Result<Option<SocketAddr>> {
+    let Some(addr) = admin_of(args) else {
+        return Ok(None);
+    };
     let (trigger, shutdown) = ddsplit::shutdown::channel();
     // The admin endpoint lives as long as the process.
     std::mem::forget(trigger);
-    let bound = admin::start(addr, args.admin_allow_remote, Admin::new(Arc::clone(registry)), shutdown).await?;
+    let bound = admin::start(
+        addr,
+        args.admin_allow_remote,
+        Admin::new(Arc::clone(registry)),
+        shutdown,
+    )
+    .await?;
     tracing::info!("admin endpoint on http://{bound}/metrics");
     Ok(Some(bound))
 }
@@ -345,7 +420,9 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
         listen: args.listen,
         data_dir: args.data_dir.clone(),
         fsync: args.fsync,
-        server: ServerConfig { connections_max: args.max_connections },
+        server: ServerConfig {
+            connections_max: args.max_connections,
+        },
     };
     let node = node::start(config, &registry).await?;
     start_admin(&args.admin, &registry).await?;
@@ -364,7 +441,9 @@ async fn run_gateway(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         params,
         write_quorum: args.split.write_quorum.unwrap_or(params.total()),
         fragment_timeout: args.fragment_timeout,
-        server: ServerConfig { connections_max: args.max_connections },
+        server: ServerConfig {
+            connections_max: args.max_connections,
+        },
     };
     let gateway = gateway::start(config, &registry).await?;
     start_admin(&args.admin, &registry).await?;
@@ -391,7 +470,10 @@ async fn run_local(mut args: LocalArgs) -> anyhow::Result<ExitCode> {
         "local cluster: gateway {gateway}, {} nodes, data in {}{}",
         args.nodes,
         cluster.data_dir().display(),
-        cluster.admin_addr().map(|a| format!(", metrics on http://{a}/metrics")).unwrap_or_default()
+        cluster
+            .admin_addr()
+            .map(|a| format!(", metrics on http://{a}/metrics"))
+            .unwrap_or_default()
     );
     let outcome = if args.load.is_some() || args.workload.ops.is_some() {
         if let Some(duration) = args.load {
@@ -418,7 +500,10 @@ async fn run_load(gateway: SocketAddr, config: LoadConfig) -> anyhow::Result<Loa
     });
     let mut summary = None;
     let shown_config = config.clone();
-    let report = load::run(gateway, config, stop, |progress| summary = Some(live::show(progress, &shown_config))).await;
+    let report = load::run(gateway, config, stop, |progress| {
+        summary = Some(live::show(progress, &shown_config))
+    })
+    .await;
     if let Some(summary) = summary {
         summary.abort();
         let _ = summary.await;
@@ -433,5 +518,9 @@ fn print_report(report: &LoadReport, json: bool) -> anyhow::Result<ExitCode> {
         print!("{}", report.table());
     }
     // Wrong data is a correctness failure, never a performance figure.
-    Ok(if report.wrong_data > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if report.wrong_data > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -6,12 +6,18 @@ use super::*;
 use crate::codec::{CodecParams, split};
 
 fn fragments(id: u128, len: usize) -> Vec<Fragment> {
-    let data: Bytes = (0..len).map(|i| (i * 7 + id as usize) as u8).collect::<Vec<_>>().into();
+    let data: Bytes = (0..len)
+        .map(|i| (i * 7 + id as usize) as u8)
+        .collect::<Vec<_>>()
+        .into();
     split(RecordId(id), &data, CodecParams::default()).unwrap()
 }
 
 fn key(id: u128, index: u8) -> FragmentKey {
-    FragmentKey { id: RecordId(id), index }
+    FragmentKey {
+        id: RecordId(id),
+        index,
+    }
 }
 
 async fn put_all(log: &FragmentLog, fragments: &[Fragment]) {
@@ -28,7 +34,10 @@ async fn fragments_survive_reopen_and_deletes_stay_deleted() {
         let log = FragmentLog::open(dir.path(), FsyncPolicy::Always).unwrap();
         put_all(&log, &a).await;
         put_all(&log, &b).await;
-        assert_eq!(log.delete(RecordId(1)).await.unwrap(), SuccessCode::Deleted { fragments: 6 });
+        assert_eq!(
+            log.delete(RecordId(1)).await.unwrap(),
+            SuccessCode::Deleted { fragments: 6 }
+        );
         assert_eq!(log.get(key(2, 5)).await.unwrap(), b[5]);
     }
     let log = FragmentLog::open(dir.path(), FsyncPolicy::Always).unwrap();
@@ -38,7 +47,10 @@ async fn fragments_survive_reopen_and_deletes_stay_deleted() {
     for (i, f) in b.iter().enumerate() {
         assert_eq!(&log.get(key(2, i as u8)).await.unwrap(), f);
     }
-    assert!(matches!(log.get(key(1, 0)).await, Err(DistriErr::FragmentNotFound { .. })));
+    assert!(matches!(
+        log.get(key(1, 0)).await,
+        Err(DistriErr::FragmentNotFound { .. })
+    ));
     assert_eq!(log.list(None, 100).len(), 6);
     assert_eq!(log.list(Some(key(2, 3)), 100), vec![key(2, 4), key(2, 5)]);
     let mode = std::fs::metadata(log.path()).unwrap().permissions().mode();
@@ -96,7 +108,10 @@ async fn a_damaged_entry_in_the_middle_is_skipped_and_later_ones_kept() {
     assert_eq!(stats.recovery.damaged_regions, 1);
     assert_eq!(stats.recovery.damaged_bytes, entry_len as u64);
     assert_eq!(stats.fragments, 11);
-    assert!(matches!(log.get(key(1, 2)).await, Err(DistriErr::FragmentNotFound { .. })));
+    assert!(matches!(
+        log.get(key(1, 2)).await,
+        Err(DistriErr::FragmentNotFound { .. })
+    ));
     for (i, f) in b.iter().enumerate() {
         assert_eq!(&log.get(key(2, i as u8)).await.unwrap(), f);
     }
@@ -120,8 +135,19 @@ async fn bit_rot_after_start_is_reported_as_corruption() {
 #[tokio::test]
 async fn garbage_file_recovers_to_empty() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join(LOG_FILE_NAME), b"DDLE this is not a log at all DDLE").unwrap();
+    std::fs::write(
+        dir.path().join(LOG_FILE_NAME),
+        b"DDLE this is not a log at all DDLE",
+    )
+    .unwrap();
     let log = FragmentLog::open(dir.path(), FsyncPolicy::Never).unwrap();
     let stats = log.stats();
-    assert_eq!((stats.fragments, stats.log_bytes, stats.recovery.truncated_bytes), (0, 0, 34));
+    assert_eq!(
+        (
+            stats.fragments,
+            stats.log_bytes,
+            stats.recovery.truncated_bytes
+        ),
+        (0, 0, 34)
+    );
 }

@@ -1,0 +1,198 @@
+//! Test harness: a cluster of real `ddsplit node` processes and a `ddsplit gateway` process on
+//! loopback, each on a port chosen free for it, with kill -9 and restart.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a process may take to start listening.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The `ddsplit` binary under test.
+pub fn ddsplit_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ddsplit")
+}
+
+/// A loopback address with a port that was free a moment ago.
+pub fn free_addr() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener
+        .local_addr()
+        .expect("a bound listener has an address")
+}
+
+/// Waits until something accepts connections on `addr`.
+pub fn wait_listening(addr: SocketAddr, child: &mut Child) {
+    let deadline = Instant::now() + START_TIMEOUT;
+    while Instant::now() < deadline {
+        if TcpStream::connect(addr).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("process for {addr} exited early: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("nothing listening on {addr} after {START_TIMEOUT:?}");
+}
+
+/// A child process killed with SIGKILL when dropped.
+pub struct Proc {
+    pub child: Child,
+}
+
+impl Proc {
+    /// Kills with SIGKILL (no chance to flush or clean up) and reaps.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// One node process and what is needed to restart it.
+pub struct NodeProc {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub proc: Option<Proc>,
+}
+
+impl NodeProc {
+    /// Starts (or restarts) the node on its address and data directory.
+    pub fn start(&mut self) {
+        let mut child = Command::new(ddsplit_bin())
+            .args([
+                "node",
+                "--no-admin",
+                "--listen",
+                &self.addr.to_string(),
+                "--data-dir",
+            ])
+            .arg(&self.data_dir)
+            .env("DDSPLIT_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn ddsplit node");
+        wait_listening(self.addr, &mut child);
+        self.proc = Some(Proc { child });
+    }
+
+    /// SIGKILLs the node.
+    pub fn kill9(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill9();
+        }
+    }
+
+    /// The node's log file.
+    pub fn log_path(&self) -> PathBuf {
+        self.data_dir.join(ddsplit::node::log::LOG_FILE_NAME)
+    }
+}
+
+/// Node processes and a gateway process.
+pub struct Cluster {
+    pub nodes: Vec<NodeProc>,
+    pub gateway: SocketAddr,
+    _gateway_proc: Proc,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// `n` nodes and a gateway with the default split (k = 4, m = 2) and `extra` gateway flags.
+    pub fn start(n: usize, extra: &[&str]) -> Cluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut nodes: Vec<NodeProc> = (0..n)
+            .map(|i| NodeProc {
+                addr: free_addr(),
+                data_dir: dir.path().join(format!("node-{i}")),
+                proc: None,
+            })
+            .collect();
+        for node in &mut nodes {
+            node.start();
+        }
+        let gateway = free_addr();
+        let node_list: Vec<String> = nodes.iter().map(|n| n.addr.to_string()).collect();
+        let mut child = Command::new(ddsplit_bin())
+            .args([
+                "gateway",
+                "--no-admin",
+                "--listen",
+                &gateway.to_string(),
+                "--nodes",
+                &node_list.join(","),
+            ])
+            .args(["--fragment-timeout", "2s"])
+            .args(extra)
+            .env("DDSPLIT_LOG", "error")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn ddsplit gateway");
+        wait_listening(gateway, &mut child);
+        Cluster {
+            nodes,
+            gateway,
+            _gateway_proc: Proc { child },
+            _dir: dir,
+        }
+    }
+
+    /// A client of the gateway.
+    pub fn client(&self) -> ddsplit::client::Client {
+        ddsplit::client::Client::new(self.gateway)
+    }
+
+    /// Runs the `ddsplit` command with `args` against this cluster's gateway.
+    pub fn cli(&self, args: &[&str], stdin: Option<&[u8]>) -> std::process::Output {
+        run_cli(self.gateway, args, stdin)
+    }
+}
+
+/// Runs `ddsplit ARGS --gateway ADDR`, feeding `stdin`.
+pub fn run_cli(gateway: SocketAddr, args: &[&str], stdin: Option<&[u8]>) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(ddsplit_bin())
+        .args(args)
+        .args(["--gateway", &gateway.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ddsplit");
+    let mut input = child.stdin.take().expect("piped stdin");
+    if let Some(data) = stdin {
+        input.write_all(data).expect("write stdin");
+    }
+    drop(input);
+    child.wait_with_output().expect("wait for ddsplit")
+}
+
+/// Deterministic bytes for record `seed`.
+pub fn record(seed: u64, len: usize) -> bytes::Bytes {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect::<Vec<u8>>()
+        .into()
+}
+
+/// Bytes of a file.
+pub fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).expect("stat").len()
+}

@@ -40,13 +40,19 @@ pub struct MappedBinary {
 impl MappedBinary {
     /// Maps the file at `path` read-only.
     pub fn open(path: &Path) -> Result<Self, BinaryError> {
-        let io_err = |source| BinaryError::Io { path: path.to_path_buf(), source };
+        let io_err = |source| BinaryError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         let file = File::open(path).map_err(io_err)?;
         // SAFETY: the map is read-only and private; the build tools replace binaries by writing a
         // new file (a new inode), so the mapped bytes do not change under us in practice. A
         // truncation by another process would fault, which is the documented risk of mapping.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io_err)?;
-        Ok(Self { path: path.to_path_buf(), map })
+        Ok(Self {
+            path: path.to_path_buf(),
+            map,
+        })
     }
 
     /// The path the binary was opened from.
@@ -61,8 +67,10 @@ impl MappedBinary {
 
     /// Parses the object file.
     pub fn object(&self) -> Result<object::File<'_>, BinaryError> {
-        object::File::parse(&*self.map)
-            .map_err(|source| BinaryError::Object { path: self.path.clone(), source })
+        object::File::parse(&*self.map).map_err(|source| BinaryError::Object {
+            path: self.path.clone(),
+            source,
+        })
     }
 }
 
@@ -92,7 +100,11 @@ impl<'a> DwarfData<'a> {
             .section_by_name(".debug_info")
             .is_some_and(|s| s.uncompressed_data().is_ok_and(|d| !d.is_empty()));
         let sections = gimli::DwarfSections::load(load).expect("the section loader never fails");
-        Self { sections, endian, has_debug_info }
+        Self {
+            sections,
+            endian,
+            has_debug_info,
+        }
     }
 
     /// True when the binary has a non-empty `.debug_info` section.
@@ -102,7 +114,8 @@ impl<'a> DwarfData<'a> {
 
     /// A `gimli::Dwarf` borrowing these sections.
     pub fn dwarf(&self) -> gimli::Dwarf<Reader<'_>> {
-        self.sections.borrow(|section| gimli::EndianSlice::new(section, self.endian))
+        self.sections
+            .borrow(|section| gimli::EndianSlice::new(section, self.endian))
     }
 }
 

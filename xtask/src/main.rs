@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 mod moves;
 mod sizes;
+mod test;
+mod util;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -16,11 +18,11 @@ fn main() -> ExitCode {
         }
         "sizes" => sizes::run(rest),
         "moves" => moves::run(rest),
+        "test" => test::run(rest),
         other => Err(anyhow::anyhow!(
             "unknown command {other:?}; `cargo xtask help` lists them"
         )),
     };
-    let _ = rest;
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -35,6 +37,7 @@ cargo xtask COMMAND [ARGS]
 
 Commands:
   help        this text
+  test        the whole test suite, default and story builds (what CI runs)
   sizes       type, enum, future and stack frame sizes from a binary's DWARF (--help for options)
   moves       run a program under the memcpy tracer: where large values are copied, and which types
 ";

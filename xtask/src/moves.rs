@@ -30,11 +30,15 @@ pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut value = |name: &str| {
-            it.next().cloned().with_context(|| format!("{name} takes a value\n\n{USAGE}"))
+            it.next()
+                .cloned()
+                .with_context(|| format!("{name} takes a value\n\n{USAGE}"))
         };
         match arg.as_str() {
             "--threshold" => {
-                threshold = value("--threshold")?.parse().context("--threshold takes bytes")?;
+                threshold = value("--threshold")?
+                    .parse()
+                    .context("--threshold takes bytes")?;
             }
             "--top" => top = value("--top")?.parse().context("--top takes a number")?,
             "--json" => json = true,
@@ -57,7 +61,12 @@ pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
         }
         cargo(&root, &["build", "--profile", "profiling", "-p", "ddsplit"])?;
         let bin = target.join("profiling").join("ddsplit");
-        command = vec![bin.display().to_string(), "local".into(), "--load".into(), "10s".into()];
+        command = vec![
+            bin.display().to_string(),
+            "local".into(),
+            "--load".into(),
+            "10s".into(),
+        ];
     }
     let Some((program, program_args)) = command.split_first() else {
         bail!("no program to run\n\n{USAGE}");

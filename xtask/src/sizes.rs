@@ -27,7 +27,9 @@ pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut value = |name: &str| {
-            it.next().cloned().with_context(|| format!("{name} takes a value\n\n{USAGE}"))
+            it.next()
+                .cloned()
+                .with_context(|| format!("{name} takes a value\n\n{USAGE}"))
         };
         match arg.as_str() {
             "--bin" => bin = Some(value("--bin")?.into()),
@@ -97,5 +99,7 @@ fn build_ddsplit() -> anyhow::Result<PathBuf> {
     if !status.success() {
         bail!("`cargo build --profile profiling -p ddsplit` failed");
     }
-    Ok(crate::moves::target_dir(&root).join("profiling").join("ddsplit"))
+    Ok(crate::moves::target_dir(&root)
+        .join("profiling")
+        .join("ddsplit"))
 }

@@ -65,9 +65,18 @@ pub fn resolve() {
     }
     // SAFETY: dlsym with RTLD_NEXT and NUL-terminated names; it returns null when absent.
     unsafe {
-        MEMCPY.store(libc::dlsym(libc::RTLD_NEXT, c"memcpy".as_ptr()), Ordering::Release);
-        MEMMOVE.store(libc::dlsym(libc::RTLD_NEXT, c"memmove".as_ptr()), Ordering::Release);
-        MEMCPY_CHK.store(libc::dlsym(libc::RTLD_NEXT, c"__memcpy_chk".as_ptr()), Ordering::Release);
+        MEMCPY.store(
+            libc::dlsym(libc::RTLD_NEXT, c"memcpy".as_ptr()),
+            Ordering::Release,
+        );
+        MEMMOVE.store(
+            libc::dlsym(libc::RTLD_NEXT, c"memmove".as_ptr()),
+            Ordering::Release,
+        );
+        MEMCPY_CHK.store(
+            libc::dlsym(libc::RTLD_NEXT, c"__memcpy_chk".as_ptr()),
+            Ordering::Release,
+        );
     }
     STATE.store(RESOLVED, Ordering::Release);
 }

@@ -43,7 +43,10 @@ unsafe impl Sync for InitOnce {}
 
 impl InitOnce {
     const fn new() -> Self {
-        Self { bytes: UnsafeCell::new([0; PATH_BYTES_MAX]), len: UnsafeCell::new(0) }
+        Self {
+            bytes: UnsafeCell::new([0; PATH_BYTES_MAX]),
+            len: UnsafeCell::new(0),
+        }
     }
 
     /// # Safety
@@ -71,11 +74,17 @@ static WRITING: AtomicBool = AtomicBool::new(false);
 
 /// Reads `DIAG_MOVES_OUT` and the executable's path. Called once, by the constructor.
 pub fn init_paths() {
-    let out = env_bytes(c"DIAG_MOVES_OUT").filter(|p| !p.is_empty()).unwrap_or(DEFAULT_OUT);
+    let out = env_bytes(c"DIAG_MOVES_OUT")
+        .filter(|p| !p.is_empty())
+        .unwrap_or(DEFAULT_OUT);
     let mut exe = [0u8; PATH_BYTES_MAX];
     // SAFETY: readlink writes at most `exe.len()` bytes into the buffer.
     let n = unsafe {
-        libc::readlink(c"/proc/self/exe".as_ptr(), exe.as_mut_ptr().cast(), exe.len())
+        libc::readlink(
+            c"/proc/self/exe".as_ptr(),
+            exe.as_mut_ptr().cast(),
+            exe.len(),
+        )
     };
     let exe_len = usize::try_from(n).unwrap_or(0);
     // SAFETY: called from the constructor only.
@@ -104,7 +113,10 @@ pub fn write_trace(reason: &[u8]) {
         )
     };
     if fd >= 0 {
-        let mut out = FdWriter { fd, buf: Buf::new() };
+        let mut out = FdWriter {
+            fd,
+            buf: Buf::new(),
+        };
         write_body(&mut out, reason, pid);
         out.flush();
         // SAFETY: fd was opened above and is closed once.
@@ -131,14 +143,23 @@ fn write_body(out: &mut FdWriter, reason: &[u8], pid: u64) {
     out.line(&[b"reason ", reason], None);
     out.line(&[b"pid "], Some(Num::Dec(pid)));
     out.line(&[b"exe ", EXE_PATH.get()], None);
-    out.line(&[b"exe_base "], Some(Num::Hex(EXE_BASE.load(Ordering::Relaxed))));
+    out.line(
+        &[b"exe_base "],
+        Some(Num::Hex(EXE_BASE.load(Ordering::Relaxed))),
+    );
     out.text(b"exe_range ");
     out.num(Num::Hex(EXE_START.load(Ordering::Relaxed)));
     out.text(b" ");
     out.num(Num::Hex(EXE_END.load(Ordering::Relaxed)));
     out.text(b"\n");
-    out.line(&[b"threshold "], Some(Num::Dec(THRESHOLD_BYTES.load(Ordering::Relaxed))));
-    out.line(&[b"dropped "], Some(Num::Dec(DROPPED.load(Ordering::Relaxed))));
+    out.line(
+        &[b"threshold "],
+        Some(Num::Dec(THRESHOLD_BYTES.load(Ordering::Relaxed))),
+    );
+    out.line(
+        &[b"dropped "],
+        Some(Num::Dec(DROPPED.load(Ordering::Relaxed))),
+    );
     for (k, bucket) in HISTOGRAM.iter().enumerate().take(BUCKETS) {
         let count = bucket.load(Ordering::Relaxed);
         if count > 0 {
@@ -182,7 +203,10 @@ struct Buf {
 
 impl Buf {
     fn new() -> Self {
-        Self { bytes: [0; PATH_BYTES_MAX], len: 0 }
+        Self {
+            bytes: [0; PATH_BYTES_MAX],
+            len: 0,
+        }
     }
 
     fn room(&self) -> usize {

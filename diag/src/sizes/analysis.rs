@@ -39,6 +39,12 @@ fn imbalance(t: &TypeInfo) -> Option<EnumImbalance> {
     }
     let biggest_field = largest.fields.iter().max_by_key(|f| f.size);
     let suggestion = match biggest_field {
+        Some(f) if t.name.starts_with("core::option::Option<") && next_size == 0 => format!(
+            "`Option` adds nothing to its payload `{}`: shrink that type (its own large variant or \
+             field), or store `Option<Box<{}>>`",
+            f.type_name,
+            super::last_segment(&f.type_name),
+        ),
         Some(f) => format!(
             "box the variant `{}`: its field `{}: {}` is {} bytes; `Box<{}>` makes it 8",
             largest.name,
@@ -111,7 +117,13 @@ mod tests {
     }
 
     fn enum_of(variants: Vec<VariantInfo>) -> TypeInfo {
-        TypeInfo { name: "app::E".into(), size: 4096, align: Some(8), kind: TypeKind::Enum, variants }
+        TypeInfo {
+            name: "app::E".into(),
+            size: 4096,
+            align: Some(8),
+            kind: TypeKind::Enum,
+            variants,
+        }
     }
 
     #[test]
@@ -122,12 +134,18 @@ mod tests {
         assert_eq!(found[0].variant_size, 4000);
         assert_eq!(found[0].next_variant.as_deref(), Some("Small"));
         assert_eq!(found[0].next_size, 8);
-        assert!(found[0].suggestion.starts_with("box the variant `Big`"), "{}", found[0].suggestion);
+        assert!(
+            found[0].suggestion.starts_with("box the variant `Big`"),
+            "{}",
+            found[0].suggestion
+        );
     }
 
     #[test]
     fn balanced_or_small_enums_are_not_reported() {
-        assert!(imbalanced_enums(&[enum_of(vec![variant("A", 2000), variant("B", 1000)])]).is_empty());
+        assert!(
+            imbalanced_enums(&[enum_of(vec![variant("A", 2000), variant("B", 1000)])]).is_empty()
+        );
         assert!(imbalanced_enums(&[enum_of(vec![variant("A", 100), variant("B", 0)])]).is_empty());
     }
 }

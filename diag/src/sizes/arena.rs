@@ -62,7 +62,11 @@ impl<'a> UnitArena<'a> {
 
     /// The children of `idx` with tag `tag`.
     pub fn children_with(&self, idx: DieIdx, tag: DwTag) -> impl Iterator<Item = DieIdx> + '_ {
-        self.die(idx).children.iter().copied().filter(move |&c| self.die(c).tag == tag)
+        self.die(idx)
+            .children
+            .iter()
+            .copied()
+            .filter(move |&c| self.die(c).tag == tag)
     }
 
     fn walk(
@@ -93,7 +97,10 @@ impl<'a> UnitArena<'a> {
         while let Some(attr) = attrs.next()? {
             match attr.name() {
                 dw::DW_AT_name => {
-                    die.name = dwarf.attr_string(unit, attr.value()).ok().map(|s| s.slice());
+                    die.name = dwarf
+                        .attr_string(unit, attr.value())
+                        .ok()
+                        .map(|s| s.slice());
                 }
                 dw::DW_AT_byte_size => die.byte_size = attr.udata_value(),
                 dw::DW_AT_alignment => die.alignment = attr.udata_value(),

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use gimli::constants as dw;
 
 use super::arena::{DieIdx, UnitArena};
-use super::names::{is_future_name, is_top_level, last_segment, qualified_name, type_name, type_size};
+use super::names::{
+    is_future_name, is_top_level, last_segment, qualified_name, type_name, type_size,
+};
 use super::{FieldInfo, SizesError, TypeInfo, TypeKind, VariantInfo};
 use crate::binary::Reader;
 
@@ -34,7 +36,9 @@ pub fn collect_types(dwarf: &gimli::Dwarf<Reader<'_>>) -> Result<Vec<TypeInfo>, 
             if !is_top_level(&arena, idx) {
                 continue;
             }
-            let Some(name) = qualified_name(&arena, idx) else { continue };
+            let Some(name) = qualified_name(&arena, idx) else {
+                continue;
+            };
             if by_name.contains_key(&name) {
                 continue;
             }
@@ -60,7 +64,13 @@ fn type_info(arena: &UnitArena<'_>, idx: DieIdx, name: String, size: u64) -> Typ
         Some(part) => variants(arena, part),
         None => Vec::new(),
     };
-    TypeInfo { name, size, align: die.alignment, kind, variants }
+    TypeInfo {
+        name,
+        size,
+        align: die.alignment,
+        kind,
+        variants,
+    }
 }
 
 fn variants(arena: &UnitArena<'_>, part: DieIdx) -> Vec<VariantInfo> {
@@ -68,7 +78,9 @@ fn variants(arena: &UnitArena<'_>, part: DieIdx) -> Vec<VariantInfo> {
     for variant in arena.children_with(part, dw::DW_TAG_variant) {
         for member in arena.children_with(variant, dw::DW_TAG_member) {
             let member_die = arena.die(member);
-            let Some(ty) = member_die.type_ref.and_then(|o| arena.at(o)) else { continue };
+            let Some(ty) = member_die.type_ref.and_then(|o| arena.at(o)) else {
+                continue;
+            };
             let ty_die = arena.die(ty);
             let name = ty_die
                 .name
@@ -90,7 +102,9 @@ fn field(arena: &UnitArena<'_>, member: DieIdx) -> FieldInfo {
     let die = arena.die(member);
     let ty = die.type_ref.and_then(|o| arena.at(o));
     let type_name = ty.map_or_else(|| "?".to_string(), |t| type_name(arena, t));
-    let name = die.name.map_or_else(String::new, |n| String::from_utf8_lossy(n).into_owned());
+    let name = die
+        .name
+        .map_or_else(String::new, |n| String::from_utf8_lossy(n).into_owned());
     FieldInfo {
         // `__awaitee` is the future being awaited, whatever its type (a boxed `dyn Future` too).
         is_future: is_future_name(&type_name) || name == "__awaitee",

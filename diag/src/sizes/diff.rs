@@ -59,39 +59,85 @@ impl SizesDiff {
     pub fn filtered(&self, prefix: &str) -> Self {
         let keep = |name: &str| super::mentions(name, prefix);
         Self {
-            grew: self.grew.iter().filter(|c| keep(&c.name)).cloned().collect(),
-            shrank: self.shrank.iter().filter(|c| keep(&c.name)).cloned().collect(),
-            appeared: self.appeared.iter().filter(|c| keep(&c.name)).cloned().collect(),
-            disappeared: self.disappeared.iter().filter(|c| keep(&c.name)).cloned().collect(),
+            grew: self
+                .grew
+                .iter()
+                .filter(|c| keep(&c.name))
+                .cloned()
+                .collect(),
+            shrank: self
+                .shrank
+                .iter()
+                .filter(|c| keep(&c.name))
+                .cloned()
+                .collect(),
+            appeared: self
+                .appeared
+                .iter()
+                .filter(|c| keep(&c.name))
+                .cloned()
+                .collect(),
+            disappeared: self
+                .disappeared
+                .iter()
+                .filter(|c| keep(&c.name))
+                .cloned()
+                .collect(),
         }
     }
 }
 
 pub(super) fn diff(before: &SizesReport, after: &SizesReport) -> SizesDiff {
-    let old: HashMap<&str, u64> = before.types.iter().map(|t| (t.name.as_str(), t.size)).collect();
-    let new: HashMap<&str, u64> = after.types.iter().map(|t| (t.name.as_str(), t.size)).collect();
+    let old: HashMap<&str, u64> = before
+        .types
+        .iter()
+        .map(|t| (t.name.as_str(), t.size))
+        .collect();
+    let new: HashMap<&str, u64> = after
+        .types
+        .iter()
+        .map(|t| (t.name.as_str(), t.size))
+        .collect();
     let mut out = SizesDiff::default();
     for t in &after.types {
         match old.get(t.name.as_str()) {
-            None => out.appeared.push(TypeSize { name: t.name.clone(), size: t.size }),
+            None => out.appeared.push(TypeSize {
+                name: t.name.clone(),
+                size: t.size,
+            }),
             Some(&b) if b < t.size => {
-                out.grew.push(SizeChange { name: t.name.clone(), before: b, after: t.size });
+                out.grew.push(SizeChange {
+                    name: t.name.clone(),
+                    before: b,
+                    after: t.size,
+                });
             }
             Some(&b) if b > t.size => {
-                out.shrank.push(SizeChange { name: t.name.clone(), before: b, after: t.size });
+                out.shrank.push(SizeChange {
+                    name: t.name.clone(),
+                    before: b,
+                    after: t.size,
+                });
             }
             Some(_) => {}
         }
     }
     for t in &before.types {
         if !new.contains_key(t.name.as_str()) {
-            out.disappeared.push(TypeSize { name: t.name.clone(), size: t.size });
+            out.disappeared.push(TypeSize {
+                name: t.name.clone(),
+                size: t.size,
+            });
         }
     }
-    out.grew.sort_by(|a, b| b.delta().cmp(&a.delta()).then_with(|| a.name.cmp(&b.name)));
-    out.shrank.sort_by(|a, b| a.delta().cmp(&b.delta()).then_with(|| a.name.cmp(&b.name)));
-    out.appeared.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.name.cmp(&b.name)));
-    out.disappeared.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.name.cmp(&b.name)));
+    out.grew
+        .sort_by(|a, b| b.delta().cmp(&a.delta()).then_with(|| a.name.cmp(&b.name)));
+    out.shrank
+        .sort_by(|a, b| a.delta().cmp(&b.delta()).then_with(|| a.name.cmp(&b.name)));
+    out.appeared
+        .sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.name.cmp(&b.name)));
+    out.disappeared
+        .sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.name.cmp(&b.name)));
     out
 }
 
@@ -122,13 +168,49 @@ mod tests {
 
     #[test]
     fn diff_sorts_changes_into_four_lists() {
-        let before = report(&[("a::Grows", 8), ("a::Shrinks", 64), ("a::Same", 4), ("a::Gone", 2)]);
-        let after = report(&[("a::Grows", 4096), ("a::Shrinks", 16), ("a::Same", 4), ("a::New", 1)]);
+        let before = report(&[
+            ("a::Grows", 8),
+            ("a::Shrinks", 64),
+            ("a::Same", 4),
+            ("a::Gone", 2),
+        ]);
+        let after = report(&[
+            ("a::Grows", 4096),
+            ("a::Shrinks", 16),
+            ("a::Same", 4),
+            ("a::New", 1),
+        ]);
         let d = before.diff(&after);
-        assert_eq!(d.grew, vec![SizeChange { name: "a::Grows".into(), before: 8, after: 4096 }]);
-        assert_eq!(d.shrank, vec![SizeChange { name: "a::Shrinks".into(), before: 64, after: 16 }]);
-        assert_eq!(d.appeared, vec![TypeSize { name: "a::New".into(), size: 1 }]);
-        assert_eq!(d.disappeared, vec![TypeSize { name: "a::Gone".into(), size: 2 }]);
+        assert_eq!(
+            d.grew,
+            vec![SizeChange {
+                name: "a::Grows".into(),
+                before: 8,
+                after: 4096
+            }]
+        );
+        assert_eq!(
+            d.shrank,
+            vec![SizeChange {
+                name: "a::Shrinks".into(),
+                before: 64,
+                after: 16
+            }]
+        );
+        assert_eq!(
+            d.appeared,
+            vec![TypeSize {
+                name: "a::New".into(),
+                size: 1
+            }]
+        );
+        assert_eq!(
+            d.disappeared,
+            vec![TypeSize {
+                name: "a::Gone".into(),
+                size: 2
+            }]
+        );
         assert!(before.diff(&before).is_empty());
     }
 }

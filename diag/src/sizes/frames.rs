@@ -43,9 +43,14 @@ pub fn stack_frames(object: &object::File<'_>) -> StackFrames {
         };
     };
     match read_frames(object, section.address(), data) {
-        Ok(functions) => StackFrames { note: None, functions },
+        Ok(functions) => StackFrames {
+            note: None,
+            functions,
+        },
         Err(e) => StackFrames {
-            note: Some(format!("malformed .eh_frame ({e}): stack frame sizes unavailable")),
+            note: Some(format!(
+                "malformed .eh_frame ({e}): stack frame sizes unavailable"
+            )),
             functions: Vec::new(),
         },
     }
@@ -76,7 +81,9 @@ fn read_frames(
     let mut out = Vec::new();
     let mut entries = eh_frame.entries(&bases);
     while let Some(entry) = entries.next()? {
-        let gimli::CieOrFde::Fde(partial) = entry else { continue };
+        let gimli::CieOrFde::Fde(partial) = entry else {
+            continue;
+        };
         let fde = partial.parse(|section, bases, offset| section.cie_from_offset(bases, offset))?;
         let mut table = fde.rows(&eh_frame, &bases, &mut ctx)?;
         let mut cfa_rsp_max = 0i64;
@@ -104,13 +111,19 @@ fn read_frames(
             continue;
         }
         out.push(StackFrame {
-            function: symbols.name_at(address).unwrap_or_else(|| format!("{address:#x}")),
+            function: symbols
+                .name_at(address)
+                .unwrap_or_else(|| format!("{address:#x}")),
             address,
             frame_bytes,
             source: source.to_string(),
         });
     }
-    out.sort_by(|a, b| b.frame_bytes.cmp(&a.frame_bytes).then_with(|| a.function.cmp(&b.function)));
+    out.sort_by(|a, b| {
+        b.frame_bytes
+            .cmp(&a.frame_bytes)
+            .then_with(|| a.function.cmp(&b.function))
+    });
     out.dedup_by(|a, b| a.address == b.address);
     Ok(out)
 }
@@ -158,7 +171,10 @@ impl FunctionSymbols {
     }
 
     fn name_at(&self, address: u64) -> Option<String> {
-        let i = self.by_address.binary_search_by_key(&address, |(a, _)| *a).ok()?;
+        let i = self
+            .by_address
+            .binary_search_by_key(&address, |(a, _)| *a)
+            .ok()?;
         Some(self.by_address[i].1.clone())
     }
 }

@@ -24,7 +24,7 @@ pub use analysis::{IMBALANCE_RATIO_MIN, IMBALANCE_VARIANT_BYTES_MIN};
 pub use diff::{SizeChange, SizesDiff, TypeSize};
 pub use frames::FRAME_BYTES_REPORT_MIN;
 pub use names::{is_future_name, last_segment};
-pub use render::{RenderOptions, render_diff, render_report};
+pub use render::{RenderOptions, bytes as render_bytes, render_diff, render_report};
 
 use crate::binary::{BinaryError, DEBUG_INFO_HINT, DwarfData, MappedBinary};
 
@@ -37,11 +37,13 @@ pub enum SizesError {
     /// The binary could not be read or parsed.
     #[error(transparent)]
     Binary(#[from] BinaryError),
-    /// The binary has no DWARF debug info.
-    #[error("{path} has no debug info (.debug_info is missing or empty): {DEBUG_INFO_HINT}")]
+    /// The binary has no DWARF type info.
+    #[error("{path} {reason}: {DEBUG_INFO_HINT}")]
     NoDebugInfo {
         /// The binary's path.
         path: PathBuf,
+        /// What is missing.
+        reason: &'static str,
     },
     /// The DWARF could not be parsed.
     #[error("malformed DWARF: {0}")]
@@ -221,10 +223,19 @@ impl SizesReport {
         let object = mapped.object()?;
         let data = DwarfData::load(&object);
         if !data.has_debug_info() {
-            return Err(SizesError::NoDebugInfo { path: path.to_path_buf() });
+            return Err(SizesError::NoDebugInfo {
+                path: path.to_path_buf(),
+                reason: "has no debug info (.debug_info is missing, empty or compressed)",
+            });
         }
         let dwarf = data.dwarf();
         let mut types = collect::collect_types(&dwarf)?;
+        if types.is_empty() {
+            return Err(SizesError::NoDebugInfo {
+                path: path.to_path_buf(),
+                reason: "has debug info without types (built with `debug = \"line-tables-only\"`?)",
+            });
+        }
         sort_types(&mut types);
         let imbalanced_enums = analysis::imbalanced_enums(&types);
         let futures = analysis::futures(&types);
@@ -282,7 +293,9 @@ impl SizesReport {
         out.types.retain(|t| t.mentions(prefix));
         out.imbalanced_enums.retain(|e| mentions(&e.name, prefix));
         out.futures.retain(|f| mentions(&f.name, prefix));
-        out.stack_frames.functions.retain(|f| mentions(&f.function, prefix));
+        out.stack_frames
+            .functions
+            .retain(|f| mentions(&f.function, prefix));
         out
     }
 
@@ -297,7 +310,9 @@ fn std_rank(name: &str) -> u8 {
     let std_prefixes = ["core::", "alloc::", "std::"];
     if std_prefixes.iter().any(|p| name.starts_with(p)) {
         // A `Result`/`Option` of user types is still more telling than a bare std type.
-        if std_prefixes.iter().any(|p| name[name.find('<').unwrap_or(name.len())..].contains(p))
+        if std_prefixes
+            .iter()
+            .any(|p| name[name.find('<').unwrap_or(name.len())..].contains(p))
             || !name.contains('<')
         {
             2
@@ -318,7 +333,10 @@ fn mentions(name: &str, prefix: &str) -> bool {
         return true;
     }
     name.match_indices(prefix).any(|(i, _)| {
-        matches!(name[..i].chars().next_back(), Some('<' | ' ' | '&' | '(' | '[' | '*'))
+        matches!(
+            name[..i].chars().next_back(),
+            Some('<' | ' ' | '&' | '(' | '[' | '*')
+        )
     })
 }
 
@@ -329,9 +347,15 @@ mod tests {
     #[test]
     fn mentions_matches_prefix_and_generic_arguments() {
         assert!(mentions("ddsplit::error::DistriErr", "ddsplit"));
-        assert!(mentions("core::result::Result<ddsplit::A, ddsplit::B>", "ddsplit::"));
+        assert!(mentions(
+            "core::result::Result<ddsplit::A, ddsplit::B>",
+            "ddsplit::"
+        ));
         assert!(mentions("core::option::Option<&ddsplit::A>", "ddsplit"));
-        assert!(!mentions("core::result::Result<u8, notddsplit::B>", "ddsplit"));
+        assert!(!mentions(
+            "core::result::Result<u8, notddsplit::B>",
+            "ddsplit"
+        ));
         assert!(mentions("anything", ""));
     }
 
@@ -339,7 +363,10 @@ mod tests {
     fn std_rank_puts_user_types_first() {
         assert_eq!(std_rank("app::Big"), 0);
         assert_eq!(std_rank("core::result::Result<app::A, app::B>"), 1);
-        assert_eq!(std_rank("core::result::Result<u8, alloc::string::String>"), 2);
+        assert_eq!(
+            std_rank("core::result::Result<u8, alloc::string::String>"),
+            2
+        );
         assert_eq!(std_rank("alloc::string::String"), 2);
     }
 }

@@ -75,9 +75,17 @@ fn type_name_at_depth(arena: &UnitArena<'_>, idx: DieIdx, depth: u32) -> String 
             let element = target(depth);
             let counts: Vec<String> = arena
                 .children_with(idx, dw::DW_TAG_subrange_type)
-                .map(|s| arena.die(s).count.map_or("?".to_string(), |c| c.to_string()))
+                .map(|s| {
+                    arena
+                        .die(s)
+                        .count
+                        .map_or("?".to_string(), |c| c.to_string())
+                })
                 .collect();
-            counts.iter().rev().fold(element, |inner, count| format!("[{inner}; {count}]"))
+            counts
+                .iter()
+                .rev()
+                .fold(element, |inner, count| format!("[{inner}; {count}]"))
         }
         dw::DW_TAG_pointer_type | dw::DW_TAG_reference_type => match die.name {
             Some(n) => String::from_utf8_lossy(n).into_owned(),
@@ -165,7 +173,10 @@ mod tests {
 
     #[test]
     fn last_segment_ignores_generic_arguments() {
-        assert_eq!(last_segment("core::result::Result<a::B, c::D>"), "Result<a::B, c::D>");
+        assert_eq!(
+            last_segment("core::result::Result<a::B, c::D>"),
+            "Result<a::B, c::D>"
+        );
         assert_eq!(last_segment("f::g::{async_fn_env#0}"), "{async_fn_env#0}");
         assert_eq!(last_segment("u8"), "u8");
         assert_eq!(parent_path("f::g::{async_fn_env#0}"), "f::g");
@@ -176,7 +187,9 @@ mod tests {
     fn future_names_are_recognised() {
         assert!(is_future_name("a::b::{async_fn_env#0}"));
         assert!(is_future_name("a::b::{async_block_env#3}"));
-        assert!(is_future_name("a::b::{async_fn_env#0}<alloc::alloc::Global>"));
+        assert!(is_future_name(
+            "a::b::{async_fn_env#0}<alloc::alloc::Global>"
+        ));
         assert!(!is_future_name("a::b::{closure_env#0}"));
         assert!(!is_future_name("a::async_fn_env"));
     }

@@ -18,7 +18,10 @@ pub struct RenderOptions {
 
 impl Default for RenderOptions {
     fn default() -> Self {
-        Self { top: DEFAULT_TOP, held_per_future: 4 }
+        Self {
+            top: DEFAULT_TOP,
+            held_per_future: 4,
+        }
     }
 }
 
@@ -40,13 +43,25 @@ pub fn render_report(report: &SizesReport, options: &RenderOptions) -> String {
     let mut out = String::new();
     let top = options.top;
     let w = &mut out;
-    let _ = writeln!(w, "sizes of {} ({} types)", report.binary, report.types.len());
+    let _ = writeln!(
+        w,
+        "sizes of {} ({} types)",
+        report.binary,
+        report.types.len()
+    );
     let _ = writeln!(w, "\nLargest types");
     let _ = writeln!(w, "{:>12} {:>5}  {:<7} name", "bytes", "align", "kind");
     for t in report.types.iter().take(top) {
         let align = t.align.map_or("?".to_string(), |a| a.to_string());
         let kind = format!("{:?}", t.kind).to_lowercase();
-        let _ = writeln!(w, "{:>12} {:>5}  {:<7} {}", bytes(t.size), align, kind, t.name);
+        let _ = writeln!(
+            w,
+            "{:>12} {:>5}  {:<7} {}",
+            bytes(t.size),
+            align,
+            kind,
+            t.name
+        );
     }
 
     let _ = writeln!(w, "\nEnums whose largest variant dwarfs the rest");
@@ -94,10 +109,20 @@ pub fn render_report(report: &SizesReport, options: &RenderOptions) -> String {
         let _ = writeln!(w, "  note: {note}");
     }
     if report.stack_frames.functions.is_empty() && report.stack_frames.note.is_none() {
-        let _ = writeln!(w, "  (none of {} bytes or more)", bytes(super::FRAME_BYTES_REPORT_MIN));
+        let _ = writeln!(
+            w,
+            "  (none of {} bytes or more)",
+            bytes(super::FRAME_BYTES_REPORT_MIN)
+        );
     }
     for f in report.stack_frames.functions.iter().take(top) {
-        let _ = writeln!(w, "{:>12}  {} [{}]", bytes(f.frame_bytes), f.function, f.source);
+        let _ = writeln!(
+            w,
+            "{:>12}  {} [{}]",
+            bytes(f.frame_bytes),
+            f.function,
+            f.source
+        );
     }
     out
 }
@@ -115,20 +140,45 @@ pub fn render_diff(diff: &SizesDiff, options: &RenderOptions) -> String {
             "grew",
             diff.grew
                 .iter()
-                .map(|c| format!("{:>+12}  {} ({} -> {})", c.delta(), c.name, bytes(c.before), bytes(c.after)))
+                .map(|c| {
+                    format!(
+                        "{:>+12}  {} ({} -> {})",
+                        c.delta(),
+                        c.name,
+                        bytes(c.before),
+                        bytes(c.after)
+                    )
+                })
                 .collect(),
         ),
         (
             "shrank",
             diff.shrank
                 .iter()
-                .map(|c| format!("{:>+12}  {} ({} -> {})", c.delta(), c.name, bytes(c.before), bytes(c.after)))
+                .map(|c| {
+                    format!(
+                        "{:>+12}  {} ({} -> {})",
+                        c.delta(),
+                        c.name,
+                        bytes(c.before),
+                        bytes(c.after)
+                    )
+                })
                 .collect(),
         ),
-        ("appeared", diff.appeared.iter().map(|t| format!("{:>12}  {}", bytes(t.size), t.name)).collect()),
+        (
+            "appeared",
+            diff.appeared
+                .iter()
+                .map(|t| format!("{:>12}  {}", bytes(t.size), t.name))
+                .collect(),
+        ),
         (
             "disappeared",
-            diff.disappeared.iter().map(|t| format!("{:>12}  {}", bytes(t.size), t.name)).collect(),
+            diff.disappeared
+                .iter()
+                .map(|t| format!("{:>12}  {}", bytes(t.size), t.name))
+                .collect(),
         ),
     ];
     for (title, rows) in sections {

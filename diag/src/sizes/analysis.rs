@@ -28,7 +28,7 @@ pub fn imbalanced_enums(types: &[TypeInfo]) -> Vec<EnumImbalance> {
 
 fn imbalance(t: &TypeInfo) -> Option<EnumImbalance> {
     let mut by_size: Vec<_> = t.variants.iter().collect();
-    by_size.sort_by(|a, b| b.size.cmp(&a.size));
+    by_size.sort_by_key(|v| std::cmp::Reverse(v.size));
     let largest = by_size[0];
     let next = by_size.get(1);
     let next_size = next.map_or(0, |v| v.size);

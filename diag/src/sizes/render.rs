@@ -94,10 +94,9 @@ pub fn render_report(report: &SizesReport, options: &RenderOptions) -> String {
             let awaited = if h.is_future { " (awaited future)" } else { "" };
             let _ = writeln!(
                 w,
-                "{:>12}    {}: {} `{}`: {}{awaited}",
+                "{:>12}    {}: holds `{}`: {}{awaited}",
                 bytes(h.size),
                 h.suspend,
-                "holds",
                 h.name,
                 h.type_name
             );

@@ -2,6 +2,7 @@
 //! return address to a Rust function as an extra argument, then the recording hot path.
 
 use core::ffi::c_void;
+use std::sync::atomic::Ordering;
 
 use crate::{real, table};
 
@@ -42,7 +43,9 @@ pub unsafe extern "C" fn __memcpy_chk(
     core::arch::naked_asm!("mov r8, [rsp]", "jmp {target}", target = sym on_memcpy_chk)
 }
 
-/// Records the copy, then copies with the C library's `memcpy`.
+/// Counts the copy, then copies with the C library's `memcpy`. The common case (small copy,
+/// function resolved) is a histogram increment, two loads and a tail call; the rest is in
+/// [`memcpy_slow`].
 ///
 /// # Safety
 /// The C contract of `memcpy`.
@@ -52,7 +55,26 @@ unsafe extern "C" fn on_memcpy(
     n: usize,
     site: usize,
 ) -> *mut c_void {
-    table::record(n, site);
+    if !table::count(n) {
+        if let Some(f) = real::memcpy_resolved() {
+            // SAFETY: the caller upholds memcpy's contract; `f` is the C library's memcpy.
+            return unsafe { f(dst, src, n) };
+        }
+    }
+    // SAFETY: the caller upholds memcpy's contract.
+    unsafe { memcpy_slow(dst, src, n, site) }
+}
+
+/// A large copy, or one made before `memcpy` is resolved.
+///
+/// # Safety
+/// The C contract of `memcpy`.
+#[cold]
+#[inline(never)]
+unsafe fn memcpy_slow(dst: *mut c_void, src: *const c_void, n: usize, site: usize) -> *mut c_void {
+    if n as u64 >= table::THRESHOLD_BYTES.load(Ordering::Relaxed) {
+        table::record_site(site as u64, n as u64);
+    }
     match real::memcpy() {
         // SAFETY: the caller upholds memcpy's contract; `f` is the C library's memcpy.
         Some(f) => unsafe { f(dst, src, n) },
@@ -61,7 +83,7 @@ unsafe extern "C" fn on_memcpy(
     }
 }
 
-/// Records the copy, then copies with the C library's `memmove`.
+/// Counts the copy, then copies with the C library's `memmove` (same shape as [`on_memcpy`]).
 ///
 /// # Safety
 /// The C contract of `memmove`.
@@ -71,7 +93,26 @@ unsafe extern "C" fn on_memmove(
     n: usize,
     site: usize,
 ) -> *mut c_void {
-    table::record(n, site);
+    if !table::count(n) {
+        if let Some(f) = real::memmove_resolved() {
+            // SAFETY: the caller upholds memmove's contract; `f` is the C library's memmove.
+            return unsafe { f(dst, src, n) };
+        }
+    }
+    // SAFETY: the caller upholds memmove's contract.
+    unsafe { memmove_slow(dst, src, n, site) }
+}
+
+/// A large move, or one made before `memmove` is resolved.
+///
+/// # Safety
+/// The C contract of `memmove`.
+#[cold]
+#[inline(never)]
+unsafe fn memmove_slow(dst: *mut c_void, src: *const c_void, n: usize, site: usize) -> *mut c_void {
+    if n as u64 >= table::THRESHOLD_BYTES.load(Ordering::Relaxed) {
+        table::record_site(site as u64, n as u64);
+    }
     match real::memmove() {
         // SAFETY: the caller upholds memmove's contract; `f` is the C library's memmove.
         Some(f) => unsafe { f(dst, src, n) },
@@ -92,7 +133,9 @@ unsafe extern "C" fn on_memcpy_chk(
     dst_len: usize,
     site: usize,
 ) -> *mut c_void {
-    table::record(n, site);
+    if table::count(n) {
+        table::record_site(site as u64, n as u64);
+    }
     match real::memcpy_chk() {
         // SAFETY: the caller upholds __memcpy_chk's contract; `f` is the C library's.
         Some(f) => unsafe { f(dst, src, n, dst_len) },

@@ -42,6 +42,23 @@ pub fn memcpy_chk() -> Option<CopyChkFn> {
     Some(unsafe { core::mem::transmute::<*mut c_void, CopyChkFn>(p) })
 }
 
+/// The C library's `memcpy` if already resolved, without trying to resolve it: the hot path.
+#[inline(always)]
+pub fn memcpy_resolved() -> Option<CopyFn> {
+    let p = MEMCPY.load(Ordering::Relaxed);
+    // SAFETY: a non-null `p` came from dlsym("memcpy"), whose C signature is `CopyFn`; it was
+    // stored once, before any reader could see it non-null.
+    (!p.is_null()).then(|| unsafe { core::mem::transmute::<*mut c_void, CopyFn>(p) })
+}
+
+/// The C library's `memmove` if already resolved (see [`memcpy_resolved`]).
+#[inline(always)]
+pub fn memmove_resolved() -> Option<CopyFn> {
+    let p = MEMMOVE.load(Ordering::Relaxed);
+    // SAFETY: as for `memcpy_resolved`, with dlsym("memmove").
+    (!p.is_null()).then(|| unsafe { core::mem::transmute::<*mut c_void, CopyFn>(p) })
+}
+
 #[inline(always)]
 fn load(slot: &AtomicPtr<c_void>) -> Option<*mut c_void> {
     let p = slot.load(Ordering::Acquire);

@@ -51,17 +51,17 @@ pub fn bucket(n: usize) -> usize {
     (usize::BITS - n.leading_zeros()) as usize
 }
 
-/// Counts a copy of `n` bytes made from `site` (a return address).
+/// Counts a copy of `n` bytes in the histogram; true when it is large enough that its call
+/// site must be recorded too (with [`record_site`]).
 #[inline(always)]
-pub fn record(n: usize, site: usize) {
+pub fn count(n: usize) -> bool {
     HISTOGRAM[bucket(n)].fetch_add(1, Ordering::Relaxed);
-    if n as u64 >= THRESHOLD_BYTES.load(Ordering::Relaxed) {
-        record_site(site as u64, n as u64);
-    }
+    n as u64 >= THRESHOLD_BYTES.load(Ordering::Relaxed)
 }
 
+/// Records a large copy of `size` bytes made from `site` (a return address).
 #[cold]
-fn record_site(site: u64, size: u64) {
+pub fn record_site(site: u64, size: u64) {
     let mask = SITE_SLOTS - 1;
     let hash = (site ^ size.rotate_left(32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     let mut i = (hash >> 40) as usize & mask;

@@ -22,8 +22,36 @@ pub static HISTOGRAM: [AtomicU64; BUCKETS] = [const { AtomicU64::new(0) }; BUCKE
 /// Copies at or above this size record their call site.
 pub static THRESHOLD_BYTES: AtomicU64 = AtomicU64::new(DEFAULT_THRESHOLD_BYTES);
 
-/// Large copies not recorded because the table was full around their slot.
+/// Large copies not recorded at all because the per-site table was full around their slot.
 pub static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// Large copies counted in their site's total but without an exact-size entry, because the
+/// (site, size) table was full around their slot (a site copying many different sizes).
+pub static DROPPED_EXACT: AtomicU64 = AtomicU64::new(0);
+
+/// Distinct call sites of large copies whose totals are kept; a power of two.
+pub const SITE_TOTAL_SLOTS: usize = 1 << 13;
+
+/// Totals of one call site, whatever the sizes: complete even when a site copies so many
+/// different sizes that the exact (site, size) table cannot hold them.
+pub struct SiteTotal {
+    pub site: AtomicU64,
+    pub count: AtomicU64,
+    pub bytes: AtomicU64,
+    pub size_min: AtomicU64,
+    pub size_max: AtomicU64,
+}
+
+/// The per-site totals table.
+pub static SITE_TOTALS: [SiteTotal; SITE_TOTAL_SLOTS] = [const {
+    SiteTotal {
+        site: AtomicU64::new(0),
+        count: AtomicU64::new(0),
+        bytes: AtomicU64::new(0),
+        size_min: AtomicU64::new(u64::MAX),
+        size_max: AtomicU64::new(0),
+    }
+}; SITE_TOTAL_SLOTS];
 
 /// One (call site, size) pair. `site` and `size` are each set once, by compare-and-swap from
 /// zero; a slot belongs to a pair once both are set. A recorder whose site matches a slot with
@@ -59,12 +87,16 @@ pub fn count(n: usize) -> bool {
     n as u64 >= THRESHOLD_BYTES.load(Ordering::Relaxed)
 }
 
-/// Records a large copy of `size` bytes made from `site` (a return address).
+/// Records a large copy of `size` bytes made from `site` (a return address): in the site's
+/// totals, and under its exact size.
 #[cold]
 pub fn record_site(site: u64, size: u64) {
+    if !record_total(site, size) {
+        DROPPED.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
     let mask = SITE_SLOTS - 1;
-    let hash = (site ^ size.rotate_left(32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    let mut i = (hash >> 40) as usize & mask;
+    let mut i = slot_of(site ^ size.rotate_left(32)) & mask;
     for _ in 0..PROBES_MAX {
         let slot = &SITES[i];
         if claim(&slot.site, site) && claim(&slot.size, size) {
@@ -74,7 +106,29 @@ pub fn record_site(site: u64, size: u64) {
         }
         i = (i + 1) & mask;
     }
-    DROPPED.fetch_add(1, Ordering::Relaxed);
+    DROPPED_EXACT.fetch_add(1, Ordering::Relaxed);
+}
+
+fn record_total(site: u64, size: u64) -> bool {
+    let mask = SITE_TOTAL_SLOTS - 1;
+    let mut i = slot_of(site) & mask;
+    for _ in 0..PROBES_MAX {
+        let slot = &SITE_TOTALS[i];
+        if claim(&slot.site, site) {
+            slot.count.fetch_add(1, Ordering::Relaxed);
+            slot.bytes.fetch_add(size, Ordering::Relaxed);
+            slot.size_min.fetch_min(size, Ordering::Relaxed);
+            slot.size_max.fetch_max(size, Ordering::Relaxed);
+            return true;
+        }
+        i = (i + 1) & mask;
+    }
+    false
+}
+
+#[inline(always)]
+fn slot_of(key: u64) -> usize {
+    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize
 }
 
 /// True when `cell` holds `value`, setting it if it was zero.

@@ -11,16 +11,20 @@
 //! exe_base 0xHEX        (load bias of the executable: subtract from sites for PIE)
 //! exe_range 0xHEX 0xHEX (its mapped addresses)
 //! threshold BYTES
-//! dropped COUNT
+//! dropped COUNT        (large copies not recorded: the per-site table was full)
+//! dropped_exact COUNT  (large copies in their site's total but without an exact size)
 //! hist BUCKET COUNT     (one per non-empty bucket; bucket k counts sizes in [2^(k-1), 2^k))
-//! site 0xADDR SIZE COUNT BYTES
+//! site 0xADDR SIZE COUNT BYTES             (large copies by call site and exact size)
+//! total 0xADDR COUNT BYTES SIZE_MIN SIZE_MAX (large copies by call site, all sizes)
 //! ```
 
 use core::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::init::{EXE_BASE, EXE_END, EXE_START, env_bytes};
-use crate::table::{BUCKETS, DROPPED, HISTOGRAM, SITES, THRESHOLD_BYTES};
+use crate::table::{
+    BUCKETS, DROPPED, DROPPED_EXACT, HISTOGRAM, SITE_TOTALS, SITES, THRESHOLD_BYTES,
+};
 
 /// Longest path kept for the output file and the executable (PATH_MAX on Linux).
 const PATH_BYTES_MAX: usize = 4096;
@@ -160,6 +164,10 @@ fn write_body(out: &mut FdWriter, reason: &[u8], pid: u64) {
         &[b"dropped "],
         Some(Num::Dec(DROPPED.load(Ordering::Relaxed))),
     );
+    out.line(
+        &[b"dropped_exact "],
+        Some(Num::Dec(DROPPED_EXACT.load(Ordering::Relaxed))),
+    );
     for (k, bucket) in HISTOGRAM.iter().enumerate().take(BUCKETS) {
         let count = bucket.load(Ordering::Relaxed);
         if count > 0 {
@@ -185,6 +193,20 @@ fn write_body(out: &mut FdWriter, reason: &[u8], pid: u64) {
         out.num(Num::Dec(count));
         out.text(b" ");
         out.num(Num::Dec(slot.bytes.load(Ordering::Relaxed)));
+        out.text(b"\n");
+    }
+    for slot in &SITE_TOTALS {
+        let site = slot.site.load(Ordering::Acquire);
+        let count = slot.count.load(Ordering::Relaxed);
+        if site == 0 || count == 0 {
+            continue;
+        }
+        out.text(b"total ");
+        out.num(Num::Hex(site));
+        for value in [&slot.count, &slot.bytes, &slot.size_min, &slot.size_max] {
+            out.text(b" ");
+            out.num(Num::Dec(value.load(Ordering::Relaxed)));
+        }
         out.text(b"\n");
     }
 }

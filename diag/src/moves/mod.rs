@@ -16,6 +16,7 @@ mod run;
 mod symbolize;
 mod trace;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -23,7 +24,7 @@ use serde::{Deserialize, Serialize};
 pub use check::check_program;
 pub use run::{DEFAULT_THRESHOLD_BYTES, TraceRun, Traced};
 pub use symbolize::{SourceFrame, demangle, symbolize};
-pub use trace::{RawSite, TRACE_FORMAT_VERSION, Trace};
+pub use trace::{RawSite, SiteTotal, TRACE_FORMAT_VERSION, Trace};
 
 use crate::binary::BinaryError;
 use crate::sizes::SizesReport;
@@ -98,8 +99,12 @@ pub struct CopySite {
     pub address: Option<u64>,
     /// The runtime return address.
     pub runtime_address: u64,
-    /// Bytes per copy.
+    /// Bytes per copy (0 for a row of various sizes, see `size_range`).
     pub size: u64,
+    /// For the copies of a site that have no exact-size row (the site copied too many
+    /// different sizes): the smallest and largest size. `None` for an exact-size row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_range: Option<(u64, u64)>,
     /// Copies.
     pub count: u64,
     /// Total bytes copied.
@@ -167,36 +172,43 @@ impl MovesReport {
                 }
             },
         };
-        let file_addresses: Vec<Option<u64>> = trace
-            .sites
+        let rows = rows(trace);
+        // Symbolize each distinct address once.
+        let mut addresses: Vec<u64> = rows
             .iter()
-            .map(|s| trace.file_address(s.address))
+            .filter_map(|r| trace.file_address(r.address))
             .collect();
-        let probes: Vec<u64> = file_addresses.iter().map(|a| a.unwrap_or(0)).collect();
-        let frames = symbolize(binary, &probes)?;
-        let mut sites: Vec<CopySite> = trace
-            .sites
+        addresses.sort_unstable();
+        addresses.dedup();
+        let frames: HashMap<u64, Vec<SourceFrame>> = addresses
             .iter()
-            .zip(file_addresses)
-            .zip(frames)
-            .map(|((raw, address), frames)| CopySite {
-                address,
-                runtime_address: raw.address,
-                size: raw.size,
-                count: raw.count,
-                bytes: raw.bytes,
-                frames: if address.is_some() {
-                    frames
-                } else {
-                    Vec::new()
-                },
-                types: sizes.map_or_else(Vec::new, |s| {
-                    s.lookup_by_size(raw.size)
-                        .into_iter()
-                        .take(TYPES_PER_SITE_MAX)
-                        .map(|t| t.name.clone())
-                        .collect()
-                }),
+            .copied()
+            .zip(symbolize(binary, &addresses)?)
+            .collect();
+        let mut sites: Vec<CopySite> = rows
+            .into_iter()
+            .map(|row| {
+                let address = trace.file_address(row.address);
+                CopySite {
+                    address,
+                    runtime_address: row.address,
+                    size: row.size,
+                    size_range: row.size_range,
+                    count: row.count,
+                    bytes: row.bytes,
+                    frames: address
+                        .and_then(|a| frames.get(&a).cloned())
+                        .unwrap_or_default(),
+                    types: match (sizes, row.size_range) {
+                        (Some(s), None) => s
+                            .lookup_by_size(row.size)
+                            .into_iter()
+                            .take(TYPES_PER_SITE_MAX)
+                            .map(|t| t.name.clone())
+                            .collect(),
+                        _ => Vec::new(),
+                    },
+                }
             })
             .collect();
         sites.sort_by(|a, b| {
@@ -206,8 +218,15 @@ impl MovesReport {
         });
         if trace.dropped > 0 {
             notes.push(format!(
-                "{} large copies were not recorded: the site table was full",
+                "{} large copies were not recorded: the per-site table was full",
                 trace.dropped
+            ));
+        }
+        if trace.dropped_exact > 0 {
+            notes.push(format!(
+                "{} large copies are counted by site only (rows of various sizes): their sites \
+                 copied too many different sizes for the exact-size table",
+                trace.dropped_exact
             ));
         }
         if sites.iter().any(|s| s.address.is_none()) {
@@ -250,5 +269,96 @@ impl MovesReport {
     /// The report as text: histogram, then the top `top` sites.
     pub fn render(&self, top: usize) -> String {
         render::render(self, top)
+    }
+}
+
+/// One row before symbolization: an exact-size entry, or the rest of a site's total.
+struct Row {
+    address: u64,
+    size: u64,
+    size_range: Option<(u64, u64)>,
+    count: u64,
+    bytes: u64,
+}
+
+/// The exact-size entries, plus for each site whose total holds more copies than its exact
+/// entries, a row of various sizes with the remainder.
+fn rows(trace: &Trace) -> Vec<Row> {
+    let mut exact: HashMap<u64, (u64, u64)> = HashMap::new();
+    let mut rows: Vec<Row> = trace
+        .sites
+        .iter()
+        .map(|s| {
+            let e = exact.entry(s.address).or_default();
+            e.0 += s.count;
+            e.1 += s.bytes;
+            Row {
+                address: s.address,
+                size: s.size,
+                size_range: None,
+                count: s.count,
+                bytes: s.bytes,
+            }
+        })
+        .collect();
+    for total in &trace.totals {
+        let (count, bytes) = exact.get(&total.address).copied().unwrap_or_default();
+        if total.count > count {
+            rows.push(Row {
+                address: total.address,
+                size: 0,
+                size_range: Some((total.size_min, total.size_max)),
+                count: total.count - count,
+                bytes: total.bytes.saturating_sub(bytes),
+            });
+        }
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_site_total_beyond_its_exact_rows_becomes_a_row_of_various_sizes() {
+        let trace = Trace {
+            sites: vec![RawSite {
+                address: 0x10,
+                size: 2048,
+                count: 3,
+                bytes: 6144,
+            }],
+            totals: vec![
+                SiteTotal {
+                    address: 0x10,
+                    count: 5,
+                    bytes: 9144,
+                    size_min: 1024,
+                    size_max: 2048,
+                },
+                SiteTotal {
+                    address: 0x20,
+                    count: 1,
+                    bytes: 4096,
+                    size_min: 4096,
+                    size_max: 4096,
+                },
+            ],
+            ..Trace::default()
+        };
+        let rows = rows(&trace);
+        let summary: Vec<_> = rows
+            .iter()
+            .map(|r| (r.address, r.size, r.size_range, r.count, r.bytes))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (0x10, 2048, None, 3, 6144),
+                (0x10, 0, Some((1024, 2048)), 2, 3000),
+                (0x20, 0, Some((4096, 4096)), 1, 4096),
+            ]
+        );
     }
 }

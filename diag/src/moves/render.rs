@@ -38,14 +38,19 @@ pub fn render(report: &MovesReport, top: usize) -> String {
         let _ = writeln!(w, "  (none)");
     }
     for site in report.sites.iter().take(top) {
-        let what = match site.types.first() {
-            Some(ty) => format!("`{ty}`"),
-            None => "no type of this size".to_string(),
+        let what = match (site.size_range, site.types.first()) {
+            (Some((min, max)), _) => format!("various sizes, {} .. {} B", bytes(min), bytes(max)),
+            (None, Some(ty)) => format!("`{ty}`"),
+            (None, None) => "no type of this size".to_string(),
+        };
+        let size = match site.size_range {
+            Some(_) => "*".to_string(),
+            None => bytes(site.size),
         };
         let _ = writeln!(
             w,
             "{:>12} B x {:>8} = {:>14} B  {}",
-            bytes(site.size),
+            size,
             bytes(site.count),
             bytes(site.bytes),
             what

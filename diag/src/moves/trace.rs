@@ -22,12 +22,33 @@ pub struct Trace {
     pub exe_range: (u64, u64),
     /// Copies of at least this many bytes have their call site recorded.
     pub threshold_bytes: u64,
-    /// Large copies not recorded because the site table was full.
+    /// Large copies not recorded at all because the per-site table was full.
     pub dropped: u64,
+    /// Large copies in their site's total but without an exact-size entry.
+    #[serde(default)]
+    pub dropped_exact: u64,
     /// `(bucket, count)`: bucket 0 counts zero-byte copies, bucket k sizes in `[2^(k-1), 2^k)`.
     pub histogram: Vec<(u32, u64)>,
     /// Large copies by call site and size.
     pub sites: Vec<RawSite>,
+    /// Large copies by call site, all sizes together.
+    #[serde(default)]
+    pub totals: Vec<SiteTotal>,
+}
+
+/// All the large copies of one call site, whatever their sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteTotal {
+    /// The return address of the `memcpy`/`memmove` call.
+    pub address: u64,
+    /// How many copies.
+    pub count: u64,
+    /// Total bytes.
+    pub bytes: u64,
+    /// Smallest copy.
+    pub size_min: u64,
+    /// Largest copy.
+    pub size_max: u64,
 }
 
 /// One (call site, size) pair of large copies, with runtime addresses.
@@ -73,6 +94,7 @@ impl Trace {
                 "exe_range" => trace.exe_range = (next_num(true)?, next_num(true)?),
                 "threshold" => trace.threshold_bytes = next_num(false)?,
                 "dropped" => trace.dropped = next_num(false)?,
+                "dropped_exact" => trace.dropped_exact = next_num(false)?,
                 "hist" => {
                     let bucket = u32::try_from(next_num(false)?).map_err(|_| bad("bad bucket"))?;
                     trace.histogram.push((bucket, next_num(false)?));
@@ -82,6 +104,13 @@ impl Trace {
                     size: next_num(false)?,
                     count: next_num(false)?,
                     bytes: next_num(false)?,
+                }),
+                "total" => trace.totals.push(SiteTotal {
+                    address: next_num(true)?,
+                    count: next_num(false)?,
+                    bytes: next_num(false)?,
+                    size_min: next_num(false)?,
+                    size_max: next_num(false)?,
                 }),
                 _ => {} // Unknown keys are later additions: skip them.
             }
@@ -129,7 +158,7 @@ mod tests {
 
     const SAMPLE: &str = "diag-moves 1\nreason exit\npid 42\nexe /bin/x y\nexe_base 0x1000\n\
         exe_range 0x1000 0x9000\nthreshold 1024\ndropped 0\nhist 0 3\nhist 17 20\n\
-        site 0x15b4 65544 4 262176\n";
+        site 0x15b4 65544 4 262176\ntotal 0x15b4 5 263176 1000 65544\ndropped_exact 1\n";
 
     #[test]
     fn parses_every_field() {
@@ -150,6 +179,17 @@ mod tests {
                 bytes: 262176
             }]
         );
+        assert_eq!(
+            t.totals,
+            vec![SiteTotal {
+                address: 0x15b4,
+                count: 5,
+                bytes: 263176,
+                size_min: 1000,
+                size_max: 65544
+            }]
+        );
+        assert_eq!(t.dropped_exact, 1);
         assert_eq!(t.total_copies(), 23);
         assert_eq!(t.copies_in_buckets_from(1024), 20);
         assert_eq!(t.file_address(0x15b4), Some(0x5b4));

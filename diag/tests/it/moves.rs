@@ -134,6 +134,25 @@ fn a_program_without_large_copies_shows_none_above_the_threshold() {
 }
 
 #[test]
+fn copies_below_the_threshold_are_only_counted_in_the_histogram() {
+    let size = printed_size("small-copies", "small_copies::Chunk");
+    let report = traced("small-copies", &["--iterations", "1000"], 1024);
+    assert_eq!(report.sites, Vec::new());
+    let bucket = 64 - size.leading_zeros();
+    let counted = report
+        .trace
+        .histogram
+        .iter()
+        .find(|&&(k, _)| k == bucket)
+        .map_or(0, |&(_, c)| c);
+    assert!(
+        counted >= 1000,
+        "{size}-byte copies are counted: {:?}",
+        report.trace.histogram
+    );
+}
+
+#[test]
 fn the_threshold_decides_which_copies_record_their_site() {
     let report = traced("big-return", &["--iterations", "5"], 1 << 20);
     assert_eq!(report.sites, Vec::new());

@@ -13,20 +13,20 @@ pub type Reader<'a> = gimli::EndianSlice<'a, gimli::RunTimeEndian>;
 #[derive(Debug, thiserror::Error)]
 pub enum BinaryError {
     /// The file could not be opened or mapped.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Io {
         /// The binary's path.
         path: PathBuf,
         /// What the OS said.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file is not an object file `object` understands.
-    #[error("{path} is not an executable or library this tool can parse: {source}")]
+    #[error("{path} is not an executable or library this tool can parse: {error}")]
     Object {
         /// The binary's path.
         path: PathBuf,
         /// What the parser said.
-        source: object::Error,
+        error: object::Error,
     },
 }
 
@@ -40,9 +40,9 @@ pub struct MappedBinary {
 impl MappedBinary {
     /// Maps the file at `path` read-only.
     pub fn open(path: &Path) -> Result<Self, BinaryError> {
-        let io_err = |source| BinaryError::Io {
+        let io_err = |error| BinaryError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         };
         let file = File::open(path).map_err(io_err)?;
         // SAFETY: the map is read-only and private; the build tools replace binaries by writing a
@@ -67,9 +67,9 @@ impl MappedBinary {
 
     /// Parses the object file.
     pub fn object(&self) -> Result<object::File<'_>, BinaryError> {
-        object::File::parse(&*self.map).map_err(|source| BinaryError::Object {
+        object::File::parse(&*self.map).map_err(|error| BinaryError::Object {
             path: self.path.clone(),
-            source,
+            error,
         })
     }
 }

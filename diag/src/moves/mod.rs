@@ -77,12 +77,12 @@ pub enum MovesError {
         message: String,
     },
     /// Running the program or reading its trace failed.
-    #[error("{context}: {source}")]
+    #[error("{context}: {error}")]
     Io {
         /// What was being done.
         context: String,
         /// What the OS said.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The program ran but wrote no trace.
     #[error(
@@ -242,9 +242,9 @@ impl MovesReport {
 
     /// Reads a trace file and builds the report against `binary` (default: the trace's `exe`).
     pub fn from_trace_file(trace_path: &Path, binary: Option<&Path>) -> Result<Self, MovesError> {
-        let text = std::fs::read_to_string(trace_path).map_err(|source| MovesError::Io {
+        let text = std::fs::read_to_string(trace_path).map_err(|error| MovesError::Io {
             context: format!("cannot read the trace {}", trace_path.display()),
-            source,
+            error,
         })?;
         let trace = Trace::parse(&text)?;
         let exe = PathBuf::from(&trace.exe);

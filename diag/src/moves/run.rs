@@ -82,13 +82,13 @@ impl TraceRun {
         if !self.preload.is_file() {
             return Err(MovesError::Io {
                 context: format!("the preload library {} is missing", self.preload.display()),
-                source: std::io::ErrorKind::NotFound.into(),
+                error: std::io::ErrorKind::NotFound.into(),
             });
         }
         let out_dir = self.out_dir.clone().unwrap_or_else(|| {
             std::env::temp_dir().join(format!("diag-moves-{}", std::process::id()))
         });
-        let io = |context: String| move |source| MovesError::Io { context, source };
+        let io = |context: String| move |error| MovesError::Io { context, error };
         std::fs::create_dir_all(&out_dir)
             .map_err(io(format!("cannot create {}", out_dir.display())))?;
         let preload = std::fs::canonicalize(&self.preload)
@@ -130,9 +130,9 @@ fn read_trace(path: &Path) -> Result<String, MovesError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             Err(MovesError::NoTrace(path.to_path_buf()))
         }
-        Err(source) => Err(MovesError::Io {
+        Err(error) => Err(MovesError::Io {
             context: format!("cannot read {}", path.display()),
-            source,
+            error,
         }),
     }
 }

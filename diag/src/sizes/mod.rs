@@ -49,12 +49,12 @@ pub enum SizesError {
     #[error("malformed DWARF: {0}")]
     Dwarf(#[from] gimli::Error),
     /// A saved JSON report could not be read.
-    #[error("cannot read the sizes report {path}: {source}")]
+    #[error("cannot read the sizes report {path}: {error}")]
     ReadJson {
         /// The report's path.
         path: PathBuf,
         /// What went wrong.
-        source: Box<dyn std::error::Error + Send + Sync>,
+        error: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 
@@ -252,9 +252,9 @@ impl SizesReport {
 
     /// Reads a report saved as JSON (by [`SizesReport::to_json`] or `cargo xtask sizes --json`).
     pub fn from_json_file(path: &Path) -> Result<Self, SizesError> {
-        let err = |source: Box<dyn std::error::Error + Send + Sync>| SizesError::ReadJson {
+        let err = |error: Box<dyn std::error::Error + Send + Sync>| SizesError::ReadJson {
             path: path.to_path_buf(),
-            source,
+            error,
         };
         let text = std::fs::read_to_string(path).map_err(|e| err(e.into()))?;
         serde_json::from_str(&text).map_err(|e| err(e.into()))

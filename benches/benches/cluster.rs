@@ -50,7 +50,9 @@ fn cluster(c: &mut Criterion) {
     let data = record(RECORD_BYTES);
     let mut group = c.benchmark_group("cluster_1MiB");
     group.throughput(Throughput::Bytes(RECORD_BYTES as u64));
-    group.sample_size(30).measurement_time(Duration::from_secs(8));
+    group
+        .sample_size(30)
+        .measurement_time(Duration::from_secs(8));
 
     let plain = rt.block_on(plain_server());
     let mut stream = rt.block_on(TcpStream::connect(plain)).expect("connect");
@@ -77,7 +79,10 @@ fn cluster(c: &mut Criterion) {
     });
 
     for fsync in [FsyncPolicy::Always, FsyncPolicy::Never] {
-        let config = LocalClusterConfig { fsync, ..LocalClusterConfig::default() };
+        let config = LocalClusterConfig {
+            fsync,
+            ..LocalClusterConfig::default()
+        };
         let local = rt.block_on(LocalCluster::start(config)).expect("cluster");
         let mut client = Client::new(local.gateway_addr());
         let name = format!("ddsplit_put_fsync_{fsync:?}").to_lowercase();

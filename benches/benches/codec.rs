@@ -31,7 +31,9 @@ fn codec(c: &mut Criterion) {
                 })
                 .collect();
             group.bench_function(BenchmarkId::new("raw_encode", &label), |b| {
-                b.iter(|| reed_solomon_simd::encode(k as usize, m as usize, &shards).expect("encode"))
+                b.iter(|| {
+                    reed_solomon_simd::encode(k as usize, m as usize, &shards).expect("encode")
+                })
             });
             group.bench_function(BenchmarkId::new("split", &label), |b| {
                 b.iter(|| split(RecordId(1), &data, params).expect("split"))

@@ -1,5 +1,9 @@
 //! The service's result types: [`SuccessCode`] and [`DistriErr`], returned through every layer
 //! from the fragment store to the request handler, and [`ErrorCode`], their form on the wire.
+//!
+//! The default build boxes the one large payload (a corruption report's excerpt), so a
+//! `Result<SuccessCode, DistriErr>` is a few words. The `story-inline-error` feature brings back
+//! the story's version: the report inline, and every `Result` of every layer about 48 KiB.
 
 use std::fmt;
 use std::io;
@@ -71,7 +75,11 @@ pub enum DistriErr {
     #[error("fragment {index} of record {id} not found")]
     FragmentNotFound { id: RecordId, index: u8 },
     #[error("fragment {} of record {} is corrupt: {}", .0.index, .0.id, .0.detail)]
+    #[cfg(not(feature = "story-inline-error"))]
     Corrupt(Box<CorruptFragment>),
+    #[error("fragment {} of record {} is corrupt: {}", .0.index, .0.id, .0.detail)]
+    #[cfg(feature = "story-inline-error")]
+    Corrupt(CorruptFragment),
     #[error(
         "record {id} is unavailable: {have} of the {needed} fragments needed could be read ({cause})"
     )]
@@ -114,6 +122,7 @@ pub enum DistriErr {
 
 // The error travels through every layer of every request: keep it a few words. Payloads that
 // are large (corruption excerpts) are boxed.
+#[cfg(not(feature = "story-inline-error"))]
 const _: () = assert!(size_of::<DistriErr>() <= 48);
 
 impl DistriErr {
@@ -127,7 +136,10 @@ impl DistriErr {
 
     /// A corruption report.
     pub fn corrupt(id: RecordId, index: u8, detail: String, bytes: &[u8]) -> DistriErr {
-        DistriErr::Corrupt(Box::new(CorruptFragment::new(id, index, detail, bytes)))
+        #[cfg(not(feature = "story-inline-error"))]
+        return DistriErr::Corrupt(Box::new(CorruptFragment::new(id, index, detail, bytes)));
+        #[cfg(feature = "story-inline-error")]
+        return DistriErr::Corrupt(CorruptFragment::new(id, index, detail, bytes));
     }
 
     /// The code this error travels under in an error frame.

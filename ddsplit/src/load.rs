@@ -466,10 +466,7 @@ impl Worker {
             } else {
                 None
             };
-            queries.push(DistriQuery {
-                id: written.id,
-                range,
-            });
+            queries.push(DistriQuery::new(written.id, range));
             picked.push(written);
         }
         let answers = self

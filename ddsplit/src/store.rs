@@ -1,6 +1,10 @@
 //! The fragment store: the trait every fragment operation goes through, its two
-//! implementations (a node's local log, and a remote node over TCP), and the handle type that
-//! dispatches between them.
+//! implementations (a node's local log, and a remote node over TCP), and [`StoreHandle`], the
+//! type nodes and gateways call it through.
+//!
+//! The default build dispatches with the [`Store`] enum: no boxing, no virtual call. The
+//! `story-async-trait` feature brings back the story's version: the trait written with
+//! `#[async_trait]` (every call boxes its future) and called through `Arc<dyn FragmentStore>`.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -15,9 +19,10 @@ use crate::node::log::FragmentLog;
 use crate::wire::{FragmentKey, Request, Response};
 
 /// Where fragments live. Every fragment operation of a node and of a gateway goes through it.
-// Dispatch is static (the `Store` enum), so the futures' `Send`-ness is known to callers and
-// the lint about unnameable `Send` bounds does not apply.
+// In the default build dispatch is static (the `Store` enum), so the futures' `Send`-ness is
+// known to callers and the lint about unnameable `Send` bounds does not apply.
 #[allow(async_fn_in_trait)]
+#[cfg_attr(feature = "story-async-trait", async_trait::async_trait)]
 pub trait FragmentStore: Send + Sync {
     /// Stores a fragment durably.
     async fn put_fragment(&self, fragment: Fragment) -> Result<SuccessCode, DistriErr>;
@@ -53,6 +58,7 @@ impl LocalStore {
     }
 }
 
+#[cfg_attr(feature = "story-async-trait", async_trait::async_trait)]
 impl FragmentStore for LocalStore {
     async fn put_fragment(&self, fragment: Fragment) -> Result<SuccessCode, DistriErr> {
         self.log.put(fragment).await
@@ -154,6 +160,7 @@ fn unexpected(response: Response) -> DistriErr {
     DistriErr::BadRequest(format!("unexpected response from node: {response:?}").into())
 }
 
+#[cfg_attr(feature = "story-async-trait", async_trait::async_trait)]
 impl FragmentStore for RemoteStore {
     async fn put_fragment(&self, fragment: Fragment) -> Result<SuccessCode, DistriErr> {
         match self
@@ -224,13 +231,39 @@ impl FragmentStore for RemoteStore {
     }
 }
 
+/// How nodes and gateways hold a fragment store.
+#[cfg(not(feature = "story-async-trait"))]
+pub type StoreHandle = Store;
+
+/// How nodes and gateways hold a fragment store: the story's trait object.
+#[cfg(feature = "story-async-trait")]
+pub type StoreHandle = Arc<dyn FragmentStore>;
+
+/// The handle of a node's own store.
+pub fn local_handle(store: LocalStore) -> StoreHandle {
+    #[cfg(not(feature = "story-async-trait"))]
+    return Store::Local(store);
+    #[cfg(feature = "story-async-trait")]
+    return Arc::new(store);
+}
+
+/// The handle of a remote node's store.
+pub fn remote_handle(store: RemoteStore) -> StoreHandle {
+    #[cfg(not(feature = "story-async-trait"))]
+    return Store::Remote(store);
+    #[cfg(feature = "story-async-trait")]
+    return Arc::new(store);
+}
+
 /// A fragment store of either kind, dispatched by `match` (no boxing, no virtual call).
+#[cfg(not(feature = "story-async-trait"))]
 #[derive(Clone, Debug)]
 pub enum Store {
     Local(LocalStore),
     Remote(RemoteStore),
 }
 
+#[cfg(not(feature = "story-async-trait"))]
 impl FragmentStore for Store {
     async fn put_fragment(&self, fragment: Fragment) -> Result<SuccessCode, DistriErr> {
         match self {

@@ -123,8 +123,7 @@ pub const OP_NAMES: [&str; 10] = [
     "cluster_stats",
 ];
 
-/// One answer of a batch query.
-pub type QueryAnswer = Result<Bytes, (ErrorCode, String)>;
+pub use crate::query::QueryAnswer;
 
 /// A response to a [`Request`].
 #[derive(Debug, Clone, PartialEq)]
@@ -348,7 +347,7 @@ impl Request {
                         }),
                         _ => return Err(WireError::Malformed("range flag is neither 0 nor 1")),
                     };
-                    queries.push(DistriQuery { id, range });
+                    queries.push(DistriQuery::new(id, range));
                 }
                 Request::Query { queries }
             }

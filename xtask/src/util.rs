@@ -23,7 +23,9 @@ pub fn cargo() -> Command {
 /// Runs `command` as the step `name`, failing with the step's name if it fails.
 pub fn run_step(name: &str, command: &mut Command) -> anyhow::Result<()> {
     eprintln!("==> {name}");
-    let status = command.status().with_context(|| format!("starting {name}"))?;
+    let status = command
+        .status()
+        .with_context(|| format!("starting {name}"))?;
     if !status.success() {
         bail!("{name} failed ({status})");
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
-use futures::stream::{self, FuturesUnordered, StreamExt};
+use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::net::TcpListener;
 
 use crate::codec::{self, CodecParams, Fragment};
@@ -18,9 +18,12 @@ use crate::error::{DistriErr, ErrorCode, SuccessCode};
 use crate::id::RecordId;
 use crate::limits::{FRAGMENT_TIMEOUT, NODES_MAX, QUERY_CONCURRENCY_MAX, QUERY_RESPONSE_BYTES_MAX};
 use crate::metrics::{Registry, ServiceMetrics};
-use crate::query::DistriQuery;
+use crate::query::{self, DistriQuery, answer_batch};
 use crate::server::{Handler, RunningServer, ServerConfig};
-use crate::store::{FragmentStore, RemoteStore, Store};
+// Trait objects (the story build) call trait methods without the import.
+#[cfg_attr(feature = "story-async-trait", allow(unused_imports))]
+use crate::store::FragmentStore;
+use crate::store::{RemoteStore, StoreHandle, remote_handle};
 use crate::wire::{FragmentKey, QueryAnswer, Request, Response};
 use placement::Placement;
 
@@ -93,12 +96,21 @@ impl GatewayConfig {
 }
 
 /// The gateway's record operations, usable without the TCP server around them.
-#[derive(Debug)]
 pub struct Gateway {
-    stores: Vec<Store>,
+    stores: Vec<StoreHandle>,
+    node_addrs: Vec<SocketAddr>,
     placement: Placement,
     params: CodecParams,
     write_quorum: usize,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("nodes", &self.node_addrs)
+            .field("params", &self.params)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Gateway {
@@ -109,8 +121,9 @@ impl Gateway {
             stores: config
                 .nodes
                 .iter()
-                .map(|addr| Store::Remote(RemoteStore::new(*addr, config.fragment_timeout)))
+                .map(|addr| remote_handle(RemoteStore::new(*addr, config.fragment_timeout)))
                 .collect(),
+            node_addrs: config.nodes.clone(),
             placement: Placement::new(&config.nodes),
             params: config.params,
             write_quorum: config.write_quorum,
@@ -177,32 +190,18 @@ impl Gateway {
 
     /// Answers a batch of queries, in order; each answer is data or an error of its own.
     pub async fn query(&self, queries: Vec<DistriQuery>) -> Vec<QueryAnswer> {
-        let answers: Vec<Result<Bytes, DistriErr>> = stream::iter(queries)
-            .map(|query| async move {
-                let record = self.get(query.id).await?;
-                let range = query
-                    .select(record.len())
-                    .map_err(|e| DistriErr::BadRequest(e.into()))?;
-                Ok(record.slice(range))
-            })
-            .buffered(QUERY_CONCURRENCY_MAX)
-            .collect()
-            .await;
-        let mut total = 0usize;
-        answers
-            .into_iter()
-            .map(|answer| match answer {
-                Ok(data) if total + data.len() > QUERY_RESPONSE_BYTES_MAX => Err((
-                    ErrorCode::LimitExceeded,
-                    format!("answer of {} bytes would take the batch past {QUERY_RESPONSE_BYTES_MAX} bytes", data.len()),
-                )),
-                Ok(data) => {
-                    total += data.len();
-                    Ok(data)
-                }
-                Err(e) => Err((e.code(), e.to_string())),
-            })
-            .collect()
+        answer_batch(
+            queries,
+            QUERY_CONCURRENCY_MAX,
+            QUERY_RESPONSE_BYTES_MAX,
+            |id, range| async move {
+                let record = self.get(id).await.map_err(|e| (e.code(), e.to_string()))?;
+                let part =
+                    query::select(range, record.len()).map_err(|e| (ErrorCode::BadRequest, e))?;
+                Ok(record.slice(part))
+            },
+        )
+        .await
     }
 
     /// Deletes a record's fragments from every node that should hold one.
@@ -232,14 +231,11 @@ impl Gateway {
 
     /// Counters of the gateway and every node, as JSON.
     pub async fn stats(&self) -> String {
-        let nodes: Vec<serde_json::Value> = self
+        let nodes = self
             .stores
             .iter()
-            .map(|store| async move {
-                let addr = match store {
-                    Store::Remote(r) => r.addr().to_string(),
-                    Store::Local(_) => "local".to_string(),
-                };
+            .zip(&self.node_addrs)
+            .map(|(store, addr)| async move {
                 match store.stats().await {
                     Ok(json) => serde_json::json!({
                         "addr": addr,
@@ -247,10 +243,8 @@ impl Gateway {
                     }),
                     Err(e) => serde_json::json!({ "addr": addr, "error": e.to_string() }),
                 }
-            })
-            .collect::<FuturesUnordered<_>>()
-            .collect()
-            .await;
+            });
+        let nodes: Vec<serde_json::Value> = futures::future::join_all(nodes).await;
         serde_json::json!({
             "k": self.params.k(),
             "m": self.params.m(),

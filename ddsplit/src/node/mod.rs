@@ -12,7 +12,10 @@ use tokio::net::TcpListener;
 use crate::error::DistriErr;
 use crate::metrics::{MetricsSource, Registry, Sample, ServiceMetrics};
 use crate::server::{Handler, RunningServer, ServerConfig};
-use crate::store::{FragmentStore, LocalStore, Store};
+// Trait objects (the story build) call trait methods without the import.
+#[cfg_attr(feature = "story-async-trait", allow(unused_imports))]
+use crate::store::FragmentStore;
+use crate::store::{LocalStore, StoreHandle, local_handle};
 use crate::wire::{Request, Response};
 use log::{FragmentLog, FsyncPolicy};
 
@@ -30,9 +33,14 @@ pub struct NodeConfig {
 }
 
 /// Answers node requests from a fragment store.
-#[derive(Debug)]
 pub struct NodeHandler {
-    store: Store,
+    store: StoreHandle,
+}
+
+impl std::fmt::Debug for NodeHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeHandler").finish_non_exhaustive()
+    }
 }
 
 impl Handler for NodeHandler {
@@ -107,7 +115,7 @@ pub async fn start(config: NodeConfig, registry: &Registry) -> anyhow::Result<Ru
         instance: addr.to_string(),
     }));
     let handler = Arc::new(NodeHandler {
-        store: Store::Local(LocalStore::new(log.clone())),
+        store: local_handle(LocalStore::new(log.clone())),
     });
     let server = RunningServer::spawn(listener, handler, metrics, config.server)?;
     tracing::info!(%addr, data_dir = %config.data_dir.display(), fsync = ?config.fsync, "node listening");

@@ -46,10 +46,7 @@ fn sample_requests() -> Vec<Request> {
         Request::Query {
             queries: vec![
                 DistriQuery::whole(RecordId(1)),
-                DistriQuery {
-                    id: RecordId(2),
-                    range: Some(ByteRange { start: 5, end: 9 }),
-                },
+                DistriQuery::new(RecordId(2), Some(ByteRange { start: 5, end: 9 })),
             ],
         },
         Request::Delete { id: RecordId(3) },

@@ -50,18 +50,15 @@ async fn put_get_query_delete_round_trip() {
     let answers = client
         .query(vec![
             DistriQuery::whole(stored[0].0),
-            DistriQuery {
-                id: *big_id,
-                range: Some(ByteRange {
+            DistriQuery::new(
+                *big_id,
+                Some(ByteRange {
                     start: 100,
                     end: 70_000,
                 }),
-            },
+            ),
             DistriQuery::whole(missing),
-            DistriQuery {
-                id: stored[1].0,
-                range: Some(ByteRange { start: 2, end: 9 }),
-            },
+            DistriQuery::new(stored[1].0, Some(ByteRange { start: 2, end: 9 })),
         ])
         .await
         .expect("query");

@@ -55,11 +55,11 @@ unsafe extern "C" fn on_memcpy(
     n: usize,
     site: usize,
 ) -> *mut c_void {
-    if !table::count(n) {
-        if let Some(f) = real::memcpy_resolved() {
-            // SAFETY: the caller upholds memcpy's contract; `f` is the C library's memcpy.
-            return unsafe { f(dst, src, n) };
-        }
+    if !table::count(n)
+        && let Some(f) = real::memcpy_resolved()
+    {
+        // SAFETY: the caller upholds memcpy's contract; `f` is the C library's memcpy.
+        return unsafe { f(dst, src, n) };
     }
     // SAFETY: the caller upholds memcpy's contract.
     unsafe { memcpy_slow(dst, src, n, site) }
@@ -93,11 +93,11 @@ unsafe extern "C" fn on_memmove(
     n: usize,
     site: usize,
 ) -> *mut c_void {
-    if !table::count(n) {
-        if let Some(f) = real::memmove_resolved() {
-            // SAFETY: the caller upholds memmove's contract; `f` is the C library's memmove.
-            return unsafe { f(dst, src, n) };
-        }
+    if !table::count(n)
+        && let Some(f) = real::memmove_resolved()
+    {
+        // SAFETY: the caller upholds memmove's contract; `f` is the C library's memmove.
+        return unsafe { f(dst, src, n) };
     }
     // SAFETY: the caller upholds memmove's contract.
     unsafe { memmove_slow(dst, src, n, site) }

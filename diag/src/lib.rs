@@ -5,7 +5,10 @@
 //!   awaits, and functions with large stack frames.
 //! - [`moves`]: reads the trace written by the `diag-memtrace` preload library and says where
 //!   large `memcpy`/`memmove` calls come from, and which type was copied.
+//! - [`snapshot`]: one profile of one build as a versioned JSON document, with the figures of
+//!   every probe per operation.
 
 pub mod binary;
 pub mod moves;
 pub mod sizes;
+pub mod snapshot;

@@ -1,0 +1,376 @@
+//! CPU figures from folded stacks: samples per category (copies, allocator, system calls,
+//! executor, user code) and per function, with the function that asked for the work rather
+//! than the C library routine that did it.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+/// Most functions kept per snapshot, by samples.
+pub const CPU_FUNCTIONS_MAX: usize = 200;
+
+/// Frames above the leaf searched for an allocator routine: `malloc` calls a few helpers of its
+/// own (`_int_malloc`, `sysmalloc`...) and is called through the global allocator's wrappers.
+const ALLOCATOR_DEPTH_MAX: usize = 6;
+
+/// Where a sample's CPU time went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CpuCategory {
+    /// Inside `memcpy`/`memmove`: moving bytes.
+    Copy,
+    /// Inside the allocator (`malloc`, `free`, the global allocator's wrappers).
+    Alloc,
+    /// Inside a system call wrapper made by the program's code (reads, writes, fsync).
+    Syscall,
+    /// Inside the async runtime itself: scheduling, parking, the I/O driver.
+    Executor,
+    /// The program's own code and the libraries it calls.
+    User,
+}
+
+impl CpuCategory {
+    /// Every category, in display order.
+    pub const ALL: [CpuCategory; 5] = [
+        CpuCategory::User,
+        CpuCategory::Copy,
+        CpuCategory::Alloc,
+        CpuCategory::Syscall,
+        CpuCategory::Executor,
+    ];
+
+    /// A short name for tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            CpuCategory::Copy => "memcpy/memmove",
+            CpuCategory::Alloc => "allocator",
+            CpuCategory::Syscall => "system calls",
+            CpuCategory::Executor => "executor",
+            CpuCategory::User => "user code",
+        }
+    }
+}
+
+/// Samples attributed to one function.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionSamples {
+    /// The function that did or asked for the work (C library routines are charged to their
+    /// caller).
+    pub function: String,
+    /// Its file and line, when the profile says.
+    pub location: Option<String>,
+    /// Samples.
+    pub samples: u64,
+}
+
+/// A CPU profile, summarized.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CpuFigures {
+    /// Operations of the profiled run.
+    pub ops: u64,
+    /// Sampling frequency.
+    pub hz: u32,
+    /// Samples in total.
+    pub samples: u64,
+    /// Samples per category.
+    pub categories: BTreeMap<CpuCategory, u64>,
+    /// The functions with the most samples (at most [`CPU_FUNCTIONS_MAX`]), most first.
+    pub functions: Vec<FunctionSamples>,
+    /// The folded stacks, relative to the snapshot directory.
+    pub folded_file: String,
+    /// The folded stacks rooted at task kinds, when the program wrote them.
+    pub tasks_folded_file: Option<String>,
+    /// The flamegraph, when one was drawn.
+    pub flamegraph_file: Option<String>,
+}
+
+impl CpuFigures {
+    /// Summarizes folded stacks (`root;...;leaf COUNT` per line) of a run of `ops` operations
+    /// sampled at `hz`. Lines that do not parse are skipped.
+    pub fn from_folded(folded: &str, ops: u64, hz: u32) -> CpuFigures {
+        let mut categories: BTreeMap<CpuCategory, u64> = BTreeMap::new();
+        let mut functions: HashMap<(String, Option<String>), u64> = HashMap::new();
+        let mut samples = 0;
+        for line in folded.lines() {
+            let Some((stack, count)) = line.rsplit_once(' ') else {
+                continue;
+            };
+            let Ok(count) = count.trim().parse::<u64>() else {
+                continue;
+            };
+            let frames: Vec<&str> = stack.split(';').collect();
+            samples += count;
+            *categories.entry(classify_stack(&frames)).or_default() += count;
+            let (function, location) = charged_function(&frames);
+            *functions.entry((function, location)).or_default() += count;
+        }
+        let mut functions: Vec<FunctionSamples> = functions
+            .into_iter()
+            .map(|((function, location), samples)| FunctionSamples {
+                function,
+                location,
+                samples,
+            })
+            .collect();
+        functions.sort_by(|a, b| {
+            b.samples
+                .cmp(&a.samples)
+                .then_with(|| a.function.cmp(&b.function))
+        });
+        functions.truncate(CPU_FUNCTIONS_MAX);
+        CpuFigures {
+            ops,
+            hz,
+            samples,
+            categories,
+            functions,
+            folded_file: String::new(),
+            tasks_folded_file: None,
+            flamegraph_file: None,
+        }
+    }
+
+    /// CPU nanoseconds per operation in `category` (all categories with `None`).
+    pub fn ns_per_op(&self, category: Option<CpuCategory>) -> f64 {
+        let samples = match category {
+            Some(c) => self.categories.get(&c).copied().unwrap_or(0),
+            None => self.samples,
+        };
+        self.samples_to_ns_per_op(samples as f64)
+    }
+
+    /// CPU nanoseconds per operation that `samples` samples stand for.
+    pub fn samples_to_ns_per_op(&self, samples: f64) -> f64 {
+        if self.ops == 0 || self.hz == 0 {
+            return 0.0;
+        }
+        samples * 1e9 / self.hz as f64 / self.ops as f64
+    }
+
+    /// Samples charged to `function` (0 when it is not among the kept functions).
+    pub fn function_samples(&self, function: &str) -> u64 {
+        self.functions
+            .iter()
+            .filter(|f| f.function == function)
+            .map(|f| f.samples)
+            .sum()
+    }
+}
+
+/// Splits a folded frame `function (file:line)` into the function and its location; frames
+/// without a location come back whole.
+pub fn parse_frame(frame: &str) -> (&str, Option<&str>) {
+    if let Some(body) = frame.strip_suffix(')')
+        && let Some(open) = body.rfind(" (")
+    {
+        let location = &body[open + 2..];
+        let has_line = location
+            .rsplit(':')
+            .next()
+            .is_some_and(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()));
+        if has_line {
+            return (&body[..open], Some(location));
+        }
+    }
+    (frame, None)
+}
+
+/// The category of one stack, frames from the root to the leaf.
+pub fn classify_stack(frames: &[&str]) -> CpuCategory {
+    let Some(leaf) = frames.last() else {
+        return CpuCategory::User;
+    };
+    let leaf = parse_frame(leaf).0;
+    if is_copy_routine(leaf) {
+        return CpuCategory::Copy;
+    }
+    if frames
+        .iter()
+        .rev()
+        .take(ALLOCATOR_DEPTH_MAX)
+        .map(|f| parse_frame(f).0)
+        .take_while(|f| !is_program_frame(f) || is_allocator_routine(f))
+        .any(is_allocator_routine)
+    {
+        return CpuCategory::Alloc;
+    }
+    // The nearest Rust frame decides between the executor and the program: a system call made
+    // by the I/O driver is the runtime's, one made by a handler is the program's.
+    let nearest_rust = frames
+        .iter()
+        .rev()
+        .map(|f| parse_frame(f).0)
+        .find(|f| f.contains("::"));
+    if nearest_rust.is_some_and(is_executor_frame) {
+        return CpuCategory::Executor;
+    }
+    if !leaf.contains("::") {
+        return CpuCategory::Syscall;
+    }
+    CpuCategory::User
+}
+
+/// The function a stack's time is charged to: the innermost frame of the program's own code
+/// (C library routines, the standard library and the runtime are charged to their caller).
+fn charged_function(frames: &[&str]) -> (String, Option<String>) {
+    let parsed: Vec<(&str, Option<&str>)> = frames.iter().map(|f| parse_frame(f)).collect();
+    let pick = parsed
+        .iter()
+        .rev()
+        .find(|(f, _)| is_program_frame(f) && !is_library_frame(f))
+        .or_else(|| parsed.iter().rev().find(|(f, _)| f.contains("::")))
+        .or(parsed.last());
+    match pick {
+        Some((f, l)) => (f.to_string(), l.map(str::to_string)),
+        None => ("?".to_string(), None),
+    }
+}
+
+/// `memcpy`, `memmove` and their CPU-specific variants.
+fn is_copy_routine(function: &str) -> bool {
+    !function.contains("::") && (function.contains("memcpy") || function.contains("memmove"))
+}
+
+/// The C allocator, alternative allocators, and Rust's allocation shims.
+fn is_allocator_routine(function: &str) -> bool {
+    const C_NAMES: [&str; 12] = [
+        "malloc",
+        "free",
+        "cfree",
+        "realloc",
+        "calloc",
+        "_int_malloc",
+        "_int_free",
+        "_int_realloc",
+        "malloc_consolidate",
+        "sysmalloc",
+        "unlink_chunk",
+        "posix_memalign",
+    ];
+    const PREFIXES: [&str; 14] = [
+        "__libc_malloc",
+        "__libc_free",
+        "__libc_realloc",
+        "__libc_calloc",
+        "tcache_",
+        "__rust_alloc",
+        "__rust_dealloc",
+        "__rust_realloc",
+        "__rdl_",
+        "mi_",
+        "_mi_",
+        "je_",
+        "_rjem_",
+        "tikv_jemalloc",
+    ];
+    let f = function.trim_start_matches('<');
+    C_NAMES.contains(&f)
+        || PREFIXES.iter().any(|p| f.starts_with(p))
+        || f.starts_with("alloc::alloc::")
+        || f.starts_with("diag::alloc::")
+        || f.contains("as core::alloc::global::GlobalAlloc>")
+        || f.starts_with("dhat::")
+}
+
+/// Frames of the async runtime's own machinery (not the futures it polls).
+fn is_executor_frame(function: &str) -> bool {
+    let f = function.trim_start_matches('<');
+    [
+        "tokio::runtime::",
+        "tokio::loom::",
+        "tokio::park::",
+        "mio::",
+        "std::thread::park",
+        "parking_lot",
+        "std::sys::",
+    ]
+    .iter()
+    .any(|p| f.starts_with(p))
+}
+
+/// A Rust frame (it has a path) rather than a C library routine.
+fn is_program_frame(function: &str) -> bool {
+    function.contains("::")
+}
+
+/// Rust frames that are plumbing rather than the program's own work: std, core, alloc, the
+/// runtime, futures combinators.
+fn is_library_frame(function: &str) -> bool {
+    let f = function.trim_start_matches('<');
+    [
+        "core::",
+        "alloc::",
+        "std::",
+        "tokio::",
+        "mio::",
+        "futures_util::",
+        "futures_core::",
+        "tracing::",
+        "diag::",
+    ]
+    .iter()
+    .any(|p| f.starts_with(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_split_into_function_and_location() {
+        assert_eq!(
+            parse_frame("ddsplit::store::call (src/store.rs:140)"),
+            ("ddsplit::store::call", Some("src/store.rs:140"))
+        );
+        assert_eq!(
+            parse_frame("<(A, B) as T>::f"),
+            ("<(A, B) as T>::f", None),
+            "parentheses inside a name are not a location"
+        );
+        assert_eq!(parse_frame("memcpy"), ("memcpy", None));
+    }
+
+    #[test]
+    fn stacks_are_classified_by_what_the_leaf_is_and_who_called_it() {
+        let stack = |s: &str| classify_stack(&s.split(';').collect::<Vec<_>>());
+        assert_eq!(
+            stack("main;ddsplit::store::call;__memmove_avx_unaligned_erms"),
+            CpuCategory::Copy
+        );
+        assert_eq!(
+            stack("main;ddsplit::codec::split;alloc::raw_vec::grow;__rust_alloc;malloc;_int_malloc"),
+            CpuCategory::Alloc
+        );
+        assert_eq!(
+            stack("tokio::runtime::scheduler::multi_thread::worker::run;mio::poll::Poll::poll;epoll_wait"),
+            CpuCategory::Executor
+        );
+        assert_eq!(
+            stack("tokio::runtime::task::harness::poll;ddsplit::node::log::write;fdatasync"),
+            CpuCategory::Syscall
+        );
+        assert_eq!(
+            stack("tokio::runtime::task::harness::poll;ddsplit::codec::checksum (src/codec.rs:9)"),
+            CpuCategory::User
+        );
+    }
+
+    #[test]
+    fn library_routines_are_charged_to_the_program_function_that_called_them() {
+        let folded = "\
+main;ddsplit::store::call (src/store.rs:140);core::ptr::write;__memmove_avx_unaligned_erms 30
+main;ddsplit::codec::split (src/codec.rs:20) 10
+tokio::runtime::park;epoll_wait 5
+";
+        let cpu = CpuFigures::from_folded(folded, 100, 100);
+        assert_eq!(cpu.samples, 45);
+        assert_eq!(cpu.categories[&CpuCategory::Copy], 30);
+        assert_eq!(cpu.categories[&CpuCategory::User], 10);
+        assert_eq!(cpu.categories[&CpuCategory::Executor], 5);
+        assert_eq!(cpu.functions[0].function, "ddsplit::store::call");
+        assert_eq!(cpu.functions[0].location.as_deref(), Some("src/store.rs:140"));
+        assert_eq!(cpu.function_samples("ddsplit::codec::split"), 10);
+        // 30 samples at 100 Hz over 100 ops: 3 ms per op.
+        assert_eq!(cpu.ns_per_op(Some(CpuCategory::Copy)), 3_000_000.0);
+    }
+}

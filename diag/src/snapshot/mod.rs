@@ -1,0 +1,464 @@
+//! The snapshot: everything one profile of one build measured, as one versioned JSON document
+//! (`snapshot.json`) in a directory beside the raw outputs it was read from (flamegraphs, heap
+//! profile, sizes and moves reports).
+//!
+//! Every figure is kept with the number of operations it was measured over, so two snapshots
+//! of runs of different lengths compare per operation. Probes that did not run are `None`, and
+//! [`Snapshot::passes`] says why.
+
+mod cpu;
+mod heap;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+pub use cpu::{CpuCategory, CpuFigures, FunctionSamples, classify_stack, parse_frame};
+pub use heap::{HeapFigures, HeapSite};
+
+use crate::moves::MovesReport;
+
+/// Version of the snapshot JSON; a reader refuses other versions with an error saying so.
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
+
+/// The snapshot document's file name inside a snapshot directory.
+pub const SNAPSHOT_FILE: &str = "snapshot.json";
+
+/// Most copy sites kept per snapshot (largest first): enough to explain, small enough to commit.
+pub const MOVE_SITES_MAX: usize = 60;
+
+/// Errors reading a snapshot.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The file could not be read or written.
+    #[error("{context}: {error}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// What the OS said.
+        error: std::io::Error,
+    },
+    /// The JSON does not parse as a snapshot.
+    #[error("{path} is not a snapshot: {error}")]
+    Json {
+        /// The file.
+        path: String,
+        /// What the parser said.
+        error: serde_json::Error,
+    },
+    /// Written by another version of the format.
+    #[error(
+        "{path} has snapshot format {found}, this tool reads format {SNAPSHOT_FORMAT_VERSION}: profile the build again"
+    )]
+    Version {
+        /// The file.
+        path: String,
+        /// The version found.
+        found: u32,
+    },
+}
+
+/// One profile of one build under one workload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// [`SNAPSHOT_FORMAT_VERSION`].
+    pub format_version: u32,
+    /// What was built.
+    pub build: BuildIdentity,
+    /// What it was run with.
+    pub workload: Workload,
+    /// Throughput and latency of each wall-time run, in the order they ran.
+    pub wall: Vec<WallRun>,
+    /// Allocation counters of the metrics pass.
+    pub alloc: Option<AllocFigures>,
+    /// Task and runtime metrics of the metrics pass.
+    pub tasks: Option<TaskFigures>,
+    /// The CPU profile.
+    pub cpu: Option<CpuFigures>,
+    /// The heap profile.
+    pub heap: Option<HeapFigures>,
+    /// Copies traced by the memcpy tracer.
+    pub moves: Option<MoveFigures>,
+    /// Type and future sizes (the report itself is a file in the directory).
+    pub sizes: Option<SizeFigures>,
+    /// Instruction counts of fixed work under callgrind.
+    pub instructions: Option<InstructionFigures>,
+    /// Each pass: ran, skipped or failed, and why.
+    pub passes: Vec<PassOutcome>,
+}
+
+impl Snapshot {
+    /// An empty snapshot of `build` under `workload`: passes add their figures.
+    pub fn new(build: BuildIdentity, workload: Workload) -> Snapshot {
+        Snapshot {
+            format_version: SNAPSHOT_FORMAT_VERSION,
+            build,
+            workload,
+            wall: Vec::new(),
+            alloc: None,
+            tasks: None,
+            cpu: None,
+            heap: None,
+            moves: None,
+            sizes: None,
+            instructions: None,
+            passes: Vec::new(),
+        }
+    }
+
+    /// Reads `dir/snapshot.json`.
+    pub fn read_dir(dir: &Path) -> Result<Snapshot, SnapshotError> {
+        let path = dir.join(SNAPSHOT_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|error| SnapshotError::Io {
+            context: format!("cannot read {}", path.display()),
+            error,
+        })?;
+        Snapshot::from_json(&text, &path.display().to_string())
+    }
+
+    /// Parses a snapshot document; `path` names it in errors.
+    pub fn from_json(text: &str, path: &str) -> Result<Snapshot, SnapshotError> {
+        #[derive(Deserialize)]
+        struct Head {
+            format_version: u32,
+        }
+        let head: Head = serde_json::from_str(text).map_err(|error| SnapshotError::Json {
+            path: path.to_string(),
+            error,
+        })?;
+        if head.format_version != SNAPSHOT_FORMAT_VERSION {
+            return Err(SnapshotError::Version {
+                path: path.to_string(),
+                found: head.format_version,
+            });
+        }
+        serde_json::from_str(text).map_err(|error| SnapshotError::Json {
+            path: path.to_string(),
+            error,
+        })
+    }
+
+    /// Writes `dir/snapshot.json` (pretty, so a committed baseline diffs readably).
+    pub fn write_dir(&self, dir: &Path) -> Result<(), SnapshotError> {
+        let path = dir.join(SNAPSHOT_FILE);
+        let text = serde_json::to_string_pretty(self).expect("a snapshot always serializes");
+        std::fs::write(&path, text + "\n").map_err(|error| SnapshotError::Io {
+            context: format!("cannot write {}", path.display()),
+            error,
+        })
+    }
+
+    /// The outcome of pass `name`, if it was recorded.
+    pub fn pass(&self, name: &str) -> Option<&PassOutcome> {
+        self.passes.iter().find(|p| p.name == name)
+    }
+}
+
+/// Which build a snapshot is of.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildIdentity {
+    /// How the user named it (`features:story`, a revision, a directory).
+    pub label: String,
+    /// The git revision the tree was at.
+    pub revision: Option<String>,
+    /// True when the tree had uncommitted changes.
+    pub dirty: bool,
+    /// Cargo features of the profiled package.
+    pub features: Vec<String>,
+    /// `rustc --version`.
+    pub rustc: String,
+    /// Cargo profile of the binary.
+    pub profile: String,
+    /// The machine's description (cores, CPU model): wall times compare only on one machine.
+    pub machine: String,
+}
+
+/// The workload every pass runs (scaled down for the slow passes, see `ops` of each figure).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Workload {
+    /// Operations of a wall-time run.
+    pub ops: u64,
+    /// Seed of the load generator.
+    pub seed: u64,
+    /// Concurrent client connections.
+    pub concurrency: u64,
+    /// Arguments given to the program besides ops, seed and concurrency.
+    pub args: Vec<String>,
+}
+
+/// One wall-time run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WallRun {
+    /// Operations completed.
+    pub ops: u64,
+    /// Operations that failed.
+    pub errors: u64,
+    /// Reads that returned wrong bytes (must be 0).
+    pub wrong_data: u64,
+    /// Seconds the load ran.
+    pub elapsed_s: f64,
+    /// Operations per second.
+    pub ops_per_s: f64,
+    /// Latency percentiles of all operations, microseconds.
+    pub latency_us: Latency,
+}
+
+/// Latency percentiles in microseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Median.
+    pub p50: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Largest.
+    pub max: u64,
+}
+
+/// Allocation counters over a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct AllocFigures {
+    /// Operations of the run.
+    pub ops: u64,
+    /// Calls to `alloc` (and `alloc_zeroed`).
+    pub allocations: u64,
+    /// Calls to `dealloc`.
+    pub deallocations: u64,
+    /// Calls to `realloc`.
+    pub reallocations: u64,
+    /// Bytes requested by allocations and reallocations.
+    pub bytes_allocated: u64,
+    /// Most bytes live at once.
+    pub peak_live_bytes: u64,
+}
+
+impl AllocFigures {
+    /// Allocations (and reallocations) per operation.
+    pub fn allocations_per_op(&self) -> f64 {
+        per_op(self.allocations + self.reallocations, self.ops)
+    }
+
+    /// Bytes allocated per operation.
+    pub fn bytes_per_op(&self) -> f64 {
+        per_op(self.bytes_allocated, self.ops)
+    }
+}
+
+/// Task and runtime metrics over a run: per task kind, the cumulative counters by name (units
+/// in the names, e.g. `total_poll_duration_ns`), as the program wrote them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskFigures {
+    /// Operations of the run.
+    pub ops: u64,
+    /// Counters per task kind (`gateway.put`...).
+    pub kinds: BTreeMap<String, BTreeMap<String, f64>>,
+    /// Runtime counters (`total_busy_duration_ns`...).
+    pub runtime: BTreeMap<String, f64>,
+}
+
+impl TaskFigures {
+    /// Reads the `tasks.json` a program wrote (`{"tasks": {kind: {name: number}}, "runtime":
+    /// {name: number}}`); fields that are not numbers are left out.
+    pub fn from_json(text: &str, ops: u64) -> Result<TaskFigures, serde_json::Error> {
+        let value: serde_json::Value = serde_json::from_str(text)?;
+        let numbers = |v: &serde_json::Value| -> BTreeMap<String, f64> {
+            v.as_object()
+                .map(|o| {
+                    o.iter()
+                        .filter_map(|(k, v)| v.as_f64().map(|n| (k.clone(), n)))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let kinds = value
+            .get("tasks")
+            .and_then(|t| t.as_object())
+            .map(|o| o.iter().map(|(k, v)| (k.clone(), numbers(v))).collect())
+            .unwrap_or_default();
+        let runtime = value.get("runtime").map(numbers).unwrap_or_default();
+        Ok(TaskFigures {
+            ops,
+            kinds,
+            runtime,
+        })
+    }
+
+    /// Counter `name` of task kind `kind` per operation (0 when absent).
+    pub fn per_op(&self, kind: &str, name: &str) -> f64 {
+        let total = self
+            .kinds
+            .get(kind)
+            .and_then(|k| k.get(name))
+            .copied()
+            .unwrap_or(0.0);
+        if self.ops == 0 {
+            0.0
+        } else {
+            total / self.ops as f64
+        }
+    }
+}
+
+/// Copies seen by the memcpy tracer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MoveFigures {
+    /// Operations of the run.
+    pub ops: u64,
+    /// Copies of at least this many bytes have their site recorded.
+    pub threshold_bytes: u64,
+    /// `memcpy`/`memmove` calls of every size.
+    pub copies: u64,
+    /// Copies at or above the threshold.
+    pub large_copies: u64,
+    /// Bytes of those copies.
+    pub large_bytes: u64,
+    /// The sites with the most bytes (at most [`MOVE_SITES_MAX`]), most first.
+    pub sites: Vec<MoveSite>,
+}
+
+impl MoveFigures {
+    /// The figures of a moves report of a run of `ops` operations.
+    pub fn from_report(report: &MovesReport, ops: u64) -> MoveFigures {
+        let sites = report
+            .sites
+            .iter()
+            .take(MOVE_SITES_MAX)
+            .map(|s| {
+                let frame = s.user_frame();
+                MoveSite {
+                    function: frame.map_or_else(|| "?".to_string(), |f| f.function.clone()),
+                    location: frame.map_or_else(|| "?".to_string(), |f| f.location()),
+                    compiled_in: s
+                        .outermost()
+                        .map_or_else(|| "?".to_string(), |f| f.function.clone()),
+                    size: s.size,
+                    count: s.count,
+                    bytes: s.bytes,
+                    types: s.types.clone(),
+                }
+            })
+            .collect();
+        MoveFigures {
+            ops,
+            threshold_bytes: report.trace.threshold_bytes,
+            copies: report.trace.histogram.iter().map(|(_, n)| n).sum(),
+            large_copies: report.large_copies(),
+            large_bytes: report.large_bytes(),
+            sites,
+        }
+    }
+
+    /// Bytes of large copies per operation.
+    pub fn large_bytes_per_op(&self) -> f64 {
+        per_op(self.large_bytes, self.ops)
+    }
+}
+
+/// Large copies of one size from one call site.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoveSite {
+    /// The program's own function that asked for the copy (std frames skipped).
+    pub function: String,
+    /// Its file and line.
+    pub location: String,
+    /// The function the copy was compiled into (after inlining).
+    pub compiled_in: String,
+    /// Bytes per copy (0: various sizes).
+    pub size: u64,
+    /// Copies.
+    pub count: u64,
+    /// Bytes in total.
+    pub bytes: u64,
+    /// Types of exactly `size` bytes, most specific first.
+    pub types: Vec<String>,
+}
+
+/// Where the sizes report is, and what it was filtered to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SizeFigures {
+    /// The report's file, relative to the snapshot directory.
+    pub file: String,
+    /// Only types mentioning this path prefix were kept (empty: all).
+    pub prefix: String,
+    /// Types in the report.
+    pub types: u64,
+}
+
+/// Instructions executed by fixed pieces of work, counted by callgrind: the same for the same
+/// binary and input whatever the machine is doing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstructionFigures {
+    /// Instructions per case (`split 4+2 64KiB`...).
+    pub cases: BTreeMap<String, u64>,
+}
+
+/// What happened to one pass.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PassOutcome {
+    /// `wall`, `metrics`, `cpu`, `heap`, `moves`, `sizes`, `instructions`.
+    pub name: String,
+    /// `ok`, `skipped` or `failed`.
+    pub status: String,
+    /// Why it was skipped or failed; empty when it ran.
+    pub detail: String,
+    /// How long it took.
+    pub seconds: f64,
+}
+
+/// `total / ops`, 0 when there were no operations.
+pub fn per_op(total: u64, ops: u64) -> f64 {
+    if ops == 0 {
+        0.0
+    } else {
+        total as f64 / ops as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_round_trips_and_other_versions_are_refused() {
+        let mut snapshot = Snapshot::new(
+            BuildIdentity {
+                label: "features:".into(),
+                ..BuildIdentity::default()
+            },
+            Workload {
+                ops: 100,
+                ..Workload::default()
+            },
+        );
+        snapshot.alloc = Some(AllocFigures {
+            ops: 100,
+            allocations: 250,
+            reallocations: 50,
+            bytes_allocated: 1000,
+            ..AllocFigures::default()
+        });
+        let text = serde_json::to_string(&snapshot).unwrap();
+        let back = Snapshot::from_json(&text, "x").unwrap();
+        assert_eq!(back, snapshot);
+        assert_eq!(back.alloc.unwrap().allocations_per_op(), 3.0);
+        assert_eq!(back.alloc.unwrap().bytes_per_op(), 10.0);
+
+        let other = text.replace("\"format_version\":1", "\"format_version\":99");
+        let err = Snapshot::from_json(&other, "old.json").unwrap_err();
+        assert!(err.to_string().contains("format 99"), "{err}");
+    }
+
+    #[test]
+    fn task_figures_keep_numbers_per_kind_and_divide_by_ops() {
+        let json = r#"{"version":1,"tasks":{"gateway.put":{"total_poll_count":40,
+            "total_poll_duration_ns":8000,"name":"x"}},"runtime":{"workers_count":2}}"#;
+        let tasks = TaskFigures::from_json(json, 20).unwrap();
+        assert_eq!(tasks.per_op("gateway.put", "total_poll_count"), 2.0);
+        assert_eq!(tasks.per_op("gateway.put", "total_poll_duration_ns"), 400.0);
+        assert_eq!(tasks.per_op("gateway.put", "name"), 0.0);
+        assert_eq!(tasks.per_op("node.get", "total_poll_count"), 0.0);
+        assert_eq!(tasks.runtime["workers_count"], 2.0);
+    }
+}

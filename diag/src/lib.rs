@@ -5,10 +5,13 @@
 //!   awaits, and functions with large stack frames.
 //! - [`moves`]: reads the trace written by the `diag-memtrace` preload library and says where
 //!   large `memcpy`/`memmove` calls come from, and which type was copied.
+//! - [`compare`]: explains the difference between two snapshots as ranked findings, in
+//!   markdown and HTML.
 //! - [`snapshot`]: one profile of one build as a versioned JSON document, with the figures of
 //!   every probe per operation.
 
 pub mod binary;
+pub mod compare;
 pub mod moves;
 pub mod sizes;
 pub mod snapshot;

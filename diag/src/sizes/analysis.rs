@@ -123,6 +123,7 @@ mod tests {
             align: Some(8),
             kind: TypeKind::Enum,
             variants,
+            fields: Vec::new(),
         }
     }
 

@@ -11,6 +11,9 @@ use super::names::{
 use super::{FieldInfo, SizesError, TypeInfo, TypeKind, VariantInfo};
 use crate::binary::Reader;
 
+/// Structs at least this large keep their fields in the report.
+pub const STRUCT_FIELDS_BYTES_MIN: u64 = 256;
+
 /// Collects the types of all units, first definition of each name wins (they are identical
 /// across units: a name is a monomorphized type).
 pub fn collect_types(dwarf: &gimli::Dwarf<Reader<'_>>) -> Result<Vec<TypeInfo>, SizesError> {
@@ -64,12 +67,23 @@ fn type_info(arena: &UnitArena<'_>, idx: DieIdx, name: String, size: u64) -> Typ
         Some(part) => variants(arena, part),
         None => Vec::new(),
     };
+    // Only large structs keep their fields: enough to say which field makes them large,
+    // without a report the size of the binary's whole type table.
+    let fields = if kind == TypeKind::Struct && size >= STRUCT_FIELDS_BYTES_MIN {
+        arena
+            .children_with(idx, dw::DW_TAG_member)
+            .map(|f| field(arena, f))
+            .collect()
+    } else {
+        Vec::new()
+    };
     TypeInfo {
         name,
         size,
         align: die.alignment,
         kind,
         variants,
+        fields,
     }
 }
 

@@ -158,6 +158,7 @@ mod tests {
                     align: None,
                     kind: TypeKind::Struct,
                     variants: Vec::new(),
+                    fields: Vec::new(),
                 })
                 .collect(),
             imbalanced_enums: Vec::new(),

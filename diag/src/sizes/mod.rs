@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use analysis::{IMBALANCE_RATIO_MIN, IMBALANCE_VARIANT_BYTES_MIN};
+pub use collect::STRUCT_FIELDS_BYTES_MIN;
 pub use diff::{SizeChange, SizesDiff, TypeSize};
 pub use frames::FRAME_BYTES_REPORT_MIN;
 pub use names::{is_future_name, last_segment};
@@ -90,9 +91,26 @@ pub struct TypeInfo {
     /// The variants of an enum or future (empty otherwise).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub variants: Vec<VariantInfo>,
+    /// The fields of a struct of at least [`STRUCT_FIELDS_BYTES_MIN`] bytes (empty otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldInfo>,
 }
 
 impl TypeInfo {
+    /// The largest field of a struct, or of an enum's largest variant: what makes it large.
+    pub fn largest_field(&self) -> Option<&FieldInfo> {
+        let variant_fields = self
+            .variants
+            .iter()
+            .max_by_key(|v| v.size)
+            .map(|v| v.fields.as_slice())
+            .unwrap_or_default();
+        self.fields
+            .iter()
+            .chain(variant_fields)
+            .max_by_key(|f| f.size)
+    }
+
     /// True when the name starts with `prefix` or names a path starting with `prefix` among its
     /// generic arguments (so `ddsplit` matches `core::result::Result<ddsplit::A, ddsplit::B>`).
     pub fn mentions(&self, prefix: &str) -> bool {

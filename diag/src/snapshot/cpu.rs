@@ -338,11 +338,15 @@ mod tests {
             CpuCategory::Copy
         );
         assert_eq!(
-            stack("main;ddsplit::codec::split;alloc::raw_vec::grow;__rust_alloc;malloc;_int_malloc"),
+            stack(
+                "main;ddsplit::codec::split;alloc::raw_vec::grow;__rust_alloc;malloc;_int_malloc"
+            ),
             CpuCategory::Alloc
         );
         assert_eq!(
-            stack("tokio::runtime::scheduler::multi_thread::worker::run;mio::poll::Poll::poll;epoll_wait"),
+            stack(
+                "tokio::runtime::scheduler::multi_thread::worker::run;mio::poll::Poll::poll;epoll_wait"
+            ),
             CpuCategory::Executor
         );
         assert_eq!(
@@ -368,7 +372,10 @@ tokio::runtime::park;epoll_wait 5
         assert_eq!(cpu.categories[&CpuCategory::User], 10);
         assert_eq!(cpu.categories[&CpuCategory::Executor], 5);
         assert_eq!(cpu.functions[0].function, "ddsplit::store::call");
-        assert_eq!(cpu.functions[0].location.as_deref(), Some("src/store.rs:140"));
+        assert_eq!(
+            cpu.functions[0].location.as_deref(),
+            Some("src/store.rs:140")
+        );
         assert_eq!(cpu.function_samples("ddsplit::codec::split"), 10);
         // 30 samples at 100 Hz over 100 ops: 3 ms per op.
         assert_eq!(cpu.ns_per_op(Some(CpuCategory::Copy)), 3_000_000.0);

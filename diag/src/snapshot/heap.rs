@@ -76,8 +76,7 @@ struct ProgramPoint {
 impl HeapFigures {
     /// Reads a dhat profile of a run of `ops` operations.
     pub fn from_dhat_json(text: &str, ops: u64) -> Result<HeapFigures, DhatError> {
-        let file: DhatFile =
-            serde_json::from_str(text).map_err(|e| DhatError(format!("{e}")))?;
+        let file: DhatFile = serde_json::from_str(text).map_err(|e| DhatError(format!("{e}")))?;
         if file.version != 2 {
             return Err(DhatError(format!(
                 "dhatFileVersion {} (this reader knows version 2)",

@@ -1,0 +1,390 @@
+//! Findings from the heap profiles and allocation counters: boxed futures (an allocation per
+//! call whose size is a future's, the mark of `#[async_trait]`) and other allocation sites that
+//! appeared or grew.
+
+use super::names::short_name;
+use super::types::{is_boxed_trait_block, site_key};
+use super::{
+    ALLOC_CHANGE_PER_OP_MIN, Context, Evidence, Finding, FindingKind, fmt_bytes, fmt_count,
+};
+use crate::snapshot::{CpuCategory, HeapFigures, HeapSite, per_op};
+
+/// Allocation sites reported on their own, at most.
+const SITE_FINDINGS_MAX: usize = 5;
+
+/// Boxed-future sites named in their finding, at most.
+const BOXED_SITES_SHOWN_MAX: usize = 6;
+
+/// What the heap findings found, and which copy sites they explain.
+pub(crate) struct HeapFindings {
+    pub findings: Vec<Finding>,
+    pub claimed_sites: Vec<String>,
+}
+
+/// One site on both sides, per operation.
+struct SiteChange<'a> {
+    site: &'a HeapSite,
+    before: f64,
+    after: f64,
+    /// The future type boxed here, when the block size is a future's.
+    future: Option<String>,
+}
+
+impl SiteChange<'_> {
+    fn delta(&self) -> f64 {
+        self.after - self.before
+    }
+}
+
+/// The heap findings; copies of sizes in `claimed_sizes` are already explained elsewhere.
+pub(crate) fn findings(
+    cx: &Context<'_>,
+    claimed_sizes: &[u64],
+    notes: &mut Vec<String>,
+) -> HeapFindings {
+    let mut out = HeapFindings {
+        findings: Vec::new(),
+        claimed_sites: Vec::new(),
+    };
+    let (b, c) = (cx.baseline.snapshot, cx.candidate.snapshot);
+    let counted = match (&b.alloc, &c.alloc) {
+        (Some(ba), Some(ca)) => Some((ba.allocations_per_op(), ca.allocations_per_op())),
+        _ => None,
+    };
+    let (Some(bh), Some(ch)) = (&b.heap, &c.heap) else {
+        notes.push("no heap profile on one side: allocation sites not compared".into());
+        if let Some(f) = counted.and_then(|(before, after)| counter_finding(cx, before, after)) {
+            out.findings.push(f);
+        }
+        return out;
+    };
+    let changes = site_changes(cx, bh, ch);
+    let growth = cx.thresholds.alloc_growth;
+    let grown: Vec<&SiteChange<'_>> = changes
+        .iter()
+        .filter(|s| {
+            s.delta() >= ALLOC_CHANGE_PER_OP_MIN
+                && (s.before == 0.0 || s.delta() / s.before >= growth.max(0.2))
+        })
+        .collect();
+    let total_added: f64 = grown.iter().map(|s| s.delta()).sum();
+    let alloc_cost = cx.cpu.map(|cpu| cpu.delta(CpuCategory::Alloc).max(0.0));
+    let cost_of = |added: f64| -> Option<f64> {
+        let cost = alloc_cost?;
+        (total_added > 0.0).then(|| cost * added / total_added)
+    };
+
+    let (boxed, other): (Vec<&SiteChange<'_>>, Vec<&SiteChange<'_>>) =
+        grown.into_iter().partition(|s| s.future.is_some());
+    if !boxed.is_empty() {
+        let (finding, claimed) = boxed_finding(
+            cx,
+            &boxed,
+            counted,
+            claimed_sizes,
+            cost_of(boxed.iter().map(|s| s.delta()).sum()),
+        );
+        out.findings.push(finding);
+        out.claimed_sites.extend(claimed);
+    }
+    let mut other = other;
+    other.sort_by(|a, b| b.delta().total_cmp(&a.delta()));
+    for s in other.iter().take(SITE_FINDINGS_MAX) {
+        let name = short_name(&s.site.function);
+        let location = s.site.location.clone().unwrap_or_else(|| "?".into());
+        let mut evidence = vec![
+            Evidence::new(
+                "allocations per operation here",
+                fmt_count(s.before),
+                fmt_count(s.after),
+            ),
+            Evidence::new(
+                "bytes per allocation",
+                "",
+                fmt_bytes(s.site.bytes_per_block() as f64),
+            ),
+        ];
+        if let Some((before, after)) = counted {
+            evidence.push(Evidence::new(
+                "allocations per operation, whole process",
+                fmt_count(before),
+                fmt_count(after),
+            ));
+        }
+        out.findings.push(Finding {
+            kind: FindingKind::Allocations,
+            title: if s.before == 0.0 {
+                format!(
+                    "new allocations in `{name}`: {} per operation",
+                    fmt_count(s.after)
+                )
+            } else {
+                format!(
+                    "allocations in `{name}` grew from {} to {} per operation",
+                    fmt_count(s.before),
+                    fmt_count(s.after)
+                )
+            },
+            evidence,
+            sites: vec![format!("`{name}` ({location}){}", via(s.site))],
+            functions: vec![s.site.function.clone()],
+            cost_ns_per_op: cost_of(s.delta()),
+            share: None,
+            fix: "allocate once and reuse (a buffer kept by the caller), keep small values on the \
+                  stack, or share the data (`Bytes`, `Arc`) instead of copying it into a new \
+                  allocation"
+                .into(),
+            regression: true,
+        });
+    }
+    if out.findings.is_empty()
+        && let Some(f) = counted.and_then(|(before, after)| counter_finding(cx, before, after))
+    {
+        out.findings.push(f);
+    }
+    out
+}
+
+/// Sites of both profiles paired by function and line, per operation.
+fn site_changes<'a>(
+    cx: &Context<'_>,
+    before: &'a HeapFigures,
+    after: &'a HeapFigures,
+) -> Vec<SiteChange<'a>> {
+    let futures: Vec<(&str, u64)> = cx
+        .candidate
+        .sizes
+        .map(|s| {
+            s.futures
+                .iter()
+                .map(|f| (f.name.as_str(), f.size))
+                .collect()
+        })
+        .unwrap_or_default();
+    after
+        .sites
+        .iter()
+        .map(|site| {
+            let base = before
+                .sites
+                .iter()
+                .filter(|b| b.function == site.function && b.location == site.location)
+                .map(|b| b.blocks)
+                .sum::<u64>();
+            let pinned = site
+                .via
+                .iter()
+                .any(|v| v.contains("Box<T>::pin") || v.contains("Box<T,A>::pin"));
+            let size = site.bytes_per_block();
+            // A block the size of a future, allocated through `Box::pin` or directly: a boxed
+            // future. Prefer the future of the allocating function itself.
+            let mut matching: Vec<&str> = futures
+                .iter()
+                .filter(|(_, s)| *s == size)
+                .map(|(n, _)| *n)
+                .collect();
+            matching.sort_by_key(|n| (!is_boxed_trait_block(n), n.len()));
+            let future = match matching.first() {
+                Some(n) => Some(n.to_string()),
+                None if pinned => Some(String::new()),
+                None => None,
+            };
+            SiteChange {
+                site,
+                before: per_op(base, before.ops),
+                after: per_op(site.blocks, after.ops),
+                future,
+            }
+        })
+        .collect()
+}
+
+fn boxed_finding(
+    cx: &Context<'_>,
+    boxed: &[&SiteChange<'_>],
+    counted: Option<(f64, f64)>,
+    claimed_sizes: &[u64],
+    cost: Option<f64>,
+) -> (Finding, Vec<String>) {
+    let before: f64 = boxed.iter().map(|s| s.before).sum();
+    let after: f64 = boxed.iter().map(|s| s.after).sum();
+    let async_trait = boxed
+        .iter()
+        .any(|s| s.future.as_deref().is_some_and(is_boxed_trait_block));
+    let mut methods: Vec<String> = boxed
+        .iter()
+        .map(|s| method_name(&s.site.function))
+        .collect();
+    methods.dedup();
+    let mut evidence = vec![Evidence::new(
+        "boxed futures per operation",
+        fmt_count(before),
+        fmt_count(after),
+    )];
+    if let Some((b, c)) = counted {
+        evidence.push(Evidence::new(
+            "allocations per operation, whole process",
+            fmt_count(b),
+            fmt_count(c),
+        ));
+    }
+    let mut sizes: Vec<u64> = boxed.iter().map(|s| s.site.bytes_per_block()).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    evidence.push(Evidence::new(
+        "bytes per boxed future",
+        "",
+        sizes
+            .iter()
+            .map(|s| fmt_bytes(*s as f64))
+            .collect::<Vec<_>>()
+            .join(", "),
+    ));
+    // Moving the future into its box copies it: those copies belong here too.
+    let mut claimed = Vec::new();
+    let mut copy_cost = None;
+    if let (Some(bm), Some(cm)) = (&cx.baseline.snapshot.moves, &cx.candidate.snapshot.moves) {
+        let own: Vec<_> = cm
+            .sites
+            .iter()
+            .filter(|s| sizes.contains(&s.size) && !claimed_sizes.contains(&s.size))
+            .collect();
+        if !own.is_empty() {
+            let bytes = per_op(own.iter().map(|s| s.bytes).sum(), cm.ops);
+            evidence.push(Evidence::new(
+                "bytes copied into the boxes per operation",
+                "",
+                fmt_bytes(bytes),
+            ));
+            claimed.extend(own.iter().map(|s| site_key(s)));
+            let large_delta = (cm.large_bytes_per_op() - bm.large_bytes_per_op()).max(0.0);
+            if let Some(cpu) = cx.cpu
+                && large_delta > 0.0
+            {
+                copy_cost =
+                    Some(cpu.delta(CpuCategory::Copy).max(0.0) * (bytes / large_delta).min(1.0));
+            }
+        }
+    }
+    let mut sites: Vec<&&SiteChange<'_>> = boxed.iter().collect();
+    sites.sort_by(|a, b| b.delta().total_cmp(&a.delta()));
+    let functions = sites.iter().map(|s| s.site.function.clone()).collect();
+    let sites = sites
+        .iter()
+        .take(BOXED_SITES_SHOWN_MAX)
+        .map(|s| {
+            format!(
+                "`{}` ({}): {}/op{}",
+                short_name(&s.site.function),
+                s.site.location.clone().unwrap_or_else(|| "?".into()),
+                fmt_count(s.after),
+                via(s.site)
+            )
+        })
+        .collect();
+    let title = format!(
+        "a boxed future per call of {}: {} allocations per operation{}",
+        methods
+            .iter()
+            .map(|m| format!("`{m}`"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        fmt_count(after - before),
+        if async_trait {
+            " (the `#[async_trait]` pattern)"
+        } else {
+            ""
+        }
+    );
+    let fix = if async_trait {
+        "`#[async_trait]` turns every `async fn` of the trait into a method returning \
+         `Pin<Box<dyn Future>>`: each call allocates its future and calls through a vtable. \
+         Declare the methods as native `async fn` in the trait (stable since Rust 1.75) and call \
+         them through the concrete type or an enum of the implementations"
+    } else {
+        "futures are boxed per call (`Box::pin`): call the `async fn` directly, or keep one \
+         boxed future alive and reuse it"
+    };
+    let cost = match (cost, copy_cost) {
+        (Some(a), Some(b)) => Some(a + b),
+        (a, b) => a.or(b),
+    };
+    (
+        Finding {
+            kind: FindingKind::BoxedFuture,
+            title,
+            evidence,
+            sites,
+            functions,
+            cost_ns_per_op: cost,
+            share: None,
+            fix: fix.into(),
+            regression: true,
+        },
+        claimed,
+    )
+}
+
+/// A finding from the whole-process counters alone, when the heap profile cannot say where.
+fn counter_finding(cx: &Context<'_>, before: f64, after: f64) -> Option<Finding> {
+    let delta = after - before;
+    if delta < ALLOC_CHANGE_PER_OP_MIN
+        || (before > 0.0 && delta / before < cx.thresholds.alloc_growth)
+    {
+        return None;
+    }
+    Some(Finding {
+        kind: FindingKind::Allocations,
+        title: format!(
+            "allocations per operation grew from {} to {}",
+            fmt_count(before),
+            fmt_count(after)
+        ),
+        evidence: vec![Evidence::new(
+            "allocations per operation",
+            fmt_count(before),
+            fmt_count(after),
+        )],
+        sites: Vec::new(),
+        functions: Vec::new(),
+        cost_ns_per_op: cx.cpu.map(|c| c.delta(CpuCategory::Alloc).max(0.0)),
+        share: None,
+        fix: "profile the heap (the heap pass, dhat) to see which sites allocate more".into(),
+        regression: true,
+    })
+}
+
+/// `<a::Remote as a::Store>::get` → `Store::get`; other functions: their short name.
+fn method_name(function: &str) -> String {
+    if let Some(rest) = function.strip_prefix('<')
+        && let Some((_, after_as)) = rest.split_once(" as ")
+        && let Some((trait_path, method)) = after_as.split_once(">::")
+    {
+        return format!("{}::{}", short_name(trait_path), method);
+    }
+    short_name(function)
+}
+
+/// `, via Box::pin` when the allocation went through a std helper worth naming.
+fn via(site: &HeapSite) -> String {
+    match site.via.first() {
+        Some(v) if v.contains("Box") => format!(", via `{}`", short_name(v)),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::method_name;
+
+    #[test]
+    fn trait_methods_are_named_by_trait() {
+        assert_eq!(
+            method_name(
+                "<ddsplit::store::RemoteStore as ddsplit::store::FragmentStore>::get_fragment"
+            ),
+            "FragmentStore::get_fragment"
+        );
+        assert_eq!(method_name("ddsplit::codec::split"), "split");
+    }
+}

@@ -1,0 +1,228 @@
+//! The remaining findings: copies that no grown type explains, instruction counts, functions
+//! whose CPU per operation grew beyond the sampling noise; and the task kinds' poll times.
+
+use std::collections::{BTreeSet, HashMap};
+
+use super::names::short_name;
+use super::types::site_key;
+use super::{
+    COPY_CHANGE_BYTES_PER_OP_MIN, Context, Evidence, Finding, FindingKind, TaskChange, fmt_bytes,
+    fmt_count, fmt_us, function_identity,
+};
+use crate::snapshot::{CpuCategory, CpuFigures, per_op};
+
+/// Copy findings of functions no other finding explains, at most.
+const COPY_FINDINGS_MAX: usize = 3;
+
+/// CPU hot spots reported, at most.
+const HOT_SPOTS_MAX: usize = 3;
+
+/// A function's CPU change is reported only beyond this many standard deviations of the
+/// sampling noise (samples are Poisson: the variance of a count is the count).
+const HOT_SPOT_SIGMAS: f64 = 4.0;
+
+/// ... and only when it is at least this share of the baseline's CPU per operation: smaller
+/// changes do not explain a throughput change worth a finding.
+const HOT_SPOT_SHARE_MIN: f64 = 0.02;
+
+/// Poll time per operation below this change is never notable: 1 µs.
+const POLL_CHANGE_NS_PER_OP_MIN: f64 = 1_000.0;
+
+/// Copies that grew at sites no other finding claimed, by function.
+pub(crate) fn copy_findings(cx: &Context<'_>, claimed: &[String]) -> Vec<Finding> {
+    let (Some(bm), Some(cm)) = (&cx.baseline.snapshot.moves, &cx.candidate.snapshot.moves) else {
+        return Vec::new();
+    };
+    let mut by_function: HashMap<&str, (f64, f64, Vec<String>)> = HashMap::new();
+    for s in cm.sites.iter().filter(|s| !claimed.contains(&site_key(s))) {
+        let e = by_function.entry(&s.function).or_default();
+        e.1 += per_op(s.bytes, cm.ops);
+        e.2.push(format!(
+            "{} ({}× {}/op)",
+            s.location,
+            fmt_bytes(s.size as f64),
+            fmt_count(per_op(s.count, cm.ops))
+        ));
+    }
+    for s in &bm.sites {
+        if let Some(e) = by_function.get_mut(s.function.as_str()) {
+            e.0 += per_op(s.bytes, bm.ops);
+        }
+    }
+    let large_delta = (cm.large_bytes_per_op() - bm.large_bytes_per_op()).max(0.0);
+    let mut grown: Vec<(&str, f64, f64, Vec<String>)> = by_function
+        .into_iter()
+        .map(|(f, (b, c, sites))| (f, b, c, sites))
+        .filter(|(_, b, c, _)| {
+            c - b >= COPY_CHANGE_BYTES_PER_OP_MIN
+                && (*b == 0.0 || (c - b) / b >= cx.thresholds.copy_growth)
+        })
+        .collect();
+    grown.sort_by(|a, b| (b.2 - b.1).total_cmp(&(a.2 - a.1)));
+    grown
+        .into_iter()
+        .take(COPY_FINDINGS_MAX)
+        .map(|(function, before, after, sites)| {
+            let name = short_name(function);
+            Finding {
+                kind: FindingKind::Copies,
+                functions: vec![function.to_string()],
+                title: format!(
+                    "`{name}` copies {} per operation (was {})",
+                    fmt_bytes(after),
+                    fmt_bytes(before)
+                ),
+                evidence: vec![Evidence::new(
+                    "bytes copied per operation",
+                    fmt_bytes(before),
+                    fmt_bytes(after),
+                )],
+                sites: sites
+                    .into_iter()
+                    .take(3)
+                    .map(|s| format!("`{name}` {s}"))
+                    .collect(),
+                cost_ns_per_op: cx.cpu.and_then(|cpu| {
+                    (large_delta > 0.0).then(|| {
+                        cpu.delta(CpuCategory::Copy).max(0.0)
+                            * ((after - before) / large_delta).min(1.0)
+                    })
+                }),
+                share: None,
+                fix: "a large value is moved here (returned, pushed or passed by value): pass a \
+                      reference, box the large part, or build the value in place"
+                    .into(),
+                regression: true,
+            }
+        })
+        .collect()
+}
+
+/// Instruction counts that grew past the threshold.
+pub(crate) fn instruction_findings(cx: &Context<'_>) -> Vec<Finding> {
+    let (Some(b), Some(c)) = (
+        &cx.baseline.snapshot.instructions,
+        &cx.candidate.snapshot.instructions,
+    ) else {
+        return Vec::new();
+    };
+    c.cases
+        .iter()
+        .filter_map(|(case, &after)| {
+            let before = *b.cases.get(case)?;
+            let growth = after as f64 / before.max(1) as f64 - 1.0;
+            (growth > cx.thresholds.instructions_growth).then(|| Finding {
+                kind: FindingKind::Instructions,
+                title: format!("`{case}` executes {:.1}% more instructions", growth * 100.0),
+                evidence: vec![Evidence::new(
+                    "instructions (callgrind)",
+                    crate::sizes::render_bytes(before),
+                    crate::sizes::render_bytes(after),
+                )],
+                sites: Vec::new(),
+                functions: Vec::new(),
+                cost_ns_per_op: None,
+                share: None,
+                fix: format!(
+                    "run `valgrind --tool=callgrind` on the `{case}` work of both builds and compare \
+                     the functions with `callgrind_annotate`"
+                ),
+                regression: true,
+            })
+        })
+        .collect()
+}
+
+/// Functions whose CPU per operation grew beyond the sampling noise, except those already
+/// named by another finding (`named` holds their functions).
+pub(crate) fn cpu_findings(cx: &Context<'_>, named: &[String]) -> Vec<Finding> {
+    let (Some(b), Some(c)) = (&cx.baseline.snapshot.cpu, &cx.candidate.snapshot.cpu) else {
+        return Vec::new();
+    };
+    if b.ops == 0 || c.ops == 0 {
+        return Vec::new();
+    }
+    let functions: BTreeSet<&str> = c.functions.iter().map(|f| f.function.as_str()).collect();
+    let base_total = b.ns_per_op(None);
+    let mut grown: Vec<(&str, f64, f64)> = functions
+        .into_iter()
+        .filter_map(|f| {
+            let (nb, nc) = (b.function_samples(f) as f64, c.function_samples(f) as f64);
+            let (rb, rc) = (b.samples_to_ns_per_op(nb), c.samples_to_ns_per_op(nc));
+            // Standard deviation of each rate from the Poisson noise of its count.
+            let sd = (b.samples_to_ns_per_op(nb.sqrt()).powi(2)
+                + c.samples_to_ns_per_op(nc.sqrt()).powi(2))
+            .sqrt();
+            let significant =
+                rc - rb > HOT_SPOT_SIGMAS * sd && rc - rb > HOT_SPOT_SHARE_MIN * base_total;
+            significant.then_some((f, rb, rc))
+        })
+        .filter(|(f, _, _)| {
+            let id = function_identity(f);
+            !named.iter().any(|n| function_identity(n) == id)
+        })
+        .collect();
+    grown.sort_by(|a, b| (b.2 - b.1).total_cmp(&(a.2 - a.1)));
+    grown
+        .into_iter()
+        .take(HOT_SPOTS_MAX)
+        .map(|(function, before, after)| {
+            let location = location_of(c, function);
+            Finding {
+                kind: FindingKind::HotSpot,
+                title: format!(
+                    "`{}` uses {} more CPU per operation",
+                    short_name(function),
+                    fmt_us(after - before)
+                ),
+                evidence: vec![Evidence::new(
+                    "CPU per operation",
+                    fmt_us(before),
+                    fmt_us(after),
+                )],
+                sites: vec![format!("`{}` ({})", short_name(function), location)],
+                functions: vec![function.to_string()],
+                cost_ns_per_op: Some(after - before),
+                share: None,
+                fix: "open the differential flamegraph at this function: the red frames above it \
+                      are what grew"
+                    .into(),
+                // A hot spot explains a slowdown; on its own it is not a threshold.
+                regression: false,
+            }
+        })
+        .collect()
+}
+
+fn location_of(cpu: &CpuFigures, function: &str) -> String {
+    cpu.functions
+        .iter()
+        .find(|f| f.function == function && f.location.is_some())
+        .and_then(|f| f.location.clone())
+        .unwrap_or_else(|| "?".into())
+}
+
+/// Every task kind of either side, with how its polls changed.
+pub(crate) fn task_changes(cx: &Context<'_>) -> Vec<TaskChange> {
+    let (Some(b), Some(c)) = (&cx.baseline.snapshot.tasks, &cx.candidate.snapshot.tasks) else {
+        return Vec::new();
+    };
+    let kinds: BTreeSet<&String> = b.kinds.keys().chain(c.kinds.keys()).collect();
+    kinds
+        .into_iter()
+        .map(|kind| {
+            let pair = |name: &str| (b.per_op(kind, name), c.per_op(kind, name));
+            let poll = pair("total_poll_duration_ns");
+            let notable = poll.1 - poll.0 >= POLL_CHANGE_NS_PER_OP_MIN
+                && (poll.0 == 0.0 || (poll.1 - poll.0) / poll.0 >= cx.thresholds.poll_growth);
+            TaskChange {
+                kind: kind.clone(),
+                polls_per_op: pair("total_poll_count"),
+                poll_ns_per_op: poll,
+                scheduled_ns_per_op: pair("total_scheduled_duration_ns"),
+                slow_polls_per_op: pair("total_slow_poll_count"),
+                notable,
+            }
+        })
+        .collect()
+}

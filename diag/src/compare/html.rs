@@ -1,0 +1,247 @@
+//! The comparison as one self-contained HTML page: the verdict, the overview, the findings as
+//! cards, the task kinds, and the flamegraphs embedded (each in its own `<object>`, so their
+//! scripts stay interactive and apart).
+
+use std::fmt::Write as _;
+
+use super::render::verdict_line;
+use super::{Comparison, fmt_us};
+
+/// A picture to embed: a title and an SVG document.
+#[derive(Debug, Clone)]
+pub struct Picture {
+    /// Shown above it.
+    pub title: String,
+    /// The SVG document.
+    pub svg: String,
+}
+
+/// The page, with `pictures` (flamegraphs) embedded at the end.
+pub fn render_html(c: &Comparison, pictures: &[Picture]) -> String {
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>{} → {}</title><style>{STYLE}</style></head><body>\n",
+        escape(&c.baseline.label),
+        escape(&c.candidate.label)
+    );
+    let _ = writeln!(
+        out,
+        "<h1><code>{}</code> → <code>{}</code></h1>",
+        escape(&c.baseline.label),
+        escape(&c.candidate.label)
+    );
+    let class = if c.regression { "bad" } else { "good" };
+    let _ = writeln!(
+        out,
+        "<p class=\"verdict {class}\">{}</p>",
+        inline(&verdict_line(c))
+    );
+
+    let _ = writeln!(
+        out,
+        "<table><tr><th>per operation</th><th>baseline</th><th>candidate</th><th>change</th></tr>"
+    );
+    for f in &c.figures {
+        let change = if f.baseline == 0.0 {
+            String::new()
+        } else {
+            format!("{:+.1}%", (f.candidate / f.baseline - 1.0) * 100.0)
+        };
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td>{:.2} {unit}</td><td>{:.2} {unit}</td><td>{change}</td></tr>",
+            escape(&f.what),
+            f.baseline,
+            f.candidate,
+            unit = escape(&f.unit)
+        );
+    }
+    let _ = writeln!(out, "</table>");
+
+    let _ = writeln!(out, "<h2>Findings, most costly first</h2>");
+    if c.findings.is_empty() {
+        let _ = writeln!(
+            out,
+            "<p>No finding: nothing measured crossed a threshold or the noise.</p>"
+        );
+    }
+    for (i, f) in c.findings.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "<section class=\"finding{}\"><h3>{}. {}</h3>",
+            if f.regression { " crossed" } else { "" },
+            i + 1,
+            inline(&f.title)
+        );
+        let cost = match (f.share, f.cost_ns_per_op) {
+            (Some(s), Some(ns)) => format!(
+                "est. {:.0}% of the extra CPU ({} per operation)",
+                s * 100.0,
+                fmt_us(ns)
+            ),
+            (None, Some(ns)) => format!("est. {} per operation", fmt_us(ns)),
+            _ => "cost not estimated".into(),
+        };
+        let _ = writeln!(
+            out,
+            "<p class=\"tags\">{} · {}{}</p>",
+            f.kind.label(),
+            escape(&cost),
+            if f.regression {
+                " · <b>crossed a threshold</b>"
+            } else {
+                ""
+            }
+        );
+        if !f.evidence.is_empty() {
+            let _ = writeln!(
+                out,
+                "<table><tr><th>evidence</th><th>baseline</th><th>candidate</th></tr>"
+            );
+            for e in &f.evidence {
+                let _ = writeln!(
+                    out,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    inline(&e.what),
+                    inline(&e.baseline),
+                    inline(&e.candidate)
+                );
+            }
+            let _ = writeln!(out, "</table>");
+        }
+        if !f.sites.is_empty() {
+            let _ = writeln!(out, "<ul>");
+            for s in &f.sites {
+                let _ = writeln!(out, "<li>{}</li>", inline(s));
+            }
+            let _ = writeln!(out, "</ul>");
+        }
+        let _ = writeln!(
+            out,
+            "<p class=\"fix\"><b>Fix to try:</b> {}</p></section>",
+            inline(&f.fix)
+        );
+    }
+
+    if !c.tasks.is_empty() {
+        let _ = writeln!(
+            out,
+            "<h2>Task kinds</h2><table><tr><th>task kind</th><th>polls/op</th><th>poll time/op</th>\
+             <th>scheduled/op</th><th>slow polls/op</th></tr>"
+        );
+        for t in &c.tasks {
+            let _ = writeln!(
+                out,
+                "<tr{}><td><code>{}</code></td><td>{:.2} → {:.2}</td><td>{} → {}</td><td>{} → {}</td><td>{:.3} → {:.3}</td></tr>",
+                if t.notable { " class=\"crossed\"" } else { "" },
+                escape(&t.kind),
+                t.polls_per_op.0,
+                t.polls_per_op.1,
+                fmt_us(t.poll_ns_per_op.0),
+                fmt_us(t.poll_ns_per_op.1),
+                fmt_us(t.scheduled_ns_per_op.0),
+                fmt_us(t.scheduled_ns_per_op.1),
+                t.slow_polls_per_op.0,
+                t.slow_polls_per_op.1,
+            );
+        }
+        let _ = writeln!(out, "</table>");
+    }
+    for p in pictures {
+        let _ = writeln!(
+            out,
+            "<h2>{}</h2><object class=\"flame\" type=\"image/svg+xml\" data=\"data:image/svg+xml;base64,{}\"></object>",
+            escape(&p.title),
+            base64(p.svg.as_bytes())
+        );
+    }
+    if !c.notes.is_empty() {
+        let _ = writeln!(out, "<h2>Notes</h2><ul>");
+        for n in &c.notes {
+            let _ = writeln!(out, "<li>{}</li>", inline(n));
+        }
+        let _ = writeln!(out, "</ul>");
+    }
+    let _ = writeln!(out, "</body></html>");
+    out
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}\
+code{background:#f3f3f3;padding:0 .2em;border-radius:3px}\
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:.25em .6em;text-align:right}\
+td:first-child,th:first-child{text-align:left}\
+.verdict{font-size:1.15em;padding:.6em;border-radius:4px}.bad{background:#fde2e2}.good{background:#e2f5e2}\
+.finding{border:1px solid #ccc;border-radius:6px;padding:.2em 1em;margin:1em 0}.crossed{border-color:#d33}\
+tr.crossed{background:#fff3f3}.tags{color:#666}.fix{background:#f6f9ff;padding:.5em}\
+.flame{width:100%;min-height:500px;border:1px solid #ddd}";
+
+/// Escapes text for HTML.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Escapes text, then turns `code` and **bold** into their tags.
+fn inline(text: &str) -> String {
+    let escaped = escape(text);
+    let mut out = String::new();
+    for (i, part) in escaped.split('`').enumerate() {
+        if i % 2 == 1 {
+            let _ = write!(out, "<code>{part}</code>");
+        } else {
+            for (j, p) in part.split("**").enumerate() {
+                if j % 2 == 1 {
+                    let _ = write!(out, "<b>{p}</b>");
+                } else {
+                    out.push_str(p);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Standard base64 with padding.
+fn base64(bytes: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = (u32::from(chunk[0]) << 16)
+            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*chunk.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(TABLE[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_the_standard_alphabet_and_padding() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"<svg/>"), "PHN2Zy8+");
+    }
+
+    #[test]
+    fn inline_markup_is_escaped_then_tagged() {
+        assert_eq!(
+            inline("`Result<A, B>` is **big**"),
+            "<code>Result&lt;A, B&gt;</code> is <b>big</b>"
+        );
+    }
+}

@@ -1,0 +1,518 @@
+//! Explaining the difference between two snapshots: a ranked list of findings, each with what
+//! changed, the evidence from both sides, its estimated share of the slowdown, and the fix to
+//! try.
+//!
+//! The engine reads only snapshots (and the sizes reports beside them), so it is tested on
+//! fixture snapshots and runs the same on saved ones. Costs come from the CPU profiles: the
+//! extra CPU per operation in `memcpy` is shared among the copy findings by the bytes each
+//! adds, the extra CPU in the allocator among the allocation findings by the allocations each
+//! adds. Findings whose cost cannot be estimated rank after those whose cost can.
+
+mod heap;
+mod hotspots;
+mod html;
+mod names;
+mod render;
+mod types;
+mod wall;
+
+use serde::{Deserialize, Serialize};
+
+pub use html::{Picture, render_html};
+pub use names::short_name;
+pub use render::render_markdown;
+pub use wall::{Spread, WALL_SE_FLOOR, WALL_SIGMAS, WallComparison, WallVerdict, median};
+
+use crate::sizes::SizesReport;
+use crate::snapshot::{BuildIdentity, CpuCategory, CpuFigures, Snapshot};
+
+/// Default throughput drop that is a regression (when beyond the noise): 3%.
+pub const DEFAULT_THROUGHPUT_DROP: f64 = 0.03;
+/// Default growth of allocations per operation that is a regression: 2%.
+pub const DEFAULT_ALLOC_GROWTH: f64 = 0.02;
+/// Allocations per operation below this change are never a finding: scheduling alone moves the
+/// count of a concurrent run by a fraction of an allocation.
+pub const ALLOC_CHANGE_PER_OP_MIN: f64 = 0.5;
+/// Default growth of bytes copied per operation that is a regression: 5%.
+pub const DEFAULT_COPY_GROWTH: f64 = 0.05;
+/// Copies below this change per operation are never a finding: 1 KiB, the tracer's default
+/// threshold, one large value.
+pub const COPY_CHANGE_BYTES_PER_OP_MIN: f64 = 1024.0;
+/// Default growth of one type that is a regression: 1 KiB.
+pub const DEFAULT_TYPE_GROWTH_BYTES: u64 = 1024;
+/// Default growth of instructions of a fixed piece of work that is a regression: 1%.
+pub const DEFAULT_INSTRUCTIONS_GROWTH: f64 = 0.01;
+/// Default growth of a task kind's poll time per operation worth reporting: 25%.
+pub const DEFAULT_POLL_GROWTH: f64 = 0.25;
+
+/// What counts as a regression. Defaults are the `DEFAULT_*` constants.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Thresholds {
+    /// Throughput drop (fraction) that fails, when it is beyond the noise.
+    pub throughput_drop: f64,
+    /// Growth of allocations per operation (fraction).
+    pub alloc_growth: f64,
+    /// Growth of bytes copied per operation (fraction).
+    pub copy_growth: f64,
+    /// Growth of one type or future, bytes.
+    pub type_growth_bytes: u64,
+    /// Growth of instructions of a fixed piece of work (fraction).
+    pub instructions_growth: f64,
+    /// Growth of a task kind's poll time per operation worth reporting (fraction).
+    pub poll_growth: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Thresholds {
+        Thresholds {
+            throughput_drop: DEFAULT_THROUGHPUT_DROP,
+            alloc_growth: DEFAULT_ALLOC_GROWTH,
+            copy_growth: DEFAULT_COPY_GROWTH,
+            type_growth_bytes: DEFAULT_TYPE_GROWTH_BYTES,
+            instructions_growth: DEFAULT_INSTRUCTIONS_GROWTH,
+            poll_growth: DEFAULT_POLL_GROWTH,
+        }
+    }
+}
+
+/// One side of a comparison: its snapshot and, when it has one, its sizes report.
+#[derive(Debug, Clone, Copy)]
+pub struct Side<'a> {
+    /// The snapshot.
+    pub snapshot: &'a Snapshot,
+    /// The sizes report of its binary.
+    pub sizes: Option<&'a SizesReport>,
+}
+
+/// What a finding is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    /// A type grew (or appeared) and is copied.
+    TypeGrew,
+    /// Futures are boxed per call.
+    BoxedFuture,
+    /// Allocations appeared or grew at a site.
+    Allocations,
+    /// Bytes copied at a site grew, not explained by a type that grew.
+    Copies,
+    /// Instructions of a fixed piece of work grew.
+    Instructions,
+    /// A function's CPU per operation grew.
+    HotSpot,
+}
+
+impl FindingKind {
+    /// A short label.
+    pub fn label(self) -> &'static str {
+        match self {
+            FindingKind::TypeGrew => "type size",
+            FindingKind::BoxedFuture => "boxed futures",
+            FindingKind::Allocations => "allocations",
+            FindingKind::Copies => "copies",
+            FindingKind::Instructions => "instructions",
+            FindingKind::HotSpot => "CPU hot spot",
+        }
+    }
+}
+
+/// One line of evidence: a figure on both sides.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// What is measured.
+    pub what: String,
+    /// The baseline's figure, formatted.
+    pub baseline: String,
+    /// The candidate's figure, formatted.
+    pub candidate: String,
+}
+
+impl Evidence {
+    /// A line of evidence.
+    pub fn new(
+        what: impl Into<String>,
+        baseline: impl Into<String>,
+        candidate: impl Into<String>,
+    ) -> Evidence {
+        Evidence {
+            what: what.into(),
+            baseline: baseline.into(),
+            candidate: candidate.into(),
+        }
+    }
+}
+
+/// A cause of the difference.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// What it is about.
+    pub kind: FindingKind,
+    /// One line: what changed.
+    pub title: String,
+    /// Figures from both sides.
+    pub evidence: Vec<Evidence>,
+    /// Where: functions with file and line.
+    pub sites: Vec<String>,
+    /// The functions of `sites`, as the profiles name them.
+    pub functions: Vec<String>,
+    /// Estimated CPU per operation it costs the candidate, nanoseconds.
+    pub cost_ns_per_op: Option<f64>,
+    /// Its share of the candidate's extra CPU per operation (0..1).
+    pub share: Option<f64>,
+    /// What to try.
+    pub fix: String,
+    /// True when it crossed a threshold.
+    pub regression: bool,
+}
+
+/// CPU per operation of both sides, by category.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CpuComparison {
+    /// Per category: (category, baseline ns/op, candidate ns/op).
+    pub categories: Vec<(CpuCategory, f64, f64)>,
+    /// All samples: baseline and candidate ns/op.
+    pub total: (f64, f64),
+}
+
+impl CpuComparison {
+    fn of(baseline: &CpuFigures, candidate: &CpuFigures) -> CpuComparison {
+        CpuComparison {
+            categories: CpuCategory::ALL
+                .iter()
+                .map(|&c| (c, baseline.ns_per_op(Some(c)), candidate.ns_per_op(Some(c))))
+                .collect(),
+            total: (baseline.ns_per_op(None), candidate.ns_per_op(None)),
+        }
+    }
+
+    /// Extra CPU per operation of the candidate in `category` (negative: less).
+    pub fn delta(&self, category: CpuCategory) -> f64 {
+        self.categories
+            .iter()
+            .find(|(c, _, _)| *c == category)
+            .map_or(0.0, |(_, b, c)| c - b)
+    }
+
+    /// Extra CPU per operation of the candidate in all.
+    pub fn total_delta(&self) -> f64 {
+        self.total.1 - self.total.0
+    }
+
+    /// Executor share of each side's CPU.
+    pub fn executor_share(&self) -> (f64, f64) {
+        let (b, c) = self
+            .categories
+            .iter()
+            .find(|(cat, _, _)| *cat == CpuCategory::Executor)
+            .map_or((0.0, 0.0), |(_, b, c)| (*b, *c));
+        (ratio(b, self.total.0), ratio(c, self.total.1))
+    }
+}
+
+/// A per-operation figure on both sides, for the overview.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Figure {
+    /// What it is.
+    pub what: String,
+    /// Baseline value.
+    pub baseline: f64,
+    /// Candidate value.
+    pub candidate: f64,
+    /// Unit for display (`ops/s`, `µs`, `B`...).
+    pub unit: String,
+}
+
+/// How one task kind's polls changed (an observation: where the time shows up).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskChange {
+    /// The task kind.
+    pub kind: String,
+    /// Polls per operation, both sides.
+    pub polls_per_op: (f64, f64),
+    /// Poll time per operation, nanoseconds, both sides.
+    pub poll_ns_per_op: (f64, f64),
+    /// Scheduled (waiting in a run queue) time per operation, nanoseconds, both sides.
+    pub scheduled_ns_per_op: (f64, f64),
+    /// Slow polls per operation, both sides.
+    pub slow_polls_per_op: (f64, f64),
+    /// True when poll time per operation grew past the reporting threshold.
+    pub notable: bool,
+}
+
+/// The explained difference between two snapshots.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// The baseline's identity.
+    pub baseline: BuildIdentity,
+    /// The candidate's identity.
+    pub candidate: BuildIdentity,
+    /// The thresholds used.
+    pub thresholds: Thresholds,
+    /// Throughput and latency, with their noise.
+    pub wall: Option<WallComparison>,
+    /// CPU per operation by category.
+    pub cpu: Option<CpuComparison>,
+    /// Per-operation figures of every probe.
+    pub figures: Vec<Figure>,
+    /// Causes, most costly first.
+    pub findings: Vec<Finding>,
+    /// Task kinds, with how their polls changed.
+    pub tasks: Vec<TaskChange>,
+    /// True when a threshold was crossed.
+    pub regression: bool,
+    /// What could not be compared, and why.
+    pub notes: Vec<String>,
+}
+
+/// Compares `candidate` against `baseline`.
+pub fn compare(baseline: &Side<'_>, candidate: &Side<'_>, thresholds: &Thresholds) -> Comparison {
+    let (b, c) = (baseline.snapshot, candidate.snapshot);
+    let mut notes = Vec::new();
+    if b.workload != c.workload {
+        notes.push(format!(
+            "the two sides ran different workloads ({:?} vs {:?}): figures are per operation, but \
+             compare with care",
+            b.workload, c.workload
+        ));
+    }
+    let wall = WallComparison::of(&b.wall, &c.wall, thresholds.throughput_drop);
+    if wall.is_none() {
+        notes.push("no wall-time runs on one side: throughput not compared".into());
+    }
+    let cpu = match (&b.cpu, &c.cpu) {
+        (Some(bc), Some(cc)) => Some(CpuComparison::of(bc, cc)),
+        _ => {
+            notes.push(
+                "no CPU profile on one side: costs are not estimated, findings rank by size".into(),
+            );
+            None
+        }
+    };
+    let context = Context {
+        baseline,
+        candidate,
+        thresholds,
+        cpu: cpu.as_ref(),
+    };
+
+    let mut findings = Vec::new();
+    let type_findings = types::findings(&context, &mut notes);
+    let heap_findings = heap::findings(&context, &type_findings.claimed_sizes, &mut notes);
+    let mut claimed_sites = type_findings.claimed_sites.clone();
+    claimed_sites.extend(heap_findings.claimed_sites.iter().cloned());
+    findings.extend(type_findings.findings);
+    findings.extend(heap_findings.findings);
+    findings.extend(hotspots::copy_findings(&context, &claimed_sites));
+    findings.extend(hotspots::instruction_findings(&context));
+    let named: Vec<String> = findings.iter().flat_map(|f| f.functions.clone()).collect();
+    findings.extend(hotspots::cpu_findings(&context, &named));
+    assign_shares(&mut findings, cpu.as_ref());
+    rank(&mut findings);
+
+    let tasks = hotspots::task_changes(&context);
+    let figures = overview(&context, wall.as_ref());
+    let wall_regression = wall
+        .as_ref()
+        .is_some_and(|w| w.verdict == WallVerdict::Slower);
+    let regression = wall_regression || findings.iter().any(|f| f.regression);
+    for pass in &c.passes {
+        if pass.status != "ok" {
+            notes.push(format!(
+                "candidate pass `{}` {}: {}",
+                pass.name, pass.status, pass.detail
+            ));
+        }
+    }
+    for pass in &b.passes {
+        if pass.status != "ok" {
+            notes.push(format!(
+                "baseline pass `{}` {}: {}",
+                pass.name, pass.status, pass.detail
+            ));
+        }
+    }
+    Comparison {
+        baseline: b.build.clone(),
+        candidate: c.build.clone(),
+        thresholds: *thresholds,
+        wall,
+        cpu,
+        figures,
+        findings,
+        tasks,
+        regression,
+        notes,
+    }
+}
+
+/// What every finding producer reads.
+pub(crate) struct Context<'a> {
+    pub baseline: &'a Side<'a>,
+    pub candidate: &'a Side<'a>,
+    pub thresholds: &'a Thresholds,
+    pub cpu: Option<&'a CpuComparison>,
+}
+
+impl Context<'_> {
+    /// The project's path prefix (`ddsplit`), from the candidate's sizes figures.
+    pub fn prefix(&self) -> String {
+        self.candidate
+            .snapshot
+            .sizes
+            .as_ref()
+            .or(self.baseline.snapshot.sizes.as_ref())
+            .map(|s| s.prefix.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// Shares of the candidate's extra CPU per operation.
+fn assign_shares(findings: &mut [Finding], cpu: Option<&CpuComparison>) {
+    let Some(cpu) = cpu else { return };
+    let total = cpu.total_delta();
+    for f in findings {
+        f.share = match f.cost_ns_per_op {
+            Some(cost) if total > 0.0 => Some((cost / total).clamp(0.0, 1.0)),
+            _ => None,
+        };
+    }
+}
+
+/// Most costly first; findings without a cost after, regressions first, then by kind.
+fn rank(findings: &mut [Finding]) {
+    findings.sort_by(|a, b| {
+        let cost = |f: &Finding| f.cost_ns_per_op.unwrap_or(f64::NEG_INFINITY);
+        cost(b)
+            .total_cmp(&cost(a))
+            .then_with(|| b.regression.cmp(&a.regression))
+            .then_with(|| a.kind.cmp(&b.kind))
+            .then_with(|| a.title.cmp(&b.title))
+    });
+}
+
+/// The per-operation figures of the overview table.
+fn overview(context: &Context<'_>, wall: Option<&WallComparison>) -> Vec<Figure> {
+    let (b, c) = (context.baseline.snapshot, context.candidate.snapshot);
+    let mut out = Vec::new();
+    let mut push = |what: &str, baseline: f64, candidate: f64, unit: &str| {
+        out.push(Figure {
+            what: what.into(),
+            baseline,
+            candidate,
+            unit: unit.into(),
+        })
+    };
+    if let Some(w) = wall {
+        push("throughput", w.baseline.median, w.candidate.median, "ops/s");
+        push(
+            "latency p50",
+            w.baseline_latency_us.0,
+            w.candidate_latency_us.0,
+            "µs",
+        );
+        push(
+            "latency p99",
+            w.baseline_latency_us.1,
+            w.candidate_latency_us.1,
+            "µs",
+        );
+    }
+    if let Some(cpu) = context.cpu {
+        push(
+            "CPU per operation",
+            cpu.total.0 / 1e3,
+            cpu.total.1 / 1e3,
+            "µs",
+        );
+        for (category, bv, cv) in &cpu.categories {
+            push(
+                &format!("  in {}", category.name()),
+                bv / 1e3,
+                cv / 1e3,
+                "µs",
+            );
+        }
+    }
+    if let (Some(ba), Some(ca)) = (&b.alloc, &c.alloc) {
+        push(
+            "allocations per operation",
+            ba.allocations_per_op(),
+            ca.allocations_per_op(),
+            "",
+        );
+        push(
+            "bytes allocated per operation",
+            ba.bytes_per_op(),
+            ca.bytes_per_op(),
+            "B",
+        );
+        push(
+            "peak live heap",
+            ba.peak_live_bytes as f64,
+            ca.peak_live_bytes as f64,
+            "B",
+        );
+    }
+    if let (Some(bm), Some(cm)) = (&b.moves, &c.moves) {
+        push(
+            "memcpy/memmove calls per operation",
+            crate::snapshot::per_op(bm.copies, bm.ops),
+            crate::snapshot::per_op(cm.copies, cm.ops),
+            "",
+        );
+        push(
+            "bytes in large copies per operation",
+            bm.large_bytes_per_op(),
+            cm.large_bytes_per_op(),
+            "B",
+        );
+    }
+    out
+}
+
+/// A function's name without the closures and generic arguments profilers and debug info add
+/// differently: `a::B::call::{{closure}}` and `a::B::call` are the same function here.
+pub(crate) fn function_identity(name: &str) -> String {
+    let mut out = String::new();
+    let mut depth = 0usize;
+    for ch in name.chars() {
+        match ch {
+            '<' if !out.is_empty() => depth += 1,
+            '>' if depth > 0 => depth -= 1,
+            _ if depth == 0 => out.push(ch),
+            _ => {}
+        }
+    }
+    out.replace("::{{closure}}", "").replace("::{closure}", "")
+}
+
+/// `a / b`, 0 when `b` is 0.
+pub(crate) fn ratio(a: f64, b: f64) -> f64 {
+    if b == 0.0 { 0.0 } else { a / b }
+}
+
+/// A number of bytes with thousands separators.
+pub(crate) fn fmt_bytes(n: f64) -> String {
+    if n >= 10.0 * 1024.0 * 1024.0 {
+        format!("{:.1} MiB", n / (1024.0 * 1024.0))
+    } else {
+        format!("{} B", crate::sizes::render_bytes(n.round() as u64))
+    }
+}
+
+/// A per-operation count: whole numbers as such, small ones with decimals.
+pub(crate) fn fmt_count(n: f64) -> String {
+    if n.abs() >= 100.0 {
+        crate::sizes::render_bytes(n.round() as u64)
+    } else {
+        format!("{n:.2}")
+    }
+}
+
+/// Nanoseconds as microseconds.
+pub(crate) fn fmt_us(ns: f64) -> String {
+    format!("{:.1} µs", ns / 1e3)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,211 @@
+//! The comparison as markdown: the verdict, the overview table, the ranked findings with their
+//! evidence and fix, the task kinds, and the builds.
+
+use std::fmt::Write as _;
+
+use super::{Comparison, Figure, Finding, WallVerdict, fmt_us};
+use crate::snapshot::BuildIdentity;
+
+/// The report in markdown.
+pub fn render_markdown(c: &Comparison) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# `{}` → `{}`\n", c.baseline.label, c.candidate.label);
+    let _ = writeln!(out, "{}\n", verdict_line(c));
+    if let Some(w) = &c.wall {
+        let _ = writeln!(
+            out,
+            "Throughput of {} interleaved pairs of runs: baseline {:.0}–{:.0} ops/s, candidate \
+             {:.0}–{:.0} ops/s; pair ratios {:.3}–{:.3} (median {:.3}); the machine's noise for one \
+             pair is ±{:.1}%.\n",
+            w.pairs,
+            w.baseline.min,
+            w.baseline.max,
+            w.candidate.min,
+            w.candidate.max,
+            w.ratio_range.0,
+            w.ratio_range.1,
+            w.ratio,
+            w.noise * 100.0
+        );
+    }
+    out.push_str(&figures_table(&c.figures));
+    if let Some(cpu) = &c.cpu {
+        let (b, k) = cpu.executor_share();
+        let _ = writeln!(
+            out,
+            "\nShare of CPU in the executor (scheduling, parking, I/O driver) against the \
+             program's code: {:.1}% → {:.1}%.",
+            b * 100.0,
+            k * 100.0
+        );
+    }
+
+    let _ = writeln!(out, "\n## Findings, most costly first\n");
+    if c.findings.is_empty() {
+        let _ = writeln!(
+            out,
+            "No finding: nothing measured crossed a threshold or the noise."
+        );
+    }
+    for (i, f) in c.findings.iter().enumerate() {
+        out.push_str(&finding(i + 1, f));
+    }
+
+    let notable: Vec<_> = c.tasks.iter().collect();
+    if !notable.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n## Task kinds (per operation, baseline → candidate)\n"
+        );
+        let _ = writeln!(
+            out,
+            "| task kind | polls | poll time | scheduled time | slow polls | |\n|---|---:|---:|---:|---:|---|"
+        );
+        for t in notable {
+            let _ = writeln!(
+                out,
+                "| `{}` | {:.2} → {:.2} | {} → {} | {} → {} | {:.3} → {:.3} | {} |",
+                t.kind,
+                t.polls_per_op.0,
+                t.polls_per_op.1,
+                fmt_us(t.poll_ns_per_op.0),
+                fmt_us(t.poll_ns_per_op.1),
+                fmt_us(t.scheduled_ns_per_op.0),
+                fmt_us(t.scheduled_ns_per_op.1),
+                t.slow_polls_per_op.0,
+                t.slow_polls_per_op.1,
+                if t.notable { "**slower polls**" } else { "" }
+            );
+        }
+    }
+    if !c.notes.is_empty() {
+        let _ = writeln!(out, "\n## Notes\n");
+        for n in &c.notes {
+            let _ = writeln!(out, "- {n}");
+        }
+    }
+    let _ = writeln!(out, "\n## Builds\n");
+    let _ = writeln!(out, "- baseline: {}", identity(&c.baseline));
+    let _ = writeln!(out, "- candidate: {}", identity(&c.candidate));
+    out
+}
+
+/// One sentence: regression or not, and the throughput change with its noise.
+pub(crate) fn verdict_line(c: &Comparison) -> String {
+    let crossed = c.findings.iter().filter(|f| f.regression).count();
+    let head = if c.regression {
+        "**Regression.**"
+    } else {
+        "**No regression.**"
+    };
+    let wall = match &c.wall {
+        Some(w) => {
+            let what = match w.verdict {
+                WallVerdict::Slower => "slower, beyond the noise",
+                WallVerdict::Faster => "faster, beyond the noise",
+                WallVerdict::NoChange => "within the threshold or the noise",
+            };
+            format!(
+                " Throughput {:+.1}% ({what}; threshold −{:.0}%, standard error {:.1}%).",
+                w.change() * 100.0,
+                w.threshold * 100.0,
+                w.standard_error * 100.0
+            )
+        }
+        None => " Throughput not compared.".into(),
+    };
+    format!(
+        "{head}{wall} {crossed} finding{} crossed a threshold.",
+        if crossed == 1 { "" } else { "s" }
+    )
+}
+
+fn figures_table(figures: &[Figure]) -> String {
+    let mut out =
+        String::from("| per operation | baseline | candidate | change |\n|---|---:|---:|---:|\n");
+    for f in figures {
+        let change = if f.baseline == 0.0 && f.candidate == 0.0 {
+            "".to_string()
+        } else if f.baseline == 0.0 {
+            "new".to_string()
+        } else {
+            format!("{:+.1}%", (f.candidate / f.baseline - 1.0) * 100.0)
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            f.what,
+            value(f.baseline, &f.unit),
+            value(f.candidate, &f.unit),
+            change
+        );
+    }
+    out
+}
+
+fn value(v: f64, unit: &str) -> String {
+    let number = if v.abs() >= 1000.0 {
+        crate::sizes::render_bytes(v.round() as u64)
+    } else if v.abs() >= 10.0 || v == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    };
+    if unit.is_empty() {
+        number
+    } else {
+        format!("{number} {unit}")
+    }
+}
+
+fn finding(rank: usize, f: &Finding) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "### {rank}. {}\n", f.title);
+    let mut tags = vec![f.kind.label().to_string()];
+    match (f.share, f.cost_ns_per_op) {
+        (Some(share), Some(cost)) => tags.push(format!(
+            "est. {:.0}% of the extra CPU ({} per operation)",
+            share * 100.0,
+            fmt_us(cost)
+        )),
+        (None, Some(cost)) => tags.push(format!("est. {} per operation", fmt_us(cost))),
+        _ => tags.push("cost not estimated".into()),
+    }
+    if f.regression {
+        tags.push("**crossed a threshold**".into());
+    }
+    let _ = writeln!(out, "*{}*\n", tags.join(" · "));
+    if !f.evidence.is_empty() {
+        let _ = writeln!(out, "| evidence | baseline | candidate |\n|---|---:|---:|");
+        for e in &f.evidence {
+            let _ = writeln!(out, "| {} | {} | {} |", e.what, e.baseline, e.candidate);
+        }
+        out.push('\n');
+    }
+    if !f.sites.is_empty() {
+        let _ = writeln!(out, "Where:");
+        for s in &f.sites {
+            let _ = writeln!(out, "- {s}");
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(out, "**Fix to try:** {}\n", f.fix);
+    out
+}
+
+fn identity(b: &BuildIdentity) -> String {
+    format!(
+        "`{}` — revision {}{}, features [{}], {}, profile `{}`, {}",
+        b.label,
+        b.revision.as_deref().unwrap_or("?"),
+        if b.dirty {
+            " (with uncommitted changes)"
+        } else {
+            ""
+        },
+        b.features.join(", "),
+        b.rustc,
+        b.profile,
+        b.machine
+    )
+}

@@ -1,0 +1,529 @@
+//! The engine on fixture snapshots: the story's three causes, each alone and together; the same
+//! build against itself; a wall-time change alone.
+
+use super::*;
+use crate::sizes::{
+    EnumImbalance, FieldInfo, FutureInfo, HeldField, SizesReport, StackFrames, TypeInfo, TypeKind,
+    VariantInfo,
+};
+use crate::snapshot::{
+    AllocFigures, CpuCategory, CpuFigures, HeapFigures, HeapSite, MoveFigures, MoveSite,
+    SizeFigures, Snapshot, WallRun, Workload,
+};
+
+const OPS: u64 = 1000;
+
+fn ty(name: &str, size: u64) -> TypeInfo {
+    TypeInfo {
+        name: name.into(),
+        size,
+        align: Some(8),
+        kind: if name.contains("env#") {
+            TypeKind::Future
+        } else {
+            TypeKind::Struct
+        },
+        variants: Vec::new(),
+        fields: Vec::new(),
+    }
+}
+
+fn sizes(
+    mut types: Vec<TypeInfo>,
+    futures: Vec<FutureInfo>,
+    imbalanced: Vec<EnumImbalance>,
+) -> SizesReport {
+    types.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.name.cmp(&b.name)));
+    SizesReport {
+        format_version: crate::sizes::FORMAT_VERSION,
+        binary: "app".into(),
+        types,
+        imbalanced_enums: imbalanced,
+        futures,
+        stack_frames: StackFrames::default(),
+    }
+}
+
+/// What a build of the fixture program has.
+#[derive(Clone, Copy, Default)]
+struct Build {
+    inline_error: bool,
+    boxed_futures: bool,
+    big_query: bool,
+    /// Extra CPU per operation in one function, nanoseconds.
+    spin_ns: u64,
+    /// Throughput factor of the wall runs.
+    speed: f64,
+}
+
+const ERR_BIG: u64 = 49_216;
+const FUT_BOXED: u64 = 1_184;
+const QUERY_BIG: u64 = 16_480;
+
+fn sizes_of(b: Build) -> SizesReport {
+    let err = if b.inline_error { ERR_BIG } else { 48 };
+    let mut types = vec![
+        ty("app::error::DistriErr", err),
+        ty(
+            "core::result::Result<app::error::SuccessCode, app::error::DistriErr>",
+            err + 8,
+        ),
+        ty("core::option::Option<app::error::DistriErr>", err),
+        ty("app::error::CorruptFragment", 49_200),
+        ty("app::gateway::get::{async_fn_env#0}", 400 + err),
+    ];
+    let mut futures = vec![FutureInfo {
+        name: "app::gateway::get::{async_fn_env#0}".into(),
+        function: "app::gateway::get".into(),
+        size: 400 + err,
+        held: vec![HeldField {
+            suspend: "Suspend0".into(),
+            name: "result".into(),
+            type_name: "core::result::Result<app::error::SuccessCode, app::error::DistriErr>"
+                .into(),
+            size: err + 8,
+            is_future: false,
+        }],
+    }];
+    if b.boxed_futures {
+        let name = "app::store::{impl#8}::get_fragment::{async_block_env#0}";
+        types.push(ty(name, FUT_BOXED));
+        futures.push(FutureInfo {
+            name: name.into(),
+            function: "app::store::{impl#8}::get_fragment".into(),
+            size: FUT_BOXED,
+            held: Vec::new(),
+        });
+    } else {
+        types.push(ty(
+            "app::store::{impl#4}::get_fragment::{async_fn_env#0}",
+            1_100,
+        ));
+    }
+    if b.big_query {
+        let mut q = ty("app::query::Query<app::query::InlineAnswer>", QUERY_BIG);
+        q.fields = vec![FieldInfo {
+            name: "answer".into(),
+            type_name: "app::query::InlineAnswer".into(),
+            size: 16_400,
+            offset: 0,
+            is_future: false,
+        }];
+        types.push(q);
+        types.push(ty("app::query::InlineAnswer", 16_400));
+    } else {
+        types.push(ty("app::query::Query<app::query::SharedAnswer>", 64));
+        types.push(ty("app::query::SharedAnswer", 40));
+    }
+    let imbalanced = if b.inline_error {
+        vec![EnumImbalance {
+            name: "app::error::DistriErr".into(),
+            size: ERR_BIG,
+            variant: "Corrupt".into(),
+            variant_size: 49_200,
+            next_variant: Some("Io".into()),
+            next_size: 40,
+            suggestion: "box the variant `Corrupt`: its field `__0: app::error::CorruptFragment` is 49,200 bytes; `Box<CorruptFragment>` makes it 8".into(),
+        }]
+    } else {
+        Vec::new()
+    };
+    // The DWARF of an enum: keep variants for `largest_field`.
+    if let Some(t) = types.iter_mut().find(|t| t.name == "app::error::DistriErr") {
+        t.kind = TypeKind::Enum;
+        t.variants = vec![VariantInfo {
+            name: "Io".into(),
+            size: 40,
+            fields: Vec::new(),
+        }];
+    }
+    sizes(types, futures, imbalanced)
+}
+
+fn snapshot_of(b: Build, label: &str) -> Snapshot {
+    let mut s = Snapshot::new(
+        BuildIdentity {
+            label: label.into(),
+            ..BuildIdentity::default()
+        },
+        Workload {
+            ops: OPS,
+            seed: 7,
+            concurrency: 16,
+            args: Vec::new(),
+        },
+    );
+    let speed = if b.speed == 0.0 { 1.0 } else { b.speed };
+    // The machine drifts a little from run to run; both sides drift together.
+    s.wall = [1.0, 1.01, 0.99, 1.02, 0.98, 1.0]
+        .iter()
+        .map(|drift| WallRun {
+            ops: OPS,
+            ops_per_s: 5000.0 * drift * speed,
+            ..WallRun::default()
+        })
+        .collect();
+    let boxed_allocs = if b.boxed_futures { 6 } else { 0 };
+    s.alloc = Some(AllocFigures {
+        ops: OPS,
+        allocations: (20 + boxed_allocs) * OPS,
+        deallocations: (20 + boxed_allocs) * OPS,
+        bytes_allocated: 100_000 * OPS,
+        ..AllocFigures::default()
+    });
+    let mut heap_sites = vec![HeapSite {
+        function: "app::codec::split".into(),
+        location: Some("app/src/codec.rs:10".into()),
+        via: vec!["alloc::vec::Vec<T>::with_capacity".into()],
+        blocks: 20 * OPS,
+        bytes: 100_000 * OPS,
+    }];
+    if b.boxed_futures {
+        heap_sites.push(HeapSite {
+            function: "<app::store::RemoteStore as app::store::FragmentStore>::get_fragment".into(),
+            location: Some("app/src/store.rs:170".into()),
+            via: vec!["alloc::boxed::Box<T>::pin".into()],
+            blocks: 6 * OPS,
+            bytes: 6 * OPS * FUT_BOXED,
+        });
+    }
+    s.heap = Some(HeapFigures {
+        ops: OPS,
+        blocks: 0,
+        bytes: 0,
+        sites: heap_sites,
+        file: String::new(),
+    });
+    let mut move_sites = vec![MoveSite {
+        function: "app::codec::split".into(),
+        location: "app/src/codec.rs:30".into(),
+        compiled_in: "app::codec::split".into(),
+        size: 4096,
+        count: 2 * OPS,
+        bytes: 2 * OPS * 4096,
+        types: Vec::new(),
+    }];
+    if b.inline_error {
+        move_sites.push(MoveSite {
+            function: "app::store::RemoteStore::call::{{closure}}".into(),
+            location: "app/src/store.rs:140".into(),
+            compiled_in: "app::store::RemoteStore::call::{{closure}}".into(),
+            size: ERR_BIG,
+            count: 12 * OPS,
+            bytes: 12 * OPS * ERR_BIG,
+            types: vec![
+                "app::error::DistriErr".into(),
+                "core::option::Option<app::error::DistriErr>".into(),
+            ],
+        });
+        // A copy of the payload without its tag: no type of this size.
+        move_sites.push(MoveSite {
+            function: "app::node::log::get::{{closure}}".into(),
+            location: "app/src/node/log.rs:216".into(),
+            compiled_in: "x".into(),
+            size: ERR_BIG - 40,
+            count: 4 * OPS,
+            bytes: 4 * OPS * (ERR_BIG - 40),
+            types: Vec::new(),
+        });
+    }
+    if b.big_query {
+        move_sites.push(MoveSite {
+            function: "app::query::answer_batch::{{closure}}".into(),
+            location: "app/src/query.rs:170".into(),
+            compiled_in: "x".into(),
+            size: QUERY_BIG,
+            count: 3 * OPS,
+            bytes: 3 * OPS * QUERY_BIG,
+            types: vec!["app::query::Query<app::query::InlineAnswer>".into()],
+        });
+    }
+    let large: u64 = move_sites.iter().map(|m| m.bytes).sum();
+    s.moves = Some(MoveFigures {
+        ops: OPS,
+        threshold_bytes: 1024,
+        copies: 100 * OPS,
+        large_copies: move_sites.iter().map(|m| m.count).sum(),
+        large_bytes: large,
+        sites: move_sites,
+    });
+    // CPU at 1000 Hz over 1000 ops: one sample is 1 µs per operation.
+    let copy_samples = 5_000 + large / OPS / 10_000 * 1_000;
+    let mut folded = format!(
+        "main;app::codec::split (app/src/codec.rs:12) 20000\n\
+         main;app::store::RemoteStore::call;__memmove_avx_unaligned_erms {copy_samples}\n\
+         main;app::codec::split;malloc 2000\n\
+         tokio::runtime::park;epoll_wait 3000\n"
+    );
+    if boxed_allocs > 0 {
+        folded.push_str(&format!(
+            "main;<app::store::RemoteStore as app::store::FragmentStore>::get_fragment;malloc {}\n",
+            boxed_allocs * 500
+        ));
+    }
+    if b.spin_ns > 0 {
+        folded.push_str(&format!(
+            "main;app::gateway::spin (app/src/gateway.rs:5) {}\n",
+            b.spin_ns / 1000 * OPS / 1000
+        ));
+    }
+    s.cpu = Some(CpuFigures::from_folded(&folded, OPS, 1000));
+    s.sizes = Some(SizeFigures {
+        file: "sizes.json".into(),
+        prefix: "app".into(),
+        types: 0,
+    });
+    s
+}
+
+struct Pair {
+    base: (Snapshot, SizesReport),
+    cand: (Snapshot, SizesReport),
+}
+
+fn pair(base: Build, cand: Build) -> Pair {
+    Pair {
+        base: (snapshot_of(base, "base"), sizes_of(base)),
+        cand: (snapshot_of(cand, "cand"), sizes_of(cand)),
+    }
+}
+
+fn run(p: &Pair) -> Comparison {
+    compare(
+        &Side {
+            snapshot: &p.base.0,
+            sizes: Some(&p.base.1),
+        },
+        &Side {
+            snapshot: &p.cand.0,
+            sizes: Some(&p.cand.1),
+        },
+        &Thresholds::default(),
+    )
+}
+
+fn story() -> Build {
+    Build {
+        inline_error: true,
+        boxed_futures: true,
+        big_query: true,
+        speed: 0.8,
+        ..Build::default()
+    }
+}
+
+#[test]
+fn the_same_build_twice_has_no_finding_and_no_regression() {
+    let c = run(&pair(Build::default(), Build::default()));
+    assert_eq!(c.findings, Vec::new());
+    assert!(!c.regression);
+    assert_eq!(c.wall.as_ref().unwrap().verdict, WallVerdict::NoChange);
+    assert!(render_markdown(&c).contains("No finding"));
+}
+
+#[test]
+fn the_inline_error_is_found_with_its_size_its_copies_and_the_variant_to_box() {
+    let c = run(&pair(
+        Build::default(),
+        Build {
+            inline_error: true,
+            speed: 0.9,
+            ..Build::default()
+        },
+    ));
+    assert!(c.regression);
+    let top = &c.findings[0];
+    assert_eq!(top.kind, FindingKind::TypeGrew);
+    assert!(
+        top.title
+            .starts_with("`DistriErr` grew from 48 B to 49,216 B"),
+        "{}",
+        top.title
+    );
+    assert!(top.fix.contains("box the variant `Corrupt`"), "{}", top.fix);
+    assert!(top.sites[0].contains("store.rs:140"), "{:?}", top.sites);
+    // Both the exact copies and the payload copies without a type of their size.
+    assert!(
+        top.sites.iter().any(|s| s.contains("log.rs:216")),
+        "{:?}",
+        top.sites
+    );
+    let copied = top
+        .evidence
+        .iter()
+        .find(|e| e.what == "bytes copied per operation")
+        .unwrap();
+    assert_eq!(
+        copied.candidate,
+        fmt_bytes((12 * ERR_BIG + 4 * (ERR_BIG - 40)) as f64)
+    );
+    assert!(
+        top.evidence
+            .iter()
+            .any(|e| e.what.contains("Result<SuccessCode, DistriErr>"))
+    );
+    // The copy CPU grew by 78 samples per op; this finding explains all of it.
+    assert!(top.share.unwrap() > 0.9, "{:?}", top.share);
+    assert_eq!(c.findings.len(), 1, "{:#?}", c.findings);
+}
+
+#[test]
+fn boxed_futures_are_found_with_their_sites_and_named_as_async_trait() {
+    let c = run(&pair(
+        Build::default(),
+        Build {
+            boxed_futures: true,
+            ..Build::default()
+        },
+    ));
+    let top = &c.findings[0];
+    assert_eq!(top.kind, FindingKind::BoxedFuture);
+    assert!(
+        top.title.contains("`FragmentStore::get_fragment`"),
+        "{}",
+        top.title
+    );
+    assert!(top.title.contains("#[async_trait]"), "{}", top.title);
+    assert!(top.fix.contains("native `async fn`"), "{}", top.fix);
+    assert!(top.sites[0].contains("store.rs:170"), "{:?}", top.sites);
+    assert_eq!(top.evidence[0].candidate, "6.00");
+    assert!(c.regression);
+}
+
+#[test]
+fn queries_moved_by_value_are_found_with_the_field_to_box() {
+    let c = run(&pair(
+        Build::default(),
+        Build {
+            big_query: true,
+            ..Build::default()
+        },
+    ));
+    let top = &c.findings[0];
+    assert_eq!(top.kind, FindingKind::TypeGrew);
+    assert!(top.title.contains("InlineAnswer"), "{}", top.title);
+    assert!(top.sites[0].contains("query.rs:170"), "{:?}", top.sites);
+}
+
+#[test]
+fn all_three_causes_are_found_and_ranked_by_cost() {
+    let c = run(&pair(Build::default(), story()));
+    let kinds: Vec<_> = c
+        .findings
+        .iter()
+        .map(|f| (f.kind, f.title.clone()))
+        .collect();
+    assert!(c.findings.len() >= 3, "{kinds:#?}");
+    assert!(c.findings[0].title.contains("DistriErr"), "{kinds:#?}");
+    assert!(
+        c.findings
+            .iter()
+            .any(|f| f.kind == FindingKind::BoxedFuture),
+        "{kinds:#?}"
+    );
+    assert!(
+        c.findings.iter().any(|f| f.title.contains("InlineAnswer")),
+        "{kinds:#?}"
+    );
+    let costs: Vec<f64> = c.findings.iter().filter_map(|f| f.cost_ns_per_op).collect();
+    assert!(costs.windows(2).all(|w| w[0] >= w[1]), "{costs:?}");
+    assert_eq!(c.wall.as_ref().unwrap().verdict, WallVerdict::Slower);
+    let md = render_markdown(&c);
+    assert!(md.contains("### 1. `DistriErr` grew"), "{md}");
+    let html = render_html(&c, &[]);
+    assert!(html.contains("<code>DistriErr</code>"));
+}
+
+#[test]
+fn a_wall_time_regression_alone_is_found_with_the_function_that_grew() {
+    let c = run(&pair(
+        Build::default(),
+        Build {
+            spin_ns: 3_000_000,
+            speed: 0.95,
+            ..Build::default()
+        },
+    ));
+    assert!(c.regression);
+    assert_eq!(c.wall.as_ref().unwrap().verdict, WallVerdict::Slower);
+    let top = &c.findings[0];
+    assert_eq!(top.kind, FindingKind::HotSpot, "{:#?}", c.findings);
+    assert!(top.title.contains("`spin`"), "{}", top.title);
+    assert!(top.sites[0].contains("gateway.rs:5"), "{:?}", top.sites);
+    assert!(
+        !top.regression,
+        "a hot spot explains, the wall time decides"
+    );
+}
+
+#[test]
+fn a_faster_allocator_is_reported_without_inventing_a_cause() {
+    let base = snapshot_of(Build::default(), "base");
+    let mut cand = snapshot_of(
+        Build {
+            speed: 1.1,
+            ..Build::default()
+        },
+        "cand",
+    );
+    // Less time in the allocator, same allocations.
+    let folded = "main;app::codec::split (app/src/codec.rs:12) 20000\n\
+                  main;app::store::RemoteStore::call;__memmove_avx_unaligned_erms 5000\n\
+                  main;app::codec::split;mi_malloc 500\n\
+                  tokio::runtime::park;epoll_wait 3000\n";
+    cand.cpu = Some(CpuFigures::from_folded(folded, OPS, 1000));
+    let s = sizes_of(Build::default());
+    let c = compare(
+        &Side {
+            snapshot: &base,
+            sizes: Some(&s),
+        },
+        &Side {
+            snapshot: &cand,
+            sizes: Some(&s),
+        },
+        &Thresholds::default(),
+    );
+    assert_eq!(c.findings, Vec::new());
+    assert!(!c.regression);
+    assert_eq!(c.wall.as_ref().unwrap().verdict, WallVerdict::Faster);
+    let alloc = c.cpu.as_ref().unwrap().delta(CpuCategory::Alloc);
+    assert!(alloc < -1000.0, "{alloc}");
+}
+
+#[test]
+fn missing_probes_are_noted_not_invented() {
+    let mut base = snapshot_of(Build::default(), "base");
+    let mut cand = snapshot_of(story(), "cand");
+    base.heap = None;
+    cand.heap = None;
+    base.cpu = None;
+    let c = compare(
+        &Side {
+            snapshot: &base,
+            sizes: None,
+        },
+        &Side {
+            snapshot: &cand,
+            sizes: None,
+        },
+        &Thresholds::default(),
+    );
+    assert!(
+        c.notes.iter().any(|n| n.contains("no heap profile")),
+        "{:?}",
+        c.notes
+    );
+    assert!(
+        c.notes.iter().any(|n| n.contains("no sizes report")),
+        "{:?}",
+        c.notes
+    );
+    // The counters still show the allocations, without a site.
+    assert!(
+        c.findings
+            .iter()
+            .any(|f| f.kind == FindingKind::Allocations && f.sites.is_empty())
+    );
+    assert!(c.findings.iter().all(|f| f.cost_ns_per_op.is_none()));
+}

@@ -1,0 +1,576 @@
+//! Findings from the sizes reports and the copies: types that grew, grouped under the type
+//! that caused the growth (`Result<_, DistriErr>`, `Option<DistriErr>` and the futures that hold
+//! them all grew because `DistriErr` did), with the copies of them the tracer saw.
+
+use std::collections::{HashMap, HashSet};
+
+use super::names::short_name;
+use super::{Context, Evidence, Finding, FindingKind, fmt_bytes, fmt_count};
+use crate::sizes::{SizesReport, is_future_name};
+use crate::snapshot::{MoveFigures, MoveSite};
+
+/// A copy whose size has no type is charged to a grown type up to this fraction larger than
+/// it: copies of a value's payload leave out its tag and padding.
+const PARTIAL_COPY_FRACTION: f64 = 0.01;
+
+/// Futures reported on their own (those not explained by a grown type), at most.
+const FUTURE_FINDINGS_MAX: usize = 3;
+
+/// Members and followers named in a finding, at most.
+const NAMES_SHOWN_MAX: usize = 3;
+
+/// Copy sites named in a finding, at most.
+const SITES_SHOWN_MAX: usize = 4;
+
+/// What the type findings found, and which copy sites they explain.
+pub(crate) struct TypeFindings {
+    pub findings: Vec<Finding>,
+    /// Copy sites (see [`site_key`]) charged to a finding here.
+    pub claimed_sites: Vec<String>,
+    /// Sizes of every type charged to a finding here.
+    pub claimed_sizes: Vec<u64>,
+}
+
+/// A type whose size changed between the sides.
+#[derive(Debug, Clone)]
+struct Changed {
+    name: String,
+    before: u64,
+    after: u64,
+}
+
+impl Changed {
+    fn delta(&self) -> u64 {
+        self.after.saturating_sub(self.before)
+    }
+}
+
+/// A type that grew, and the types and futures that grew because of it.
+#[derive(Debug)]
+struct Group {
+    root: Changed,
+    /// Types whose names contain the root's.
+    members: Vec<Changed>,
+    /// Futures (and other types) that grew by holding the root or a member.
+    followers: Vec<Changed>,
+}
+
+impl Group {
+    fn all(&self) -> impl Iterator<Item = &Changed> {
+        std::iter::once(&self.root)
+            .chain(&self.members)
+            .chain(&self.followers)
+    }
+}
+
+/// The findings of types and futures that grew.
+pub(crate) fn findings(cx: &Context<'_>, notes: &mut Vec<String>) -> TypeFindings {
+    let mut out = TypeFindings {
+        findings: Vec::new(),
+        claimed_sites: Vec::new(),
+        claimed_sizes: Vec::new(),
+    };
+    let (Some(before), Some(after)) = (cx.baseline.sizes, cx.candidate.sizes) else {
+        notes.push("no sizes report on one side: type sizes not compared".into());
+        return out;
+    };
+    let threshold = cx.thresholds.type_growth_bytes;
+    let changed = changed_types(before, after, &cx.prefix());
+    let (mut groups, futures) = group(&changed, threshold, after);
+
+    let moves = (
+        cx.baseline.snapshot.moves.as_ref(),
+        cx.candidate.snapshot.moves.as_ref(),
+    );
+    let large_delta = match moves {
+        (Some(b), Some(c)) => (c.large_bytes_per_op() - b.large_bytes_per_op()).max(0.0),
+        _ => 0.0,
+    };
+    for g in &mut groups {
+        g.members.sort_by_key(|m| m.name.len());
+    }
+    for g in &groups {
+        let copies = moves.1.map(|c| attribute(c, g, |t| t.after, true));
+        let base_copies = moves.0.map(|b| attribute(b, g, |t| t.before, false));
+        if let Some(c) = &copies {
+            out.claimed_sites.extend(c.sites.iter().map(site_key));
+        }
+        out.claimed_sizes.extend(g.all().map(|t| t.after));
+        out.findings.push(group_finding(
+            cx,
+            g,
+            after,
+            copies,
+            base_copies,
+            large_delta,
+        ));
+    }
+    for f in futures.iter().take(FUTURE_FINDINGS_MAX) {
+        out.claimed_sizes.push(f.after);
+        out.findings.push(future_finding(f, after, threshold));
+    }
+    out
+}
+
+/// Copy sites charged to a group, per operation.
+struct Copies {
+    sites: Vec<MoveSite>,
+    ops: u64,
+}
+
+impl Copies {
+    fn bytes_per_op(&self) -> f64 {
+        crate::snapshot::per_op(self.sites.iter().map(|s| s.bytes).sum(), self.ops)
+    }
+
+    fn count_per_op(&self) -> f64 {
+        crate::snapshot::per_op(self.sites.iter().map(|s| s.count).sum(), self.ops)
+    }
+}
+
+/// A key naming one copy site of one size.
+pub(crate) fn site_key(site: &MoveSite) -> String {
+    format!("{}|{}|{}", site.function, site.location, site.size)
+}
+
+/// The copy sites of `moves` that moved a type of `group` (sizes from `size`); with `partial`,
+/// also copies a little smaller than a grown type when no type has their exact size.
+fn attribute(
+    moves: &MoveFigures,
+    group: &Group,
+    size: impl Fn(&Changed) -> u64,
+    partial: bool,
+) -> Copies {
+    let names: HashSet<&str> = group.all().map(|t| t.name.as_str()).collect();
+    let sizes: Vec<u64> = group
+        .all()
+        .map(&size)
+        .filter(|&s| s >= moves.threshold_bytes)
+        .collect();
+    let sites = moves
+        .sites
+        .iter()
+        .filter(|s| {
+            s.size > 0
+                && (s.types.iter().any(|t| names.contains(t.as_str()))
+                    || sizes.contains(&s.size)
+                    || (partial
+                        && s.types.is_empty()
+                        && sizes.iter().any(|&t| {
+                            s.size <= t && (t - s.size) as f64 <= t as f64 * PARTIAL_COPY_FRACTION
+                        })))
+        })
+        .cloned()
+        .collect();
+    Copies {
+        sites,
+        ops: moves.ops,
+    }
+}
+
+/// Types that grew or appeared (an appeared type takes the size of a disappeared one of the
+/// same name without generics, `Query<Inline>` for `Query<Shared>`), for the project's types.
+fn changed_types(before: &SizesReport, after: &SizesReport, prefix: &str) -> Vec<Changed> {
+    let diff = before.diff(after).filtered(prefix);
+    let mut gone: HashMap<String, Option<u64>> = HashMap::new();
+    for t in &diff.disappeared {
+        gone.entry(erase_generics(&t.name))
+            .and_modify(|s| *s = None)
+            .or_insert(Some(t.size));
+    }
+    let mut changed: Vec<Changed> = diff
+        .grew
+        .iter()
+        .map(|c| Changed {
+            name: c.name.clone(),
+            before: c.before,
+            after: c.after,
+        })
+        .collect();
+    for t in &diff.appeared {
+        let before = gone
+            .get(&erase_generics(&t.name))
+            .copied()
+            .flatten()
+            .unwrap_or(0);
+        if t.size > before {
+            changed.push(Changed {
+                name: t.name.clone(),
+                before,
+                after: t.size,
+            });
+        }
+    }
+    changed
+}
+
+/// Groups the changes of at least `threshold` bytes under root types; returns the groups
+/// (largest growth first) and the futures that grew for reasons of their own.
+fn group(changed: &[Changed], threshold: u64, after: &SizesReport) -> (Vec<Group>, Vec<Changed>) {
+    let mut candidates: Vec<&Changed> = changed
+        .iter()
+        .filter(|c| c.delta() >= threshold && !is_compiler_made(&c.name))
+        .collect();
+    candidates.sort_by(|a, b| {
+        a.name
+            .len()
+            .cmp(&b.name.len())
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    let mut groups: Vec<Group> = Vec::new();
+    for c in candidates {
+        match groups
+            .iter_mut()
+            .find(|g| contains_type(&c.name, &g.root.name))
+        {
+            Some(g) => g.members.push(c.clone()),
+            None => groups.push(Group {
+                root: c.clone(),
+                members: Vec::new(),
+                followers: Vec::new(),
+            }),
+        }
+    }
+    groups.sort_by(|a, b| {
+        b.root
+            .delta()
+            .cmp(&a.root.delta())
+            .then_with(|| a.root.name.cmp(&b.root.name))
+    });
+
+    // Futures and other compiler-made types: followers of the group whose types they hold, or
+    // of the group that grew by the same bytes; else findings of their own.
+    let mut own = Vec::new();
+    for c in changed
+        .iter()
+        .filter(|c| is_compiler_made(&c.name) && c.delta() >= threshold)
+    {
+        let held: Vec<String> = after
+            .futures
+            .iter()
+            .find(|f| f.name == c.name)
+            .map(|f| f.held.iter().map(|h| h.type_name.clone()).collect())
+            .unwrap_or_default();
+        let owner = groups.iter_mut().find(|g| {
+            g.root.delta() == c.delta()
+                || held.iter().any(|h| {
+                    contains_type(h, &g.root.name) || g.members.iter().any(|m| m.name == *h)
+                })
+        });
+        match owner {
+            Some(g) => g.followers.push(c.clone()),
+            None if is_future_name(&c.name) && !is_boxed_trait_block(&c.name) => {
+                own.push(c.clone())
+            }
+            None => {}
+        }
+    }
+    // Of futures nested in each other, the innermost (smallest) holds the cause.
+    own.sort_by(|a, b| {
+        b.delta()
+            .cmp(&a.delta())
+            .then_with(|| a.after.cmp(&b.after))
+    });
+    let mut seen_deltas = HashSet::new();
+    own.retain(|f| seen_deltas.insert(f.delta()));
+    (groups, own)
+}
+
+fn group_finding(
+    cx: &Context<'_>,
+    g: &Group,
+    after: &SizesReport,
+    copies: Option<Copies>,
+    base_copies: Option<Copies>,
+    large_delta: f64,
+) -> Finding {
+    let root = short_name(&g.root.name);
+    let mut evidence = vec![Evidence::new(
+        format!("size of `{root}`"),
+        size_or_absent(g.root.before),
+        fmt_bytes(g.root.after as f64),
+    )];
+    for m in g
+        .members
+        .iter()
+        .filter(|m| m.name.contains("Result<"))
+        .take(NAMES_SHOWN_MAX)
+    {
+        evidence.push(Evidence::new(
+            format!("size of `{}`", short_name(&m.name)),
+            size_or_absent(m.before),
+            fmt_bytes(m.after as f64),
+        ));
+    }
+    let futures = g
+        .followers
+        .iter()
+        .filter(|f| is_future_name(&f.name))
+        .count();
+    let grown = g.members.len() + g.followers.len();
+    if grown > 0 {
+        evidence.push(Evidence::new(
+            "types that grew with it",
+            "",
+            format!(
+                "{grown} ({futures} future{})",
+                if futures == 1 { "" } else { "s" }
+            ),
+        ));
+    }
+    let imbalance = std::iter::once(&g.root)
+        .chain(&g.members)
+        .find_map(|t| after.imbalanced_enums.iter().find(|e| e.name == t.name));
+    if let Some(e) = imbalance {
+        evidence.push(Evidence::new(
+            format!("largest variant of `{}`", short_name(&e.name)),
+            "",
+            format!(
+                "`{}` {} (next: {})",
+                e.variant,
+                fmt_bytes(e.variant_size as f64),
+                fmt_bytes(e.next_size as f64)
+            ),
+        ));
+    }
+    let mut cost = None;
+    let mut sites = Vec::new();
+    let mut functions = Vec::new();
+    let copied = copies.as_ref().map_or(0.0, Copies::bytes_per_op);
+    if let Some(c) = &copies {
+        let base = base_copies.as_ref();
+        evidence.push(Evidence::new(
+            "bytes copied per operation",
+            base.map_or_else(|| "?".into(), |b| fmt_bytes(b.bytes_per_op())),
+            fmt_bytes(c.bytes_per_op()),
+        ));
+        evidence.push(Evidence::new(
+            "copies per operation",
+            base.map_or_else(|| "?".into(), |b| fmt_count(b.count_per_op())),
+            fmt_count(c.count_per_op()),
+        ));
+        let added = c.bytes_per_op() - base.map_or(0.0, Copies::bytes_per_op);
+        if let Some(cpu) = cx.cpu
+            && large_delta > 0.0
+            && added > 0.0
+        {
+            cost = Some(
+                cpu.delta(crate::snapshot::CpuCategory::Copy).max(0.0)
+                    * (added / large_delta).min(1.0),
+            );
+        }
+        let mut by_bytes = c.sites.clone();
+        by_bytes.sort_by_key(|s| std::cmp::Reverse(s.bytes));
+        functions = by_bytes.iter().map(|s| s.function.clone()).collect();
+        sites = by_bytes
+            .iter()
+            .take(SITES_SHOWN_MAX)
+            .map(|s| {
+                format!(
+                    "`{}` ({}): {} × {}/op",
+                    short_name(&s.function),
+                    s.location,
+                    fmt_bytes(s.size as f64),
+                    fmt_count(crate::snapshot::per_op(s.count, c.ops))
+                )
+            })
+            .collect();
+    }
+    let grew = if g.root.before == 0 {
+        format!("`{root}` ({}) appeared", fmt_bytes(g.root.after as f64))
+    } else {
+        format!(
+            "`{root}` grew from {} to {}",
+            fmt_bytes(g.root.before as f64),
+            fmt_bytes(g.root.after as f64)
+        )
+    };
+    let title = if copied > 0.0 {
+        format!(
+            "{grew}; copies of it move {} per operation",
+            fmt_bytes(copied)
+        )
+    } else {
+        grew
+    };
+    // The field that makes the root large: the root itself inside a member (`Query<Inline>`
+    // holding `answer: Inline`), or the root's own largest field.
+    let holder = g.members.iter().find_map(|m| {
+        let field = after.type_named(&m.name)?.largest_field()?;
+        (field.type_name == g.root.name).then(|| (short_name(&m.name), field))
+    });
+    let own_field = after
+        .type_named(&g.root.name)
+        .and_then(|t| t.largest_field());
+    let fix = match (imbalance, holder, own_field) {
+        (Some(e), _, _) => format!(
+            "{}; every `Result` and future that carries a `{}` then stays a few words, whatever \
+             the variant (the story's lesson: a value costs the size of its largest variant to \
+             move, even when that variant is never built)",
+            e.suggestion,
+            short_name(&e.name)
+        ),
+        (None, Some((owner, f)), _) => format!(
+            "`{owner}` holds `{}: {root}` ({}): put it behind a `Box` or an `Arc` (or keep it \
+             elsewhere and hold an index), so moving a `{owner}` copies a pointer; push and pop \
+             references or indices rather than the values",
+            f.name,
+            fmt_bytes(f.size as f64)
+        ),
+        (None, None, Some(f)) => format!(
+            "`{root}` holds `{}: {}` ({}): put it behind a `Box` or an `Arc` (or keep it elsewhere \
+             and hold an index), so moving a `{root}` copies a pointer; push and pop references or \
+             indices rather than the values",
+            f.name,
+            short_name(&f.type_name),
+            fmt_bytes(f.size as f64)
+        ),
+        (None, None, None) => format!(
+            "`{root}` is {} to move: box it or pass it by reference",
+            fmt_bytes(g.root.after as f64)
+        ),
+    };
+    Finding {
+        kind: FindingKind::TypeGrew,
+        title,
+        evidence,
+        sites,
+        functions,
+        cost_ns_per_op: cost,
+        share: None,
+        fix,
+        regression: true,
+    }
+}
+
+fn future_finding(f: &Changed, after: &SizesReport, threshold: u64) -> Finding {
+    let info = after.futures.iter().find(|i| i.name == f.name);
+    let held = info.and_then(|i| {
+        i.held
+            .iter()
+            .filter(|h| !h.is_future)
+            .max_by_key(|h| h.size)
+    });
+    let name = short_name(&f.name);
+    let mut evidence = vec![Evidence::new(
+        format!("size of `{name}`"),
+        size_or_absent(f.before),
+        fmt_bytes(f.after as f64),
+    )];
+    if let Some(h) = held {
+        evidence.push(Evidence::new(
+            format!("held across `.await` ({})", h.suspend),
+            "",
+            format!(
+                "`{}: {}` {}",
+                h.name,
+                short_name(&h.type_name),
+                fmt_bytes(h.size as f64)
+            ),
+        ));
+    }
+    let function = info.map_or_else(|| name.clone(), |i| short_name(&i.function));
+    Finding {
+        kind: FindingKind::TypeGrew,
+        title: format!(
+            "the future of `{function}` grew from {} to {}",
+            size_or_absent(f.before),
+            fmt_bytes(f.after as f64)
+        ),
+        evidence,
+        sites: vec![format!("`{function}`")],
+        functions: info.map(|i| vec![i.function.clone()]).unwrap_or_default(),
+        cost_ns_per_op: None,
+        share: None,
+        fix: match held {
+            Some(h) => format!(
+                "`{}` ({}) is kept alive across an `.await`, so it lives inside the future and \
+                 every move of the future copies it: box it, or end its use before the await",
+                h.name,
+                short_name(&h.type_name)
+            ),
+            None => "a value held across an `.await` makes the future large: box it, or end its \
+                     use before the await"
+                .into(),
+        },
+        regression: f.delta() >= threshold,
+    }
+}
+
+fn size_or_absent(bytes: u64) -> String {
+    if bytes == 0 {
+        "absent".into()
+    } else {
+        fmt_bytes(bytes as f64)
+    }
+}
+
+/// Futures, closures and async blocks: types the compiler names, not the program.
+fn is_compiler_made(name: &str) -> bool {
+    name.contains("env#") || name.contains("{closure")
+}
+
+/// An async block directly inside a method of an impl: what `#[async_trait]` makes of every
+/// `async fn` (`{impl#8}::put_fragment::{async_block_env#0}`).
+pub(crate) fn is_boxed_trait_block(name: &str) -> bool {
+    let segments: Vec<&str> = name.split("::").collect();
+    matches!(
+        segments.as_slice(),
+        [.., imp, _method, block]
+            if imp.starts_with("{impl#") && block.starts_with("{async_block_env#")
+    )
+}
+
+/// `a::B<c::D>` without generic arguments: `a::B`.
+fn erase_generics(name: &str) -> String {
+    let mut out = String::new();
+    let mut depth = 0usize;
+    for ch in name.chars() {
+        match ch {
+            '<' => depth += 1,
+            '>' => depth = depth.saturating_sub(1),
+            _ if depth == 0 => out.push(ch),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// True when `haystack` names the type `needle` (as itself or inside generic arguments).
+fn contains_type(haystack: &str, needle: &str) -> bool {
+    haystack.match_indices(needle).any(|(i, _)| {
+        let before_ok = i == 0
+            || matches!(
+                haystack[..i].chars().next_back(),
+                Some('<' | ' ' | '&' | '(' | '[' | '*' | ',')
+            );
+        let after = haystack[i + needle.len()..].chars().next();
+        let after_ok = !matches!(after, Some(c) if c.is_alphanumeric() || c == '_' || c == ':');
+        before_ok && after_ok
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types_are_found_inside_generic_arguments_only_whole() {
+        assert!(contains_type("core::option::Option<a::Err>", "a::Err"));
+        assert!(contains_type("a::Err", "a::Err"));
+        assert!(!contains_type("a::ErrKind", "a::Err"));
+        assert!(!contains_type("b::a::Err", "a::Err"));
+        assert_eq!(erase_generics("a::Q<b::Inline>"), "a::Q");
+    }
+
+    #[test]
+    fn the_async_trait_shape_is_an_async_block_directly_in_an_impl_method() {
+        assert!(is_boxed_trait_block(
+            "app::store::{impl#8}::put::{async_block_env#0}"
+        ));
+        assert!(!is_boxed_trait_block(
+            "app::store::{impl#8}::put::{async_fn_env#0}"
+        ));
+        assert!(!is_boxed_trait_block("app::run::{async_block_env#0}"));
+    }
+}

@@ -1,0 +1,232 @@
+//! Wall time with a noise model: the runs of the two sides are paired in the order they ran
+//! (A B A B ...), so a slow moment of the machine slows both runs of a pair, and the verdict
+//! rests on the median of the paired ratios and on how much those ratios scatter.
+
+use serde::{Deserialize, Serialize};
+
+use crate::snapshot::WallRun;
+
+/// Consistency factor of the median absolute deviation for normally distributed noise.
+const MAD_TO_SIGMA: f64 = 1.4826;
+
+/// Standard error of a median relative to that of a mean, for normal noise (sqrt(pi/2)).
+const MEDIAN_SE_FACTOR: f64 = 1.2533;
+
+/// A change is called only when it is this many standard errors from no change.
+pub const WALL_SIGMAS: f64 = 3.0;
+
+/// Smallest standard error believed: a handful of runs can agree by chance more closely than
+/// the machine really repeats.
+pub const WALL_SE_FLOOR: f64 = 0.003;
+
+/// The middle and the ends of a set of measurements.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Spread {
+    /// Median.
+    pub median: f64,
+    /// Smallest.
+    pub min: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl Spread {
+    /// The spread of `values` (zeros when empty).
+    pub fn of(values: &[f64]) -> Spread {
+        if values.is_empty() {
+            return Spread::default();
+        }
+        Spread {
+            median: median(values),
+            min: values.iter().copied().fold(f64::INFINITY, f64::min),
+            max: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        }
+    }
+}
+
+/// What the wall-time runs say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WallVerdict {
+    /// The candidate is slower by more than the threshold, beyond the noise.
+    Slower,
+    /// The candidate is faster by more than the threshold, beyond the noise.
+    Faster,
+    /// Any change is smaller than the threshold or than the noise.
+    NoChange,
+}
+
+/// The two sides' wall-time runs, compared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WallComparison {
+    /// Pairs of runs compared.
+    pub pairs: usize,
+    /// Throughput of the baseline's runs, operations per second.
+    pub baseline: Spread,
+    /// Throughput of the candidate's runs.
+    pub candidate: Spread,
+    /// Median of the pairs' throughput ratios (candidate / baseline): 0.9 is 10% slower.
+    pub ratio: f64,
+    /// Smallest and largest pair ratio.
+    pub ratio_range: (f64, f64),
+    /// How much one pair's ratio scatters (robust standard deviation of the log ratios): the
+    /// machine's noise for this workload.
+    pub noise: f64,
+    /// Standard error of the median log ratio.
+    pub standard_error: f64,
+    /// Pairs where the candidate was slower.
+    pub slower_pairs: usize,
+    /// Median latency (p50 and p99 of each run, microseconds) of the baseline.
+    pub baseline_latency_us: (f64, f64),
+    /// The same for the candidate.
+    pub candidate_latency_us: (f64, f64),
+    /// The verdict at the threshold used.
+    pub verdict: WallVerdict,
+    /// The throughput drop that counts as a regression.
+    pub threshold: f64,
+}
+
+impl WallComparison {
+    /// Pairs `baseline[i]` with `candidate[i]`; `None` without a pair.
+    pub fn of(baseline: &[WallRun], candidate: &[WallRun], threshold: f64) -> Option<Self> {
+        let pairs = baseline.len().min(candidate.len());
+        if pairs == 0 {
+            return None;
+        }
+        let (baseline, candidate) = (&baseline[..pairs], &candidate[..pairs]);
+        let logs: Vec<f64> = baseline
+            .iter()
+            .zip(candidate)
+            .map(|(b, c)| {
+                (c.ops_per_s.max(f64::MIN_POSITIVE) / b.ops_per_s.max(f64::MIN_POSITIVE)).ln()
+            })
+            .collect();
+        let center = median(&logs);
+        let deviations: Vec<f64> = logs.iter().map(|l| (l - center).abs()).collect();
+        let noise = MAD_TO_SIGMA * median(&deviations);
+        let standard_error = (MEDIAN_SE_FACTOR * noise / (pairs as f64).sqrt()).max(WALL_SE_FLOOR);
+        let limit = (1.0 - threshold).ln().abs();
+        let verdict = if center < -limit && center < -WALL_SIGMAS * standard_error {
+            WallVerdict::Slower
+        } else if center > limit && center > WALL_SIGMAS * standard_error {
+            WallVerdict::Faster
+        } else {
+            WallVerdict::NoChange
+        };
+        let throughput =
+            |runs: &[WallRun]| Spread::of(&runs.iter().map(|r| r.ops_per_s).collect::<Vec<_>>());
+        let latency = |runs: &[WallRun]| {
+            (
+                median(
+                    &runs
+                        .iter()
+                        .map(|r| r.latency_us.p50 as f64)
+                        .collect::<Vec<_>>(),
+                ),
+                median(
+                    &runs
+                        .iter()
+                        .map(|r| r.latency_us.p99 as f64)
+                        .collect::<Vec<_>>(),
+                ),
+            )
+        };
+        Some(WallComparison {
+            pairs,
+            baseline: throughput(baseline),
+            candidate: throughput(candidate),
+            ratio: center.exp(),
+            ratio_range: (
+                logs.iter().copied().fold(f64::INFINITY, f64::min).exp(),
+                logs.iter().copied().fold(f64::NEG_INFINITY, f64::max).exp(),
+            ),
+            noise,
+            standard_error,
+            slower_pairs: logs.iter().filter(|l| **l < 0.0).count(),
+            baseline_latency_us: latency(baseline),
+            candidate_latency_us: latency(candidate),
+            verdict,
+            threshold,
+        })
+    }
+
+    /// True when more pairs could change the verdict: the measured change is within the noise
+    /// of the threshold.
+    pub fn is_ambiguous(&self) -> bool {
+        let change = self.ratio.ln();
+        let limit = (1.0 - self.threshold).ln().abs();
+        (change.abs() - limit).abs() < WALL_SIGMAS * self.standard_error
+    }
+
+    /// The throughput change as a fraction: -0.2 is 20% slower.
+    pub fn change(&self) -> f64 {
+        self.ratio - 1.0
+    }
+}
+
+/// The median of `values` (0 when empty).
+pub fn median(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    if sorted.len() % 2 == 1 {
+        sorted[mid]
+    } else {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runs(ops_per_s: &[f64]) -> Vec<WallRun> {
+        ops_per_s
+            .iter()
+            .map(|&ops_per_s| WallRun {
+                ops_per_s,
+                ..WallRun::default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_consistent_slowdown_beyond_the_threshold_is_slower() {
+        // The machine drifts from 1000 to 1100 ops/s; the candidate is 10% slower in each pair.
+        let base = runs(&[1000.0, 1020.0, 1050.0, 1080.0, 1100.0]);
+        let cand = runs(&[900.0, 921.0, 943.0, 975.0, 987.0]);
+        let wall = WallComparison::of(&base, &cand, 0.03).unwrap();
+        assert_eq!(wall.verdict, WallVerdict::Slower);
+        assert_eq!(wall.slower_pairs, 5);
+        assert!((wall.ratio - 0.9).abs() < 0.01, "{}", wall.ratio);
+        assert!(!wall.is_ambiguous());
+    }
+
+    #[test]
+    fn scatter_larger_than_the_change_is_no_change() {
+        let base = runs(&[1000.0, 1000.0, 1000.0, 1000.0]);
+        let cand = runs(&[880.0, 1100.0, 950.0, 1060.0]);
+        let wall = WallComparison::of(&base, &cand, 0.03).unwrap();
+        assert_eq!(wall.verdict, WallVerdict::NoChange);
+        assert!(wall.noise > 0.05, "{}", wall.noise);
+    }
+
+    #[test]
+    fn changes_under_the_threshold_are_no_change_however_steady() {
+        let base = runs(&[1000.0; 6]);
+        let cand = runs(&[985.0; 6]);
+        let wall = WallComparison::of(&base, &cand, 0.03).unwrap();
+        assert_eq!(wall.verdict, WallVerdict::NoChange);
+        assert_eq!(wall.standard_error, WALL_SE_FLOOR);
+    }
+
+    #[test]
+    fn faster_is_a_verdict_of_its_own() {
+        let wall = WallComparison::of(&runs(&[1000.0; 3]), &runs(&[1200.0; 3]), 0.03).unwrap();
+        assert_eq!(wall.verdict, WallVerdict::Faster);
+        assert_eq!(WallComparison::of(&[], &runs(&[1.0]), 0.03), None);
+    }
+}

@@ -2,7 +2,13 @@
 
 use std::process::ExitCode;
 
+mod compare;
+mod flame;
+mod gate;
 mod moves;
+mod passes;
+mod profile;
+mod side;
 mod sizes;
 mod test;
 mod util;
@@ -17,6 +23,9 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         "sizes" => sizes::run(rest),
+        "profile" => profile::run(rest),
+        "compare" => compare::run(rest),
+        "gate" => gate::run(rest),
         "moves" => moves::run(rest),
         "test" => test::run(rest),
         other => Err(anyhow::anyhow!(
@@ -40,4 +49,7 @@ Commands:
   test        the whole test suite, default and story builds (what CI runs)
   sizes       type, enum, future and stack frame sizes from a binary's DWARF (--help for options)
   moves       run a program under the memcpy tracer: where large values are copied, and which types
+  profile     one build, the seeded workload under every probe, written as a snapshot directory
+  compare     profile a baseline and a candidate and explain the difference, ranked (exit 1: regression)
+  gate        CI's comparison of the tree against the committed baseline in xtask/gate (--bless updates it)
 ";

@@ -1,11 +1,12 @@
 //! `cargo xtask moves`: runs a program under the memcpy tracer and says where large values are
 //! copied and which types they are.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use diag::moves::{DEFAULT_THRESHOLD_BYTES, MovesReport, TraceRun};
+
+use crate::util::{cargo_in as cargo, target_dir, workspace_root};
 
 const USAGE: &str = "\
 cargo xtask moves [--threshold BYTES] [--top N] [--json] -- PROGRAM ARGS...
@@ -91,33 +92,4 @@ pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
         eprintln!("note: the program exited with {}", traced.status);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The workspace's root directory (the parent of `xtask/`).
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask/ is inside the workspace")
-        .to_path_buf()
-}
-
-/// The target directory cargo uses for the workspace (honours `CARGO_TARGET_DIR`).
-pub fn target_dir(root: &Path) -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => root.join(dir),
-        None => root.join("target"),
-    }
-}
-
-fn cargo(root: &Path, args: &[&str]) -> anyhow::Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(root)
-        .args(args)
-        .status()
-        .context("cannot run cargo")?;
-    if !status.success() {
-        bail!("`cargo {}` failed", args.join(" "));
-    }
-    Ok(())
 }

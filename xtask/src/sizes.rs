@@ -89,7 +89,7 @@ fn load_report(path: &Path) -> anyhow::Result<SizesReport> {
 
 /// Builds `ddsplit` with the `profiling` profile and returns the binary's path.
 fn build_ddsplit() -> anyhow::Result<PathBuf> {
-    let root = crate::moves::workspace_root();
+    let root = crate::util::workspace_root();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(&root)
@@ -99,7 +99,7 @@ fn build_ddsplit() -> anyhow::Result<PathBuf> {
     if !status.success() {
         bail!("`cargo build --profile profiling -p ddsplit` failed");
     }
-    Ok(crate::moves::target_dir(&root)
+    Ok(crate::util::target_dir(&root)
         .join("profiling")
         .join("ddsplit"))
 }

@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use crate::util::{cargo, run_step};
+use crate::util::{cargo, run_step, strings};
 
 /// Runs the suite; extra arguments go to every `cargo test` (e.g. a test name filter).
 pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
@@ -46,7 +46,3 @@ pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
 
 /// Thread stack for the debug-build tests of the story features (see above).
 const STORY_TEST_STACK_BYTES: usize = 8 * 1024 * 1024;
-
-fn strings(items: &[&str]) -> Vec<String> {
-    items.iter().map(|s| s.to_string()).collect()
-}

@@ -1,9 +1,14 @@
-//! Helpers shared by the xtask commands: finding the workspace, running cargo and steps.
+//! Helpers shared by the xtask commands: the workspace's paths, running cargo and other
+//! programs (with a time limit), git, and what machine this is.
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+
+/// How often a running child is checked for exit.
+const CHILD_POLL: Duration = Duration::from_millis(20);
 
 /// The workspace root (the parent of the xtask crate).
 pub fn workspace_root() -> PathBuf {
@@ -13,11 +18,32 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The target directory cargo uses for the workspace (honours `CARGO_TARGET_DIR`).
+pub fn target_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => root.join(dir),
+        None => root.join("target"),
+    }
+}
+
 /// `cargo` (the one running us, if known) in the workspace root.
 pub fn cargo() -> Command {
     let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     command.current_dir(workspace_root());
     command
+}
+
+/// Runs `cargo ARGS` in `root`, failing with the command line if it fails.
+pub fn cargo_in(root: &Path, args: &[&str]) -> anyhow::Result<()> {
+    let status = cargo()
+        .current_dir(root)
+        .args(args)
+        .status()
+        .context("cannot run cargo")?;
+    if !status.success() {
+        bail!("`cargo {}` failed", args.join(" "));
+    }
+    Ok(())
 }
 
 /// Runs `command` as the step `name`, failing with the step's name if it fails.
@@ -30,4 +56,88 @@ pub fn run_step(name: &str, command: &mut Command) -> anyhow::Result<()> {
         bail!("{name} failed ({status})");
     }
     Ok(())
+}
+
+/// Runs `command` with its output going to `stdout` and `stderr` files, killing it after
+/// `limit`. Returns its exit status.
+pub fn run_logged(
+    command: &mut Command,
+    stdout: &Path,
+    stderr: &Path,
+    limit: Duration,
+) -> anyhow::Result<ExitStatus> {
+    let out = std::fs::File::create(stdout)
+        .with_context(|| format!("cannot create {}", stdout.display()))?;
+    let err = std::fs::File::create(stderr)
+        .with_context(|| format!("cannot create {}", stderr.display()))?;
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .with_context(|| format!("cannot start {:?}", command.get_program()))?;
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "{:?} did not finish within {} s and was killed (its output: {})",
+                command.get_program(),
+                limit.as_secs(),
+                stderr.display()
+            );
+        }
+        std::thread::sleep(CHILD_POLL);
+    }
+}
+
+/// The last lines of a log file, for an error message.
+pub fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Output of `git ARGS` in `dir`, trimmed; `None` when git fails.
+pub fn git(dir: &Path, args: &[&str]) -> Option<String> {
+    let output = Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+/// `rustc --version`.
+pub fn rustc_version() -> String {
+    Command::new("rustc")
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "rustc ?".into())
+}
+
+/// The CPU model and core count: wall times compare only on one machine.
+pub fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown CPU", |(_, m)| m.trim());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cores} cores, {model}")
+}
+
+/// `items` as owned strings.
+pub fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
 }

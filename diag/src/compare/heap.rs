@@ -53,7 +53,11 @@ pub(crate) fn findings(
     };
     let (Some(bh), Some(ch)) = (&b.heap, &c.heap) else {
         notes.push("no heap profile on one side: allocation sites not compared".into());
-        if let Some(f) = counted.and_then(|(before, after)| counter_finding(cx, before, after)) {
+        if let Some(f) = boxed_from_sizes(cx, counted) {
+            out.findings.push(f);
+        } else if let Some(f) =
+            counted.and_then(|(before, after)| counter_finding(cx, before, after))
+        {
             out.findings.push(f);
         }
         return out;
@@ -297,10 +301,7 @@ fn boxed_finding(
         }
     );
     let fix = if async_trait {
-        "`#[async_trait]` turns every `async fn` of the trait into a method returning \
-         `Pin<Box<dyn Future>>`: each call allocates its future and calls through a vtable. \
-         Declare the methods as native `async fn` in the trait (stable since Rust 1.75) and call \
-         them through the concrete type or an enum of the implementations"
+        ASYNC_TRAIT_FIX
     } else {
         "futures are boxed per call (`Box::pin`): call the `async fn` directly, or keep one \
          boxed future alive and reuse it"
@@ -324,6 +325,72 @@ fn boxed_finding(
         claimed,
     )
 }
+
+/// Without heap profiles: futures of trait methods that became async blocks (the shape
+/// `#[async_trait]` gives them, each boxed per call), from the sizes reports alone.
+fn boxed_from_sizes(cx: &Context<'_>, counted: Option<(f64, f64)>) -> Option<Finding> {
+    let (before, after) = (cx.baseline.sizes?, cx.candidate.sizes?);
+    let boxed: Vec<_> = after
+        .futures
+        .iter()
+        .filter(|f| is_boxed_trait_block(&f.name) && before.type_named(&f.name).is_none())
+        .collect();
+    if boxed.is_empty() {
+        return None;
+    }
+    let mut methods: Vec<String> = boxed
+        .iter()
+        .map(|f| format!("`{}`", short_name(&f.function)))
+        .collect();
+    methods.sort();
+    methods.dedup();
+    let sites: Vec<String> = boxed
+        .iter()
+        .map(|f| format!("`{}`: {}", short_name(&f.name), fmt_bytes(f.size as f64)))
+        .collect();
+    let largest = boxed.iter().map(|f| f.size).max().unwrap_or(0);
+    let mut evidence = vec![Evidence::new(
+        "trait methods returning a boxed async block",
+        "0",
+        boxed.len().to_string(),
+    )];
+    if let Some((b, c)) = counted {
+        evidence.push(Evidence::new(
+            "allocations per operation, whole process",
+            fmt_count(b),
+            fmt_count(c),
+        ));
+    }
+    let grew = counted.is_some_and(|(b, c)| c - b >= ALLOC_CHANGE_PER_OP_MIN);
+    Some(Finding {
+        kind: FindingKind::BoxedFuture,
+        title: format!(
+            "{} future{} of trait methods boxed per call (the `#[async_trait]` pattern, up to {} \
+             each): {}",
+            boxed.len(),
+            if boxed.len() == 1 { "" } else { "s" },
+            fmt_bytes(largest as f64),
+            methods.join(", ")
+        ),
+        evidence,
+        sites,
+        functions: boxed.iter().map(|f| f.function.clone()).collect(),
+        cost_ns_per_op: if grew {
+            cx.cpu.map(|c| c.delta(CpuCategory::Alloc).max(0.0))
+        } else {
+            None
+        },
+        share: None,
+        fix: ASYNC_TRAIT_FIX.into(),
+        regression: grew,
+    })
+}
+
+/// What to do about `#[async_trait]`.
+const ASYNC_TRAIT_FIX: &str = "`#[async_trait]` turns every `async fn` of the trait into a \
+     method returning `Pin<Box<dyn Future>>`: each call allocates its future and calls through \
+     a vtable. Declare the methods as native `async fn` in the trait (stable since Rust 1.75) \
+     and call them through the concrete type or an enum of the implementations";
 
 /// A finding from the whole-process counters alone, when the heap profile cannot say where.
 fn counter_finding(cx: &Context<'_>, before: f64, after: f64) -> Option<Finding> {

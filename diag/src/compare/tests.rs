@@ -527,3 +527,36 @@ fn missing_probes_are_noted_not_invented() {
     );
     assert!(c.findings.iter().all(|f| f.cost_ns_per_op.is_none()));
 }
+
+#[test]
+fn without_heap_profiles_boxed_trait_futures_are_found_from_the_sizes() {
+    let p = pair(
+        Build::default(),
+        Build {
+            boxed_futures: true,
+            ..Build::default()
+        },
+    );
+    let (mut base, mut cand) = (p.base.0.clone(), p.cand.0.clone());
+    base.heap = None;
+    cand.heap = None;
+    let c = compare(
+        &Side {
+            snapshot: &base,
+            sizes: Some(&p.base.1),
+        },
+        &Side {
+            snapshot: &cand,
+            sizes: Some(&p.cand.1),
+        },
+        &Thresholds::default(),
+    );
+    let top = &c.findings[0];
+    assert_eq!(top.kind, FindingKind::BoxedFuture, "{:#?}", c.findings);
+    assert!(
+        top.title.contains("up to 1,184 B each): `get_fragment`"),
+        "{}",
+        top.title
+    );
+    assert!(top.regression, "the counters show the extra allocations");
+}

@@ -16,8 +16,8 @@ const PARTIAL_COPY_FRACTION: f64 = 0.01;
 /// Futures reported on their own (those not explained by a grown type), at most.
 const FUTURE_FINDINGS_MAX: usize = 3;
 
-/// Members and followers named in a finding, at most.
-const NAMES_SHOWN_MAX: usize = 3;
+/// `Result` types carrying the root shown as evidence, at most.
+const RESULTS_SHOWN_MAX: usize = 2;
 
 /// Copy sites named in a finding, at most.
 const SITES_SHOWN_MAX: usize = 4;
@@ -238,33 +238,53 @@ fn group(changed: &[Changed], threshold: u64, after: &SizesReport) -> (Vec<Group
             .then_with(|| a.root.name.cmp(&b.root.name))
     });
 
-    // Futures and other compiler-made types: followers of the group whose types they hold, or
-    // of the group that grew by the same bytes; else findings of their own.
-    let mut own = Vec::new();
-    for c in changed
-        .iter()
-        .filter(|c| is_compiler_made(&c.name) && c.delta() >= threshold)
-    {
-        let held: Vec<String> = after
+    // Futures and other compiler-made types: followers of the group whose types they hold
+    // (directly, or through a future they await that follows it), or of the group that grew by
+    // the same bytes; else findings of their own.
+    let held_of = |name: &str| -> Vec<String> {
+        after
             .futures
             .iter()
-            .find(|f| f.name == c.name)
+            .find(|f| f.name == name)
             .map(|f| f.held.iter().map(|h| h.type_name.clone()).collect())
-            .unwrap_or_default();
-        let owner = groups.iter_mut().find(|g| {
-            g.root.delta() == c.delta()
-                || held.iter().any(|h| {
-                    contains_type(h, &g.root.name) || g.members.iter().any(|m| m.name == *h)
-                })
-        });
-        match owner {
-            Some(g) => g.followers.push(c.clone()),
-            None if is_future_name(&c.name) && !is_boxed_trait_block(&c.name) => {
-                own.push(c.clone())
+            .unwrap_or_default()
+    };
+    let mut pending: Vec<&Changed> = changed
+        .iter()
+        .filter(|c| is_compiler_made(&c.name) && c.delta() >= threshold)
+        .collect();
+    loop {
+        let before = pending.len();
+        pending.retain(|c| {
+            let mut texts = held_of(&c.name);
+            texts.push(c.name.clone());
+            let owner = groups.iter_mut().find(|g| {
+                g.root.delta() == c.delta()
+                    || texts.iter().any(|t| {
+                        contains_type(t, &g.root.name)
+                            || g.members
+                                .iter()
+                                .chain(&g.followers)
+                                .any(|m| contains_type(t, &m.name))
+                    })
+            });
+            match owner {
+                Some(g) => {
+                    g.followers.push((*c).clone());
+                    false
+                }
+                None => true,
             }
-            None => {}
+        });
+        if pending.len() == before {
+            break;
         }
     }
+    let mut own: Vec<Changed> = pending
+        .into_iter()
+        .filter(|c| is_future_name(&c.name) && !is_boxed_trait_block(&c.name))
+        .cloned()
+        .collect();
     // Of futures nested in each other, the innermost (smallest) holds the cause.
     own.sort_by(|a, b| {
         b.delta()
@@ -293,8 +313,8 @@ fn group_finding(
     for m in g
         .members
         .iter()
-        .filter(|m| m.name.contains("Result<"))
-        .take(NAMES_SHOWN_MAX)
+        .filter(|m| m.name.starts_with("core::result::Result<"))
+        .take(RESULTS_SHOWN_MAX)
     {
         evidence.push(Evidence::new(
             format!("size of `{}`", short_name(&m.name)),
@@ -318,9 +338,18 @@ fn group_finding(
             ),
         ));
     }
+    // A lopsided enum to box: the root itself, or a member whose large variant is not simply
+    // the root (`Option<Root>` says nothing the root does not).
     let imbalance = std::iter::once(&g.root)
         .chain(&g.members)
-        .find_map(|t| after.imbalanced_enums.iter().find(|e| e.name == t.name));
+        .find_map(|t| after.imbalanced_enums.iter().find(|e| e.name == t.name))
+        .filter(|e| {
+            e.name == g.root.name
+                || after
+                    .type_named(&e.name)
+                    .and_then(|t| t.largest_field())
+                    .is_none_or(|f| f.type_name != g.root.name)
+        });
     if let Some(e) = imbalance {
         evidence.push(Evidence::new(
             format!("largest variant of `{}`", short_name(&e.name)),
@@ -393,16 +422,19 @@ fn group_finding(
     } else {
         grew
     };
-    // The field that makes the root large: the root itself inside a member (`Query<Inline>`
-    // holding `answer: Inline`), or the root's own largest field.
-    let holder = g.members.iter().find_map(|m| {
-        let field = after.type_named(&m.name)?.largest_field()?;
-        (field.type_name == g.root.name).then(|| (short_name(&m.name), field))
-    });
+    // The field that makes the root large: the root's own (a struct holding a buffer), or the
+    // root inside a struct that holds it (`Query<Inline>` holding `answer: Inline`).
     let own_field = after
         .type_named(&g.root.name)
-        .and_then(|t| t.largest_field());
-    let fix = match (imbalance, holder, own_field) {
+        .and_then(|t| t.largest_field())
+        .filter(|f| f.size * 2 >= g.root.after);
+    let holder = g.members.iter().find_map(|m| {
+        let t = after.type_named(&m.name)?;
+        let field = t.largest_field()?;
+        (t.kind == crate::sizes::TypeKind::Struct && field.type_name == g.root.name)
+            .then(|| (short_name(&m.name), field))
+    });
+    let fix = match (imbalance, own_field, holder) {
         (Some(e), _, _) => format!(
             "{}; every `Result` and future that carries a `{}` then stays a few words, whatever \
              the variant (the story's lesson: a value costs the size of its largest variant to \
@@ -410,14 +442,14 @@ fn group_finding(
             e.suggestion,
             short_name(&e.name)
         ),
-        (None, Some((owner, f)), _) => format!(
+        (None, None, Some((owner, f))) => format!(
             "`{owner}` holds `{}: {root}` ({}): put it behind a `Box` or an `Arc` (or keep it \
              elsewhere and hold an index), so moving a `{owner}` copies a pointer; push and pop \
              references or indices rather than the values",
             f.name,
             fmt_bytes(f.size as f64)
         ),
-        (None, None, Some(f)) => format!(
+        (None, Some(f), _) => format!(
             "`{root}` holds `{}: {}` ({}): put it behind a `Box` or an `Arc` (or keep it elsewhere \
              and hold an index), so moving a `{root}` copies a pointer; push and pop references or \
              indices rather than the values",

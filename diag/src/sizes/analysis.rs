@@ -50,7 +50,7 @@ fn imbalance(t: &TypeInfo) -> Option<EnumImbalance> {
             largest.name,
             f.name,
             f.type_name,
-            f.size,
+            super::render::bytes(f.size),
             super::last_segment(&f.type_name),
         ),
         None => format!("box the variant `{}`", largest.name),

@@ -1,0 +1,443 @@
+//! `cargo xtask compare`: builds (or loads) a baseline and a candidate, profiles both with the
+//! same workload, interleaves their wall-time runs, and explains the difference: a ranked list
+//! of findings in markdown (printed), JSON and an HTML page with the flamegraphs.
+//!
+//! Exit code: 0 when no threshold was crossed, 1 when one was, 2 when it could not compare.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use diag::compare::{
+    Comparison, Picture, Side, Thresholds, WallComparison, compare, render_html, render_markdown,
+};
+use diag::sizes::SizesReport;
+use diag::snapshot::{Snapshot, Workload};
+
+use crate::passes::{self, DEFAULT_CONCURRENCY, DEFAULT_OPS, DEFAULT_SEED};
+use crate::profile::{PassSet, Progress, SideProfile, build_preload, number};
+use crate::side::{self, SideSpec};
+use crate::util::{target_dir, workspace_root};
+
+/// Wall-time pairs run at first.
+pub const DEFAULT_PAIRS: usize = 5;
+
+/// Most pairs run when the first ones leave the verdict within the noise of the threshold.
+pub const DEFAULT_PAIRS_MAX: usize = 12;
+
+const USAGE: &str = "\
+cargo xtask compare --baseline SPEC --candidate SPEC [OPTIONS] [-- EXTRA DDSPLIT LOCAL ARGS]
+
+SPEC is one of:
+  features:LIST   this working tree with these ddsplit features (`features:` is the default build)
+  REVISION        a git revision, built in a worktree under target/xtask/worktrees
+  DIR             a snapshot directory saved by `cargo xtask profile` or an earlier compare
+
+Profiles both sides with the same seeded workload (see `cargo xtask profile --help` for the
+passes), runs their wall-time passes interleaved (A B A B ...), adding pairs while the verdict
+is within the noise, and explains the difference as findings ranked by their estimated share of
+the extra CPU per operation, each with its evidence and the fix to try.
+
+Options:
+  --out DIR                   where to write the report and both snapshots
+                              (default target/xtask/compare/<baseline>--<candidate>)
+  --ops N                     operations per wall run (default 20000)
+  --seed N                    workload seed (default 7)
+  --concurrency N             client connections (default 16)
+  --pairs N                   wall-time pairs to start with (default 5)
+  --max-pairs N               most pairs when the verdict is unclear (default 12)
+  --skip PASSES               passes to leave out: cpu, heap, moves, sizes
+  --max-throughput-drop PCT   throughput drop that fails, beyond the noise (default 3)
+  --max-alloc-growth PCT      growth of allocations per operation that fails (default 2)
+  --max-copy-growth PCT       growth of bytes copied per operation that fails (default 5)
+  --max-type-growth BYTES     growth of one type or future that fails (default 1024)
+  --json                      print the report as JSON instead of markdown
+
+Exit code: 0 no threshold crossed, 1 a regression, 2 could not compare.
+";
+
+/// Options of a comparison.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub baseline: String,
+    pub candidate: String,
+    pub out: Option<PathBuf>,
+    pub workload: Workload,
+    pub pairs: usize,
+    pub pairs_max: usize,
+    pub passes: PassSet,
+    pub thresholds: Thresholds,
+    pub json: bool,
+}
+
+/// Runs the command.
+pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
+    let Some(options) = parse(args)? else {
+        print!("{USAGE}");
+        return Ok(ExitCode::SUCCESS);
+    };
+    let (comparison, report) = run_comparison(&options)?;
+    if options.json {
+        println!("{}", serde_json::to_string_pretty(&comparison)?);
+    } else {
+        print!("{}", render_markdown(&comparison));
+    }
+    println!("report: {}", report.display());
+    Ok(if comparison.regression {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn parse(args: &[String]) -> anyhow::Result<Option<Options>> {
+    let mut baseline = None;
+    let mut candidate = None;
+    let mut out = None;
+    let (mut ops, mut seed, mut concurrency) = (DEFAULT_OPS, DEFAULT_SEED, DEFAULT_CONCURRENCY);
+    let (mut pairs, mut pairs_max) = (DEFAULT_PAIRS, DEFAULT_PAIRS_MAX);
+    let mut set = PassSet::default();
+    let mut thresholds = Thresholds::default();
+    let mut json = false;
+    let mut extra = Vec::new();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .with_context(|| format!("{name} takes a value\n\n{USAGE}"))
+        };
+        match arg.as_str() {
+            "--baseline" => baseline = Some(value("--baseline")?),
+            "--candidate" => candidate = Some(value("--candidate")?),
+            "--out" => out = Some(PathBuf::from(value("--out")?)),
+            "--ops" => ops = number(&value("--ops")?, "--ops")?,
+            "--seed" => seed = number(&value("--seed")?, "--seed")?,
+            "--concurrency" => concurrency = number(&value("--concurrency")?, "--concurrency")?,
+            "--pairs" => pairs = number(&value("--pairs")?, "--pairs")? as usize,
+            "--max-pairs" => pairs_max = number(&value("--max-pairs")?, "--max-pairs")? as usize,
+            "--skip" => set = set.skip(&value("--skip")?)?,
+            "--max-throughput-drop" => {
+                thresholds.throughput_drop = percent(&value("--max-throughput-drop")?)?
+            }
+            "--max-alloc-growth" => {
+                thresholds.alloc_growth = percent(&value("--max-alloc-growth")?)?
+            }
+            "--max-copy-growth" => thresholds.copy_growth = percent(&value("--max-copy-growth")?)?,
+            "--max-type-growth" => {
+                thresholds.type_growth_bytes =
+                    number(&value("--max-type-growth")?, "--max-type-growth")?
+            }
+            "--json" => json = true,
+            "-h" | "--help" => return Ok(None),
+            "--" => extra = it.by_ref().cloned().collect(),
+            other => bail!("unknown argument {other:?}\n\n{USAGE}"),
+        }
+    }
+    let (Some(baseline), Some(candidate)) = (baseline, candidate) else {
+        bail!("give both --baseline and --candidate\n\n{USAGE}");
+    };
+    if pairs == 0 || pairs_max < pairs {
+        bail!("--pairs must be at least 1 and at most --max-pairs");
+    }
+    Ok(Some(Options {
+        baseline,
+        candidate,
+        out,
+        workload: passes::workload(ops, seed, concurrency, &extra),
+        pairs,
+        pairs_max,
+        passes: set,
+        thresholds,
+        json,
+    }))
+}
+
+/// A side once resolved: profiled here, or loaded from a saved snapshot.
+enum Resolved {
+    Profiled(Box<SideProfile>),
+    Saved {
+        snapshot: Box<Snapshot>,
+        sizes: Option<SizesReport>,
+        dir: PathBuf,
+    },
+}
+
+impl Resolved {
+    fn snapshot(&self) -> &Snapshot {
+        match self {
+            Resolved::Profiled(p) => &p.snapshot,
+            Resolved::Saved { snapshot, .. } => snapshot,
+        }
+    }
+
+    fn sizes(&self) -> Option<&SizesReport> {
+        match self {
+            Resolved::Profiled(p) => p.sizes.as_ref(),
+            Resolved::Saved { sizes, .. } => sizes.as_ref(),
+        }
+    }
+
+    fn dir(&self) -> &Path {
+        match self {
+            Resolved::Profiled(p) => &p.dir,
+            Resolved::Saved { dir, .. } => dir,
+        }
+    }
+}
+
+/// Profiles both sides and compares them; returns the comparison and the HTML report's path.
+pub fn run_comparison(o: &Options) -> anyhow::Result<(Comparison, PathBuf)> {
+    let specs = [
+        SideSpec::parse(&o.baseline)?,
+        SideSpec::parse(&o.candidate)?,
+    ];
+    let out = o.out.clone().unwrap_or_else(|| {
+        target_dir(&workspace_root())
+            .join("xtask")
+            .join("compare")
+            .join(format!(
+                "{}--{}",
+                side::slug(&specs[0].label()),
+                side::slug(&specs[1].label())
+            ))
+    });
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let built_count = specs
+        .iter()
+        .filter(|s| !matches!(s, SideSpec::Saved(_)))
+        .count() as u64;
+    let progress = Progress::new(
+        built_count * (1 + SideProfile::probe_steps(o.passes)) + 1 + o.pairs as u64 * built_count,
+    );
+    let mut sides = Vec::new();
+    for (spec, name) in specs.iter().zip(["baseline", "candidate"]) {
+        sides.push(match spec {
+            SideSpec::Saved(dir) => {
+                progress.say(&format!("{name}: loading {}", dir.display()));
+                Resolved::Saved {
+                    snapshot: Box::new(Snapshot::read_dir(dir)?),
+                    sizes: load_sizes(dir)?,
+                    dir: dir.clone(),
+                }
+            }
+            spec => {
+                let built = side::build(spec, &|m| progress.say(&format!("{name}: {m}")))?;
+                progress.done(&format!("{name}: built {}", spec.label()));
+                let profile = SideProfile::new(built, o.workload.clone(), out.join(name))?;
+                Resolved::Profiled(Box::new(profile))
+            }
+        });
+    }
+    let preload = if o.passes.moves && built_count > 0 {
+        progress.say("building the copy tracer");
+        Some(build_preload()?)
+    } else {
+        None
+    };
+    progress.done("tools ready");
+    for side in &mut sides {
+        if let Resolved::Profiled(p) = side {
+            p.probe_passes(o.passes, preload.as_deref(), &progress);
+        }
+    }
+    interleave_wall_runs(&mut sides, o, &progress)?;
+    for side in &sides {
+        if let Resolved::Profiled(p) = side {
+            p.write()?;
+        }
+    }
+    progress.finish();
+
+    let comparison = compare(
+        &Side {
+            snapshot: sides[0].snapshot(),
+            sizes: sides[0].sizes(),
+        },
+        &Side {
+            snapshot: sides[1].snapshot(),
+            sizes: sides[1].sizes(),
+        },
+        &o.thresholds,
+    );
+    let mut comparison = comparison;
+    if sides.iter().any(|s| matches!(s, Resolved::Saved { .. })) {
+        comparison.notes.push(
+            "a side was loaded from a saved snapshot: its wall-time runs were not interleaved \
+             with the other side's, so machine drift counts as a difference"
+                .into(),
+        );
+    }
+    let report = write_report(&comparison, &sides, &out)?;
+    Ok((comparison, report))
+}
+
+/// Runs the wall-time passes of the profiled sides, A B A B ..., adding pairs (up to the
+/// maximum) while the verdict is within the noise of the threshold.
+fn interleave_wall_runs(
+    sides: &mut [Resolved],
+    o: &Options,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    let mut pairs = 0;
+    loop {
+        for (i, side) in sides.iter_mut().enumerate() {
+            if let Resolved::Profiled(p) = side {
+                let name = if i == 0 { "baseline" } else { "candidate" };
+                progress.say(&format!("wall pair {}: {name}", pairs + 1));
+                let ops_per_s = p.wall_run(pairs)?;
+                progress.done(&format!(
+                    "wall pair {}: {name} {ops_per_s:.0} ops/s",
+                    pairs + 1
+                ));
+            }
+        }
+        pairs += 1;
+        if pairs < o.pairs {
+            continue;
+        }
+        let both_profiled = sides.iter().all(|s| matches!(s, Resolved::Profiled(_)));
+        let wall = WallComparison::of(
+            &sides[0].snapshot().wall,
+            &sides[1].snapshot().wall,
+            o.thresholds.throughput_drop,
+        );
+        match wall {
+            Some(w) if both_profiled && w.is_ambiguous() && pairs < o.pairs_max => {
+                progress.add_steps(2);
+                progress.done(&format!(
+                    "after {pairs} pairs the change ({:+.1}%) is within the noise (±{:.1}%) of the \
+                     threshold: one more pair",
+                    w.change() * 100.0,
+                    w.noise * 100.0
+                ));
+            }
+            _ => return Ok(()),
+        }
+    }
+}
+
+/// The sizes report saved in a snapshot directory, if any.
+fn load_sizes(dir: &Path) -> anyhow::Result<Option<SizesReport>> {
+    let path = dir.join("sizes.json");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    Ok(Some(SizesReport::from_json_file(&path)?))
+}
+
+/// Writes report.md, report.json, the flamegraphs and report.html into `out`.
+fn write_report(c: &Comparison, sides: &[Resolved], out: &Path) -> anyhow::Result<PathBuf> {
+    let write = |name: &str, text: &str| -> anyhow::Result<()> {
+        std::fs::write(out.join(name), text)
+            .with_context(|| format!("cannot write {}", out.join(name).display()))
+    };
+    write("report.md", &render_markdown(c))?;
+    write("report.json", &serde_json::to_string_pretty(c)?)?;
+    let folded: Vec<Option<String>> = sides
+        .iter()
+        .map(|s| {
+            let file = s.snapshot().cpu.as_ref()?.folded_file.clone();
+            std::fs::read_to_string(s.dir().join(file)).ok()
+        })
+        .collect();
+    let mut pictures = Vec::new();
+    if let (Some(before), Some(after)) = (&folded[0], &folded[1]) {
+        let diff = crate::flame::differential(
+            before,
+            after,
+            &format!(
+                "{} → {} (red: more samples in the candidate)",
+                c.baseline.label, c.candidate.label
+            ),
+        )?;
+        write("flamegraph-diff.svg", &diff)?;
+        pictures.push(Picture {
+            title: "Differential flamegraph (the candidate's stacks; red grew, blue shrank)".into(),
+            svg: diff,
+        });
+    }
+    for (i, (f, label)) in folded
+        .iter()
+        .zip([&c.baseline.label, &c.candidate.label])
+        .enumerate()
+    {
+        if let Some(f) = f {
+            let svg = crate::flame::flamegraph(f, &format!("{label}: CPU"))?;
+            let name = if i == 0 {
+                "flamegraph-baseline.svg"
+            } else {
+                "flamegraph-candidate.svg"
+            };
+            write(name, &svg)?;
+            pictures.push(Picture {
+                title: format!(
+                    "Flamegraph of the {} ({label})",
+                    if i == 0 { "baseline" } else { "candidate" }
+                ),
+                svg,
+            });
+        }
+    }
+    let html = out.join("report.html");
+    write("report.html", &render_html(c, &pictures))?;
+    Ok(html)
+}
+
+/// `3` or `3%` as 0.03.
+fn percent(text: &str) -> anyhow::Result<f64> {
+    let n: f64 = text
+        .trim_end_matches('%')
+        .parse()
+        .with_context(|| format!("a percentage, not {text:?}"))?;
+    if !(0.0..100.0).contains(&n) {
+        bail!("a percentage between 0 and 100, not {text:?}");
+    }
+    Ok(n / 100.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn options_parse_with_their_defaults_and_refuse_nonsense() {
+        let o = parse(&args(&[
+            "--baseline",
+            "features:",
+            "--candidate",
+            "features:story",
+            "--max-throughput-drop",
+            "5%",
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(o.thresholds.throughput_drop, 0.05);
+        assert_eq!(o.pairs, DEFAULT_PAIRS);
+        assert_eq!(o.workload.ops, DEFAULT_OPS);
+        assert!(
+            parse(&args(&["--baseline", "features:"]))
+                .unwrap_err()
+                .to_string()
+                .contains("both")
+        );
+        assert!(
+            parse(&args(&[
+                "--baseline",
+                "a",
+                "--candidate",
+                "b",
+                "--pairs",
+                "20"
+            ]))
+            .is_err()
+        );
+        assert!(parse(&args(&["--bogus"])).is_err());
+        assert!(percent("150").is_err());
+        assert!(parse(&args(&["--help"])).unwrap().is_none());
+    }
+}

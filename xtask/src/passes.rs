@@ -1,0 +1,428 @@
+//! The passes of a profile, each a run of the same seeded DDSplit workload (a local cluster in
+//! one process) under one probe: heavy probes never share a run, so each pass measures the
+//! program, not the other probes.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use diag::moves::{MovesReport, TraceRun};
+use diag::sizes::SizesReport;
+use diag::snapshot::{
+    AllocFigures, CpuFigures, HeapFigures, InstructionFigures, Latency, MoveFigures, PassOutcome,
+    SizeFigures, TaskFigures, WallRun, Workload,
+};
+use serde::Deserialize;
+
+use crate::side::Built;
+use crate::util::{run_logged, tail};
+
+/// Longest a single run may take before it is killed: a hung cluster must not hang CI.
+pub const RUN_TIME_MAX: Duration = Duration::from_secs(600);
+
+/// Default operations of a wall-time run: a few seconds here, long enough that start-up is a
+/// small part of it.
+pub const DEFAULT_OPS: u64 = 20_000;
+
+/// Default seed of the workload.
+pub const DEFAULT_SEED: u64 = 7;
+
+/// Default concurrent connections: enough to keep both cores of a small machine busy.
+pub const DEFAULT_CONCURRENCY: u64 = 16;
+
+/// The heap pass runs this fraction of the operations: dhat slows every allocation down.
+pub const HEAP_OPS_DIVISOR: u64 = 4;
+
+/// The copy pass runs this fraction of the operations: the tracer slows every copy down.
+pub const MOVES_OPS_DIVISOR: u64 = 4;
+
+/// Arguments every pass gives `ddsplit local` besides ops, seed and concurrency: no fsync, so
+/// the disk's timing does not drown the CPU's (the comparison is of the program, not of the
+/// disk).
+pub const WORKLOAD_ARGS: [&str; 2] = ["--fsync", "never"];
+
+/// The project's own types and functions, for the sizes report kept in a snapshot.
+pub const PROJECT_PREFIX: &str = "ddsplit";
+
+/// The workload of every pass.
+pub fn workload(ops: u64, seed: u64, concurrency: u64, extra: &[String]) -> Workload {
+    Workload {
+        ops,
+        seed,
+        concurrency,
+        args: WORKLOAD_ARGS
+            .iter()
+            .map(|s| s.to_string())
+            .chain(extra.iter().cloned())
+            .collect(),
+    }
+}
+
+/// What `ddsplit local --json` prints.
+#[derive(Debug, Deserialize)]
+struct LoadJson {
+    ops: u64,
+    errors: u64,
+    wrong_data: u64,
+    elapsed_s: f64,
+    ops_per_s: f64,
+    latency_us: LatencyJson,
+    #[serde(default)]
+    alloc: Option<AllocJson>,
+    #[serde(default)]
+    error_samples: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LatencyJson {
+    p50: u64,
+    p99: u64,
+    p999: u64,
+    max: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct AllocJson {
+    allocations: u64,
+    #[serde(default)]
+    deallocations: u64,
+    #[serde(default)]
+    reallocations: u64,
+    bytes_allocated: u64,
+    #[serde(default)]
+    peak_live_bytes: u64,
+}
+
+/// The figures of one run of the workload.
+#[derive(Debug)]
+pub struct RunFigures {
+    /// Throughput and latency.
+    pub wall: WallRun,
+    /// Allocation counters, when the binary reports them.
+    pub alloc: Option<AllocFigures>,
+    /// Task and runtime metrics, when the binary writes them.
+    pub tasks: Option<TaskFigures>,
+}
+
+/// The command line of one run: `ddsplit local` with the workload, `ops` operations, writing
+/// probe results into `out` when the binary can.
+fn local_args(built: &Built, w: &Workload, ops: u64, out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "local".into(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--json".into(),
+        "--ops".into(),
+        ops.to_string(),
+        "--seed".into(),
+        w.seed.to_string(),
+        "--concurrency".into(),
+        w.concurrency.to_string(),
+    ];
+    if built.caps.no_admin {
+        args.push("--no-admin".into());
+    }
+    if built.caps.diag_out {
+        args.push("--diag-out".into());
+        args.push(out.display().to_string());
+    }
+    let mut workload_args = w.args.iter();
+    while let Some(a) = workload_args.next() {
+        if a == "--fsync" && !built.caps.fsync {
+            // An older build without the flag: leave it and its value out.
+            workload_args.next();
+            continue;
+        }
+        args.push(a.clone());
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+/// Runs `program` (the side's binary or another build of it) once in `dir`.
+fn run_local(
+    program: &Path,
+    built: &Built,
+    w: &Workload,
+    ops: u64,
+    dir: &Path,
+    extra: &[&str],
+) -> anyhow::Result<RunFigures> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let args = local_args(built, w, ops, dir, extra);
+    let (stdout, stderr) = (dir.join("stdout.json"), dir.join("stderr.log"));
+    let status = run_logged(
+        Command::new(program).args(&args).current_dir(dir),
+        &stdout,
+        &stderr,
+        RUN_TIME_MAX,
+    )?;
+    let text = std::fs::read_to_string(&stdout).unwrap_or_default();
+    let report: Option<LoadJson> = text
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok());
+    let Some(report) = report else {
+        bail!(
+            "`{} {}` exited with {status} without a JSON report; its last lines:\n{}",
+            program.display(),
+            args.join(" "),
+            tail(&stderr, 15)
+        );
+    };
+    if report.wrong_data > 0 {
+        bail!(
+            "{} reads returned wrong data: the build is broken, not slow",
+            report.wrong_data
+        );
+    }
+    if report.errors * 100 > report.ops.max(1) {
+        bail!(
+            "{} of {} operations failed (e.g. {:?}): the comparison would be of errors",
+            report.errors,
+            report.ops,
+            report.error_samples.first()
+        );
+    }
+    let alloc = report.alloc.as_ref().map(|a| AllocFigures {
+        ops: report.ops,
+        allocations: a.allocations,
+        deallocations: a.deallocations,
+        reallocations: a.reallocations,
+        bytes_allocated: a.bytes_allocated,
+        peak_live_bytes: a.peak_live_bytes,
+    });
+    let tasks = std::fs::read_to_string(dir.join("tasks.json"))
+        .ok()
+        .and_then(|t| TaskFigures::from_json(&t, report.ops).ok());
+    Ok(RunFigures {
+        wall: WallRun {
+            ops: report.ops,
+            errors: report.errors,
+            wrong_data: report.wrong_data,
+            elapsed_s: report.elapsed_s,
+            ops_per_s: report.ops_per_s,
+            latency_us: Latency {
+                p50: report.latency_us.p50,
+                p99: report.latency_us.p99,
+                p999: report.latency_us.p999,
+                max: report.latency_us.max,
+            },
+        },
+        alloc,
+        tasks,
+    })
+}
+
+/// One wall-time run (also the metrics run: allocation counters and task metrics come with it).
+pub fn wall(built: &Built, w: &Workload, dir: &Path) -> anyhow::Result<RunFigures> {
+    run_local(&built.binary, built, w, w.ops, dir, &[])
+}
+
+/// The CPU pass: the workload sampled by the profiler.
+pub fn cpu(built: &Built, w: &Workload, dir: &Path) -> anyhow::Result<CpuFigures> {
+    if !built.caps.cpu_profile || !built.caps.diag_out {
+        bail!("this build has no --cpu-profile");
+    }
+    let run = run_local(&built.binary, built, w, w.ops, dir, &["--cpu-profile"])?;
+    let folded_path = dir.join("cpu.folded");
+    let folded = std::fs::read_to_string(&folded_path)
+        .with_context(|| format!("the CPU pass wrote no {}", folded_path.display()))?;
+    let hz = std::fs::read_to_string(dir.join("cpu.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v.get("hz").and_then(serde_json::Value::as_u64))
+        .unwrap_or(99) as u32;
+    let mut figures = CpuFigures::from_folded(&folded, run.wall.ops, hz);
+    for f in &mut figures.functions {
+        if let Some(l) = &mut f.location {
+            *l = in_workspace(l);
+        }
+    }
+    figures.folded_file = relative(dir, "cpu.folded");
+    figures.tasks_folded_file = dir
+        .join("cpu-tasks.folded")
+        .is_file()
+        .then(|| relative(dir, "cpu-tasks.folded"));
+    figures.flamegraph_file = dir
+        .join("flamegraph.svg")
+        .is_file()
+        .then(|| relative(dir, "flamegraph.svg"));
+    Ok(figures)
+}
+
+/// The heap pass: the workload (a quarter of it) with dhat as the global allocator.
+pub fn heap(built: &Built, w: &Workload, dir: &Path) -> anyhow::Result<HeapFigures> {
+    let Some(dhat) = &built.dhat_binary else {
+        bail!("this tree has no dhat-heap feature");
+    };
+    let ops = (w.ops / HEAP_OPS_DIVISOR).max(1);
+    let run = run_local(dhat, built, w, ops, dir, &[])?;
+    let path = [dir.join("dhat-heap.json")]
+        .into_iter()
+        .find(|p| p.is_file())
+        .with_context(|| format!("the heap pass wrote no dhat-heap.json in {}", dir.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let mut figures = HeapFigures::from_dhat_json(&text, run.wall.ops)?;
+    for site in &mut figures.sites {
+        if let Some(l) = &mut site.location {
+            *l = in_workspace(l);
+        }
+    }
+    figures.file = relative(dir, "dhat-heap.json");
+    Ok(figures)
+}
+
+/// The copy pass: the workload (a quarter of it) under the memcpy tracer.
+pub fn moves(
+    built: &Built,
+    w: &Workload,
+    preload: &Path,
+    sizes: Option<&SizesReport>,
+    dir: &Path,
+) -> anyhow::Result<MoveFigures> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let ops = (w.ops / MOVES_OPS_DIVISOR).max(1);
+    let args = local_args(built, w, ops, dir, &[]);
+    let traced = TraceRun::new(preload, built.binary.display().to_string())
+        .args(args)
+        .out_dir(dir)
+        .capture_stdout(true)
+        .run()?;
+    let stdout = String::from_utf8_lossy(&traced.stdout);
+    let ops_done = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str::<LoadJson>(l).ok())
+        .map(|r| r.ops)
+        .with_context(|| {
+            format!(
+                "the traced run exited with {} without a JSON report",
+                traced.status
+            )
+        })?;
+    let report = MovesReport::build(&traced.trace, &built.binary, sizes)?;
+    std::fs::write(dir.join("moves.json"), report.to_json())
+        .with_context(|| format!("cannot write {}", dir.join("moves.json").display()))?;
+    std::fs::write(dir.join("moves.txt"), report.render(40))
+        .with_context(|| format!("cannot write {}", dir.join("moves.txt").display()))?;
+    let mut figures = MoveFigures::from_report(&report, ops_done);
+    for site in &mut figures.sites {
+        site.location = in_workspace(&site.location);
+    }
+    Ok(figures)
+}
+
+/// The sizes pass: types, enums and futures of the binary, kept for the project's types.
+pub fn sizes(built: &Built, dir: &Path) -> anyhow::Result<(SizeFigures, SizesReport)> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let report = SizesReport::from_binary(&built.binary)?.filtered(PROJECT_PREFIX);
+    std::fs::write(dir.join("sizes.json"), report.to_json())
+        .with_context(|| format!("cannot write {}", dir.join("sizes.json").display()))?;
+    Ok((
+        SizeFigures {
+            file: "sizes.json".into(),
+            prefix: PROJECT_PREFIX.into(),
+            types: report.types.len() as u64,
+        },
+        report,
+    ))
+}
+
+/// Instructions of fixed codec work, counted by callgrind: `codec_work` runs one case per
+/// invocation (`codec-work CASE`), and `cases` names them.
+pub fn instructions(
+    codec_work: &Path,
+    cases: &[&str],
+    dir: &Path,
+) -> anyhow::Result<InstructionFigures> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut figures = InstructionFigures::default();
+    for case in cases {
+        let log = dir.join(format!("callgrind-{}.log", crate::side::slug(case)));
+        let status = run_logged(
+            Command::new("valgrind")
+                .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+                .arg(codec_work)
+                .arg(case),
+            &dir.join("callgrind.out"),
+            &log,
+            RUN_TIME_MAX,
+        )
+        .context("cannot run valgrind (install it: apt-get install valgrind)")?;
+        if !status.success() {
+            bail!("callgrind of `{case}` failed:\n{}", tail(&log, 10));
+        }
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let collected = text
+            .lines()
+            .find_map(|l| {
+                l.split_once("Collected :")
+                    .map(|(_, n)| n.trim().to_string())
+            })
+            .and_then(|n| n.replace(',', "").parse::<u64>().ok())
+            .with_context(|| format!("callgrind printed no instruction count for `{case}`"))?;
+        figures.cases.insert(case.to_string(), collected);
+    }
+    Ok(figures)
+}
+
+/// Runs `pass`, recording its outcome; a failed pass leaves its figures out and says why.
+pub fn record<T>(
+    passes: &mut Vec<PassOutcome>,
+    name: &str,
+    pass: impl FnOnce() -> anyhow::Result<T>,
+) -> Option<T> {
+    let started = Instant::now();
+    let result = pass();
+    let seconds = started.elapsed().as_secs_f64();
+    let (status, detail, value) = match result {
+        Ok(v) => ("ok", String::new(), Some(v)),
+        Err(e) => {
+            let detail = format!("{e:#}");
+            let status = if detail.starts_with("this build has no")
+                || detail.starts_with("this tree has no")
+            {
+                "skipped"
+            } else {
+                "failed"
+            };
+            (status, detail, None)
+        }
+    };
+    passes.retain(|p| p.name != name);
+    passes.push(PassOutcome {
+        name: name.into(),
+        status: status.into(),
+        detail,
+        seconds,
+    });
+    value
+}
+
+/// A source location relative to the workspace (`ddsplit/src/store.rs:140`) when it is in it,
+/// so reports read the same on every machine and checkout.
+fn in_workspace(location: &str) -> String {
+    let root = crate::util::workspace_root();
+    let root = root.to_string_lossy();
+    let worktrees = format!("{root}/target/xtask/worktrees/");
+    if let Some(rest) = location.strip_prefix(&worktrees) {
+        // `<revision>/ddsplit/src/...`: drop the worktree's own directory.
+        return rest.split_once('/').map_or(rest, |(_, r)| r).to_string();
+    }
+    location
+        .strip_prefix(&format!("{root}/"))
+        .unwrap_or(location)
+        .to_string()
+}
+
+/// `dir`'s `file` as a path relative to the snapshot directory (`dir`'s parent).
+fn relative(dir: &Path, file: &str) -> String {
+    let pass = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    PathBuf::from(pass).join(file).display().to_string()
+}

@@ -1,0 +1,398 @@
+//! `cargo xtask profile`: one build, the seeded workload in several passes (wall time with the
+//! always-on metrics, CPU, heap, copies, and the static sizes report), written as a snapshot
+//! directory: `snapshot.json` plus the flamegraph, heap profile and reports.
+//!
+//! [`SideProfile`] is also what `compare` and `gate` drive, a pass at a time, so the two sides'
+//! wall-time runs can be interleaved.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use diag::sizes::SizesReport;
+use diag::snapshot::{Snapshot, Workload};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::passes::{self, DEFAULT_CONCURRENCY, DEFAULT_OPS, DEFAULT_SEED};
+use crate::side::{self, Built, SideSpec};
+use crate::util::{cargo_in, target_dir, workspace_root};
+
+/// Default wall-time runs of a profile.
+pub const DEFAULT_RUNS: usize = 3;
+
+const USAGE: &str = "\
+cargo xtask profile [--features LIST] [--out DIR] [--ops N] [--seed N] [--concurrency N]
+                    [--runs N] [--skip PASSES] [-- EXTRA DDSPLIT LOCAL ARGS]
+
+Builds ddsplit (profile `profiling`: release code, full debug info) with the given features and
+runs one seeded workload (`ddsplit local --ops N`) in several passes, heavy probes apart:
+
+  wall     N runs: throughput, latency, allocation counters, task and runtime metrics
+  cpu      the CPU profile (99 Hz): folded stacks, flamegraph, CPU per category
+  heap     the workload / 4 under dhat (feature dhat-heap): allocation sites
+  moves    the workload / 4 under the memcpy tracer: copies by site and type
+  sizes    types, enums and futures from the binary's DWARF
+
+Writes a snapshot directory (default target/xtask/profiles/<features>): snapshot.json, the
+flamegraph, the heap profile, the sizes and moves reports. `cargo xtask compare` reads it back.
+
+  --features LIST   ddsplit features, comma-separated (default: none)
+  --out DIR         where to write the snapshot
+  --ops N           operations per wall run (default 20000)
+  --seed N          workload seed (default 7)
+  --concurrency N   client connections (default 16)
+  --runs N          wall-time runs (default 3)
+  --skip PASSES     passes to leave out, comma-separated (e.g. heap,moves)
+";
+
+/// The passes a profile can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PassSet {
+    pub cpu: bool,
+    pub heap: bool,
+    pub moves: bool,
+    pub sizes: bool,
+}
+
+impl Default for PassSet {
+    fn default() -> PassSet {
+        PassSet {
+            cpu: true,
+            heap: true,
+            moves: true,
+            sizes: true,
+        }
+    }
+}
+
+impl PassSet {
+    /// Turns off the passes named in `list` (comma-separated).
+    pub fn skip(mut self, list: &str) -> anyhow::Result<PassSet> {
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            match name {
+                "cpu" => self.cpu = false,
+                "heap" => self.heap = false,
+                "moves" => self.moves = false,
+                "sizes" => self.sizes = false,
+                other => bail!("no pass {other:?} to skip (passes: cpu, heap, moves, sizes)"),
+            }
+        }
+        Ok(self)
+    }
+}
+
+/// What the progress line shows, on a terminal as a bar and elsewhere as lines.
+#[derive(Debug)]
+pub struct Progress {
+    bar: Option<ProgressBar>,
+}
+
+impl Progress {
+    /// A progress display of `steps` steps.
+    pub fn new(steps: u64) -> Progress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(steps);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
+                )
+                .expect("the template is valid"),
+            );
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        Progress { bar }
+    }
+
+    /// Shows what is being done now.
+    pub fn say(&self, message: &str) {
+        match &self.bar {
+            Some(bar) => bar.set_message(message.to_string()),
+            None => eprintln!("  {message}"),
+        }
+    }
+
+    /// One step done, with what it found.
+    pub fn done(&self, message: &str) {
+        match &self.bar {
+            Some(bar) => {
+                bar.inc(1);
+                bar.println(format!("  {message}"));
+            }
+            None => eprintln!("  {message}"),
+        }
+    }
+
+    /// Adds steps (more wall-time pairs were needed).
+    pub fn add_steps(&self, n: u64) {
+        if let Some(bar) = &self.bar {
+            bar.inc_length(n);
+        }
+    }
+
+    /// Removes the bar.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// One side being profiled, a pass at a time, into its snapshot directory.
+#[derive(Debug)]
+pub struct SideProfile {
+    pub built: Built,
+    pub dir: PathBuf,
+    pub snapshot: Snapshot,
+    pub sizes: Option<SizesReport>,
+}
+
+impl SideProfile {
+    /// Starts the profile of `built` in `dir` (emptied first).
+    pub fn new(built: Built, workload: Workload, dir: PathBuf) -> anyhow::Result<SideProfile> {
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .with_context(|| format!("cannot empty {}", dir.display()))?;
+        }
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        Ok(SideProfile {
+            snapshot: Snapshot::new(built.identity.clone(), workload),
+            built,
+            dir,
+            sizes: None,
+        })
+    }
+
+    /// Steps [`SideProfile::probe_passes`] takes with `passes`.
+    pub fn probe_steps(set: PassSet) -> u64 {
+        [set.sizes, set.cpu, set.heap, set.moves]
+            .iter()
+            .filter(|p| **p)
+            .count() as u64
+    }
+
+    /// Runs every pass but the wall-time runs.
+    pub fn probe_passes(&mut self, set: PassSet, preload: Option<&Path>, progress: &Progress) {
+        let label = self.built.label.clone();
+        let s = &mut self.snapshot;
+        if set.sizes {
+            progress.say(&format!("{label}: sizes"));
+            if let Some((figures, report)) = passes::record(&mut s.passes, "sizes", || {
+                passes::sizes(&self.built, &self.dir)
+            }) {
+                progress.done(&format!("{label}: sizes: {} types", figures.types));
+                s.sizes = Some(figures);
+                self.sizes = Some(report);
+            } else {
+                progress.done(&format!("{label}: sizes: {}", outcome(s, "sizes")));
+            }
+        }
+        if set.cpu {
+            progress.say(&format!("{label}: CPU profile"));
+            s.cpu = passes::record(&mut s.passes, "cpu", || {
+                passes::cpu(&self.built, &s.workload, &self.dir.join("cpu"))
+            });
+            progress.done(&match &s.cpu {
+                Some(c) => format!(
+                    "{label}: CPU: {} samples, {:.1} µs per operation",
+                    c.samples,
+                    c.ns_per_op(None) / 1e3
+                ),
+                None => format!("{label}: CPU: {}", outcome(s, "cpu")),
+            });
+        }
+        if set.heap {
+            progress.say(&format!("{label}: heap profile (dhat)"));
+            s.heap = passes::record(&mut s.passes, "heap", || {
+                passes::heap(&self.built, &s.workload, &self.dir.join("heap"))
+            });
+            progress.done(&match &s.heap {
+                Some(h) => format!(
+                    "{label}: heap: {:.1} allocations per operation at {} sites",
+                    diag::snapshot::per_op(h.blocks, h.ops),
+                    h.sites.len()
+                ),
+                None => format!("{label}: heap: {}", outcome(s, "heap")),
+            });
+        }
+        if set.moves {
+            progress.say(&format!("{label}: copy trace"));
+            s.moves = match preload {
+                Some(preload) => passes::record(&mut s.passes, "moves", || {
+                    passes::moves(
+                        &self.built,
+                        &s.workload,
+                        preload,
+                        self.sizes.as_ref(),
+                        &self.dir.join("moves"),
+                    )
+                }),
+                None => passes::record(&mut s.passes, "moves", || -> anyhow::Result<_> {
+                    bail!("the copy tracer was not built")
+                }),
+            };
+            progress.done(&match &s.moves {
+                Some(m) => format!(
+                    "{label}: copies: {:.0} bytes in large copies per operation",
+                    m.large_bytes_per_op()
+                ),
+                None => format!("{label}: copies: {}", outcome(s, "moves")),
+            });
+        }
+    }
+
+    /// One wall-time run; the first also gives the allocation counters and task metrics.
+    pub fn wall_run(&mut self, index: usize) -> anyhow::Result<f64> {
+        let dir = self.dir.join(format!("wall-{index}"));
+        let run = passes::wall(&self.built, &self.snapshot.workload, &dir)?;
+        let ops_per_s = run.wall.ops_per_s;
+        if self.snapshot.alloc.is_none() {
+            self.snapshot.alloc = run.alloc;
+        }
+        if self.snapshot.tasks.is_none() {
+            self.snapshot.tasks = run.tasks;
+        }
+        self.snapshot.wall.push(run.wall);
+        Ok(ops_per_s)
+    }
+
+    /// Writes `snapshot.json`.
+    pub fn write(&self) -> anyhow::Result<()> {
+        self.snapshot.write_dir(&self.dir)?;
+        Ok(())
+    }
+}
+
+fn outcome(s: &Snapshot, pass: &str) -> String {
+    s.pass(pass).map_or_else(
+        || "not run".into(),
+        |p| format!("{}: {}", p.status, p.detail),
+    )
+}
+
+/// Builds the copy tracer (once per invocation) and returns its path.
+pub fn build_preload() -> anyhow::Result<PathBuf> {
+    let root = workspace_root();
+    cargo_in(
+        &root,
+        &["build", "--quiet", "--release", "-p", "diag-memtrace"],
+    )?;
+    Ok(target_dir(&root)
+        .join("release")
+        .join("libdiag_memtrace.so"))
+}
+
+/// Runs the command.
+pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
+    let mut features = String::new();
+    let mut out: Option<PathBuf> = None;
+    let (mut ops, mut seed, mut concurrency, mut runs) =
+        (DEFAULT_OPS, DEFAULT_SEED, DEFAULT_CONCURRENCY, DEFAULT_RUNS);
+    let mut set = PassSet::default();
+    let mut extra = Vec::new();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .with_context(|| format!("{name} takes a value\n\n{USAGE}"))
+        };
+        match arg.as_str() {
+            "--features" => features = value("--features")?,
+            "--out" => out = Some(value("--out")?.into()),
+            "--ops" => ops = number(&value("--ops")?, "--ops")?,
+            "--seed" => seed = number(&value("--seed")?, "--seed")?,
+            "--concurrency" => concurrency = number(&value("--concurrency")?, "--concurrency")?,
+            "--runs" => runs = number(&value("--runs")?, "--runs")? as usize,
+            "--skip" => set = set.skip(&value("--skip")?)?,
+            "-h" | "--help" => {
+                print!("{USAGE}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            "--" => extra = it.by_ref().cloned().collect(),
+            other => bail!("unknown argument {other:?}\n\n{USAGE}"),
+        }
+    }
+    if runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    let spec = SideSpec::parse(&format!("features:{features}"))?;
+    let dir = out.unwrap_or_else(|| {
+        target_dir(&workspace_root())
+            .join("xtask")
+            .join("profiles")
+            .join(side::slug(&spec.label()))
+    });
+    let progress = Progress::new(2 + SideProfile::probe_steps(set) + runs as u64);
+    let built = side::build(&spec, &|m| progress.say(m))?;
+    progress.done(&format!("built {}", built.binary.display()));
+    let preload = if set.moves {
+        progress.say("building the copy tracer");
+        Some(build_preload()?)
+    } else {
+        None
+    };
+    progress.done("tools ready");
+    let workload = passes::workload(ops, seed, concurrency, &extra);
+    let mut profile = SideProfile::new(built, workload, dir)?;
+    profile.probe_passes(set, preload.as_deref(), &progress);
+    for i in 0..runs {
+        progress.say(&format!("wall run {}/{runs}", i + 1));
+        let ops_per_s = profile.wall_run(i)?;
+        progress.done(&format!("wall run {}/{runs}: {ops_per_s:.0} ops/s", i + 1));
+    }
+    profile.write()?;
+    progress.finish();
+    println!("{}", summary(&profile.snapshot));
+    println!("snapshot: {}", profile.dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A few lines about a snapshot.
+fn summary(s: &Snapshot) -> String {
+    let mut lines = vec![format!(
+        "{} ({} operations per run, seed {})",
+        s.build.label, s.workload.ops, s.workload.seed
+    )];
+    let throughput: Vec<f64> = s.wall.iter().map(|w| w.ops_per_s).collect();
+    if !throughput.is_empty() {
+        lines.push(format!(
+            "throughput: median {:.0} ops/s of {} runs",
+            diag::compare::median(&throughput),
+            throughput.len()
+        ));
+    }
+    if let Some(a) = &s.alloc {
+        lines.push(format!(
+            "allocations: {:.1} per operation, {:.0} bytes per operation",
+            a.allocations_per_op(),
+            a.bytes_per_op()
+        ));
+    }
+    if let Some(c) = &s.cpu {
+        lines.push(format!(
+            "CPU: {:.1} µs per operation",
+            c.ns_per_op(None) / 1e3
+        ));
+    }
+    if let Some(m) = &s.moves {
+        lines.push(format!(
+            "large copies: {:.0} bytes per operation",
+            m.large_bytes_per_op()
+        ));
+    }
+    for p in s.passes.iter().filter(|p| p.status != "ok") {
+        lines.push(format!("pass {} {}: {}", p.name, p.status, p.detail));
+    }
+    lines.join("\n")
+}
+
+/// Parses a number for `flag`.
+pub fn number(text: &str, flag: &str) -> anyhow::Result<u64> {
+    text.replace('_', "")
+        .parse()
+        .with_context(|| format!("{flag} takes a whole number, not {text:?}"))
+}

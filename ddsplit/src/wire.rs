@@ -51,6 +51,8 @@ pub enum WireError {
         value: u64,
         limit: u64,
     },
+    #[error("a message of kind {kind:#04x} carries at most {max} payload bytes, this one has {len}")]
+    PayloadTooLong { kind: u8, len: u64, max: u64 },
     #[error("{0} trailing bytes after the message")]
     TrailingBytes(usize),
     #[error("malformed message: {0}")]
@@ -770,14 +772,19 @@ pub async fn read_frame_payload<R: AsyncRead + Unpin>(
     } else {
         match payload_max(head.kind) {
             None => Some(WireError::UnknownKind(head.kind)),
-            Some(max) if head.payload_len > max => Some(WireError::Limit {
-                what: if head.kind == kind::PUT {
-                    "record size"
-                } else {
-                    "payload of this message kind"
-                },
-                value: head.payload_len as u64,
-                limit: max as u64,
+            // A record over the limit is a limit the client can look up; any other kind
+            // longer than its longest form is malformed.
+            Some(max) if head.payload_len > max && head.kind == kind::PUT => {
+                Some(WireError::Limit {
+                    what: "record size",
+                    value: head.payload_len as u64,
+                    limit: max as u64,
+                })
+            }
+            Some(max) if head.payload_len > max => Some(WireError::PayloadTooLong {
+                kind: head.kind,
+                len: head.payload_len as u64,
+                max: max as u64,
             }),
             Some(_) => None,
         }

@@ -7,5 +7,8 @@
 mod bad_input;
 mod chaos;
 mod cli;
+mod damage;
+mod shutdown;
+mod slow;
 mod cluster;
 mod support;

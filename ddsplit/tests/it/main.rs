@@ -8,6 +8,7 @@ mod bad_input;
 mod chaos;
 mod cli;
 mod damage;
+mod props;
 mod shutdown;
 mod slow;
 mod cluster;

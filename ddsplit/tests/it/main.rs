@@ -12,4 +12,5 @@ mod props;
 mod shutdown;
 mod slow;
 mod cluster;
+mod connections;
 mod support;

@@ -9,6 +9,7 @@ mod chaos;
 mod cli;
 mod damage;
 mod props;
+mod security;
 mod shutdown;
 mod slow;
 mod cluster;

@@ -200,7 +200,7 @@ pub struct Cluster {
     pub gateway_proc: GatewayProc,
     /// With [`ClusterOptions::proxies`]: the proxy in front of each node.
     pub proxies: Vec<proxy::Proxy>,
-    pub dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
 }
 
 impl Cluster {
@@ -254,7 +254,7 @@ impl Cluster {
             gateway: gateway_proc.addr,
             gateway_proc,
             proxies,
-            dir,
+            _dir: dir,
         }
     }
 

@@ -96,7 +96,11 @@ impl Client {
     pub async fn repair(&mut self, ids: &[RecordId]) -> Result<RepairReport, DistriErr> {
         let mut report = RepairReport::default();
         for chunk in ids.chunks(REPAIR_IDS_MAX) {
-            let page = self.repair_report(Request::Repair { ids: chunk.to_vec() }).await?;
+            let page = self
+                .repair_report(Request::Repair {
+                    ids: chunk.to_vec(),
+                })
+                .await?;
             report.merge(page);
         }
         Ok(report)

@@ -154,17 +154,18 @@ impl<H: Handler> Connection<H> {
             let frame = match head {
                 Ok(None) => Ok(None),
                 Err(e) => Err(e),
-                Ok(Some(head)) => {
-                    tokio::time::timeout(FRAME_PAYLOAD_TIMEOUT, read_frame_payload(&mut reader, head))
-                        .await
-                        .unwrap_or_else(|_| {
-                            Err(WireError::Io(format!(
-                                "the frame's payload did not arrive within {} s",
-                                FRAME_PAYLOAD_TIMEOUT.as_secs()
-                            )))
-                        })
-                        .map(Some)
-                }
+                Ok(Some(head)) => tokio::time::timeout(
+                    FRAME_PAYLOAD_TIMEOUT,
+                    read_frame_payload(&mut reader, head),
+                )
+                .await
+                .unwrap_or_else(|_| {
+                    Err(WireError::Io(format!(
+                        "the frame's payload did not arrive within {} s",
+                        FRAME_PAYLOAD_TIMEOUT.as_secs()
+                    )))
+                })
+                .map(Some),
             };
             let started = Instant::now();
             let (op, response, keep_going) = match frame {

@@ -51,7 +51,9 @@ pub enum WireError {
         value: u64,
         limit: u64,
     },
-    #[error("a message of kind {kind:#04x} carries at most {max} payload bytes, this one has {len}")]
+    #[error(
+        "a message of kind {kind:#04x} carries at most {max} payload bytes, this one has {len}"
+    )]
     PayloadTooLong { kind: u8, len: u64, max: u64 },
     #[error("{0} trailing bytes after the message")]
     TrailingBytes(usize),

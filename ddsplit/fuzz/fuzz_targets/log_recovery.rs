@@ -19,15 +19,24 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 
 fuzz_target!(|data: &[u8]| {
     // Memory-backed when there is one: the target is about recovery, not the disk.
-    let base = if std::path::Path::new("/dev/shm").is_dir() { "/dev/shm" } else { "/tmp" };
+    let base = if std::path::Path::new("/dev/shm").is_dir() {
+        "/dev/shm"
+    } else {
+        "/tmp"
+    };
     let dir = tempfile::tempdir_in(base).expect("a temporary directory");
     std::fs::write(dir.path().join(LOG_FILE_NAME), data).expect("write the log");
     let log = FragmentLog::open(dir.path(), FsyncPolicy::Never).expect("a damaged log still opens");
     let stats = log.stats();
-    assert_eq!(stats.log_bytes + stats.recovery.truncated_bytes, data.len() as u64);
+    assert_eq!(
+        stats.log_bytes + stats.recovery.truncated_bytes,
+        data.len() as u64
+    );
     for key in log.list(None, usize::MAX) {
         // Recovered entries passed their checksum: each reads back as its own fragment.
-        let fragment = runtime().block_on(log.get(key)).expect("a recovered fragment reads");
+        let fragment = runtime()
+            .block_on(log.get(key))
+            .expect("a recovered fragment reads");
         assert_eq!(fragment.header().record_id, key.id);
         assert_eq!(fragment.header().index, key.index);
     }

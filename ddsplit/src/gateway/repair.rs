@@ -20,9 +20,9 @@ use crate::codec::{self, Fragment};
 use crate::error::{DistriErr, ErrorCode};
 use crate::id::RecordId;
 // Trait objects (the story build) call trait methods without the import.
+use crate::limits::{REPAIR_CONCURRENCY_MAX, REPAIR_SCAN_KEYS_MAX};
 #[cfg_attr(feature = "story-async-trait", allow(unused_imports))]
 use crate::store::FragmentStore;
-use crate::limits::{REPAIR_CONCURRENCY_MAX, REPAIR_SCAN_KEYS_MAX};
 use crate::wire::FragmentKey;
 
 /// Most record ids kept in a report's `unrepairable` list; the count is always exact.
@@ -108,7 +108,7 @@ impl Gateway {
     /// wire decoder), [`REPAIR_CONCURRENCY_MAX`] at a time.
     pub async fn repair(&self, ids: &[RecordId]) -> RepairReport {
         let mut report = RepairReport::default();
-        let mut outcomes = stream::iter(ids.to_vec().into_iter().map(|id| self.repair_record(id)))
+        let mut outcomes = stream::iter(ids.iter().copied().map(|id| self.repair_record(id)))
             .buffer_unordered(REPAIR_CONCURRENCY_MAX);
         while let Some(outcome) = outcomes.next().await {
             report.merge(outcome);
@@ -124,16 +124,16 @@ impl Gateway {
     /// to the smallest such last key (the horizon); every record up to it has been listed by
     /// every node that holds it. The horizon is the next cursor.
     pub async fn repair_scan(&self, after: Option<RecordId>) -> RepairReport {
-        let after_key = after.map(|id| FragmentKey {
-            id,
-            index: u8::MAX,
-        });
+        let after_key = after.map(|id| FragmentKey { id, index: u8::MAX });
         let listings: Vec<_> = self
             .stores
             .iter()
             .zip(&self.node_addrs)
             .map(|(store, addr)| async move {
-                (addr, store.list_fragments(after_key, REPAIR_SCAN_KEYS_MAX).await)
+                (
+                    addr,
+                    store.list_fragments(after_key, REPAIR_SCAN_KEYS_MAX).await,
+                )
             })
             .collect::<FuturesUnordered<_>>()
             .collect()
@@ -279,7 +279,11 @@ impl Gateway {
     /// Rebuilds all k + m fragments of `id` from its intact ones, and checks that each intact
     /// fragment equals its rebuilt twin: a rebuilt fragment is written only if the rebuild
     /// reproduces every fragment that was read.
-    async fn rebuild(&self, id: RecordId, intact: Vec<Fragment>) -> Result<Vec<Fragment>, DistriErr> {
+    async fn rebuild(
+        &self,
+        id: RecordId,
+        intact: Vec<Fragment>,
+    ) -> Result<Vec<Fragment>, DistriErr> {
         let params = self.params;
         let len = intact[0].header().record_len as usize;
         off_thread_if_large(len, move || {

@@ -258,8 +258,14 @@ fn every_kind_this_build_encodes_fits_its_payload_limit() {
         .map(|i| DistriQuery::new(RecordId(i as u128), Some(ByteRange { start: 0, end: 1 })))
         .collect();
     let bytes = Request::Query { queries }.encode().to_vec();
-    assert_eq!(bytes.len() - LEN_PREFIX - BODY_HEAD, payload_max(kind::QUERY).unwrap());
+    assert_eq!(
+        bytes.len() - LEN_PREFIX - BODY_HEAD,
+        payload_max(kind::QUERY).unwrap()
+    );
     let ids = (0..REPAIR_IDS_MAX).map(|i| RecordId(i as u128)).collect();
     let bytes = Request::Repair { ids }.encode().to_vec();
-    assert_eq!(bytes.len() - LEN_PREFIX - BODY_HEAD, payload_max(kind::REPAIR).unwrap());
+    assert_eq!(
+        bytes.len() - LEN_PREFIX - BODY_HEAD,
+        payload_max(kind::REPAIR).unwrap()
+    );
 }

@@ -165,7 +165,8 @@ async fn a_record_over_the_limit_is_refused_and_the_connection_goes_on() {
         let mut s = connect(gateway);
         // One byte over: the gateway refuses it from the frame's head, reads the rest of the
         // frame away without keeping it, and answers the next request on the same connection.
-        s.write_all(&frame(0x11, &vec![1u8; RECORD_SIZE_MAX + 1])).unwrap();
+        s.write_all(&frame(0x11, &vec![1u8; RECORD_SIZE_MAX + 1]))
+            .unwrap();
         match read_response(&mut s) {
             Some(Response::Error {
                 code: ErrorCode::LimitExceeded,
@@ -173,7 +174,8 @@ async fn a_record_over_the_limit_is_refused_and_the_connection_goes_on() {
             }) => assert!(message.contains("record size"), "{message}"),
             other => panic!("{other:?}"),
         }
-        s.write_all(&Request::ClusterStats.encode().to_vec()).unwrap();
+        s.write_all(&Request::ClusterStats.encode().to_vec())
+            .unwrap();
         assert!(matches!(read_response(&mut s), Some(Response::Stats(_))));
     })
     .await
@@ -189,9 +191,19 @@ async fn a_record_over_the_limit_is_refused_and_the_connection_goes_on() {
 
 #[test]
 fn k_plus_m_over_the_limit_is_refused_at_start() {
-    let nodes: Vec<String> = (0..17).map(|_| crate::support::free_addr().to_string()).collect();
+    let nodes: Vec<String> = (0..17)
+        .map(|_| crate::support::free_addr().to_string())
+        .collect();
     for command in [
-        vec!["gateway", "--k", "12", "--m", "5", "--nodes", &nodes.join(",")],
+        vec![
+            "gateway",
+            "--k",
+            "12",
+            "--m",
+            "5",
+            "--nodes",
+            &nodes.join(","),
+        ],
         vec!["local", "--k", "15", "--m", "2", "--listen", "127.0.0.1:0"],
     ] {
         let out = std::process::Command::new(crate::support::ddsplit_bin())
@@ -200,6 +212,9 @@ fn k_plus_m_over_the_limit_is_refused_at_start() {
             .unwrap();
         assert!(!out.status.success(), "{command:?} started");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains("is not a valid split") && stderr.contains("k + m <= 16"), "{stderr}");
+        assert!(
+            stderr.contains("is not a valid split") && stderr.contains("k + m <= 16"),
+            "{stderr}"
+        );
     }
 }

@@ -75,7 +75,10 @@ async fn acknowledged_records_survive_kills_and_restarts_under_load() {
             let mut rng = StdRng::seed_from_u64(seed ^ (w as u64 + 1) << 32);
             let mut client = ddsplit::client::Client::new(gateway);
             while !stop.load(Ordering::Relaxed) {
-                let (record_seed, len) = (rng.r#gen::<u64>(), rng.gen_range(1..=CHAOS_RECORD_BYTES_MAX));
+                let (record_seed, len) = (
+                    rng.r#gen::<u64>(),
+                    rng.gen_range(1..=CHAOS_RECORD_BYTES_MAX),
+                );
                 counts.puts_tried.fetch_add(1, Ordering::Relaxed);
                 if let Ok(id) = client.put(record(record_seed, len)).await {
                     counts.puts_acked.fetch_add(1, Ordering::Relaxed);
@@ -108,7 +111,10 @@ async fn acknowledged_records_survive_kills_and_restarts_under_load() {
                 counts.reads_tried.fetch_add(1, Ordering::Relaxed);
                 // Whole gets, and now and then a batch query with a byte range.
                 let answer = if rng.gen_bool(0.8) {
-                    client.get(rec.id).await.map(|data| (data, expected.clone()))
+                    client
+                        .get(rec.id)
+                        .await
+                        .map(|data| (data, expected.clone()))
                 } else {
                     let start = rng.gen_range(0..rec.len as u64);
                     let end = rng.gen_range(start + 1..=rec.len as u64);
@@ -155,8 +161,12 @@ async fn acknowledged_records_survive_kills_and_restarts_under_load() {
     while Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(rng.gen_range(100..700))).await;
         let mut c = cluster.lock().await;
-        let down: Vec<usize> = (0..c.nodes.len()).filter(|&i| c.nodes[i].proc.is_none()).collect();
-        let up: Vec<usize> = (0..c.nodes.len()).filter(|&i| c.nodes[i].proc.is_some()).collect();
+        let down: Vec<usize> = (0..c.nodes.len())
+            .filter(|&i| c.nodes[i].proc.is_none())
+            .collect();
+        let up: Vec<usize> = (0..c.nodes.len())
+            .filter(|&i| c.nodes[i].proc.is_some())
+            .collect();
         let roll = rng.gen_range(0..100);
         if roll < 8 {
             c.gateway_proc.kill9();
@@ -192,7 +202,11 @@ async fn acknowledged_records_survive_kills_and_restarts_under_load() {
             .get(rec.id)
             .await
             .unwrap_or_else(|e| panic!("acknowledged record {} lost: {e}", rec.id));
-        assert!(back == record(rec.seed, rec.len), "record {} read back different", rec.id);
+        assert!(
+            back == record(rec.seed, rec.len),
+            "record {} read back different",
+            rec.id
+        );
     }
 
     // Repair: records that lost a fragment (written while a node was down, or torn by a kill)
@@ -217,7 +231,11 @@ async fn acknowledged_records_survive_kills_and_restarts_under_load() {
             .get(rec.id)
             .await
             .unwrap_or_else(|e| panic!("record {} with nodes {a} and {b} down: {e}", rec.id));
-        assert!(back == record(rec.seed, rec.len), "record {} read back different", rec.id);
+        assert!(
+            back == record(rec.seed, rec.len),
+            "record {} read back different",
+            rec.id
+        );
     }
 
     let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -239,6 +257,12 @@ async fn acknowledged_records_survive_kills_and_restarts_under_load() {
         acked.len(),
     );
     assert_eq!(n(&counts.wrong_bytes), 0, "a read returned wrong bytes");
-    assert!(node_kills >= 5, "the schedule injected too few faults to mean anything");
-    assert!(acked.len() >= 50, "too few records acknowledged to mean anything");
+    assert!(
+        node_kills >= 5,
+        "the schedule injected too few faults to mean anything"
+    );
+    assert!(
+        acked.len() >= 50,
+        "too few records acknowledged to mean anything"
+    );
 }

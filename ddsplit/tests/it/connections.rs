@@ -28,7 +28,8 @@ const FDS_NEEDED: u64 = CONNECTIONS as u64 + 512;
 /// its k + m fragments and the reassembled copy: 4 times the record, rounded up), plus 256 MiB
 /// for the runtime, the connections' buffers and the allocator's slack. Without back-pressure
 /// the overload phase alone would hold `CONNECTIONS` records, several times more.
-const GATEWAY_RSS_MAX: u64 = (REQUESTS_IN_FLIGHT_MAX * 4 * OVERLOAD_RECORD_BYTES) as u64 + (256 << 20);
+const GATEWAY_RSS_MAX: u64 =
+    (REQUESTS_IN_FLIGHT_MAX * 4 * OVERLOAD_RECORD_BYTES) as u64 + (256 << 20);
 
 /// Raises this process's open-file limit to what the test needs (within the hard limit).
 fn raise_fd_limit() -> u64 {
@@ -75,13 +76,19 @@ async fn a_thousand_connections_are_served_the_next_refused_and_memory_stays_bou
     let started = Instant::now();
     let clients: Vec<_> = (0..CONNECTIONS)
         .map(|i| {
-            let (all_connected, refusal_checked, base) =
-                (Arc::clone(&all_connected), Arc::clone(&refusal_checked), base.clone());
+            let (all_connected, refusal_checked, base) = (
+                Arc::clone(&all_connected),
+                Arc::clone(&refusal_checked),
+                base.clone(),
+            );
             tokio::spawn(async move {
                 // Phase 1: a small put on a connection of its own, held open until all have.
                 let mut client = Client::new(gateway);
                 let small = record(i as u64, 100 + i);
-                let id = client.put(small.clone()).await.unwrap_or_else(|e| panic!("client {i}: {e}"));
+                let id = client
+                    .put(small.clone())
+                    .await
+                    .unwrap_or_else(|e| panic!("client {i}: {e}"));
                 all_connected.wait().await;
                 refusal_checked.wait().await;
                 assert_eq!(client.get(id).await.unwrap(), small);
@@ -89,11 +96,17 @@ async fn a_thousand_connections_are_served_the_next_refused_and_memory_stays_bou
                 let mut stored = Vec::new();
                 for n in 0..OVERLOAD_PUTS {
                     let data = overload_record(&base, (i * OVERLOAD_PUTS + n) as u64);
-                    let id = client.put(data.clone()).await.unwrap_or_else(|e| panic!("client {i} overload put: {e}"));
+                    let id = client
+                        .put(data.clone())
+                        .await
+                        .unwrap_or_else(|e| panic!("client {i} overload put: {e}"));
                     stored.push((id, data));
                 }
                 for (id, data) in stored {
-                    assert!(client.get(id).await.unwrap() == data, "client {i}: record {id}");
+                    assert!(
+                        client.get(id).await.unwrap() == data,
+                        "client {i}: record {id}"
+                    );
                 }
             })
         })
@@ -104,17 +117,28 @@ async fn a_thousand_connections_are_served_the_next_refused_and_memory_stays_bou
     // Connection 1,001: an error frame saying why, then the connection is closed.
     let refused = tokio::task::spawn_blocking(move || {
         let mut stream = std::net::TcpStream::connect(gateway).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         let mut bytes = Vec::new();
         stream.read_to_end(&mut bytes).unwrap();
         bytes
     })
     .await
     .unwrap();
-    let (kind, payload) = read_frame(&mut &refused[..]).await.unwrap().expect("an error frame");
+    let (kind, payload) = read_frame(&mut &refused[..])
+        .await
+        .unwrap()
+        .expect("an error frame");
     match Response::decode(kind, payload).unwrap() {
-        Response::Error { code: ErrorCode::Busy, message } => {
-            assert!(message.contains(&format!("limit of {CONNECTIONS} connections")), "{message}")
+        Response::Error {
+            code: ErrorCode::Busy,
+            message,
+        } => {
+            assert!(
+                message.contains(&format!("limit of {CONNECTIONS} connections")),
+                "{message}"
+            )
         }
         other => panic!("connection {} got {other:?}", CONNECTIONS + 1),
     }

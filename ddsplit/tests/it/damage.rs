@@ -41,7 +41,11 @@ fn entry_bodies(log: &[u8]) -> Vec<(usize, usize)> {
     let mut bodies = Vec::new();
     let mut at = 0;
     while at + ENTRY_HEADER_LEN <= log.len() {
-        assert_eq!(&log[at..at + 4], b"DDLE", "an intact log is a sequence of entries");
+        assert_eq!(
+            &log[at..at + 4],
+            b"DDLE",
+            "an intact log is a sequence of entries"
+        );
         let len = u32::from_le_bytes(log[at + 8..at + 12].try_into().unwrap()) as usize;
         bodies.push((at + ENTRY_HEADER_LEN, len));
         at += ENTRY_HEADER_LEN + len;
@@ -133,7 +137,10 @@ async fn damaged_logs_restart_serve_what_is_intact_and_are_repaired() {
     assert_all_read_back(&cluster, &stored).await;
     let report = client.repair_all(|_| {}).await.unwrap();
     assert!(report.is_clean(), "{report:?}");
-    assert!(report.fragments_rewritten >= stored.len() as u64, "{report:?}");
+    assert!(
+        report.fragments_rewritten >= stored.len() as u64,
+        "{report:?}"
+    );
 
     // Every record is back at k + m: with the two nodes never damaged down, every read now
     // needs the repaired fragments of nodes 0..4.

@@ -7,11 +7,11 @@
 mod bad_input;
 mod chaos;
 mod cli;
+mod cluster;
+mod connections;
 mod damage;
 mod props;
 mod security;
 mod shutdown;
 mod slow;
-mod cluster;
-mod connections;
 mod support;

@@ -69,7 +69,12 @@ fn params() -> impl Strategy<Value = CodecParams> {
 }
 
 fn fragment() -> impl Strategy<Value = Fragment> {
-    (record_id(), proptest::collection::vec(any::<u8>(), 1..600), params(), any::<prop::sample::Index>())
+    (
+        record_id(),
+        proptest::collection::vec(any::<u8>(), 1..600),
+        params(),
+        any::<prop::sample::Index>(),
+    )
         .prop_map(|(id, data, params, pick)| {
             let mut fragments = split(id, &Bytes::from(data), params).unwrap();
             fragments.swap_remove(pick.index(fragments.len()))
@@ -77,8 +82,13 @@ fn fragment() -> impl Strategy<Value = Fragment> {
 }
 
 fn query() -> impl Strategy<Value = DistriQuery> {
-    (record_id(), proptest::option::of((any::<u64>(), any::<u64>())))
-        .prop_map(|(id, range)| DistriQuery::new(id, range.map(|(start, end)| ByteRange { start, end })))
+    (
+        record_id(),
+        proptest::option::of((any::<u64>(), any::<u64>())),
+    )
+        .prop_map(|(id, range)| {
+            DistriQuery::new(id, range.map(|(start, end)| ByteRange { start, end }))
+        })
 }
 
 fn request() -> impl Strategy<Value = Request> {

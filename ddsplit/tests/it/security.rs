@@ -66,16 +66,21 @@ fn the_admin_endpoint_is_loopback_unless_remote_is_asked_for() {
     // Any other address is refused at start, saying what to do.
     let (child, _dir) = node_with_admin(&["--admin", "0.0.0.0:0"]);
     let out = child.wait_with_output().unwrap();
-    assert!(!out.status.success(), "a non-loopback admin address must be refused");
+    assert!(
+        !out.status.success(),
+        "a non-loopback admin address must be refused"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("is not loopback") && stderr.contains("--admin-allow-remote"), "{stderr}");
+    assert!(
+        stderr.contains("is not loopback") && stderr.contains("--admin-allow-remote"),
+        "{stderr}"
+    );
 
     // With the flag, on purpose, it binds.
     let (child, _dir) = node_with_admin(&["--admin", "0.0.0.0:0", "--admin-allow-remote"]);
     let mut proc = Proc { child };
     let addr = admin_addr(&mut proc.child);
     assert!(addr.ip().is_unspecified(), "{addr}");
-
 }
 
 #[test]
@@ -105,7 +110,9 @@ fn call(addr: SocketAddr, request: &Request) -> Response {
     s.shutdown(std::net::Shutdown::Write).unwrap();
     let mut bytes = Vec::new();
     s.read_to_end(&mut bytes).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let (kind, payload) = rt.block_on(read_frame(&mut &bytes[..])).unwrap().unwrap();
     Response::decode(kind, payload).unwrap()
 }
@@ -123,15 +130,32 @@ async fn nothing_a_client_sends_names_a_file() {
             .map(|b| RecordId::from_bytes((*b).try_into().unwrap()))
             .collect();
         for &id in &tricky {
-            let fragment = split(id, &record(1, 300), CodecParams::default()).unwrap().remove(0);
-            assert!(matches!(call(node, &Request::PutFragment(fragment)), Response::Done(_)));
+            let fragment = split(id, &record(1, 300), CodecParams::default())
+                .unwrap()
+                .remove(0);
+            assert!(matches!(
+                call(node, &Request::PutFragment(fragment)),
+                Response::Done(_)
+            ));
             let key = FragmentKey { id, index: 0 };
-            assert!(matches!(call(node, &Request::GetFragment(key)), Response::Fragment(_)));
-            assert!(matches!(call(node, &Request::DeleteFragments { id }), Response::Done(_)));
+            assert!(matches!(
+                call(node, &Request::GetFragment(key)),
+                Response::Fragment(_)
+            ));
+            assert!(matches!(
+                call(node, &Request::DeleteFragments { id }),
+                Response::Done(_)
+            ));
             call(gateway, &Request::Get { id });
             call(gateway, &Request::Repair { ids: vec![id] });
         }
-        call(node, &Request::ListFragments { after: None, limit: u32::MAX });
+        call(
+            node,
+            &Request::ListFragments {
+                after: None,
+                limit: u32::MAX,
+            },
+        );
         call(gateway, &Request::RepairScan { after: None });
     })
     .await
@@ -141,5 +165,9 @@ async fn nothing_a_client_sends_names_a_file() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names, vec![LOG_FILE_NAME.to_string()], "the node made no file but its log");
+    assert_eq!(
+        names,
+        vec![LOG_FILE_NAME.to_string()],
+        "the node made no file but its log"
+    );
 }

@@ -12,7 +12,9 @@ use ddsplit::client::Client;
 use ddsplit::id::RecordId;
 use ddsplit::limits::SHUTDOWN_GRACE;
 
-use crate::support::{Cluster, ClusterOptions, Proc, ddsplit_bin, free_addr, record, wait_listening};
+use crate::support::{
+    Cluster, ClusterOptions, Proc, ddsplit_bin, free_addr, record, wait_listening,
+};
 
 /// Puts in flight when the signal arrives.
 const IN_FLIGHT_PUTS: usize = 16;
@@ -76,7 +78,11 @@ async fn sigterm_to_the_gateway_lets_in_flight_puts_finish() {
     for (id, data) in &acked {
         assert!(client.get(*id).await.unwrap() == *data, "record {id}");
     }
-    println!("gateway SIGTERM: {} puts in flight, {} acknowledged and read back", IN_FLIGHT_PUTS, acked.len());
+    println!(
+        "gateway SIGTERM: {} puts in flight, {} acknowledged and read back",
+        IN_FLIGHT_PUTS,
+        acked.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,7 +93,10 @@ async fn sigterm_and_sigint_to_nodes_under_load_lose_nothing_acknowledged() {
     });
     let mut acked = Vec::new();
     let mut tried = 0;
-    for (round, (node, signal)) in [(0, libc::SIGTERM), (3, libc::SIGINT)].into_iter().enumerate() {
+    for (round, (node, signal)) in [(0, libc::SIGTERM), (3, libc::SIGINT)]
+        .into_iter()
+        .enumerate()
+    {
         // Writers put 512 KiB records back to back; the signal lands in the middle.
         let stop = Arc::new(AtomicBool::new(false));
         let writers: Vec<_> = (0..WRITERS)
@@ -117,7 +126,10 @@ async fn sigterm_and_sigint_to_nodes_under_load_lose_nothing_acknowledged() {
         proc.signal(signal);
         let status = tokio::task::block_in_place(|| proc.wait_exit(SHUTDOWN_GRACE))
             .expect("the node exits within the shutdown grace period");
-        assert!(status.success(), "node {node} exit after signal {signal}: {status}");
+        assert!(
+            status.success(),
+            "node {node} exit after signal {signal}: {status}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
         stop.store(true, Ordering::Relaxed);
         for writer in writers {
@@ -138,7 +150,10 @@ async fn sigterm_and_sigint_to_nodes_under_load_lose_nothing_acknowledged() {
     let report = client.repair(&ids).await.unwrap();
     assert_eq!(report.records_healthy, acked.len() as u64, "{report:?}");
     assert!(!acked.is_empty());
-    println!("node SIGTERM/SIGINT: {tried} puts tried, {} acknowledged, all intact", acked.len());
+    println!(
+        "node SIGTERM/SIGINT: {tried} puts tried, {} acknowledged, all intact",
+        acked.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -51,7 +51,9 @@ impl Proxy {
     /// A proxy on a free loopback port forwarding to `target`.
     pub fn start(target: SocketAddr) -> Proxy {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
-        listener.set_nonblocking(true).expect("nonblocking listener");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
         let addr = listener.local_addr().expect("proxy address");
         let control = Arc::new(Control {
             mode: AtomicU8::new(Mode::Forward as u8),

@@ -24,12 +24,16 @@ const OVERLOAD_PUTS: usize = 2;
 /// File descriptors the test needs: its own end of every connection, plus slack for the
 /// harness. The gateway and nodes inherit the raised limit.
 const FDS_NEEDED: u64 = CONNECTIONS as u64 + 512;
+/// What a held connection may cost the gateway: its two 64 KiB buffers and its task (whose
+/// future is large in the story build).
+const CONNECTION_BYTES: u64 = 160 * 1024;
 /// What the gateway may hold at its peak: every in-flight request's working set (the record,
-/// its k + m fragments and the reassembled copy: 4 times the record, rounded up), plus 256 MiB
-/// for the runtime, the connections' buffers and the allocator's slack. Without back-pressure
-/// the overload phase alone would hold `CONNECTIONS` records, several times more.
-const GATEWAY_RSS_MAX: u64 =
-    (REQUESTS_IN_FLIGHT_MAX * 4 * OVERLOAD_RECORD_BYTES) as u64 + (256 << 20);
+/// its k + m fragments and the reassembled copy: 4 times the record, rounded up), every held
+/// connection, and 192 MiB for the runtime and the allocator's slack. Without back-pressure
+/// the overload phase holds every connection's records at once, and goes past it.
+const GATEWAY_RSS_MAX: u64 = (REQUESTS_IN_FLIGHT_MAX * 4 * OVERLOAD_RECORD_BYTES) as u64
+    + CONNECTIONS as u64 * CONNECTION_BYTES
+    + (192 << 20);
 
 /// Raises this process's open-file limit to what the test needs (within the hard limit).
 fn raise_fd_limit() -> u64 {

@@ -6,8 +6,9 @@ use bytes::Bytes;
 
 use crate::conn::Conn;
 use crate::error::{DistriErr, SuccessCode};
+use crate::gateway::repair::RepairReport;
 use crate::id::RecordId;
-use crate::limits::{FRAGMENT_TIMEOUT, QUERY_COUNT_MAX, RECORD_SIZE_MAX};
+use crate::limits::{FRAGMENT_TIMEOUT, QUERY_COUNT_MAX, RECORD_SIZE_MAX, REPAIR_IDS_MAX};
 use crate::query::DistriQuery;
 use crate::wire::{QueryAnswer, Request, Response};
 
@@ -86,6 +87,55 @@ impl Client {
     pub async fn stats(&mut self) -> Result<String, DistriErr> {
         match self.call(Request::ClusterStats).await? {
             Response::Stats(json) => Ok(json),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Brings the records `ids` back to k + m intact fragments (any number of ids: they are
+    /// sent [`REPAIR_IDS_MAX`] at a time).
+    pub async fn repair(&mut self, ids: &[RecordId]) -> Result<RepairReport, DistriErr> {
+        let mut report = RepairReport::default();
+        for chunk in ids.chunks(REPAIR_IDS_MAX) {
+            let page = self
+                .repair_report(Request::Repair {
+                    ids: chunk.to_vec(),
+                })
+                .await?;
+            report.merge(page);
+        }
+        Ok(report)
+    }
+
+    /// Repairs one page of the records the nodes hold, after `after`; the report's `next` is
+    /// the cursor of the next page.
+    pub async fn repair_scan(
+        &mut self,
+        after: Option<RecordId>,
+    ) -> Result<RepairReport, DistriErr> {
+        self.repair_report(Request::RepairScan { after }).await
+    }
+
+    /// Repairs every record the nodes hold, page by page; `progress` sees each page's report.
+    pub async fn repair_all(
+        &mut self,
+        mut progress: impl FnMut(&RepairReport),
+    ) -> Result<RepairReport, DistriErr> {
+        let mut report = RepairReport::default();
+        loop {
+            let page = self.repair_scan(report.next).await?;
+            progress(&page);
+            report.merge(page);
+            if report.next.is_none() {
+                return Ok(report);
+            }
+        }
+    }
+
+    async fn repair_report(&mut self, request: Request) -> Result<RepairReport, DistriErr> {
+        match self.call(request).await? {
+            Response::Stats(json) => serde_json::from_str(&json).map_err(|e| {
+                DistriErr::BadRequest(format!("gateway sent a malformed repair report: {e}").into())
+            }),
             other => Err(unexpected(other)),
         }
     }

@@ -54,6 +54,20 @@ impl FromStr for RecordId {
     }
 }
 
+/// In JSON (reports, stats) an id is its 32 hex digits, as on the command line.
+impl serde::Serialize for RecordId {
+    fn serialize<S: serde::Serializer>(&self, out: S) -> Result<S::Ok, S::Error> {
+        out.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RecordId {
+    fn deserialize<D: serde::Deserializer<'de>>(input: D) -> Result<RecordId, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(input)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

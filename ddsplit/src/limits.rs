@@ -34,6 +34,30 @@ pub const QUERY_COUNT_MAX: usize = 1024;
 /// entry instead of data, so the response frame stays under [`FRAME_BODY_MAX`].
 pub const QUERY_RESPONSE_BYTES_MAX: usize = RECORD_SIZE_MAX;
 
+/// Most record ids in one repair request: like a batch query, it bounds the work of a request.
+pub const REPAIR_IDS_MAX: usize = 1024;
+
+/// Fragment keys a repair scan lists from each node per page. Every record found is read whole
+/// (all k + m fragments) to check it, so a page is kept small enough to answer well within the
+/// client's timeout.
+pub const REPAIR_SCAN_KEYS_MAX: usize = 64;
+
+/// Records of one repair request checked and rebuilt at the same time: each holds a whole
+/// record and its fragments in memory.
+pub const REPAIR_CONCURRENCY_MAX: usize = 4;
+
+/// Requests a server handles at once, over all its connections. A connection whose request
+/// would go past it waits *before* the request's payload is buffered, so a flood of requests
+/// is held back by TCP flow control instead of growing memory: a server's request memory stays
+/// below this many times the largest request's working set. 64 keeps two cores busy with room
+/// to spare.
+pub const REQUESTS_IN_FLIGHT_MAX: usize = 64;
+
+/// How long a frame's payload may take to arrive once its head has. A request holds one of the
+/// [`REQUESTS_IN_FLIGHT_MAX`] slots while its payload arrives, so a sender that stalls must not
+/// hold it for long; 30 s moves the largest frame at about 0.5 MiB/s.
+pub const FRAME_PAYLOAD_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Queries of one batch reassembled at the same time.
 pub const QUERY_CONCURRENCY_MAX: usize = 8;
 

@@ -16,10 +16,12 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use crate::error::ErrorCode;
-use crate::limits::{CONNECTIONS_MAX_DEFAULT, SHUTDOWN_GRACE};
+use crate::limits::{
+    CONNECTIONS_MAX_DEFAULT, FRAME_PAYLOAD_TIMEOUT, REQUESTS_IN_FLIGHT_MAX, SHUTDOWN_GRACE,
+};
 use crate::metrics::ServiceMetrics;
 use crate::shutdown::Shutdown;
-use crate::wire::{Request, Response, WireError, read_frame};
+use crate::wire::{Request, Response, WireError, read_frame_head, read_frame_payload};
 
 /// What a server does with each request.
 pub trait Handler: Send + Sync + 'static {
@@ -53,6 +55,7 @@ pub async fn serve<H: Handler>(
     mut shutdown: Shutdown,
 ) -> io::Result<()> {
     let limit = Arc::new(Semaphore::new(config.connections_max));
+    let in_flight = Arc::new(Semaphore::new(REQUESTS_IN_FLIGHT_MAX));
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -72,7 +75,12 @@ pub async fn serve<H: Handler>(
                 match Arc::clone(&limit).try_acquire_owned() {
                     Ok(permit) => {
                         metrics.connections_total.fetch_add(1, Ordering::Relaxed);
-                        let conn = Connection { handler: Arc::clone(&handler), metrics: Arc::clone(&metrics), peer };
+                        let conn = Connection {
+                            handler: Arc::clone(&handler),
+                            metrics: Arc::clone(&metrics),
+                            in_flight: Arc::clone(&in_flight),
+                            peer,
+                        };
                         connections.spawn(conn.run(stream, shutdown.clone(), permit));
                     }
                     Err(_) => {
@@ -114,6 +122,8 @@ async fn refuse(mut stream: TcpStream, limit: usize) {
 struct Connection<H> {
     handler: Arc<H>,
     metrics: Arc<ServiceMetrics>,
+    /// Requests being handled by the whole server (see [`REQUESTS_IN_FLIGHT_MAX`]).
+    in_flight: Arc<Semaphore>,
     peer: SocketAddr,
 }
 
@@ -123,11 +133,39 @@ impl<H: Handler> Connection<H> {
         let mut reader = BufReader::with_capacity(64 * 1024, read);
         let mut writer = BufWriter::with_capacity(64 * 1024, write);
         loop {
-            // Shutdown is only looked at between requests: one that has arrived is answered.
-            let frame = tokio::select! {
+            // Shutdown is only looked at between requests: one whose head has arrived is
+            // answered.
+            let head = tokio::select! {
                 biased;
                 _ = shutdown.wait() => break,
-                frame = read_frame(&mut reader) => frame,
+                head = read_frame_head(&mut reader) => head,
+            };
+            // Back-pressure: wait for a slot before the payload is buffered. Until then the
+            // payload stays in the socket, and TCP flow control slows the sender down.
+            let _slot = match &head {
+                Ok(Some(_)) => Some(
+                    Arc::clone(&self.in_flight)
+                        .acquire_owned()
+                        .await
+                        .expect("the in-flight semaphore is never closed"),
+                ),
+                _ => None,
+            };
+            let frame = match head {
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+                Ok(Some(head)) => tokio::time::timeout(
+                    FRAME_PAYLOAD_TIMEOUT,
+                    read_frame_payload(&mut reader, head),
+                )
+                .await
+                .unwrap_or_else(|_| {
+                    Err(WireError::Io(format!(
+                        "the frame's payload did not arrive within {} s",
+                        FRAME_PAYLOAD_TIMEOUT.as_secs()
+                    )))
+                })
+                .map(Some),
             };
             let started = Instant::now();
             let (op, response, keep_going) = match frame {

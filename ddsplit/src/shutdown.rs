@@ -39,3 +39,16 @@ impl Shutdown {
         *self.0.borrow()
     }
 }
+
+/// Resolves when the process is asked to stop: SIGINT (Ctrl-C) or SIGTERM (what `kill`,
+/// systemd and container runtimes send). Servers then stop accepting and finish what is in
+/// flight, so both signals get the same graceful shutdown.
+pub async fn terminate_signal() -> std::io::Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+    })
+}

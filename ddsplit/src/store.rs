@@ -125,7 +125,24 @@ impl RemoteStore {
     /// Sends one request, on an idle connection if there is one. A pooled connection may have
     /// been closed by a node restart since it was last used: an I/O failure on one is retried
     /// once on a fresh connection (every node operation is idempotent).
+    ///
+    /// The whole operation (connecting, the retry, the exchange) is bounded by the store's
+    /// timeout, so a node that accepts connections but never answers costs a caller at most that
+    /// long, however the time is spent.
     async fn call(&self, request: Request, what: &'static str) -> Result<Response, DistriErr> {
+        tokio::time::timeout(self.inner.timeout, self.call_unbounded(request, what))
+            .await
+            .map_err(|_| DistriErr::Timeout {
+                what,
+                after_ms: self.inner.timeout.as_millis() as u64,
+            })?
+    }
+
+    async fn call_unbounded(
+        &self,
+        request: Request,
+        what: &'static str,
+    ) -> Result<Response, DistriErr> {
         let pooled = self
             .inner
             .idle

@@ -17,8 +17,8 @@ use crate::codec::{CodecError, Fragment};
 use crate::error::{DistriErr, ErrorCode, SuccessCode};
 use crate::id::RecordId;
 use crate::limits::{
-    ERROR_MESSAGE_BYTES_MAX, FRAGMENT_HEADER_LEN, FRAME_BODY_MAX, LIST_ENTRIES_MAX,
-    QUERY_COUNT_MAX, RECORD_SIZE_MAX,
+    ERROR_MESSAGE_BYTES_MAX, FRAGMENT_HEADER_LEN, FRAGMENT_PAYLOAD_MAX, FRAME_BODY_MAX,
+    LIST_ENTRIES_MAX, QUERY_COUNT_MAX, RECORD_SIZE_MAX, REPAIR_IDS_MAX,
 };
 use crate::query::{ByteRange, DistriQuery};
 
@@ -51,6 +51,10 @@ pub enum WireError {
         value: u64,
         limit: u64,
     },
+    #[error(
+        "a message of kind {kind:#04x} carries at most {max} payload bytes, this one has {len}"
+    )]
+    PayloadTooLong { kind: u8, len: u64, max: u64 },
     #[error("{0} trailing bytes after the message")]
     TrailingBytes(usize),
     #[error("malformed message: {0}")]
@@ -107,10 +111,16 @@ pub enum Request {
     Delete { id: RecordId },
     /// Gateway: counters of the gateway and its nodes as JSON.
     ClusterStats,
+    /// Gateway: bring these records back to k + m intact fragments; answered with a JSON
+    /// report ([`crate::gateway::repair`]).
+    Repair { ids: Vec<RecordId> },
+    /// Gateway: repair the next page of records the nodes hold after `after` (a scrub);
+    /// answered with a JSON report carrying the cursor of the next page.
+    RepairScan { after: Option<RecordId> },
 }
 
 /// Names of the operations, indexed by [`Request::op_index`].
-pub const OP_NAMES: [&str; 10] = [
+pub const OP_NAMES: [&str; 12] = [
     "put_fragment",
     "get_fragment",
     "delete_fragments",
@@ -121,6 +131,8 @@ pub const OP_NAMES: [&str; 10] = [
     "query",
     "delete",
     "cluster_stats",
+    "repair",
+    "repair_scan",
 ];
 
 pub use crate::query::QueryAnswer;
@@ -170,6 +182,8 @@ mod kind {
     pub const QUERY: u8 = 0x13;
     pub const DELETE: u8 = 0x14;
     pub const CLUSTER_STATS: u8 = 0x15;
+    pub const REPAIR: u8 = 0x16;
+    pub const REPAIR_SCAN: u8 = 0x17;
     pub const DONE: u8 = 0x81;
     pub const FRAGMENT: u8 = 0x82;
     pub const STORED: u8 = 0x83;
@@ -304,6 +318,25 @@ impl Request {
                 f
             }
             Request::ClusterStats => OutFrame::new(kind::CLUSTER_STATS),
+            Request::Repair { ids } => {
+                let mut f = OutFrame::new(kind::REPAIR);
+                f.head.put_u32(ids.len() as u32);
+                for id in ids {
+                    f.head.put_slice(&id.to_bytes());
+                }
+                f
+            }
+            Request::RepairScan { after } => {
+                let mut f = OutFrame::new(kind::REPAIR_SCAN);
+                match after {
+                    None => f.head.put_u8(0),
+                    Some(id) => {
+                        f.head.put_u8(1);
+                        f.head.put_slice(&id.to_bytes());
+                    }
+                }
+                f
+            }
         };
         frame.finish()
     }
@@ -353,6 +386,22 @@ impl Request {
             }
             kind::DELETE => Request::Delete { id: r.id()? },
             kind::CLUSTER_STATS => Request::ClusterStats,
+            kind::REPAIR => {
+                let count = r.u32("repair id count")? as usize;
+                check_limit("repair id count", count, REPAIR_IDS_MAX)?;
+                let mut ids = Vec::with_capacity(count);
+                for _ in 0..count {
+                    ids.push(r.id()?);
+                }
+                Request::Repair { ids }
+            }
+            kind::REPAIR_SCAN => Request::RepairScan {
+                after: match r.u8("cursor flag")? {
+                    0 => None,
+                    1 => Some(r.id()?),
+                    _ => return Err(WireError::Malformed("cursor flag is neither 0 nor 1")),
+                },
+            },
             other => return Err(WireError::UnknownKind(other)),
         };
         r.finish()?;
@@ -377,6 +426,8 @@ impl Request {
             Request::Query { .. } => 7,
             Request::Delete { .. } => 8,
             Request::ClusterStats => 9,
+            Request::Repair { .. } => 10,
+            Request::RepairScan { .. } => 11,
         }
     }
 }
@@ -454,7 +505,9 @@ impl Response {
             Response::Error { code, message } => {
                 let mut f = OutFrame::new(kind::ERROR);
                 f.head.put_u16(*code as u16);
-                put_string(&mut f.head, message);
+                // Cut here too, so an error frame never exceeds its kind's payload limit
+                // whoever built the message.
+                put_string(&mut f.head, &cut_message(message.clone()));
                 f
             }
         };
@@ -618,11 +671,64 @@ impl Reader {
     }
 }
 
+/// The head of a frame (length prefix, version and kind), read and checked before anything is
+/// allocated for the payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameHead {
+    /// The version byte as received (checked by [`read_frame_payload`]).
+    pub version: u8,
+    /// The message kind.
+    pub kind: u8,
+    /// Bytes of payload after version and kind.
+    pub payload_len: usize,
+}
+
+/// Most payload bytes a frame of `kind` may carry, or `None` for a kind this build does not
+/// know. Each kind's payload has its own limit, so a frame is refused for being too large for
+/// *its kind* (a 16 MiB `get`, a record one byte over [`RECORD_SIZE_MAX`]) before a buffer is
+/// allocated for it, not only for being over [`FRAME_BODY_MAX`].
+pub fn payload_max(kind: u8) -> Option<usize> {
+    const ID: usize = 16;
+    const KEY: usize = ID + 1;
+    const FRAGMENT_MAX: usize = FRAGMENT_HEADER_LEN + FRAGMENT_PAYLOAD_MAX;
+    const ANY: usize = FRAME_BODY_MAX - BODY_HEAD;
+    Some(match kind {
+        kind::PUT_FRAGMENT | kind::FRAGMENT => FRAGMENT_MAX,
+        kind::GET_FRAGMENT => KEY,
+        kind::DELETE_FRAGMENTS | kind::GET | kind::DELETE | kind::STORED => ID,
+        kind::LIST_FRAGMENTS => 4 + KEY,
+        kind::NODE_STATS | kind::CLUSTER_STATS => 0,
+        kind::PUT | kind::RECORD => RECORD_SIZE_MAX,
+        // count, then per query: id, range flag, start, end.
+        kind::QUERY => 4 + QUERY_COUNT_MAX * (ID + 1 + 16),
+        kind::REPAIR => 4 + REPAIR_IDS_MAX * ID,
+        kind::REPAIR_SCAN => 1 + ID,
+        kind::DONE => 5,
+        kind::FRAGMENT_KEYS => 4 + LIST_ENTRIES_MAX * KEY,
+        kind::ERROR => 2 + 4 + ERROR_MESSAGE_BYTES_MAX,
+        kind::QUERY_ANSWERS | kind::STATS => ANY,
+        _ => return None,
+    })
+}
+
 /// Reads one frame: `Ok(None)` on a clean end of stream between frames, else the kind and
-/// payload. The length is checked before the body is buffered.
+/// payload. Lengths are checked before the payload is buffered ([`read_frame_head`], then
+/// [`read_frame_payload`]).
 pub async fn read_frame<R: AsyncRead + Unpin>(
     input: &mut R,
 ) -> Result<Option<(u8, Bytes)>, WireError> {
+    match read_frame_head(input).await? {
+        None => Ok(None),
+        Some(head) => read_frame_payload(input, head).await.map(Some),
+    }
+}
+
+/// Reads a frame's length prefix, version and kind: `Ok(None)` on a clean end of stream
+/// between frames. A length over [`FRAME_BODY_MAX`] or too short for a version and a kind is
+/// an error the connection cannot recover from (the frame's end is not trusted).
+pub async fn read_frame_head<R: AsyncRead + Unpin>(
+    input: &mut R,
+) -> Result<Option<FrameHead>, WireError> {
     let mut prefix = [0u8; LEN_PREFIX];
     let mut filled = 0;
     while filled < LEN_PREFIX {
@@ -646,20 +752,67 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     if len < BODY_HEAD {
         return Err(WireError::FrameTooShort { len: len as u64 });
     }
-    let mut body = BytesMut::zeroed(len);
-    input
-        .read_exact(&mut body)
+    let mut head = [0u8; BODY_HEAD];
+    input.read_exact(&mut head).await.map_err(read_error)?;
+    Ok(Some(FrameHead {
+        version: head[0],
+        kind: head[1],
+        payload_len: len - BODY_HEAD,
+    }))
+}
+
+/// Reads the payload of the frame whose head is `head`. A frame of another protocol version,
+/// of an unknown kind, or longer than its kind's [`payload_max`] is refused *without buffering
+/// its payload*: the bytes are read and dropped in small chunks, so the connection stays in
+/// step and the error is recoverable.
+pub async fn read_frame_payload<R: AsyncRead + Unpin>(
+    input: &mut R,
+    head: FrameHead,
+) -> Result<(u8, Bytes), WireError> {
+    let refusal = if head.version != PROTOCOL_VERSION {
+        Some(WireError::BadVersion(head.version))
+    } else {
+        match payload_max(head.kind) {
+            None => Some(WireError::UnknownKind(head.kind)),
+            // A record over the limit is a limit the client can look up; any other kind
+            // longer than its longest form is malformed.
+            Some(max) if head.payload_len > max && head.kind == kind::PUT => {
+                Some(WireError::Limit {
+                    what: "record size",
+                    value: head.payload_len as u64,
+                    limit: max as u64,
+                })
+            }
+            Some(max) if head.payload_len > max => Some(WireError::PayloadTooLong {
+                kind: head.kind,
+                len: head.payload_len as u64,
+                max: max as u64,
+            }),
+            Some(_) => None,
+        }
+    };
+    if let Some(refusal) = refusal {
+        let skipped = tokio::io::copy(
+            &mut (&mut *input).take(head.payload_len as u64),
+            &mut tokio::io::sink(),
+        )
         .await
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::UnexpectedEof => WireError::TruncatedFrame,
-            _ => WireError::Io(e.to_string()),
-        })?;
-    let mut body = body.freeze();
-    let head = body.split_to(BODY_HEAD);
-    if head[0] != PROTOCOL_VERSION {
-        return Err(WireError::BadVersion(head[0]));
+        .map_err(read_error)?;
+        if skipped < head.payload_len as u64 {
+            return Err(WireError::TruncatedFrame);
+        }
+        return Err(refusal);
     }
-    Ok(Some((head[1], body)))
+    let mut payload = BytesMut::zeroed(head.payload_len);
+    input.read_exact(&mut payload).await.map_err(read_error)?;
+    Ok((head.kind, payload.freeze()))
+}
+
+fn read_error(e: std::io::Error) -> WireError {
+    match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => WireError::TruncatedFrame,
+        _ => WireError::Io(e.to_string()),
+    }
 }
 
 /// Bytes of a fragment in a `PutFragment` frame beyond its payload, for capacity planning.

@@ -3,6 +3,7 @@
 //! quorum, and reads any k fragments back to reassemble a record.
 
 pub mod placement;
+pub mod repair;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -362,6 +363,8 @@ impl Handler for GatewayHandler {
             Request::Query { queries } => Ok(Response::QueryAnswers(g.query(queries).await)),
             Request::Delete { id } => g.delete(id).await.map(Response::Done),
             Request::ClusterStats => Ok(Response::Stats(g.stats().await)),
+            Request::Repair { ids } => report_json(&g.repair(&ids).await),
+            Request::RepairScan { after } => report_json(&g.repair_scan(after).await),
             other => Err(DistriErr::BadRequest(
                 format!(
                     "{} is a fragment node operation; this is the gateway",
@@ -377,6 +380,12 @@ impl Handler for GatewayHandler {
             Response::error(&e)
         })
     }
+}
+
+fn report_json(report: &repair::RepairReport) -> Result<Response, DistriErr> {
+    serde_json::to_string(report)
+        .map(Response::Stats)
+        .map_err(|e| DistriErr::io("encoding the repair report", std::io::Error::other(e)))
 }
 
 /// A running gateway.

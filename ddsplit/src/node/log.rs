@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -135,6 +135,13 @@ impl FragmentLog {
             .truncate(false)
             .mode(0o600)
             .open(&path)?;
+        // A log that existed before (copied in, restored from a backup) keeps the mode it came
+        // with: make it owner-only too, since it holds every fragment the node stores.
+        let mode = file.metadata()?.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(path = %path.display(), mode = format!("{:o}", mode & 0o777), "fragment log was readable by others; made owner-only");
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
         let (index, end, recovery) = recover(&file)?;
         if recovery.damaged_regions > 0 || recovery.truncated_bytes > 0 {
             tracing::warn!(

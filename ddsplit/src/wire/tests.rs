@@ -191,3 +191,81 @@ fn random_payloads_never_panic() {
         let _ = Response::decode(kind, Bytes::from(payload));
     }
 }
+
+#[tokio::test]
+async fn frames_over_their_kinds_limit_are_skipped_unbuffered_and_the_stream_stays_in_step() {
+    // A record one byte over the limit, a `get` with a 5000-byte payload, an unknown kind and
+    // a frame of another version, each followed by a good frame.
+    let good = Request::NodeStats.encode().to_vec();
+    let mut stream = Vec::new();
+    let mut put = BytesMut::new();
+    put.put_u32((RECORD_SIZE_MAX + 1 + BODY_HEAD) as u32);
+    put.put_slice(&[PROTOCOL_VERSION, kind::PUT]);
+    stream.extend_from_slice(&put);
+    stream.resize(stream.len() + RECORD_SIZE_MAX + 1, 0xab);
+    stream.extend_from_slice(&good);
+    for (version, kind, len) in [
+        (PROTOCOL_VERSION, kind::GET, 5000),
+        (PROTOCOL_VERSION, 0x7e, 100),
+        (PROTOCOL_VERSION + 1, kind::GET, 16),
+    ] {
+        stream.extend_from_slice(&((len + BODY_HEAD) as u32).to_be_bytes());
+        stream.extend_from_slice(&[version, kind]);
+        stream.resize(stream.len() + len, 0);
+        stream.extend_from_slice(&good);
+    }
+    let mut input = &stream[..];
+    let expected = [
+        WireError::Limit {
+            what: "record size",
+            value: RECORD_SIZE_MAX as u64 + 1,
+            limit: RECORD_SIZE_MAX as u64,
+        },
+        WireError::PayloadTooLong {
+            kind: kind::GET,
+            len: 5000,
+            max: 16,
+        },
+        WireError::UnknownKind(0x7e),
+        WireError::BadVersion(PROTOCOL_VERSION + 1),
+    ];
+    for want in expected {
+        let err = read_frame(&mut input).await.unwrap_err();
+        assert_eq!(err, want);
+        assert!(err.is_recoverable(), "{err}");
+        let (kind, payload) = read_frame(&mut input).await.unwrap().unwrap();
+        assert_eq!(Request::decode(kind, payload).unwrap(), Request::NodeStats);
+    }
+    assert_eq!(read_frame(&mut input).await, Ok(None));
+}
+
+#[test]
+fn every_kind_this_build_encodes_fits_its_payload_limit() {
+    for request in sample_requests() {
+        let bytes = request.encode().to_vec();
+        let kind = bytes[LEN_PREFIX + 1];
+        let max = payload_max(kind).expect("a kind this build sends is known");
+        assert!(bytes.len() - LEN_PREFIX - BODY_HEAD <= max, "{request:?}");
+    }
+    for response in sample_responses() {
+        let bytes = response.encode().to_vec();
+        let kind = bytes[LEN_PREFIX + 1];
+        let max = payload_max(kind).expect("a kind this build sends is known");
+        assert!(bytes.len() - LEN_PREFIX - BODY_HEAD <= max, "{response:?}");
+    }
+    // The largest query batch and repair request fit exactly.
+    let queries = (0..QUERY_COUNT_MAX)
+        .map(|i| DistriQuery::new(RecordId(i as u128), Some(ByteRange { start: 0, end: 1 })))
+        .collect();
+    let bytes = Request::Query { queries }.encode().to_vec();
+    assert_eq!(
+        bytes.len() - LEN_PREFIX - BODY_HEAD,
+        payload_max(kind::QUERY).unwrap()
+    );
+    let ids = (0..REPAIR_IDS_MAX).map(|i| RecordId(i as u128)).collect();
+    let bytes = Request::Repair { ids }.encode().to_vec();
+    assert_eq!(
+        bytes.len() - LEN_PREFIX - BODY_HEAD,
+        payload_max(kind::REPAIR).unwrap()
+    );
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 use ddsplit::codec::{CodecParams, split};
 use ddsplit::error::ErrorCode;
 use ddsplit::id::RecordId;
-use ddsplit::limits::{FRAME_BODY_MAX, QUERY_COUNT_MAX};
+use ddsplit::limits::{FRAME_BODY_MAX, QUERY_COUNT_MAX, RECORD_SIZE_MAX};
 use ddsplit::wire::{PROTOCOL_VERSION, Request, Response, read_frame};
 
 use crate::support::{Cluster, record};
@@ -94,11 +94,10 @@ fn attack(addr: SocketAddr, stats: &Request) {
     // Too many queries: refused before anything is allocated for them.
     s.write_all(&frame(0x13, &(QUERY_COUNT_MAX as u32 + 1).to_be_bytes()))
         .unwrap();
-    let code = error_code(read_response(&mut s));
-    assert!(
-        matches!(code, ErrorCode::LimitExceeded | ErrorCode::BadRequest),
-        "{code:?}"
-    );
+    assert_eq!(error_code(read_response(&mut s)), ErrorCode::LimitExceeded);
+    // A message longer than its kind allows: refused unbuffered, and the stream stays in step.
+    s.write_all(&frame(0x12, &[7; 5000])).unwrap();
+    assert_eq!(error_code(read_response(&mut s)), ErrorCode::BadRequest);
     s.write_all(&stats.encode().to_vec()).unwrap();
     assert!(matches!(read_response(&mut s), Some(Response::Stats(_))));
 }
@@ -154,6 +153,68 @@ async fn malformed_frames_are_refused_and_nothing_stored_is_lost() {
         assert_eq!(
             node["stats"]["fragments"], 1,
             "no stray fragment stored: {node}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_over_the_limit_is_refused_and_the_connection_goes_on() {
+    let cluster = Cluster::start(6, &[]);
+    let gateway = cluster.gateway;
+    tokio::task::spawn_blocking(move || {
+        let mut s = connect(gateway);
+        // One byte over: the gateway refuses it from the frame's head, reads the rest of the
+        // frame away without keeping it, and answers the next request on the same connection.
+        s.write_all(&frame(0x11, &vec![1u8; RECORD_SIZE_MAX + 1]))
+            .unwrap();
+        match read_response(&mut s) {
+            Some(Response::Error {
+                code: ErrorCode::LimitExceeded,
+                message,
+            }) => assert!(message.contains("record size"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        s.write_all(&Request::ClusterStats.encode().to_vec())
+            .unwrap();
+        assert!(matches!(read_response(&mut s), Some(Response::Stats(_))));
+    })
+    .await
+    .unwrap();
+    // The client library refuses it before sending.
+    let err = cluster
+        .client()
+        .put(record(1, RECORD_SIZE_MAX + 1))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("over the limit"), "{err}");
+}
+
+#[test]
+fn k_plus_m_over_the_limit_is_refused_at_start() {
+    let nodes: Vec<String> = (0..17)
+        .map(|_| crate::support::free_addr().to_string())
+        .collect();
+    for command in [
+        vec![
+            "gateway",
+            "--k",
+            "12",
+            "--m",
+            "5",
+            "--nodes",
+            &nodes.join(","),
+        ],
+        vec!["local", "--k", "15", "--m", "2", "--listen", "127.0.0.1:0"],
+    ] {
+        let out = std::process::Command::new(crate::support::ddsplit_bin())
+            .args(&command)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{command:?} started");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("is not a valid split") && stderr.contains("k + m <= 16"),
+            "{stderr}"
         );
     }
 }

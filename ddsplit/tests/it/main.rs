@@ -5,6 +5,13 @@
 )]
 
 mod bad_input;
+mod chaos;
 mod cli;
 mod cluster;
+mod connections;
+mod damage;
+mod props;
+mod security;
+mod shutdown;
+mod slow;
 mod support;

@@ -83,6 +83,17 @@ enum Command {
         /// Record id.
         id: RecordId,
     },
+    /// Bring records back to k+m intact fragments: the given IDs, or every record the nodes
+    /// hold (a scrub: every fragment is read and checked).
+    Repair {
+        #[command(flatten)]
+        gateway: GatewayAddr,
+        /// Records to repair; all of them when none is given.
+        ids: Vec<RecordId>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the counters of the gateway and its nodes (JSON).
     Stats {
         #[command(flatten)]
@@ -321,6 +332,25 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("{id} deleted ({done:?})");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Repair { gateway, ids, json } => {
+            let mut client = Client::new(gateway.gateway);
+            let report = if ids.is_empty() {
+                client.repair_all(|_| {}).await
+            } else {
+                client.repair(&ids).await
+            }
+            .map_err(explain)?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{}", gateway::repair::summary(&report));
+            }
+            Ok(if report.is_clean() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Command::Stats { gateway } => {
             let json = Client::new(gateway.gateway)
                 .stats()
@@ -426,8 +456,8 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
     };
     let node = node::start(config, &registry).await?;
     start_admin(&args.admin, &registry).await?;
-    tokio::signal::ctrl_c().await?;
-    tracing::info!("shutting down: finishing in-flight requests");
+    let signal = ddsplit::shutdown::terminate_signal().await?;
+    tracing::info!(signal, "shutting down: finishing in-flight requests");
     node.shutdown().await?;
     Ok(ExitCode::SUCCESS)
 }
@@ -447,8 +477,8 @@ async fn run_gateway(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     };
     let gateway = gateway::start(config, &registry).await?;
     start_admin(&args.admin, &registry).await?;
-    tokio::signal::ctrl_c().await?;
-    tracing::info!("shutting down: finishing in-flight requests");
+    let signal = ddsplit::shutdown::terminate_signal().await?;
+    tracing::info!(signal, "shutting down: finishing in-flight requests");
     gateway.shutdown().await?;
     Ok(ExitCode::SUCCESS)
 }
@@ -483,7 +513,7 @@ async fn run_local(mut args: LocalArgs) -> anyhow::Result<ExitCode> {
         report.and_then(|r| print_report(&r, args.json))
     } else {
         eprintln!("try: ddsplit put --gateway {gateway} FILE; press Ctrl-C to stop");
-        tokio::signal::ctrl_c().await?;
+        ddsplit::shutdown::terminate_signal().await?;
         Ok(ExitCode::SUCCESS)
     };
     cluster.shutdown().await?;
@@ -494,7 +524,7 @@ async fn run_load(gateway: SocketAddr, config: LoadConfig) -> anyhow::Result<Loa
     let stop = Arc::new(AtomicBool::new(false));
     let ctrl_c_stop = Arc::clone(&stop);
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
+        if ddsplit::shutdown::terminate_signal().await.is_ok() {
             ctrl_c_stop.store(true, Ordering::Relaxed);
         }
     });

@@ -1,5 +1,8 @@
 //! Test harness: a cluster of real `ddsplit node` processes and a `ddsplit gateway` process on
-//! loopback, each on a port chosen free for it, with kill -9 and restart.
+//! loopback, each on a port chosen free for it, with kill -9, signals and restart, and proxies
+//! that make a node slow or unreachable.
+
+pub mod proxy;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -48,6 +51,45 @@ impl Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    /// Sends `signal` (e.g. `libc::SIGTERM`).
+    pub fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill(2) with the pid of a child this process has not reaped yet.
+        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+        assert_eq!(rc, 0, "kill({}, {signal})", self.child.id());
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
+    /// Peak resident memory of the process so far (`VmHWM` in /proc), in bytes.
+    pub fn peak_rss_bytes(&self) -> u64 {
+        peak_rss_bytes(&format!("/proc/{}/status", self.child.id()))
+    }
+}
+
+/// `VmHWM` of a /proc status file, in bytes.
+pub fn peak_rss_bytes(status_path: &str) -> u64 {
+    let status = std::fs::read_to_string(status_path).expect("read /proc status");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .expect("VmHWM in /proc status");
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .expect("VmHWM in kB");
+    kib * 1024
 }
 
 impl Drop for Proc {
@@ -98,19 +140,83 @@ impl NodeProc {
     }
 }
 
+/// The gateway process and what is needed to restart it.
+pub struct GatewayProc {
+    pub addr: SocketAddr,
+    pub args: Vec<String>,
+    pub proc: Option<Proc>,
+}
+
+impl GatewayProc {
+    /// Starts (or restarts) the gateway on its address with its arguments.
+    pub fn start(&mut self) {
+        let mut child = Command::new(ddsplit_bin())
+            .args(["gateway", "--no-admin", "--listen", &self.addr.to_string()])
+            .args(&self.args)
+            .env("DDSPLIT_LOG", "error")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn ddsplit gateway");
+        wait_listening(self.addr, &mut child);
+        self.proc = Some(Proc { child });
+    }
+
+    /// SIGKILLs the gateway.
+    pub fn kill9(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill9();
+        }
+    }
+}
+
+/// How to start a [`Cluster`].
+pub struct ClusterOptions {
+    pub nodes: usize,
+    /// Extra gateway flags.
+    pub gateway_args: Vec<String>,
+    /// `--fragment-timeout` of the gateway.
+    pub fragment_timeout: &'static str,
+    /// Put a [`proxy::Proxy`] between the gateway and every node.
+    pub proxies: bool,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> ClusterOptions {
+        ClusterOptions {
+            nodes: 6,
+            gateway_args: Vec::new(),
+            fragment_timeout: "2s",
+            proxies: false,
+        }
+    }
+}
+
 /// Node processes and a gateway process.
 pub struct Cluster {
     pub nodes: Vec<NodeProc>,
     pub gateway: SocketAddr,
-    _gateway_proc: Proc,
+    pub gateway_proc: GatewayProc,
+    /// With [`ClusterOptions::proxies`]: the proxy in front of each node.
+    pub proxies: Vec<proxy::Proxy>,
     _dir: tempfile::TempDir,
 }
 
 impl Cluster {
     /// `n` nodes and a gateway with the default split (k = 4, m = 2) and `extra` gateway flags.
     pub fn start(n: usize, extra: &[&str]) -> Cluster {
+        Cluster::start_with(ClusterOptions {
+            nodes: n,
+            gateway_args: extra.iter().map(|s| s.to_string()).collect(),
+            ..ClusterOptions::default()
+        })
+    }
+
+    /// A cluster as `options` say.
+    pub fn start_with(options: ClusterOptions) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut nodes: Vec<NodeProc> = (0..n)
+        let mut nodes: Vec<NodeProc> = (0..options.nodes)
             .map(|i| NodeProc {
                 addr: free_addr(),
                 data_dir: dir.path().join(format!("node-{i}")),
@@ -120,30 +226,34 @@ impl Cluster {
         for node in &mut nodes {
             node.start();
         }
-        let gateway = free_addr();
-        let node_list: Vec<String> = nodes.iter().map(|n| n.addr.to_string()).collect();
-        let mut child = Command::new(ddsplit_bin())
-            .args([
-                "gateway",
-                "--no-admin",
-                "--listen",
-                &gateway.to_string(),
-                "--nodes",
-                &node_list.join(","),
-            ])
-            .args(["--fragment-timeout", "2s"])
-            .args(extra)
-            .env("DDSPLIT_LOG", "error")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn ddsplit gateway");
-        wait_listening(gateway, &mut child);
+        let proxies: Vec<proxy::Proxy> = if options.proxies {
+            nodes.iter().map(|n| proxy::Proxy::start(n.addr)).collect()
+        } else {
+            Vec::new()
+        };
+        let node_list: Vec<String> = if options.proxies {
+            proxies.iter().map(|p| p.addr.to_string()).collect()
+        } else {
+            nodes.iter().map(|n| n.addr.to_string()).collect()
+        };
+        let mut args = vec![
+            "--nodes".to_string(),
+            node_list.join(","),
+            "--fragment-timeout".to_string(),
+            options.fragment_timeout.to_string(),
+        ];
+        args.extend(options.gateway_args);
+        let mut gateway_proc = GatewayProc {
+            addr: free_addr(),
+            args,
+            proc: None,
+        };
+        gateway_proc.start();
         Cluster {
             nodes,
-            gateway,
-            _gateway_proc: Proc { child },
+            gateway: gateway_proc.addr,
+            gateway_proc,
+            proxies,
             _dir: dir,
         }
     }

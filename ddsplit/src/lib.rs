@@ -11,6 +11,7 @@ pub mod conn;
 pub mod error;
 pub mod gateway;
 pub mod id;
+pub mod inject;
 pub mod limits;
 pub mod load;
 pub mod local;

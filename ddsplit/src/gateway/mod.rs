@@ -356,6 +356,7 @@ pub struct GatewayHandler {
 
 impl Handler for GatewayHandler {
     async fn handle(&self, request: Request) -> Response {
+        crate::inject::slowdown();
         let g = &self.gateway;
         let result = match request {
             Request::Put { data } => g.put(data).await.map(|id| Response::Stored { id }),

@@ -20,5 +20,6 @@ pub mod query;
 pub mod server;
 pub mod shutdown;
 pub mod store;
+pub mod tasks;
 pub mod units;
 pub mod wire;

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use diag::tasks::{spawn_named, spawn_named_in};
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
-use diag::tasks::{spawn_named, spawn_named_in};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tracing::Instrument;
@@ -142,7 +142,9 @@ impl<H: Handler> Connection<H> {
                         let kind = self.metrics.tasks().op(op);
                         (
                             Some(op),
-                            kind.instrument(self.handler.handle(request)).instrument(span).await,
+                            kind.instrument(self.handler.handle(request))
+                                .instrument(span)
+                                .await,
                             true,
                         )
                     }

@@ -231,9 +231,7 @@ mod tests {
         let gateway = ServerTasks::new("gateway", &probes);
         let node = ServerTasks::new("node", &probes);
         let names = |tasks: &ServerTasks| -> Vec<&str> {
-            (0..OP_NAMES.len())
-                .map(|op| tasks.op(op).name())
-                .collect()
+            (0..OP_NAMES.len()).map(|op| tasks.op(op).name()).collect()
         };
         assert_eq!(
             names(&gateway),

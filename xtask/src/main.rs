@@ -2,7 +2,9 @@
 
 use std::process::ExitCode;
 
+mod console;
 mod moves;
+mod run;
 mod sizes;
 mod test;
 mod util;
@@ -16,6 +18,8 @@ fn main() -> ExitCode {
             print!("{HELP}");
             Ok(ExitCode::SUCCESS)
         }
+        "run" => run::run(rest),
+        "console" => console::run(rest),
         "sizes" => sizes::run(rest),
         "moves" => moves::run(rest),
         "test" => test::run(rest),
@@ -37,7 +41,9 @@ cargo xtask COMMAND [ARGS]
 
 Commands:
   help        this text
-  test        the whole test suite, default and story builds (what CI runs)
+  test        the whole test suite, default, story and tokio-console builds (what CI runs)
+  run         a local cluster under load with a live summary, release build (--features LIST)
+  console     the same, built for tokio-console, with the line that attaches it
   sizes       type, enum, future and stack frame sizes from a binary's DWARF (--help for options)
   moves       run a program under the memcpy tracer: where large values are copied, and which types
 ";

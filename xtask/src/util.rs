@@ -31,3 +31,25 @@ pub fn run_step(name: &str, command: &mut Command) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The flag tokio needs to report its tasks to tokio-console (and to give its unstable metrics).
+pub const CONSOLE_RUSTFLAGS: &str = "--cfg tokio_unstable";
+
+/// Where console builds go: their own target directory, so the different `RUSTFLAGS` do not
+/// rebuild the ordinary one.
+pub fn console_target_dir() -> PathBuf {
+    crate::moves::target_dir(&workspace_root()).join("console")
+}
+
+/// [`cargo`] for a console build: `RUSTFLAGS` with [`CONSOLE_RUSTFLAGS`] added, and
+/// [`console_target_dir`]. Give it the subcommand first (`build`, `test`).
+pub fn console_cargo() -> Command {
+    let mut command = cargo();
+    let flags = match std::env::var("RUSTFLAGS") {
+        Ok(existing) if !existing.trim().is_empty() => format!("{existing} {CONSOLE_RUSTFLAGS}"),
+        _ => CONSOLE_RUSTFLAGS.to_string(),
+    };
+    command.env("RUSTFLAGS", flags);
+    command.env("CARGO_TARGET_DIR", console_target_dir());
+    command
+}

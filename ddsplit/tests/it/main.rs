@@ -7,4 +7,6 @@
 mod bad_input;
 mod cli;
 mod cluster;
+mod diag_out;
+mod prometheus;
 mod support;

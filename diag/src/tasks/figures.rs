@@ -208,7 +208,10 @@ impl RuntimeFigures {
             .saturating_add(next.total_busy_duration_ns);
         add(&mut self.total_noop_count, next.total_noop_count);
         add(&mut self.total_steal_count, next.total_steal_count);
-        add(&mut self.total_steal_operations, next.total_steal_operations);
+        add(
+            &mut self.total_steal_operations,
+            next.total_steal_operations,
+        );
         add(
             &mut self.total_remote_schedule_count,
             next.total_remote_schedule_count,
@@ -237,7 +240,10 @@ impl RuntimeFigures {
 
 impl From<&tokio_metrics::RuntimeMetrics> for RuntimeFigures {
     fn from(m: &tokio_metrics::RuntimeMetrics) -> RuntimeFigures {
-        #[allow(unused_mut, reason = "the unstable fields are set only with tokio_unstable")]
+        #[allow(
+            unused_mut,
+            reason = "the unstable fields are set only with tokio_unstable"
+        )]
         let mut figures = RuntimeFigures {
             workers_count: m.workers_count as u64,
             live_tasks_count: m.live_tasks_count as u64,

@@ -281,9 +281,8 @@ impl Snapshot {
     /// The snapshot's cumulative figures as metric samples, family by family (task families
     /// first, one sample per task kind in name order; then the runtime's).
     pub fn metric_samples(&self) -> Vec<MetricSample> {
-        let mut samples = Vec::with_capacity(
-            TASK_FAMILIES.len() * self.tasks.len() + RUNTIME_FAMILIES.len(),
-        );
+        let mut samples =
+            Vec::with_capacity(TASK_FAMILIES.len() * self.tasks.len() + RUNTIME_FAMILIES.len());
         for family in TASK_FAMILIES {
             for (task, figures) in &self.tasks {
                 samples.push(MetricSample {

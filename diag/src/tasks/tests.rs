@@ -51,7 +51,11 @@ fn instrumented_futures_are_counted_exactly() {
         // Each yield wakes the future, which then waits in the run queue for its next poll.
         assert_eq!(put.total_scheduled_count, 12);
         let get = probes.kind("node.get").unwrap().cumulative().unwrap();
-        assert_eq!(get, TaskFigures::default(), "an unused kind has measured nothing");
+        assert_eq!(
+            get,
+            TaskFigures::default(),
+            "an unused kind has measured nothing"
+        );
     });
 }
 
@@ -155,11 +159,17 @@ fn runtime_figures_add_up_over_intervals() {
             assert_eq!(snapshot.runtime.unwrap(), totals);
         }
         assert_eq!(totals.workers_count, 2);
-        assert!(totals.total_park_count > 0, "idle workers parked: {totals:?}");
+        assert!(
+            totals.total_park_count > 0,
+            "idle workers parked: {totals:?}"
+        );
         assert!(totals.total_busy_duration_ns > 0);
         assert!(totals.elapsed_ns > 0);
         #[cfg(not(tokio_unstable))]
-        assert_eq!(totals.total_poll_count, None, "unstable figures need tokio_unstable");
+        assert_eq!(
+            totals.total_poll_count, None,
+            "unstable figures need tokio_unstable"
+        );
         #[cfg(tokio_unstable)]
         assert!(
             totals.total_poll_count.unwrap() >= 24,
@@ -258,10 +268,7 @@ fn the_builder_refuses_what_it_cannot_use() {
     // Outside a runtime: task figures only, and no sampler.
     let probes = TaskProbes::builder().kind("a.b").build().unwrap();
     assert!(probes.snapshot().runtime.is_none());
-    assert!(matches!(
-        probes.start_sampler(),
-        Err(TasksError::NoRuntime)
-    ));
+    assert!(matches!(probes.start_sampler(), Err(TasksError::NoRuntime)));
 }
 
 #[test]
@@ -275,7 +282,11 @@ fn the_sampler_samples_and_ends_with_its_probes() {
         probes.start_sampler().unwrap();
         probes.start_sampler().unwrap();
         let metrics = tokio::runtime::Handle::current().metrics();
-        assert_eq!(metrics.num_alive_tasks(), 1, "one sampler, however often started");
+        assert_eq!(
+            metrics.num_alive_tasks(),
+            1,
+            "one sampler, however often started"
+        );
         let get = probes.kind("node.get").unwrap();
         get.instrument(yield_times(1)).await;
         // Wait (by the real clock: the sampler runs on it) until a sample shows the future.
@@ -297,7 +308,11 @@ fn the_sampler_samples_and_ends_with_its_probes() {
             }
             tokio::task::yield_now().await;
         }
-        assert_eq!(metrics.num_alive_tasks(), 0, "the sampler ended with its probes");
+        assert_eq!(
+            metrics.num_alive_tasks(),
+            0,
+            "the sampler ended with its probes"
+        );
     });
 }
 
@@ -332,7 +347,10 @@ fn the_snapshot_json_has_the_documented_shape() {
             "total_slow_poll_duration_ns",
             "total_first_poll_delay_ns",
         ] {
-            assert!(json["tasks"]["gateway.put"][key].is_u64(), "{key} in {json}");
+            assert!(
+                json["tasks"]["gateway.put"][key].is_u64(),
+                "{key} in {json}"
+            );
         }
         assert_eq!(json["runtime"]["workers_count"], 1);
         assert!(json["runtime"]["total_busy_duration_ns"].is_u64());
@@ -341,7 +359,10 @@ fn the_snapshot_json_has_the_documented_shape() {
             cfg!(tokio_unstable),
             "unstable figures appear exactly in tokio_unstable builds: {json}"
         );
-        assert_eq!(json["interval"]["tasks"]["gateway.put"]["instrumented_count"], 1);
+        assert_eq!(
+            json["interval"]["tasks"]["gateway.put"]["instrumented_count"],
+            1
+        );
         let back: Snapshot = serde_json::from_value(json).unwrap();
         assert_eq!(back, snapshot);
     });

@@ -1,0 +1,147 @@
+//! tokio-console's view of DDSplit: a `ddsplit local` built with the `console` feature (and
+//! `--cfg tokio_unstable`) runs load while a real console client, speaking the console's gRPC
+//! protocol (`console-api`), subscribes to its updates; the named DDSplit tasks must appear, with
+//! polls. Built and run by `cargo xtask test` in `target/console` (feature `console-test`).
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test that cannot go on should stop at the line that failed"
+)]
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use console_api::field::{Name, Value};
+use console_api::instrument::InstrumentRequest;
+use console_api::instrument::instrument_client::InstrumentClient;
+
+/// How long the console server may take to come up and to show the tasks: the load starts at
+/// once and the console publishes every second, so this is slack for a loaded CI machine.
+const SEE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A child process killed with SIGKILL when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// What the console has told about one task.
+#[derive(Debug, Default)]
+struct Seen {
+    name: String,
+    polls: u64,
+}
+
+#[test]
+fn tokio_console_sees_the_named_ddsplit_tasks_polled() {
+    let dir = tempfile::tempdir().unwrap();
+    let console = free_addr();
+    let child = Command::new(env!("CARGO_BIN_EXE_ddsplit"))
+        .args([
+            "local",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-admin",
+            "--load",
+            "120s",
+        ])
+        .args(["--concurrency", "4", "--size-max", "64KiB"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("TOKIO_CONSOLE_BIND", console.to_string())
+        .env("DDSPLIT_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn ddsplit local built with the console feature");
+    let _child = Proc(child);
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let seen = runtime.block_on(async {
+        tokio::time::timeout(SEE_TIMEOUT, watch_until_seen(console))
+            .await
+            .unwrap_or_else(|_| {
+                panic!("the console did not show polled gateway.* and node.* tasks within {SEE_TIMEOUT:?}")
+            })
+    });
+    for prefix in ["gateway.", "node."] {
+        let polled: Vec<&Seen> = seen
+            .values()
+            .filter(|t| t.name.starts_with(prefix) && t.polls > 0)
+            .collect();
+        assert!(!polled.is_empty(), "no polled {prefix}* task in {seen:?}");
+    }
+    assert!(
+        seen.values().any(|t| t.name == "gateway.conn"),
+        "the gateway's connection tasks carry their kind's name: {seen:?}"
+    );
+}
+
+/// Subscribes to the console at `addr` (retrying while it starts) and gathers task names and
+/// poll counts until a `gateway.*` and a `node.*` task have both been polled.
+async fn watch_until_seen(addr: SocketAddr) -> HashMap<u64, Seen> {
+    let mut client = loop {
+        match InstrumentClient::connect(format!("http://{addr}")).await {
+            Ok(client) => break client,
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
+    let mut updates = client
+        .watch_updates(InstrumentRequest {})
+        .await
+        .expect("the console accepts the subscription")
+        .into_inner();
+    let mut seen: HashMap<u64, Seen> = HashMap::new();
+    loop {
+        let update = updates
+            .message()
+            .await
+            .expect("the console's update stream stays healthy")
+            .expect("the console's update stream does not end while the program runs");
+        let Some(tasks) = update.task_update else {
+            continue;
+        };
+        for task in tasks.new_tasks {
+            let id = task.id.expect("a new task has an id").id;
+            let name = task
+                .fields
+                .iter()
+                .find_map(|field| match (&field.name, &field.value) {
+                    (Some(Name::StrName(n)), Some(Value::DebugVal(v) | Value::StrVal(v)))
+                        if n == "task.name" =>
+                    {
+                        Some(v.clone())
+                    }
+                    _ => None,
+                });
+            seen.entry(id).or_default().name = name.unwrap_or_default();
+        }
+        for (id, stats) in tasks.stats_update {
+            let polls = stats.poll_stats.map_or(0, |p| p.polls);
+            seen.entry(id).or_default().polls = polls;
+        }
+        let polled = |prefix: &str| {
+            seen.values()
+                .any(|t| t.name.starts_with(prefix) && t.polls > 0)
+        };
+        if polled("gateway.") && polled("node.") {
+            return seen;
+        }
+    }
+}

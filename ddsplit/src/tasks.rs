@@ -3,8 +3,10 @@
 //! `/metrics`, as JSON on `/debug/tasks`, and in `tasks.json` at the end of a run.
 //!
 //! Every request handler runs inside the monitor of its kind, awaited inline on its
-//! connection's task (no extra spawn); each connection task runs inside its role's `.conn`
-//! monitor. `DDSPLIT_TASK_PROBES=off` turns the monitors off (to measure what they cost).
+//! connection's task (no extra spawn). [`TASK_PROBES_ENV`] picks what is measured: `on` (the
+//! default) the request handlers; `all` the connection tasks too, in their role's `.conn` kind
+//! (frame decoding and encoding, waiting for the next request; it costs several times what the
+//! handlers' monitors cost, so it is not the default); `off` nothing (to measure the cost).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,8 +19,20 @@ use crate::admin::{AdminRoute, HttpResponse};
 use crate::metrics::{MetricsSource, Sample};
 use crate::wire::OP_NAMES;
 
-/// Environment variable that turns the task monitors `on` (default) or `off`.
+/// Environment variable that picks the task monitors: `on` (default), `all` or `off`
+/// ([`TaskProbeLevel`]).
 pub const TASK_PROBES_ENV: &str = "DDSPLIT_TASK_PROBES";
+
+/// What the task monitors measure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskProbeLevel {
+    /// Nothing: instrumented futures pass through untouched.
+    Off,
+    /// The request handlers, one kind per role and operation (the default).
+    Handlers,
+    /// The handlers and the connection tasks (`gateway.conn`, `node.conn`).
+    All,
+}
 
 /// The file `--diag-out DIR` writes the task figures to.
 pub const TASKS_JSON: &str = "tasks.json";
@@ -44,35 +58,45 @@ pub fn task_kinds() -> impl Iterator<Item = &'static str> {
     KINDS.iter().map(|&(_, _, kind)| kind)
 }
 
-/// Reads [`TASK_PROBES_ENV`]: `on`/`1`/`true` or unset for on, `off`/`0`/`false` for off.
-pub fn enabled_from_env() -> anyhow::Result<bool> {
+/// Reads [`TASK_PROBES_ENV`]: unset or `on` for [`TaskProbeLevel::Handlers`], `all`, `off`.
+pub fn level_from_env() -> anyhow::Result<TaskProbeLevel> {
     match std::env::var(TASK_PROBES_ENV) {
-        Err(std::env::VarError::NotPresent) => Ok(true),
-        Ok(value) => parse_switch(&value),
+        Err(std::env::VarError::NotPresent) => Ok(TaskProbeLevel::Handlers),
+        Ok(value) => parse_level(&value),
         Err(e) => anyhow::bail!("{TASK_PROBES_ENV}: {e}"),
     }
 }
 
-fn parse_switch(value: &str) -> anyhow::Result<bool> {
+fn parse_level(value: &str) -> anyhow::Result<TaskProbeLevel> {
     match value {
-        "on" | "1" | "true" => Ok(true),
-        "off" | "0" | "false" => Ok(false),
-        other => anyhow::bail!("{TASK_PROBES_ENV} must be `on` or `off`, not {other:?}"),
+        "on" => Ok(TaskProbeLevel::Handlers),
+        "all" => Ok(TaskProbeLevel::All),
+        "off" => Ok(TaskProbeLevel::Off),
+        other => anyhow::bail!("{TASK_PROBES_ENV} must be `on`, `all` or `off`, not {other:?}"),
     }
 }
 
-/// The task probes of a process: every DDSplit kind, on unless [`TASK_PROBES_ENV`] says off
-/// (a bad value is refused by the `ddsplit` command at start; here it leaves them on), with the
-/// sampler running when built inside a runtime.
-pub fn probes_from_env() -> TaskProbes {
+/// The task probes of a process at `level`, with the sampler running when built inside a
+/// runtime.
+pub fn probes(level: TaskProbeLevel) -> TaskProbes {
+    let kinds = KINDS
+        .iter()
+        .filter(|&&(_, op, _)| op != "conn" || level == TaskProbeLevel::All)
+        .map(|&(_, _, kind)| kind);
     let probes = TaskProbes::builder()
-        .kinds(task_kinds())
-        .enabled(enabled_from_env().unwrap_or(true))
+        .kinds(kinds)
+        .enabled(level != TaskProbeLevel::Off)
         .build()
         .expect("DDSplit's kinds are valid, distinct and few, and the interval is the default");
     // Outside a runtime there is no sampler; snapshots are then taken on demand.
     let _ = probes.start_sampler();
     probes
+}
+
+/// [`probes`] at the level [`TASK_PROBES_ENV`] asks for (a bad value is refused by the
+/// `ddsplit` command at its start; here it gives the default).
+pub fn probes_from_env() -> TaskProbes {
+    probes(level_from_env().unwrap_or(TaskProbeLevel::Handlers))
 }
 
 /// The task kinds one server (a node or a gateway) instruments, looked up once at its start.
@@ -85,14 +109,12 @@ pub struct ServerTasks {
 }
 
 impl ServerTasks {
-    /// The kinds of a server with `role` (`gateway` or `node`) from `probes`.
+    /// The kinds of a server with `role` (`gateway` or `node`) from `probes`; a kind the probes
+    /// do not measure keeps its name (spawned tasks carry it) and measures nothing.
     pub fn new(role: &str, probes: &TaskProbes) -> ServerTasks {
-        let kind = |op: &str| {
-            KINDS
-                .iter()
-                .find(|&&(r, o, _)| r == role && o == op)
-                .and_then(|&(_, _, name)| probes.kind(name))
-                .unwrap_or_else(|| TaskKind::off("other"))
+        let kind = |op: &str| match KINDS.iter().find(|&&(r, o, _)| r == role && o == op) {
+            Some(&(_, _, name)) => probes.kind(name).unwrap_or_else(|| TaskKind::off(name)),
+            None => TaskKind::off("other"),
         };
         ServerTasks {
             conn: kind("conn"),
@@ -212,22 +234,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_switch_says_on_or_off() {
-        assert!(parse_switch("on").expect("valid"));
-        assert!(!parse_switch("off").expect("valid"));
-        assert!(!parse_switch("0").expect("valid"));
+    fn the_switch_says_on_all_or_off() {
+        assert_eq!(parse_level("on").expect("valid"), TaskProbeLevel::Handlers);
+        assert_eq!(parse_level("all").expect("valid"), TaskProbeLevel::All);
+        assert_eq!(parse_level("off").expect("valid"), TaskProbeLevel::Off);
         assert_eq!(
-            parse_switch("yes").expect_err("invalid").to_string(),
-            "DDSPLIT_TASK_PROBES must be `on` or `off`, not \"yes\""
+            parse_level("yes").expect_err("invalid").to_string(),
+            "DDSPLIT_TASK_PROBES must be `on`, `all` or `off`, not \"yes\""
         );
     }
 
     #[test]
+    fn connection_tasks_are_measured_only_at_level_all() {
+        let names = |level| -> Vec<&str> { probes(level).kinds().map(|k| k.name()).collect() };
+        assert_eq!(names(TaskProbeLevel::All).len(), KINDS.len());
+        let handlers = names(TaskProbeLevel::Handlers);
+        assert_eq!(handlers.len(), KINDS.len() - 2);
+        assert!(
+            !handlers.iter().any(|k| k.ends_with(".conn")),
+            "{handlers:?}"
+        );
+        let gateway = ServerTasks::new("gateway", &probes(TaskProbeLevel::Handlers));
+        assert_eq!(
+            gateway.conn().name(),
+            "gateway.conn",
+            "unmeasured, still named"
+        );
+        assert_eq!(gateway.conn().cumulative(), None);
+    }
+
+    #[test]
     fn every_operation_of_a_role_has_its_kind() {
-        let probes = TaskProbes::builder()
-            .kinds(task_kinds())
-            .build()
-            .expect("valid kinds");
+        let probes = probes(TaskProbeLevel::All);
         let gateway = ServerTasks::new("gateway", &probes);
         let node = ServerTasks::new("node", &probes);
         let names = |tasks: &ServerTasks| -> Vec<&str> {

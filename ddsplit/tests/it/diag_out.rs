@@ -85,14 +85,44 @@ fn diag_out_holds_the_task_figures_of_the_run() {
     }
     assert_eq!(figure("gateway.delete", "instrumented_count"), 0);
     assert!(
-        figure("gateway.conn", "instrumented_count") >= 4,
-        "one per load worker at least"
+        tasks["tasks"].get("gateway.conn").is_none(),
+        "connection tasks are measured only with DDSPLIT_TASK_PROBES=all"
     );
     let runtime = &tasks["runtime"];
     assert!(runtime["workers_count"].as_u64().unwrap() >= 1, "{runtime}");
     assert!(
         runtime["total_busy_duration_ns"].as_u64().unwrap() > 0,
         "{runtime}"
+    );
+}
+
+#[test]
+fn all_task_probes_measure_the_connection_tasks_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = local_run(dir.path(), Some("all"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tasks = json_file(&dir.path().join("tasks.json"));
+    for conn in ["gateway.conn", "node.conn"] {
+        let figures = &tasks["tasks"][conn];
+        assert!(
+            figures["instrumented_count"].as_u64().unwrap() >= 1,
+            "{conn}: {tasks}"
+        );
+        assert!(
+            figures["total_poll_count"].as_u64().unwrap() > 0,
+            "{conn}: {tasks}"
+        );
+    }
+    // One connection per load worker at least.
+    assert!(
+        tasks["tasks"]["gateway.conn"]["instrumented_count"]
+            .as_u64()
+            .unwrap()
+            >= 4
     );
 }
 
@@ -118,7 +148,7 @@ fn the_task_probes_switch_turns_the_monitors_off() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("DDSPLIT_TASK_PROBES must be `on` or `off`, not \"maybe\""),
+        stderr.contains("DDSPLIT_TASK_PROBES must be `on`, `all` or `off`, not \"maybe\""),
         "{stderr}"
     );
 }

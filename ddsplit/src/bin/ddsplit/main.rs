@@ -216,7 +216,7 @@ fn main() -> ExitCode {
             Command::Local(_) | Command::Node(_) | Command::Gateway(_)
         );
     init_logging(if quiet { "warn" } else { "info" });
-    if let Err(e) = ddsplit::tasks::enabled_from_env() {
+    if let Err(e) = ddsplit::tasks::level_from_env() {
         eprintln!("error: {e:#}");
         return ExitCode::FAILURE;
     }

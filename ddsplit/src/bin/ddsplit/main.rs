@@ -128,7 +128,7 @@ impl SplitArgs {
 
 #[derive(Args, Debug)]
 struct AdminArgs {
-    /// Admin HTTP endpoint (/metrics, /healthz); port 0 picks a free one.
+    /// Admin HTTP endpoint (/metrics, /debug/tasks, /healthz); port 0 picks a free one.
     #[arg(long, default_value = admin::ADMIN_DEFAULT)]
     admin: SocketAddr,
     /// Allow the admin endpoint on a non-loopback address.

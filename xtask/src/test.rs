@@ -1,8 +1,8 @@
 //! `cargo xtask test`: the whole test suite, as CI runs it: every crate of the workspace with
 //! the default features, then DDSplit again with the `story` features (the same tests must
 //! pass: the story changes performance, never behaviour), then the tokio-console build (its
-//! own `--cfg tokio_unstable` target directory): the console protocol test and the task probes'
-//! unstable runtime figures.
+//! own `--cfg tokio_unstable` target directory): the console protocol test, which also checks
+//! the task probes' unstable runtime figures.
 
 use std::process::ExitCode;
 
@@ -33,18 +33,6 @@ pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
                 "console-test",
                 "--test",
                 "console",
-            ],
-        ),
-        (
-            "task probes with tokio's unstable metrics (console build)",
-            vec![
-                "test",
-                "-p",
-                "diag",
-                "--no-default-features",
-                "--features",
-                "console",
-                "--lib",
             ],
         ),
     ];

@@ -1,14 +1,16 @@
 //! tokio-console's view of DDSplit: a `ddsplit local` built with the `console` feature (and
 //! `--cfg tokio_unstable`) runs load while a real console client, speaking the console's gRPC
 //! protocol (`console-api`), subscribes to its updates; the named DDSplit tasks must appear, with
-//! polls. Built and run by `cargo xtask test` in `target/console` (feature `console-test`).
+//! polls. The same build's task probes must report tokio's unstable runtime figures. Built and
+//! run by `cargo xtask test` in `target/console` (feature `console-test`).
 #![allow(
     clippy::unwrap_used,
     reason = "a test that cannot go on should stop at the line that failed"
 )]
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -47,17 +49,11 @@ struct Seen {
 #[test]
 fn tokio_console_sees_the_named_ddsplit_tasks_polled() {
     let dir = tempfile::tempdir().unwrap();
-    let console = free_addr();
+    let (console, admin) = (free_addr(), free_addr());
     let child = Command::new(env!("CARGO_BIN_EXE_ddsplit"))
-        .args([
-            "local",
-            "--listen",
-            "127.0.0.1:0",
-            "--no-admin",
-            "--load",
-            "120s",
-        ])
+        .args(["local", "--listen", "127.0.0.1:0", "--load", "120s"])
         .args(["--concurrency", "4", "--size-max", "64KiB"])
+        .args(["--admin", &admin.to_string()])
         .arg("--data-dir")
         .arg(dir.path())
         .env("TOKIO_CONSOLE_BIND", console.to_string())
@@ -67,14 +63,14 @@ fn tokio_console_sees_the_named_ddsplit_tasks_polled() {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn ddsplit local built with the console feature");
-    let _child = Proc(child);
+    let mut child = Proc(child);
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let seen = runtime.block_on(async {
-        tokio::time::timeout(SEE_TIMEOUT, watch_until_seen(console))
+        tokio::time::timeout(SEE_TIMEOUT, watch_until_seen(console, &mut child.0))
             .await
             .unwrap_or_else(|_| {
                 panic!("the console did not show polled gateway.* and node.* tasks within {SEE_TIMEOUT:?}")
@@ -91,15 +87,58 @@ fn tokio_console_sees_the_named_ddsplit_tasks_polled() {
         seen.values().any(|t| t.name == "gateway.conn"),
         "the gateway's connection tasks carry their kind's name: {seen:?}"
     );
+
+    // tokio_unstable builds give the task probes tokio's unstable runtime figures.
+    let snapshot: serde_json::Value =
+        serde_json::from_str(&http_get(admin, "/debug/tasks")).unwrap();
+    let runtime = &snapshot["runtime"];
+    assert!(
+        runtime["total_poll_count"].as_u64().unwrap() > 0,
+        "{runtime}"
+    );
+    for figure in [
+        "total_steal_count",
+        "total_remote_schedule_count",
+        "local_queue_depth",
+        "blocking_threads_count",
+    ] {
+        assert!(runtime[figure].is_u64(), "{figure} in {runtime}");
+    }
+    let metrics = http_get(admin, "/metrics");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("tokio_runtime_worker_polls_total ")),
+        "{metrics}"
+    );
+}
+
+/// The body of `GET path` (HTTP/1.0, so never chunked), which must answer 200.
+fn http_get(addr: SocketAddr, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}");
+    body.to_string()
 }
 
 /// Subscribes to the console at `addr` (retrying while it starts) and gathers task names and
 /// poll counts until a `gateway.*` and a `node.*` task have both been polled.
-async fn watch_until_seen(addr: SocketAddr) -> HashMap<u64, Seen> {
+async fn watch_until_seen(addr: SocketAddr, program: &mut Child) -> HashMap<u64, Seen> {
     let mut client = loop {
         match InstrumentClient::connect(format!("http://{addr}")).await {
             Ok(client) => break client,
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(_) => {
+                if let Some(status) = program.try_wait().unwrap() {
+                    panic!("ddsplit exited before its console server answered: {status}");
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
         }
     };
     let mut updates = client

@@ -5,8 +5,8 @@
 //! Every request handler runs inside the monitor of its kind, awaited inline on its
 //! connection's task (no extra spawn). [`TASK_PROBES_ENV`] picks what is measured: `on` (the
 //! default) the request handlers; `all` the connection tasks too, in their role's `.conn` kind
-//! (frame decoding and encoding, waiting for the next request; it costs several times what the
-//! handlers' monitors cost, so it is not the default); `off` nothing (to measure the cost).
+//! (frame decoding and encoding, waiting for the next request; it about doubles what the
+//! monitors cost, so it is not the default); `off` nothing (to measure the cost).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -223,8 +223,7 @@ pub fn write_json(dir: &Path, probes: &TaskProbes) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// The probes of `registry` as a metrics source (what [`crate::metrics::Registry::tasks`]
-/// registers).
+/// `probes` as a metrics source (what [`crate::metrics::Registry::tasks`] registers).
 pub(crate) fn source(probes: &TaskProbes) -> Arc<dyn MetricsSource> {
     Arc::new(TasksSource::new(probes.clone()))
 }

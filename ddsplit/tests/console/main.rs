@@ -39,6 +39,15 @@ fn free_addr() -> SocketAddr {
         .unwrap()
 }
 
+/// Tasks the console must show polled: the connection tasks, which run every request of the
+/// gateway and of the nodes.
+const REQUIRED: [&str; 2] = ["gateway.conn", "node.conn"];
+
+/// Whether a task named `name` has been polled.
+fn polled(seen: &HashMap<u64, Seen>, name: &str) -> bool {
+    seen.values().any(|t| t.name == name && t.polls > 0)
+}
+
 /// What the console has told about one task.
 #[derive(Debug, Default)]
 struct Seen {
@@ -73,20 +82,12 @@ fn tokio_console_sees_the_named_ddsplit_tasks_polled() {
         tokio::time::timeout(SEE_TIMEOUT, watch_until_seen(console, &mut child.0))
             .await
             .unwrap_or_else(|_| {
-                panic!("the console did not show polled gateway.* and node.* tasks within {SEE_TIMEOUT:?}")
+                panic!("the console did not show polled {REQUIRED:?} tasks within {SEE_TIMEOUT:?}")
             })
     });
-    for prefix in ["gateway.", "node."] {
-        let polled: Vec<&Seen> = seen
-            .values()
-            .filter(|t| t.name.starts_with(prefix) && t.polls > 0)
-            .collect();
-        assert!(!polled.is_empty(), "no polled {prefix}* task in {seen:?}");
+    for name in REQUIRED {
+        assert!(polled(&seen, name), "no polled {name} task in {seen:?}");
     }
-    assert!(
-        seen.values().any(|t| t.name == "gateway.conn"),
-        "the gateway's connection tasks carry their kind's name: {seen:?}"
-    );
 
     // tokio_unstable builds give the task probes tokio's unstable runtime figures.
     let snapshot: serde_json::Value =
@@ -128,7 +129,7 @@ fn http_get(addr: SocketAddr, path: &str) -> String {
 }
 
 /// Subscribes to the console at `addr` (retrying while it starts) and gathers task names and
-/// poll counts until a `gateway.*` and a `node.*` task have both been polled.
+/// poll counts until every [`REQUIRED`] task has been polled.
 async fn watch_until_seen(addr: SocketAddr, program: &mut Child) -> HashMap<u64, Seen> {
     let mut client = loop {
         match InstrumentClient::connect(format!("http://{addr}")).await {
@@ -175,11 +176,7 @@ async fn watch_until_seen(addr: SocketAddr, program: &mut Child) -> HashMap<u64,
             let polls = stats.poll_stats.map_or(0, |p| p.polls);
             seen.entry(id).or_default().polls = polls;
         }
-        let polled = |prefix: &str| {
-            seen.values()
-                .any(|t| t.name.starts_with(prefix) && t.polls > 0)
-        };
-        if polled("gateway.") && polled("node.") {
+        if REQUIRED.iter().all(|name| polled(&seen, name)) {
             return seen;
         }
     }

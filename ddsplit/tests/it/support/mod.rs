@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 /// How long a process may take to start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// How long an HTTP answer may take (a Prometheus query on a loaded machine included).
+const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The `ddsplit` binary under test.
 pub fn ddsplit_bin() -> &'static str {
     env!("CARGO_BIN_EXE_ddsplit")
@@ -202,7 +205,7 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut stream = TcpStream::connect(addr).expect("connect for HTTP");
     stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
+        .set_read_timeout(Some(HTTP_TIMEOUT))
         .expect("set a read timeout");
     write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("send the request");
     let mut response = String::new();

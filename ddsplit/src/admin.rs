@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use diag::tasks::spawn_named;
 use futures::future::BoxFuture;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -78,11 +79,13 @@ impl std::fmt::Debug for Admin {
 }
 
 impl Admin {
-    /// An endpoint serving `/healthz` and `/metrics` from `registry`.
+    /// An endpoint serving `/healthz` and `/metrics` from `registry`, and `/debug/tasks` from
+    /// its task probes.
     pub fn new(registry: Arc<Registry>) -> Admin {
+        let tasks = Arc::new(crate::tasks::TasksRoute::new(registry.tasks().clone()));
         Admin {
             registry,
-            routes: Vec::new(),
+            routes: vec![tasks],
         }
     }
 
@@ -124,7 +127,7 @@ impl Admin {
                 accepted = listener.accept() => {
                     let Ok((stream, _)) = accepted else { continue };
                     let admin = Arc::clone(&admin);
-                    tokio::spawn(async move { admin.serve_one(stream).await });
+                    spawn_named("admin.conn", async move { admin.serve_one(stream).await });
                 }
             }
         }
@@ -219,6 +222,6 @@ pub async fn start(
         .await
         .map_err(|e| anyhow::anyhow!("binding admin endpoint on {addr}: {e}"))?;
     let bound = listener.local_addr()?;
-    tokio::spawn(admin.serve(listener, shutdown));
+    spawn_named("admin.accept", admin.serve(listener, shutdown));
     Ok(bound)
 }

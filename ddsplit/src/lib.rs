@@ -21,5 +21,6 @@ pub mod query;
 pub mod server;
 pub mod shutdown;
 pub mod store;
+pub mod tasks;
 pub mod units;
 pub mod wire;

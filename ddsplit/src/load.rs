@@ -601,7 +601,7 @@ pub async fn run(
         .map(|mut worker| {
             let stop = Arc::clone(&stop);
             let mix = config.mix.clone();
-            tokio::spawn(async move {
+            diag::tasks::spawn_named("load.worker", async move {
                 let mut done = 0u64;
                 while !stop.load(Ordering::Relaxed)
                     && deadline.is_none_or(|d| Instant::now() < d)

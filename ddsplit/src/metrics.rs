@@ -4,9 +4,12 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use diag::tasks::TaskProbes;
+
+use crate::tasks::ServerTasks;
 use crate::wire::OP_NAMES;
 
 /// Upper bounds (seconds) of the latency histogram buckets; a last `+Inf` bucket is implied.
@@ -39,6 +42,8 @@ pub struct ServiceMetrics {
     pub connections_refused_total: AtomicU64,
     /// Frames refused as malformed.
     pub bad_frames_total: AtomicU64,
+    /// The task kinds the server's connections and requests run in.
+    tasks: ServerTasks,
 }
 
 impl ServiceMetrics {
@@ -51,7 +56,24 @@ impl ServiceMetrics {
             connections_total: AtomicU64::new(0),
             connections_refused_total: AtomicU64::new(0),
             bad_frames_total: AtomicU64::new(0),
+            tasks: ServerTasks::off(),
         }
+    }
+
+    /// The same, with the server's connections and requests measured by `probes`.
+    pub fn with_tasks(mut self, probes: &TaskProbes) -> ServiceMetrics {
+        self.tasks = ServerTasks::new(self.role, probes);
+        self
+    }
+
+    /// `node` or `gateway`.
+    pub fn role(&self) -> &'static str {
+        self.role
+    }
+
+    /// The task kinds of the server.
+    pub fn tasks(&self) -> &ServerTasks {
+        &self.tasks
     }
 
     /// Records one request of operation `op` that took `elapsed`.
@@ -105,6 +127,7 @@ pub trait MetricsSource: Send + Sync {
 pub struct Registry {
     services: Mutex<Vec<Arc<ServiceMetrics>>>,
     sources: Mutex<Vec<Arc<dyn MetricsSource>>>,
+    tasks: OnceLock<TaskProbes>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -128,6 +151,16 @@ impl Registry {
             .lock()
             .expect("registry lock is never poisoned")
             .push(source);
+    }
+
+    /// The task probes of the process's servers, created (with their sampler, and as a source
+    /// of `/metrics`) at first use; see [`crate::tasks`].
+    pub fn tasks(&self) -> &TaskProbes {
+        self.tasks.get_or_init(|| {
+            let probes = crate::tasks::probes_from_env();
+            self.add_source(crate::tasks::source(&probes));
+            probes
+        })
     }
 
     /// Everything, as Prometheus text exposition format 0.0.4.
@@ -172,7 +205,11 @@ fn render_samples(samples: &[Sample], out: &mut String) {
             .expect("a family has at least the sample that named it");
         family(out, name, first.kind, first.help);
         for s in members {
-            let _ = writeln!(out, "{name}{}{{{}}} {}", s.suffix, s.labels, s.value);
+            if s.labels.is_empty() {
+                let _ = writeln!(out, "{name}{} {}", s.suffix, s.value);
+            } else {
+                let _ = writeln!(out, "{name}{}{{{}}} {}", s.suffix, s.labels, s.value);
+            }
         }
     }
 }

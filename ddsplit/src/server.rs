@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use diag::tasks::{spawn_named, spawn_named_in};
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -81,12 +82,17 @@ pub async fn serve<H: Handler>(
                             in_flight: Arc::clone(&in_flight),
                             peer,
                         };
-                        connections.spawn(conn.run(stream, shutdown.clone(), permit));
+                        let kind = metrics.tasks().conn();
+                        spawn_named_in(
+                            &mut connections,
+                            kind.name(),
+                            kind.instrument(conn.run(stream, shutdown.clone(), permit)),
+                        );
                     }
                     Err(_) => {
                         metrics.connections_refused_total.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(%peer, limit = config.connections_max, "connection refused: at the connection limit");
-                        tokio::spawn(refuse(stream, config.connections_max));
+                        spawn_named(&format!("{}.refuse", metrics.role()), refuse(stream, config.connections_max));
                     }
                 }
             }
@@ -174,9 +180,13 @@ impl<H: Handler> Connection<H> {
                     Ok(request) => {
                         let op = request.op_index();
                         let span = tracing::debug_span!("request", op = request.op_name(), peer = %self.peer);
+                        // The handler runs inline, inside the monitor of its operation's kind.
+                        let kind = self.metrics.tasks().op(op);
                         (
                             Some(op),
-                            self.handler.handle(request).instrument(span).await,
+                            kind.instrument(self.handler.handle(request))
+                                .instrument(span)
+                                .await,
                             true,
                         )
                     }
@@ -233,7 +243,8 @@ impl RunningServer {
     ) -> io::Result<RunningServer> {
         let addr = listener.local_addr()?;
         let (trigger, shutdown) = crate::shutdown::channel();
-        let task = tokio::spawn(serve(listener, handler, metrics, config, shutdown));
+        let name = format!("{}.accept", metrics.role());
+        let task = spawn_named(&name, serve(listener, handler, metrics, config, shutdown));
         Ok(RunningServer {
             addr,
             trigger,

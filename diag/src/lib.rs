@@ -1,17 +1,30 @@
-//! Probes for tokio programs: type and future sizes from debug info, and where large values are copied.
+//! Probes for tokio programs: task and runtime metrics, type and future sizes from debug info,
+//! and where large values are copied.
 //!
+//! - [`tasks`]: named task monitors (one per kind of work), the runtime's metrics, an interval
+//!   sampler, JSON snapshots and Prometheus text; [`tasks::spawn_named`] names tasks for
+//!   tokio-console.
+//! - `console` (feature `console`, with `--cfg tokio_unstable`): the tokio-console layer.
 //! - [`sizes`]: reads the DWARF of a built binary and reports every type's size, enums whose
 //!   largest variant dwarfs the rest, the futures of `async fn`s and what they hold across
-//!   awaits, and functions with large stack frames.
+//!   awaits, and functions with large stack frames (feature `dwarf`, on by default).
 //! - [`moves`]: reads the trace written by the `diag-memtrace` preload library and says where
-//!   large `memcpy`/`memmove` calls come from, and which type was copied.
+//!   large `memcpy`/`memmove` calls come from, and which type was copied (feature `dwarf`).
 //! - [`compare`]: explains the difference between two snapshots as ranked findings, in
 //!   markdown and HTML.
 //! - [`snapshot`]: one profile of one build as a versioned JSON document, with the figures of
 //!   every probe per operation.
 
+#[cfg(feature = "dwarf")]
 pub mod binary;
+#[cfg(feature = "dwarf")]
 pub mod compare;
+#[cfg(feature = "console")]
+pub mod console;
+#[cfg(feature = "dwarf")]
 pub mod moves;
+#[cfg(feature = "dwarf")]
 pub mod sizes;
+#[cfg(feature = "dwarf")]
 pub mod snapshot;
+pub mod tasks;

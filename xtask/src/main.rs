@@ -3,11 +3,13 @@
 use std::process::ExitCode;
 
 mod compare;
+mod console;
 mod flame;
 mod gate;
 mod moves;
 mod passes;
 mod profile;
+mod run;
 mod side;
 mod sizes;
 mod test;
@@ -22,6 +24,8 @@ fn main() -> ExitCode {
             print!("{HELP}");
             Ok(ExitCode::SUCCESS)
         }
+        "run" => run::run(rest),
+        "console" => console::run(rest),
         "sizes" => sizes::run(rest),
         "profile" => profile::run(rest),
         "compare" => compare::run(rest),
@@ -46,7 +50,9 @@ cargo xtask COMMAND [ARGS]
 
 Commands:
   help        this text
-  test        the whole test suite, default and story builds (what CI runs)
+  test        the whole test suite, default, story and tokio-console builds (what CI runs)
+  run         a local cluster under load with a live summary, release build (--features LIST)
+  console     the same, built for tokio-console, with the line that attaches it
   sizes       type, enum, future and stack frame sizes from a binary's DWARF (--help for options)
   moves       run a program under the memcpy tracer: where large values are copied, and which types
   profile     one build, the seeded workload under every probe, written as a snapshot directory

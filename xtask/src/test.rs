@@ -1,38 +1,52 @@
 //! `cargo xtask test`: the whole test suite, as CI runs it: every crate of the workspace with
 //! the default features, then DDSplit again with the `story` features (the same tests must
-//! pass: the story changes performance, never behaviour).
+//! pass: the story changes performance, never behaviour), then the tokio-console build (its
+//! own `--cfg tokio_unstable` target directory): the console protocol test, which also checks
+//! the task probes' unstable runtime figures.
 
 use std::process::ExitCode;
 
-use crate::util::{cargo, run_step, strings};
+use crate::util::{cargo, console_cargo, run_step};
 
 /// Runs the suite; extra arguments go to every `cargo test` (e.g. a test name filter).
 pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!(
-            "cargo xtask test [CARGO TEST ARGS]\n\nRuns the workspace's tests, then ddsplit's with --features story."
+            "cargo xtask test [CARGO TEST ARGS]\n\nRuns the workspace's tests, then ddsplit's with --features story, \
+             then the tokio-console tests (--cfg tokio_unstable, target/console)."
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let mut steps: Vec<(&str, Vec<String>)> = vec![
-        (
-            "workspace, default features",
-            strings(&["test", "--workspace"]),
-        ),
+    let steps: Vec<(&str, Vec<&str>)> = vec![
+        ("workspace, default features", vec!["test", "--workspace"]),
         (
             "ddsplit with the story features",
-            strings(&["test", "-p", "ddsplit", "--features", "story"]),
+            vec!["test", "-p", "ddsplit", "--features", "story"],
+        ),
+        (
+            "tokio-console protocol test (console build)",
+            vec![
+                "test",
+                "-p",
+                "ddsplit",
+                "--features",
+                "console-test",
+                "--test",
+                "console",
+            ],
         ),
     ];
-    for (_, step) in &mut steps {
-        if !args.is_empty() {
-            step.push("--".into());
-            step.extend(args.iter().cloned());
-        }
-    }
     for (name, step) in steps {
-        let mut command = cargo();
+        let mut command = if name.contains("console build") {
+            console_cargo()
+        } else {
+            cargo()
+        };
         command.args(&step);
+        if !args.is_empty() {
+            command.arg("--");
+            command.args(args);
+        }
         if name.contains("story") {
             // Unoptimised story builds keep every 48 KiB `Result` of every async layer in its
             // own stack slot: the default 2 MiB test-thread stack is too small for them. The

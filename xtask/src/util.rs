@@ -137,7 +137,24 @@ pub fn machine() -> String {
     format!("{cores} cores, {model}")
 }
 
-/// `items` as owned strings.
-pub fn strings(items: &[&str]) -> Vec<String> {
-    items.iter().map(|s| s.to_string()).collect()
+/// The flag tokio needs to report its tasks to tokio-console (and to give its unstable metrics).
+pub const CONSOLE_RUSTFLAGS: &str = "--cfg tokio_unstable";
+
+/// Where console builds go: their own target directory, so the different `RUSTFLAGS` do not
+/// rebuild the ordinary one.
+pub fn console_target_dir() -> PathBuf {
+    target_dir(&workspace_root()).join("console")
+}
+
+/// [`cargo`] for a console build: `RUSTFLAGS` with [`CONSOLE_RUSTFLAGS`] added, and
+/// [`console_target_dir`]. Give it the subcommand first (`build`, `test`).
+pub fn console_cargo() -> Command {
+    let mut command = cargo();
+    let flags = match std::env::var("RUSTFLAGS") {
+        Ok(existing) if !existing.trim().is_empty() => format!("{existing} {CONSOLE_RUSTFLAGS}"),
+        _ => CONSOLE_RUSTFLAGS.to_string(),
+    };
+    command.env("RUSTFLAGS", flags);
+    command.env("CARGO_TARGET_DIR", console_target_dir());
+    command
 }

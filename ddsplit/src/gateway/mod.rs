@@ -171,7 +171,7 @@ impl Gateway {
             }
         }
         if !writes.is_empty() {
-            tokio::spawn(async move {
+            diag::tasks::spawn_named("gateway.put.tail", async move {
                 while let Some(result) = writes.next().await {
                     if let Err(e) = result {
                         tracing::warn!(%id, error = %e, "fragment write past the quorum failed");
@@ -420,7 +420,8 @@ pub async fn start(config: GatewayConfig, registry: &Registry) -> anyhow::Result
         .await
         .with_context(|| format!("binding gateway listener on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let metrics = Arc::new(ServiceMetrics::new("gateway", addr.to_string()));
+    let metrics =
+        Arc::new(ServiceMetrics::new("gateway", addr.to_string()).with_tasks(registry.tasks()));
     registry.add_service(Arc::clone(&metrics));
     let handler = Arc::new(GatewayHandler {
         gateway: Arc::clone(&gateway),

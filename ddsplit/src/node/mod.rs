@@ -108,7 +108,8 @@ pub async fn start(config: NodeConfig, registry: &Registry) -> anyhow::Result<Ru
         .await
         .with_context(|| format!("binding node listener on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let metrics = Arc::new(ServiceMetrics::new("node", addr.to_string()));
+    let metrics =
+        Arc::new(ServiceMetrics::new("node", addr.to_string()).with_tasks(registry.tasks()));
     registry.add_service(Arc::clone(&metrics));
     registry.add_source(Arc::new(LogGauges {
         log: log.clone(),

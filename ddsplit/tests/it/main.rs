@@ -10,6 +10,8 @@ mod cli;
 mod cluster;
 mod connections;
 mod damage;
+mod diag_out;
+mod prometheus;
 mod props;
 mod security;
 mod shutdown;

@@ -20,7 +20,7 @@ pub fn show(progress: LoadProgress, config: &LoadConfig) -> tokio::task::JoinHan
         (d, _) => d,
     };
     let terminal = std::io::stderr().is_terminal();
-    tokio::spawn(async move {
+    diag::tasks::spawn_named("load.summary", async move {
         let bar = match (by_ops, by_time) {
             (Some(ops), _) => ProgressBar::new(ops),
             (None, Some(d)) => ProgressBar::new(d.as_millis() as u64),

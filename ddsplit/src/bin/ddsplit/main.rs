@@ -139,7 +139,7 @@ impl SplitArgs {
 
 #[derive(Args, Debug)]
 struct AdminArgs {
-    /// Admin HTTP endpoint (/metrics, /healthz); port 0 picks a free one.
+    /// Admin HTTP endpoint (/metrics, /debug/tasks, /healthz); port 0 picks a free one.
     #[arg(long, default_value = admin::ADMIN_DEFAULT)]
     admin: SocketAddr,
     /// Allow the admin endpoint on a non-loopback address.
@@ -212,6 +212,9 @@ struct LocalArgs {
     /// With --load or --ops: print the result as JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// When the run ends, write this process's probe results into DIR (created): tasks.json.
+    #[arg(long, value_name = "DIR")]
+    diag_out: Option<PathBuf>,
     #[command(flatten)]
     admin: AdminArgs,
 }
@@ -224,6 +227,10 @@ fn main() -> ExitCode {
             Command::Local(_) | Command::Node(_) | Command::Gateway(_)
         );
     init_logging(if quiet { "warn" } else { "info" });
+    if let Err(e) = ddsplit::tasks::level_from_env() {
+        eprintln!("error: {e:#}");
+        return ExitCode::FAILURE;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("ddsplit-worker")
@@ -239,12 +246,24 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(default: &str) {
+    use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_from_env("DDSPLIT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    // The filter is the log output's own, so that the console layer (which needs tokio's
+    // trace-level task events) sees everything whatever the log level.
+    let log = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .init();
+        .with_filter(filter);
+    let subscriber = tracing_subscriber::registry().with(log);
+    #[cfg(feature = "console")]
+    let subscriber = {
+        eprintln!(
+            "tokio-console: attach with `tokio-console http://{}`",
+            diag::console::console_addr()
+        );
+        subscriber.with(diag::console::layer())
+    };
+    subscriber.init();
 }
 
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -516,14 +535,24 @@ async fn run_local(mut args: LocalArgs) -> anyhow::Result<ExitCode> {
         ddsplit::shutdown::terminate_signal().await?;
         Ok(ExitCode::SUCCESS)
     };
+    if let Some(dir) = &args.diag_out {
+        write_diag_out(dir, &cluster)?;
+    }
     cluster.shutdown().await?;
     outcome
+}
+
+/// `--diag-out DIR`: the probe results of this process, written when the run ends.
+fn write_diag_out(dir: &std::path::Path, cluster: &LocalCluster) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    ddsplit::tasks::write_json(dir, cluster.registry().tasks())?;
+    Ok(())
 }
 
 async fn run_load(gateway: SocketAddr, config: LoadConfig) -> anyhow::Result<LoadReport> {
     let stop = Arc::new(AtomicBool::new(false));
     let ctrl_c_stop = Arc::clone(&stop);
-    tokio::spawn(async move {
+    diag::tasks::spawn_named("load.stop_signal", async move {
         if ddsplit::shutdown::terminate_signal().await.is_ok() {
             ctrl_c_stop.store(true, Ordering::Relaxed);
         }

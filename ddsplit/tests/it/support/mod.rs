@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 /// How long a process may take to start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// How long an HTTP answer may take (a Prometheus query on a loaded machine included).
+const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The `ddsplit` binary under test.
 pub fn ddsplit_bin() -> &'static str {
     env!("CARGO_BIN_EXE_ddsplit")
@@ -305,4 +308,27 @@ pub fn record(seed: u64, len: usize) -> bytes::Bytes {
 /// Bytes of a file.
 pub fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).expect("stat").len()
+}
+
+/// `GET path` over HTTP/1.0 (so the body is never chunked); the status and the body.
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(addr).expect("connect for HTTP");
+    stream
+        .set_read_timeout(Some(HTTP_TIMEOUT))
+        .expect("set a read timeout");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("send the request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .expect("read the response");
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .expect("an HTTP response has a head");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("an HTTP status line");
+    (status, body.to_string())
 }

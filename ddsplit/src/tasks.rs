@@ -1,0 +1,311 @@
+//! DDSplit's task probes ([`diag::tasks`]): one task kind per role and request operation
+//! (`gateway.put`, `node.get`, ...) and one for each role's connection tasks; their figures on
+//! `/metrics`, as JSON on `/debug/tasks`, and in `tasks.json` at the end of a run.
+//!
+//! Every request handler runs inside the monitor of its kind, awaited inline on its
+//! connection's task (no extra spawn). [`TASK_PROBES_ENV`] picks what is measured: `on` (the
+//! default) the request handlers; `all` the connection tasks too, in their role's `.conn` kind
+//! (frame decoding and encoding, waiting for the next request; it about doubles what the
+//! monitors cost, so it is not the default); `off` nothing (to measure the cost).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use diag::tasks::{Snapshot, TaskKind, TaskProbes};
+use futures::future::BoxFuture;
+
+use crate::admin::{AdminRoute, HttpResponse};
+use crate::metrics::{MetricsSource, Sample};
+use crate::wire::OP_NAMES;
+
+/// Environment variable that picks the task monitors: `on` (default), `all` or `off`
+/// ([`TaskProbeLevel`]).
+pub const TASK_PROBES_ENV: &str = "DDSPLIT_TASK_PROBES";
+
+/// What the task monitors measure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskProbeLevel {
+    /// Nothing: instrumented futures pass through untouched.
+    Off,
+    /// The request handlers, one kind per role and operation (the default).
+    Handlers,
+    /// The handlers and the connection tasks (`gateway.conn`, `node.conn`).
+    All,
+}
+
+/// The file `--diag-out DIR` writes the task figures to.
+pub const TASKS_JSON: &str = "tasks.json";
+
+/// Every task kind: (role, operation in [`OP_NAMES`] or `conn` for the connection tasks, kind).
+const KINDS: [(&str, &str, &str); 12] = [
+    ("gateway", "conn", "gateway.conn"),
+    ("gateway", "put", "gateway.put"),
+    ("gateway", "get", "gateway.get"),
+    ("gateway", "query", "gateway.query"),
+    ("gateway", "delete", "gateway.delete"),
+    ("gateway", "cluster_stats", "gateway.stats"),
+    ("node", "conn", "node.conn"),
+    ("node", "put_fragment", "node.put"),
+    ("node", "get_fragment", "node.get"),
+    ("node", "delete_fragments", "node.delete"),
+    ("node", "list_fragments", "node.list"),
+    ("node", "node_stats", "node.stats"),
+];
+
+/// The names of every task kind of DDSplit.
+pub fn task_kinds() -> impl Iterator<Item = &'static str> {
+    KINDS.iter().map(|&(_, _, kind)| kind)
+}
+
+/// Reads [`TASK_PROBES_ENV`]: unset or `on` for [`TaskProbeLevel::Handlers`], `all`, `off`.
+pub fn level_from_env() -> anyhow::Result<TaskProbeLevel> {
+    match std::env::var(TASK_PROBES_ENV) {
+        Err(std::env::VarError::NotPresent) => Ok(TaskProbeLevel::Handlers),
+        Ok(value) => parse_level(&value),
+        Err(e) => anyhow::bail!("{TASK_PROBES_ENV}: {e}"),
+    }
+}
+
+fn parse_level(value: &str) -> anyhow::Result<TaskProbeLevel> {
+    match value {
+        "on" => Ok(TaskProbeLevel::Handlers),
+        "all" => Ok(TaskProbeLevel::All),
+        "off" => Ok(TaskProbeLevel::Off),
+        other => anyhow::bail!("{TASK_PROBES_ENV} must be `on`, `all` or `off`, not {other:?}"),
+    }
+}
+
+/// The task probes of a process at `level`, with the sampler running when built inside a
+/// runtime.
+pub fn probes(level: TaskProbeLevel) -> TaskProbes {
+    let kinds = KINDS
+        .iter()
+        .filter(|&&(_, op, _)| op != "conn" || level == TaskProbeLevel::All)
+        .map(|&(_, _, kind)| kind);
+    let probes = TaskProbes::builder()
+        .kinds(kinds)
+        .enabled(level != TaskProbeLevel::Off)
+        .build()
+        .expect("DDSplit's kinds are valid, distinct and few, and the interval is the default");
+    // Outside a runtime there is no sampler; snapshots are then taken on demand.
+    let _ = probes.start_sampler();
+    probes
+}
+
+/// [`probes`] at the level [`TASK_PROBES_ENV`] asks for (a bad value is refused by the
+/// `ddsplit` command at its start; here it gives the default).
+pub fn probes_from_env() -> TaskProbes {
+    probes(level_from_env().unwrap_or(TaskProbeLevel::Handlers))
+}
+
+/// The task kinds one server (a node or a gateway) instruments, looked up once at its start.
+#[derive(Clone, Debug)]
+pub struct ServerTasks {
+    conn: TaskKind,
+    /// Indexed like [`OP_NAMES`]; the other role's operations get a kind that is off (they are
+    /// refused at once).
+    ops: [TaskKind; OP_NAMES.len()],
+}
+
+impl ServerTasks {
+    /// The kinds of a server with `role` (`gateway` or `node`) from `probes`; a kind the probes
+    /// do not measure keeps its name (spawned tasks carry it) and measures nothing.
+    pub fn new(role: &str, probes: &TaskProbes) -> ServerTasks {
+        let kind = |op: &str| match KINDS.iter().find(|&&(r, o, _)| r == role && o == op) {
+            Some(&(_, _, name)) => probes.kind(name).unwrap_or_else(|| TaskKind::off(name)),
+            None => TaskKind::off("other"),
+        };
+        ServerTasks {
+            conn: kind("conn"),
+            ops: std::array::from_fn(|op| kind(OP_NAMES[op])),
+        }
+    }
+
+    /// Kinds that measure nothing.
+    pub fn off() -> ServerTasks {
+        ServerTasks {
+            conn: TaskKind::off("conn"),
+            ops: std::array::from_fn(|_| TaskKind::off("other")),
+        }
+    }
+
+    /// The kind of the server's connection tasks.
+    pub fn conn(&self) -> &TaskKind {
+        &self.conn
+    }
+
+    /// The kind of operation `op` (an index into [`OP_NAMES`]).
+    pub fn op(&self, op: usize) -> &TaskKind {
+        &self.ops[op]
+    }
+}
+
+/// The task and runtime figures on `/metrics`.
+#[derive(Debug)]
+pub struct TasksSource {
+    probes: TaskProbes,
+}
+
+impl TasksSource {
+    /// `/metrics` samples of `probes`.
+    pub fn new(probes: TaskProbes) -> TasksSource {
+        TasksSource { probes }
+    }
+}
+
+impl MetricsSource for TasksSource {
+    fn collect(&self, out: &mut Vec<Sample>) {
+        for sample in self.probes.snapshot().metric_samples() {
+            let labels = sample.labels();
+            out.push(Sample {
+                family: sample.family,
+                kind: sample.kind.as_str(),
+                help: sample.help,
+                suffix: "",
+                labels,
+                value: sample.value,
+            });
+        }
+    }
+}
+
+/// `/debug/tasks`: the latest snapshot as JSON (cumulative figures and the last interval).
+#[derive(Debug)]
+pub struct TasksRoute {
+    probes: TaskProbes,
+}
+
+impl TasksRoute {
+    /// The route for `probes`.
+    pub fn new(probes: TaskProbes) -> TasksRoute {
+        TasksRoute { probes }
+    }
+}
+
+impl AdminRoute for TasksRoute {
+    fn path(&self) -> &'static str {
+        "/debug/tasks"
+    }
+
+    fn describe(&self) -> &'static str {
+        "task and runtime metrics per task kind (JSON)"
+    }
+
+    fn get(&self, _query: &str) -> BoxFuture<'static, HttpResponse> {
+        let snapshot = self.probes.snapshot();
+        Box::pin(async move {
+            match serde_json::to_vec_pretty(&snapshot) {
+                Ok(mut body) => {
+                    body.push(b'\n');
+                    HttpResponse::text("application/json", body)
+                }
+                Err(e) => HttpResponse::error(503, format!("encoding the snapshot: {e}")),
+            }
+        })
+    }
+}
+
+/// The figures of the whole run as of now, as `tasks.json` holds them: cumulative only.
+pub fn run_snapshot(probes: &TaskProbes) -> Snapshot {
+    Snapshot {
+        interval: None,
+        ..probes.sample()
+    }
+}
+
+/// Writes [`run_snapshot`] to `dir/tasks.json`; returns the file's path.
+pub fn write_json(dir: &Path, probes: &TaskProbes) -> anyhow::Result<PathBuf> {
+    let path = dir.join(TASKS_JSON);
+    let mut json = serde_json::to_vec_pretty(&run_snapshot(probes))?;
+    json.push(b'\n');
+    std::fs::write(&path, json).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
+/// `probes` as a metrics source (what [`crate::metrics::Registry::tasks`] registers).
+pub(crate) fn source(probes: &TaskProbes) -> Arc<dyn MetricsSource> {
+    Arc::new(TasksSource::new(probes.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_switch_says_on_all_or_off() {
+        assert_eq!(parse_level("on").expect("valid"), TaskProbeLevel::Handlers);
+        assert_eq!(parse_level("all").expect("valid"), TaskProbeLevel::All);
+        assert_eq!(parse_level("off").expect("valid"), TaskProbeLevel::Off);
+        assert_eq!(
+            parse_level("yes").expect_err("invalid").to_string(),
+            "DDSPLIT_TASK_PROBES must be `on`, `all` or `off`, not \"yes\""
+        );
+    }
+
+    #[test]
+    fn connection_tasks_are_measured_only_at_level_all() {
+        let names = |level| -> Vec<&str> { probes(level).kinds().map(|k| k.name()).collect() };
+        assert_eq!(names(TaskProbeLevel::All).len(), KINDS.len());
+        let handlers = names(TaskProbeLevel::Handlers);
+        assert_eq!(handlers.len(), KINDS.len() - 2);
+        assert!(
+            !handlers.iter().any(|k| k.ends_with(".conn")),
+            "{handlers:?}"
+        );
+        let gateway = ServerTasks::new("gateway", &probes(TaskProbeLevel::Handlers));
+        assert_eq!(
+            gateway.conn().name(),
+            "gateway.conn",
+            "unmeasured, still named"
+        );
+        assert_eq!(gateway.conn().cumulative(), None);
+    }
+
+    #[test]
+    fn every_operation_of_a_role_has_its_kind() {
+        let probes = probes(TaskProbeLevel::All);
+        let gateway = ServerTasks::new("gateway", &probes);
+        let node = ServerTasks::new("node", &probes);
+        let names = |tasks: &ServerTasks| -> Vec<&str> {
+            (0..OP_NAMES.len()).map(|op| tasks.op(op).name()).collect()
+        };
+        assert_eq!(
+            names(&gateway),
+            [
+                "other",
+                "other",
+                "other",
+                "other",
+                "other",
+                "gateway.put",
+                "gateway.get",
+                "gateway.query",
+                "gateway.delete",
+                "gateway.stats"
+            ]
+        );
+        assert_eq!(
+            names(&node),
+            [
+                "node.put",
+                "node.get",
+                "node.delete",
+                "node.list",
+                "node.stats",
+                "other",
+                "other",
+                "other",
+                "other",
+                "other"
+            ]
+        );
+        assert_eq!(gateway.conn().name(), "gateway.conn");
+        assert_eq!(node.conn().name(), "node.conn");
+        // Every kind names a real operation of its role.
+        for (role, op, kind) in KINDS {
+            assert!(op == "conn" || OP_NAMES.contains(&op), "{op}");
+            assert!(kind.starts_with(&format!("{role}.")), "{kind}");
+        }
+    }
+}

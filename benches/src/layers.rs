@@ -408,3 +408,59 @@ impl Future for PendingOnce {
         Poll::Pending
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `work` on a current-thread runtime in a thread with room for the inline error: an
+    /// unoptimised build keeps each layer's 48 KiB temporaries in their own stack slots.
+    fn on_big_stack<T: Send + 'static>(work: impl Future<Output = T> + Send + 'static) -> T {
+        const STACK_BYTES: usize = 8 * 1024 * 1024;
+        std::thread::Builder::new()
+            .stack_size(STACK_BYTES)
+            .spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .build()
+                    .expect("runtime")
+                    .block_on(work)
+            })
+            .expect("spawn")
+            .join()
+            .expect("no panic")
+    }
+
+    #[test]
+    fn both_errors_read_the_record_back() {
+        let record = crate::record(10_000);
+        let expected = Response::Record {
+            data: record.clone(),
+        };
+        let path = Arc::new(ReadPath::new(&record));
+        let (boxed, inline) = on_big_stack(async move {
+            (
+                handle::<DistriErr>(&path, path.id()).await,
+                handle::<InlineDistriErr>(&path, path.id()).await,
+            )
+        });
+        assert_eq!(boxed, expected);
+        assert_eq!(inline, expected);
+    }
+
+    #[test]
+    fn both_errors_report_a_missing_record_alike() {
+        let path = Arc::new(ReadPath::new(&crate::record(1000)));
+        let (boxed, inline) = on_big_stack(async move {
+            (
+                handle::<DistriErr>(&path, RecordId(8)).await,
+                handle::<InlineDistriErr>(&path, RecordId(8)).await,
+            )
+        });
+        assert!(
+            matches!(&boxed, Response::Error { code: ErrorCode::Unavailable, message } if message.contains("0 of the 4")),
+            "{boxed:?}"
+        );
+        assert_eq!(boxed, inline);
+    }
+}

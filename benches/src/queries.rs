@@ -63,3 +63,36 @@ impl QueryWorkload {
         QueryWorkload { records, batch }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ddsplit::query::{Query, SharedAnswer, answer_batch, select};
+
+    #[tokio::test]
+    async fn boxed_slot_answers_like_the_shared_one() {
+        let workload = QueryWorkload::new(20);
+        assert!(workload.batch.iter().any(|(_, range)| range.is_some()));
+        assert!(workload.batch.iter().any(|(_, range)| range.is_none()));
+        async fn run<S: AnswerSlot>(workload: &QueryWorkload) -> Vec<QueryAnswer> {
+            let queries: Vec<Query<S>> = workload
+                .batch
+                .iter()
+                .map(|&(id, range)| Query::new(id, range))
+                .collect();
+            answer_batch(queries, 3, usize::MAX, |id, range| {
+                let record = workload.records[id.0 as usize].clone();
+                async move {
+                    let part = select(range, record.len())
+                        .map_err(|e| (ddsplit::error::ErrorCode::BadRequest, e))?;
+                    Ok(record.slice(part))
+                }
+            })
+            .await
+        }
+        let shared = run::<SharedAnswer>(&workload).await;
+        assert_eq!(run::<BoxedAnswer>(&workload).await, shared);
+        assert_eq!(run::<InlineAnswer>(&workload).await, shared);
+        assert!(shared.iter().all(Result::is_ok));
+    }
+}

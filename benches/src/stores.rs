@@ -209,3 +209,85 @@ impl From<LocalStore> for EnumStore {
         EnumStore::Local(store)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use ddsplit::codec::{CodecParams, split};
+    use ddsplit::node::log::{FragmentLog, FsyncPolicy};
+
+    use super::*;
+
+    fn fragments() -> Vec<Fragment> {
+        split(RecordId(3), &crate::record(5000), CodecParams::default()).expect("split")
+    }
+
+    /// Every operation through the three dispatches gives the same answers.
+    async fn check_three_ways<S>(make: impl Fn() -> S)
+    where
+        S: FragmentStore + boxed::FragmentStore + 'static,
+        EnumStore: From<S>,
+    {
+        let fragments = fragments();
+        let concrete = make();
+        let dynamic: Arc<dyn boxed::FragmentStore> = Arc::new(make());
+        let by_enum = EnumStore::from(make());
+        for fragment in &fragments {
+            FragmentStore::put_fragment(&concrete, fragment.clone())
+                .await
+                .expect("put");
+            dynamic.put_fragment(fragment.clone()).await.expect("put");
+            by_enum.put_fragment(fragment.clone()).await.expect("put");
+        }
+        for fragment in &fragments {
+            let key = FragmentKey {
+                id: RecordId(3),
+                index: fragment.header().index,
+            };
+            let native = FragmentStore::get_fragment(&concrete, key)
+                .await
+                .expect("get");
+            assert_eq!(&native, fragment);
+            assert_eq!(dynamic.get_fragment(key).await.expect("get"), native);
+            assert_eq!(by_enum.get_fragment(key).await.expect("get"), native);
+        }
+        let keys = FragmentStore::list_fragments(&concrete, None, 100)
+            .await
+            .expect("list");
+        assert_eq!(keys.len(), fragments.len());
+        assert_eq!(dynamic.list_fragments(None, 100).await.expect("list"), keys);
+        assert_eq!(by_enum.list_fragments(None, 100).await.expect("list"), keys);
+        let missing = FragmentKey {
+            id: RecordId(4),
+            index: 0,
+        };
+        assert!(
+            dynamic
+                .get_fragment(missing)
+                .await
+                .unwrap_err()
+                .is_not_found()
+        );
+        assert!(
+            by_enum
+                .get_fragment(missing)
+                .await
+                .unwrap_err()
+                .is_not_found()
+        );
+    }
+
+    #[tokio::test]
+    async fn memory_store_answers_alike_three_ways() {
+        check_three_ways(MemoryStore::new).await;
+    }
+
+    #[tokio::test]
+    async fn local_store_answers_alike_three_ways() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // Three handles on one log: each put lands three times, each read finds the last.
+        let log = FragmentLog::open(dir.path(), FsyncPolicy::Never).expect("open log");
+        check_three_ways(|| LocalStore::new(log.clone())).await;
+    }
+}

@@ -4,6 +4,10 @@
 //! runs first; then it prints each build's median throughput, its ratio to the first build's
 //! and the spread of the per-round ratios. A run with errors or wrong data stops it.
 //!
+//! Beside throughput it reports CPU time per operation (user + system of the whole process,
+//! cluster and load generator): on a machine shared with other work, wall-clock throughput
+//! moves with the neighbours, CPU time per operation much less.
+//!
 //! ```sh
 //! cargo run --release -p ddsplit-benches --bin ab -- --rounds 7 --ops 10000 \
 //!     default=target/ab/default/ddsplit story=target/ab/story/ddsplit
@@ -34,6 +38,13 @@ struct Build {
     name: String,
     binary: PathBuf,
     ops_per_s: Vec<f64>,
+    cpu_us_per_op: Vec<f64>,
+}
+
+/// One run's figures.
+struct Figures {
+    ops_per_s: f64,
+    cpu_us_per_op: f64,
 }
 
 fn main() -> ExitCode {
@@ -81,6 +92,7 @@ fn run() -> anyhow::Result<()> {
                     name: name.to_string(),
                     binary,
                     ops_per_s: Vec::new(),
+                    cpu_us_per_op: Vec::new(),
                 });
             }
         }
@@ -92,26 +104,31 @@ fn run() -> anyhow::Result<()> {
         let n = builds.len();
         for i in 0..n {
             let build = &mut builds[(round + i) % n];
-            let figure = run_once(build, ops, seed, &extra)?;
+            let figures = run_once(build, ops, seed, &extra)?;
             eprintln!(
-                "round {}: {:>24} {figure:>10.0} ops/s",
+                "round {}: {:>24} {:>10.0} ops/s {:>8.1} CPU us/op",
                 round + 1,
-                build.name
+                build.name,
+                figures.ops_per_s,
+                figures.cpu_us_per_op
             );
-            build.ops_per_s.push(figure);
+            build.ops_per_s.push(figures.ops_per_s);
+            build.cpu_us_per_op.push(figures.cpu_us_per_op);
         }
     }
     report(&builds, rounds, ops, seed, &extra, json);
     Ok(())
 }
 
-fn run_once(build: &Build, ops: u64, seed: u64, extra: &[String]) -> anyhow::Result<f64> {
+fn run_once(build: &Build, ops: u64, seed: u64, extra: &[String]) -> anyhow::Result<Figures> {
+    let cpu_before = children_cpu_s();
     let output = Command::new(&build.binary)
         .args(["local", "--listen", "127.0.0.1:0", "--no-admin", "--json"])
         .args(["--ops", &ops.to_string(), "--seed", &seed.to_string()])
         .args(extra)
         .output()
         .with_context(|| format!("starting {}", build.binary.display()))?;
+    let cpu_s = children_cpu_s() - cpu_before;
     if !output.status.success() {
         bail!(
             "{} failed ({}): {}",
@@ -131,9 +148,26 @@ fn run_once(build: &Build, ops: u64, seed: u64, extra: &[String]) -> anyhow::Res
             bail!("{}: {counter} is {}, not 0", build.name, result[counter]);
         }
     }
-    result["ops_per_s"]
-        .as_f64()
-        .with_context(|| format!("{}: no ops_per_s in the report", build.name))
+    let (Some(ops_per_s), Some(done)) = (result["ops_per_s"].as_f64(), result["ops"].as_u64())
+    else {
+        bail!("{}: no ops or ops_per_s in the report", build.name);
+    };
+    Ok(Figures {
+        ops_per_s,
+        cpu_us_per_op: cpu_s * 1e6 / done as f64,
+    })
+}
+
+/// User + system CPU seconds of the children waited for so far.
+fn children_cpu_s() -> f64 {
+    // SAFETY: `getrusage` writes one `rusage` into the zeroed value it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
+        usage
+    };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
 fn median(values: &[f64]) -> f64 {
@@ -161,6 +195,12 @@ fn report(builds: &[Build], rounds: usize, ops: u64, seed: u64, extra: &[String]
             .collect();
         let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
         let hi = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let cpu_ratios: Vec<f64> = build
+            .cpu_us_per_op
+            .iter()
+            .zip(&base.cpu_us_per_op)
+            .map(|(b, a)| b / a)
+            .collect();
         rows.push(serde_json::json!({
             "build": build.name,
             "binary": build.binary.display().to_string(),
@@ -172,6 +212,11 @@ fn report(builds: &[Build], rounds: usize, ops: u64, seed: u64, extra: &[String]
             "round_ratio_median": median(&ratios),
             "round_ratio_min": lo,
             "round_ratio_max": hi,
+            "cpu_us_per_op": build.cpu_us_per_op,
+            "median_cpu_us_per_op": median(&build.cpu_us_per_op),
+            "cpu_round_ratio_median": median(&cpu_ratios),
+            "cpu_round_ratio_min": cpu_ratios.iter().copied().fold(f64::INFINITY, f64::min),
+            "cpu_round_ratio_max": cpu_ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max),
         }));
     }
     if json {
@@ -188,20 +233,32 @@ fn report(builds: &[Build], rounds: usize, ops: u64, seed: u64, extra: &[String]
         base.name
     );
     println!(
-        "{:<24} {:>10} {:>10} {:>10} {:>9} {:>22}",
-        "build", "median/s", "min/s", "max/s", "ratio", "per-round ratio (range)"
+        "{:<22} {:>8} {:>8} {:>8} {:>7} {:>21} {:>9} {:>21}",
+        "build",
+        "median/s",
+        "min/s",
+        "max/s",
+        "ratio",
+        "round ratio (range)",
+        "CPU us/op",
+        "CPU round ratio"
     );
+    let f = |row: &serde_json::Value, key: &str| row[key].as_f64().unwrap_or(f64::NAN);
     for row in rows {
         println!(
-            "{:<24} {:>10.0} {:>10.0} {:>10.0} {:>9.3} {:>8.3} ({:.3}..{:.3})",
+            "{:<22} {:>8.0} {:>8.0} {:>8.0} {:>7.3} {:>5.3} ({:.3}..{:.3}) {:>9.1} {:>5.3} ({:.3}..{:.3})",
             row["build"].as_str().unwrap_or(""),
-            row["median_ops_per_s"].as_f64().unwrap_or(0.0),
-            row["min_ops_per_s"].as_f64().unwrap_or(0.0),
-            row["max_ops_per_s"].as_f64().unwrap_or(0.0),
-            row["ratio_of_medians"].as_f64().unwrap_or(0.0),
-            row["round_ratio_median"].as_f64().unwrap_or(0.0),
-            row["round_ratio_min"].as_f64().unwrap_or(0.0),
-            row["round_ratio_max"].as_f64().unwrap_or(0.0),
+            f(&row, "median_ops_per_s"),
+            f(&row, "min_ops_per_s"),
+            f(&row, "max_ops_per_s"),
+            f(&row, "ratio_of_medians"),
+            f(&row, "round_ratio_median"),
+            f(&row, "round_ratio_min"),
+            f(&row, "round_ratio_max"),
+            f(&row, "median_cpu_us_per_op"),
+            f(&row, "cpu_round_ratio_median"),
+            f(&row, "cpu_round_ratio_min"),
+            f(&row, "cpu_round_ratio_max"),
         );
     }
 }

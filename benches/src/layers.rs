@@ -110,6 +110,10 @@ impl LayerError for DistriErr {
 }
 
 /// `DistriErr` as the `story-inline-error` build has it: the corruption report inline.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "the large variant is the point: it is what the moves bench measures"
+)]
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum InlineDistriErr {
     #[error("record {id} not found")]
@@ -356,7 +360,7 @@ async fn remote_call<E: LayerError>(
         other => other,
     };
     // The service puts the connection back in its pool here, after a complete exchange.
-    std::hint::black_box(matches!(result, Ok(_)));
+    std::hint::black_box(result.is_ok());
     result
 }
 

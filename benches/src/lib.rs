@@ -1,4 +1,10 @@
-//! Shared helpers of the DDSplit benchmarks.
+//! Shared helpers of the DDSplit benchmarks, and the copies of `ddsplit` code written the way
+//! its story features write it (a cargo feature is fixed per build, so a bench that compares
+//! both ways needs one of them here).
+
+pub mod layers;
+pub mod queries;
+pub mod stores;
 
 use bytes::Bytes;
 

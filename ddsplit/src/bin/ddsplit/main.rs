@@ -1,6 +1,7 @@
 //! The `ddsplit` command: run a node, a gateway or a whole local cluster, generate load, and
 //! put, get, query and delete records. `main` parses arguments and wires parts together.
 
+mod allocator;
 mod live;
 
 use std::io::{Read, Write};

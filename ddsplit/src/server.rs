@@ -136,11 +136,10 @@ impl<H: Handler> Connection<H> {
                     Ok(request) => {
                         let op = request.op_index();
                         let span = tracing::debug_span!("request", op = request.op_name(), peer = %self.peer);
-                        (
-                            Some(op),
-                            self.handler.handle(request).instrument(span).await,
-                            true,
-                        )
+                        let handled = self.handler.handle(request).instrument(span);
+                        let (response, alloc) = diag::alloc::measure(handled).await;
+                        self.metrics.record_alloc(op, &alloc);
+                        (Some(op), response, true)
                     }
                     Err(e) => (None, self.refuse_frame(&e), true),
                 },

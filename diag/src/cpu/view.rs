@@ -9,9 +9,10 @@
 //!   not but a frame is tokio's (the scheduler, parking, the I/O and time drivers, the blocking
 //!   pool's bookkeeping), *other* for the rest (threads that are neither: a logger, the
 //!   profiler);
-//! - **roots** a user stack at its task kind: the first [`TaskRule`] (in frame order, root
-//!   first, so an outer function wins over the ones it calls) whose pattern names a frame's
-//!   function, or else the outermost function of the program's crates;
+//! - **roots** a user stack at its task kind: the first [`TaskRule`], in the order the rules
+//!   were added, whose pattern names one of the stack's functions (so list a request kind that
+//!   calls another before it, and catch-all prefixes last), or else the outermost function of
+//!   the program's crates;
 //! - **collapses** the runtime frames above the program's outermost frame, and the
 //!   future-polling plumbing (`core`, `std`, `tokio`, `futures`, `tracing` frames) between the
 //!   program's own frames. Frames below the program's innermost frame (a `memcpy`, a syscall)
@@ -111,7 +112,8 @@ impl TaskView {
         }
     }
 
-    /// Adds a rule: stacks running `pattern` are of task kind `kind`.
+    /// Adds a rule: stacks running `pattern` are of task kind `kind`, unless an earlier rule
+    /// names one of their functions.
     pub fn rule(mut self, pattern: impl Into<String>, kind: impl Into<String>) -> TaskView {
         self.rules.push(TaskRule {
             pattern: pattern.into(),
@@ -128,12 +130,11 @@ impl TaskView {
     fn classify(&self, stack: &Stack) -> Class {
         let frames = &stack.frames;
         if let Some(first) = frames.iter().position(|f| self.is_user(f)) {
-            let ruled = frames.iter().find_map(|f| {
-                self.rules
-                    .iter()
-                    .find(|r| r.matches(&f.function))
-                    .map(|r| r.kind.clone())
-            });
+            let ruled = self
+                .rules
+                .iter()
+                .find(|r| frames.iter().any(|f| r.matches(&f.function)))
+                .map(|r| r.kind.clone());
             let kind = ruled.unwrap_or_else(|| strip_closures(&frames[first].function));
             return Class::User { kind, first };
         }
@@ -361,7 +362,7 @@ mod tests {
     }
 
     #[test]
-    fn outer_rules_win_and_runtime_frames_collapse() {
+    fn earlier_rules_win_and_runtime_frames_collapse() {
         let mut frames = RUNTIME.to_vec();
         frames.extend([
             "app::server::Connection<H>::run::{{closure}}",

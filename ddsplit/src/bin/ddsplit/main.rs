@@ -1,6 +1,7 @@
 //! The `ddsplit` command: run a node, a gateway or a whole local cluster, generate load, and
 //! put, get, query and delete records. `main` parses arguments and wires parts together.
 
+mod allocator;
 mod live;
 
 use std::io::{Read, Write};
@@ -14,7 +15,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use clap::{Args, Parser, Subcommand};
-use ddsplit::admin::{self, Admin};
+use ddsplit::admin;
 use ddsplit::client::Client;
 use ddsplit::codec::CodecParams;
 use ddsplit::error::{DistriErr, ErrorCode};
@@ -28,6 +29,7 @@ use ddsplit::local::{LOCAL_NODES_DEFAULT, LocalCluster, LocalClusterConfig};
 use ddsplit::metrics::Registry;
 use ddsplit::node::log::FsyncPolicy;
 use ddsplit::node::{self, NodeConfig};
+use ddsplit::probes::{ProbeArgs, ProbeRun};
 use ddsplit::query::DistriQuery;
 use ddsplit::server::ServerConfig;
 use ddsplit::units::parse_duration;
@@ -97,6 +99,8 @@ enum Command {
         /// Print the result as one JSON object instead of a table.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        probes: ProbeArgs,
     },
 }
 
@@ -203,6 +207,8 @@ struct LocalArgs {
     json: bool,
     #[command(flatten)]
     admin: AdminArgs,
+    #[command(flatten)]
+    probes: ProbeArgs,
 }
 
 fn main() -> ExitCode {
@@ -213,6 +219,14 @@ fn main() -> ExitCode {
             Command::Local(_) | Command::Node(_) | Command::Gateway(_)
         );
     init_logging(if quiet { "warn" } else { "info" });
+    // Dropped last, after the runtime: the heap profile covers the whole run.
+    let _heap_profile = match ddsplit::probes::heap_profile(probe_args(&cli.command).diag_out.as_deref()) {
+        Ok(profile) => profile,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("ddsplit-worker")
@@ -334,8 +348,11 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             gateway,
             load,
             json,
+            probes,
         } => {
-            let report = run_load(gateway.gateway, load).await?;
+            let mut probes = ProbeRun::new(&probes)?;
+            let report = run_load(gateway.gateway, load, &mut probes).await?;
+            probes.finish(&report).await?;
             print_report(&report, json)
         }
     }
@@ -406,7 +423,7 @@ async fn start_admin(
     let bound = admin::start(
         addr,
         args.admin_allow_remote,
-        Admin::new(Arc::clone(registry)),
+        ddsplit::probes::admin(registry),
         shutdown,
     )
     .await?;
@@ -479,8 +496,14 @@ async fn run_local(mut args: LocalArgs) -> anyhow::Result<ExitCode> {
         if let Some(duration) = args.load {
             args.workload.duration = Some(duration);
         }
-        let report = run_load(gateway, args.workload).await;
-        report.and_then(|r| print_report(&r, args.json))
+        let mut probes = ProbeRun::new(&args.probes)?;
+        match run_load(gateway, args.workload, &mut probes).await {
+            Ok(report) => match probes.finish(&report).await {
+                Ok(()) => print_report(&report, args.json),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        }
     } else {
         eprintln!("try: ddsplit put --gateway {gateway} FILE; press Ctrl-C to stop");
         tokio::signal::ctrl_c().await?;
@@ -490,7 +513,11 @@ async fn run_local(mut args: LocalArgs) -> anyhow::Result<ExitCode> {
     outcome
 }
 
-async fn run_load(gateway: SocketAddr, config: LoadConfig) -> anyhow::Result<LoadReport> {
+async fn run_load(
+    gateway: SocketAddr,
+    config: LoadConfig,
+    probes: &mut ProbeRun,
+) -> anyhow::Result<LoadReport> {
     let stop = Arc::new(AtomicBool::new(false));
     let ctrl_c_stop = Arc::clone(&stop);
     tokio::spawn(async move {
@@ -500,9 +527,13 @@ async fn run_load(gateway: SocketAddr, config: LoadConfig) -> anyhow::Result<Loa
     });
     let mut summary = None;
     let shown_config = config.clone();
-    let report = load::run(gateway, config, stop, |progress| {
-        summary = Some(live::show(progress, &shown_config))
-    })
+    let report = load::run_measured(
+        gateway,
+        config,
+        stop,
+        |progress| summary = Some(live::show(progress, &shown_config)),
+        || probes.begin_measure(),
+    )
     .await;
     if let Some(summary) = summary {
         summary.abort();
@@ -523,4 +554,13 @@ fn print_report(report: &LoadReport, json: bool) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The probe flags of a command (none for the commands that have none).
+fn probe_args(command: &Command) -> ProbeArgs {
+    match command {
+        Command::Local(args) => args.probes.clone(),
+        Command::Load { probes, .. } => probes.clone(),
+        _ => ProbeArgs::default(),
+    }
 }

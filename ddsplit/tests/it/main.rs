@@ -4,7 +4,12 @@
     reason = "a test that cannot go on should stop at the line that failed"
 )]
 
+// The probes' tests measure this binary's allocations; the others do not notice.
+#[global_allocator]
+static GLOBAL: diag::alloc::CountingAlloc = diag::alloc::CountingAlloc::system();
+
 mod bad_input;
 mod cli;
 mod cluster;
+mod probes;
 mod support;

@@ -14,8 +14,8 @@
 //!   calls another before it, and catch-all prefixes last), or else the outermost function of
 //!   the program's crates;
 //! - **collapses** the runtime frames above the program's outermost frame, and the
-//!   future-polling plumbing (`core`, `std`, `tokio`, `futures`, `tracing` frames) between the
-//!   program's own frames. Frames below the program's innermost frame (a `memcpy`, a syscall)
+//!   future-polling plumbing (`core`, `std`, `tokio`, `futures`, `tracing` frames, and the
+//!   probes' own wrappers) between the program's own frames. Frames below the program's innermost frame (a `memcpy`, a syscall)
 //!   are kept: that is where the time went.
 //!
 //! Classification is by function name, so it works with a signal-based sampler that cannot read
@@ -29,7 +29,7 @@ use serde::Serialize;
 use super::{CpuProfile, Frame, Stack};
 
 /// Crates whose frames are future-polling plumbing between two of the program's frames.
-const PLUMBING_CRATES: [&str; 8] = [
+const PLUMBING_CRATES: [&str; 10] = [
     "core",
     "std",
     "alloc",
@@ -38,6 +38,9 @@ const PLUMBING_CRATES: [&str; 8] = [
     "futures_core",
     "tracing",
     "pin_project_lite",
+    // The probes' own future wrappers (`diag::alloc::Measured`, tokio-metrics' monitors).
+    "diag",
+    "tokio_metrics",
 ];
 
 /// A pattern naming a function (or a path prefix, when it ends with `::`) and the task kind of
@@ -154,6 +157,8 @@ impl TaskView {
                     Some(ExecutorPart::TimeDriver)
                 } else if name.contains("park") {
                     Some(ExecutorPart::Park)
+                } else if name.contains("runtime::scheduler::") {
+                    Some(ExecutorPart::Scheduler)
                 } else if name.contains("runtime::blocking::") {
                     Some(ExecutorPart::BlockingPool)
                 } else {
@@ -409,7 +414,9 @@ mod tests {
             "tokio::runtime::io::driver::Driver::turn",
             "epoll_wait",
         ]);
-        let mut queue = RUNTIME.to_vec();
+        // Workers are threads of the blocking pool: what they do inside it is what counts.
+        let mut queue = vec!["tokio::runtime::blocking::pool::Inner::run"];
+        queue.extend(&RUNTIME[1..]);
         queue.push("tokio::runtime::scheduler::multi_thread::queue::Local<T>::push_back");
         let other = ["std::sys::thread::unix::Thread::new::thread_start", "log::write"];
         let profile = CpuProfile {

@@ -1,6 +1,7 @@
 //! `cargo xtask test`: the whole test suite, as CI runs it: every crate of the workspace with
 //! the default features, then DDSplit again with the `story` features (the same tests must
-//! pass: the story changes performance, never behaviour).
+//! pass: the story changes performance, never behaviour), then DDSplit's probe tests in the
+//! heap-profile build (`dhat-heap`, whose global allocator is dhat's).
 
 use std::process::ExitCode;
 
@@ -22,6 +23,19 @@ pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
         (
             "ddsplit with the story features",
             strings(&["test", "-p", "ddsplit", "--features", "story"]),
+        ),
+        (
+            "ddsplit's probes in the heap-profile build",
+            strings(&[
+                "test",
+                "-p",
+                "ddsplit",
+                "--features",
+                "dhat-heap",
+                "--test",
+                "it",
+                "probes::",
+            ]),
         ),
     ];
     for (_, step) in &mut steps {

@@ -44,13 +44,15 @@ fn a_known_pattern_gives_exact_counts_while_other_threads_allocate() {
         let measured: Vec<_> = (0..8)
             .map(|_| {
                 s.spawn(|| {
-                    (0..100)
+                    let counts = (0..100)
                         .map(|_| {
                             let scope = AllocScope::new();
                             known_pattern();
                             scope.counts()
                         })
-                        .collect::<Vec<_>>()
+                        .collect::<Vec<_>>();
+                    diag::alloc::flush();
+                    counts
                 })
             })
             .collect();
@@ -144,6 +146,33 @@ fn a_measured_future_counts_its_polls_on_every_thread() {
     assert_eq!(counts.deallocations_total, 2);
     assert_eq!(counts.live_bytes(), 124);
     assert_eq!(counts.peak_live_bytes, 224);
+}
+
+#[test]
+fn process_counts_are_published_in_batches_and_on_flush() {
+    std::thread::spawn(|| {
+        let mut kept = Vec::new();
+        diag::alloc::flush();
+        let before = diag::alloc::process();
+        // Fewer calls and bytes than a batch: published by the flush below.
+        for _ in 0..diag::alloc::FLUSH_EVENTS / 2 {
+            kept.push(Box::new(0u64));
+        }
+        let scope = AllocScope::new();
+        diag::alloc::flush();
+        let after = diag::alloc::process().since(&before);
+        assert!(after.allocations_total >= u64::from(diag::alloc::FLUSH_EVENTS / 2));
+        assert_eq!(scope.counts().allocations_total, 0, "flushing does not allocate");
+        // A large allocation is published at once (other threads only add to the counter).
+        let before = diag::alloc::process().bytes_allocated_total;
+        let big = vec![0u8; 4 * diag::alloc::FLUSH_BYTES as usize];
+        let after = diag::alloc::process().bytes_allocated_total;
+        assert!(after - before >= 4 * diag::alloc::FLUSH_BYTES);
+        drop(big);
+        drop(kept);
+    })
+    .join()
+    .unwrap();
 }
 
 #[test]

@@ -21,7 +21,10 @@ pub const HEAP_PROFILE_MODE: bool = cfg!(feature = "dhat-heap");
 // Heavy probes never share a run: dhat records a backtrace for every allocation, and
 // tokio-console's instrumentation allocates on every poll; together they were measured at over
 // 100x slower than dhat alone, which measures nothing but themselves.
-#[allow(unexpected_cfgs, reason = "the `console` feature is defined beside this one")]
+#[allow(
+    unexpected_cfgs,
+    reason = "the `console` feature is defined beside this one"
+)]
 mod heavy_probes_never_share_a_run {
     #[cfg(all(feature = "dhat-heap", feature = "console"))]
     compile_error!(
@@ -344,6 +347,10 @@ impl ProbeRun {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("creating the --diag-out directory {}", dir.display()))?;
         }
+        if args.cpu_profile {
+            // Outside the measured phase: the sampler's first start loads debug info.
+            CpuProfiler::prepare();
+        }
         Ok(ProbeRun {
             dir: args.diag_out.clone(),
             cpu_hz: args.cpu_profile.then_some(args.cpu_profile_hz),
@@ -385,7 +392,11 @@ pub fn write_cpu_files(dir: &Path, profile: &CpuProfile) -> anyhow::Result<()> {
     let view = task_view();
     let folded = profile.folded();
     let tasks_folded = profile.tasks_folded(&view);
-    write(dir, "flamegraph.svg", profile.flamegraph_svg("ddsplit CPU", &folded)?)?;
+    write(
+        dir,
+        "flamegraph.svg",
+        profile.flamegraph_svg("ddsplit CPU", &folded)?,
+    )?;
     write(
         dir,
         "flamegraph-tasks.svg",
@@ -444,7 +455,10 @@ impl Drop for HeapProfile {
     fn drop(&mut self) {
         #[cfg(feature = "dhat-heap")]
         match diag::heap::finish() {
-            Ok(path) => eprintln!("heap profile in {} (open it with dh_view.html)", path.display()),
+            Ok(path) => eprintln!(
+                "heap profile in {} (open it with dh_view.html)",
+                path.display()
+            ),
             Err(e) => eprintln!("heap profile: {e}"),
         }
     }

@@ -333,10 +333,9 @@ pub fn is_counting() -> bool {
 /// Restarts the process-wide peak at the current live bytes, so that
 /// [`AllocCounts::peak_live_bytes`] of [`process`] is the peak of a phase (e.g. a load run).
 pub fn reset_peak() {
-    GLOBAL.peak_live_bytes.store(
-        GLOBAL.live_bytes.load(Ordering::Relaxed),
-        Ordering::Relaxed,
-    );
+    GLOBAL
+        .peak_live_bytes
+        .store(GLOBAL.live_bytes.load(Ordering::Relaxed), Ordering::Relaxed);
 }
 
 /// Measures the allocations made by the current thread from its creation to the moment
@@ -395,8 +394,7 @@ impl AllocScope {
                 allocations_total: now.allocations_total - self.start.allocations_total,
                 deallocations_total: now.deallocations_total - self.start.deallocations_total,
                 reallocations_total: now.reallocations_total - self.start.reallocations_total,
-                bytes_allocated_total: now.bytes_allocated_total
-                    - self.start.bytes_allocated_total,
+                bytes_allocated_total: now.bytes_allocated_total - self.start.bytes_allocated_total,
                 bytes_deallocated_total: now.bytes_deallocated_total
                     - self.start.bytes_deallocated_total,
                 peak_live_bytes: peak.max(0) as u64,

@@ -74,10 +74,7 @@ pub fn start(file: PathBuf) -> Result<(), HeapError> {
 
 /// Whether a heap profile is running.
 pub fn is_running() -> bool {
-    PROFILE
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .is_some()
+    PROFILE.lock().unwrap_or_else(|e| e.into_inner()).is_some()
 }
 
 /// The profile recorded so far, as dhat JSON; recording then starts afresh, so each call (and

@@ -80,12 +80,14 @@ fn allocations_per_put() -> Vec<AllocCounts> {
 
 #[test]
 fn allocations_per_put_are_the_same_from_run_to_run() {
-    assert!(diag::alloc::is_counting(), "the test binary counts allocations");
+    assert!(
+        diag::alloc::is_counting(),
+        "the test binary counts allocations"
+    );
     let first = allocations_per_put();
     let second = allocations_per_put();
-    let allocations = |runs: &[AllocCounts]| -> Vec<u64> {
-        runs.iter().map(|c| c.allocations_total).collect()
-    };
+    let allocations =
+        |runs: &[AllocCounts]| -> Vec<u64> { runs.iter().map(|c| c.allocations_total).collect() };
     let bytes = |runs: &[AllocCounts]| -> Vec<u64> {
         runs.iter().map(|c| c.bytes_allocated_total).collect()
     };
@@ -141,7 +143,10 @@ fn metrics_show_the_process_allocations_and_those_of_each_operation() {
         })
         .unwrap_or_else(|| panic!("no gateway put allocations in\n{text}"));
     let put_bytes: f64 = put_bytes.rsplit(' ').next().unwrap().parse().unwrap();
-    assert!(put_bytes >= 5000.0, "the put's fragments at least: {put_bytes}");
+    assert!(
+        put_bytes >= 5000.0,
+        "the put's fragments at least: {put_bytes}"
+    );
     runtime.block_on(cluster.shutdown()).unwrap();
 }
 
@@ -173,7 +178,8 @@ fn the_pprof_endpoint_serves_gzipped_protobuf_and_flamegraphs_one_at_a_time() {
         })
     };
 
-    let first = std::thread::spawn(move || http_get(admin, "/debug/pprof/profile?seconds=2&hz=999"));
+    let first =
+        std::thread::spawn(move || http_get(admin, "/debug/pprof/profile?seconds=2&hz=999"));
     std::thread::sleep(Duration::from_millis(500));
     let (status, body) = http_get(admin, "/debug/pprof/profile?seconds=1");
     assert_eq!(status, 409, "{}", String::from_utf8_lossy(&body));
@@ -193,16 +199,28 @@ fn the_pprof_endpoint_serves_gzipped_protobuf_and_flamegraphs_one_at_a_time() {
         .iter()
         .filter(|f| s(f.name).contains("ddsplit::") && s(f.filename).ends_with(".rs"))
         .collect();
-    assert!(!ddsplit_functions.is_empty(), "ddsplit's functions, with their files");
-    assert!(profile.location.iter().any(|l| l.line[0].line > 0), "source lines");
+    assert!(
+        !ddsplit_functions.is_empty(),
+        "ddsplit's functions, with their files"
+    );
+    assert!(
+        profile.location.iter().any(|l| l.line[0].line > 0),
+        "source lines"
+    );
 
     let (status, svg) = http_get(admin, "/debug/pprof/profile?seconds=1&format=svg&hz=999");
     assert_eq!(status, 200);
     let svg = String::from_utf8(svg).unwrap();
-    assert!(svg.starts_with("<?xml") && svg.contains("<svg"), "{}", &svg[..200.min(svg.len())]);
+    assert!(
+        svg.starts_with("<?xml") && svg.contains("<svg"),
+        "{}",
+        &svg[..200.min(svg.len())]
+    );
 
-    let (status, folded) =
-        http_get(admin, "/debug/pprof/profile?seconds=1&format=folded&view=tasks&hz=999");
+    let (status, folded) = http_get(
+        admin,
+        "/debug/pprof/profile?seconds=1&format=folded&view=tasks&hz=999",
+    );
     assert_eq!(status, 200);
     let folded = String::from_utf8(folded).unwrap();
     for line in folded.lines() {
@@ -269,7 +287,11 @@ fn run_local(dir: &Path, extra: &[&str]) -> std::process::Output {
 fn local_with_diag_out_writes_allocations_and_cpu_profiles() {
     let dir = tempfile::tempdir().unwrap();
     let out = run_local(dir.path(), &["--cpu-profile", "--cpu-profile-hz", "999"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let alloc = &report["alloc"];
     assert!(alloc["allocations"].as_u64().unwrap() > 0, "{report}");
@@ -284,11 +306,16 @@ fn local_with_diag_out_writes_allocations_and_cpu_profiles() {
         serde_json::from_slice(&std::fs::read(dir.path().join("cpu.json")).unwrap()).unwrap();
     let n = |k: &str| cpu[k].as_u64().unwrap();
     assert!(n("samples") > 0, "{cpu}");
-    assert_eq!(n("samples"), n("user_samples") + n("executor_samples") + n("other_samples"));
+    assert_eq!(
+        n("samples"),
+        n("user_samples") + n("executor_samples") + n("other_samples")
+    );
     assert_eq!(n("hz"), 999);
     let tasks = cpu["tasks"].as_object().unwrap();
     assert!(
-        tasks.keys().any(|k| k.starts_with("gateway.") || k.starts_with("node.")),
+        tasks
+            .keys()
+            .any(|k| k.starts_with("gateway.") || k.starts_with("node.")),
         "samples of request handlers: {cpu}"
     );
 
@@ -330,16 +357,21 @@ fn a_cpu_profile_needs_somewhere_to_go() {
 fn the_heap_profile_build_writes_dhat_json_and_refuses_cpu_profiles() {
     let dir = tempfile::tempdir().unwrap();
     let out = run_local(dir.path(), &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let dhat: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("dhat-heap.json")).unwrap())
-            .unwrap();
+        serde_json::from_slice(&std::fs::read(dir.path().join("dhat-heap.json")).unwrap()).unwrap();
     assert_eq!(dhat["dhatFileVersion"], 2);
     assert_eq!(dhat["mode"], "rust-heap");
     assert!(!dhat["pps"].as_array().unwrap().is_empty());
     let frames = dhat["ftbl"].as_array().unwrap();
     assert!(
-        frames.iter().any(|f| f.as_str().unwrap().contains("ddsplit::")),
+        frames
+            .iter()
+            .any(|f| f.as_str().unwrap().contains("ddsplit::")),
         "allocation sites in ddsplit's code"
     );
 
@@ -350,7 +382,13 @@ fn the_heap_profile_build_writes_dhat_json_and_refuses_cpu_profiles() {
     // A running process serves the profile so far.
     let admin = crate::support::free_addr();
     let mut child = Command::new(ddsplit_bin())
-        .args(["local", "--listen", "127.0.0.1:0", "--admin", &admin.to_string()])
+        .args([
+            "local",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            &admin.to_string(),
+        ])
         .current_dir(dir.path())
         .env("DDSPLIT_LOG", "error")
         .stdout(std::process::Stdio::null())

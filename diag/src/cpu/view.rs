@@ -261,13 +261,11 @@ impl TaskView {
 fn strip_closures(function: &str) -> String {
     let mut name = function;
     loop {
-        let trimmed = name
-            .strip_suffix("::{{closure}}")
-            .or_else(|| {
-                name.rfind("::{closure#")
-                    .filter(|_| name.ends_with('}'))
-                    .map(|at| &name[..at])
-            });
+        let trimmed = name.strip_suffix("::{{closure}}").or_else(|| {
+            name.rfind("::{closure#")
+                .filter(|_| name.ends_with('}'))
+                .map(|at| &name[..at])
+        });
         match trimmed {
             Some(t) => name = t,
             None => return name.to_string(),
@@ -394,7 +392,10 @@ mod tests {
     #[test]
     fn unruled_stacks_are_rooted_at_their_outermost_function() {
         let mut frames = RUNTIME.to_vec();
-        frames.extend(["app::load::run::{{closure}}::{{closure}}", "app::load::pick"]);
+        frames.extend([
+            "app::load::run::{{closure}}::{{closure}}",
+            "app::load::pick",
+        ]);
         let summary = view().summary(&CpuProfile {
             stacks: vec![stack(&frames, 3)],
             hz: 99,
@@ -418,7 +419,10 @@ mod tests {
         let mut queue = vec!["tokio::runtime::blocking::pool::Inner::run"];
         queue.extend(&RUNTIME[1..]);
         queue.push("tokio::runtime::scheduler::multi_thread::queue::Local<T>::push_back");
-        let other = ["std::sys::thread::unix::Thread::new::thread_start", "log::write"];
+        let other = [
+            "std::sys::thread::unix::Thread::new::thread_start",
+            "log::write",
+        ];
         let profile = CpuProfile {
             stacks: vec![
                 stack(&user, 10),
@@ -440,7 +444,11 @@ mod tests {
         assert_eq!(summary.tasks.get("gateway.get"), Some(&10));
         assert!((summary.executor_share - 6.0 / 17.0).abs() < 1e-12);
         let folded = view().folded(&profile.stacks);
-        assert!(folded.contains("executor;tokio::runtime::scheduler::multi_thread::worker::run (x.rs:1);"));
+        assert!(
+            folded.contains(
+                "executor;tokio::runtime::scheduler::multi_thread::worker::run (x.rs:1);"
+            )
+        );
         assert!(folded.contains("other;worker;std::sys::thread::unix::Thread::new::thread_start (x.rs:1);log::write (x.rs:1) 1\n"));
     }
 

@@ -29,7 +29,10 @@ const KNOWN: AllocCounts = AllocCounts {
 
 #[test]
 fn a_known_pattern_gives_exact_counts_while_other_threads_allocate() {
-    assert!(diag::alloc::is_counting(), "the test binary installs CountingAlloc");
+    assert!(
+        diag::alloc::is_counting(),
+        "the test binary installs CountingAlloc"
+    );
     let before = diag::alloc::process();
     // Noise: threads allocating all the time, in this test and beside it.
     let stop = std::sync::atomic::AtomicBool::new(false);
@@ -134,7 +137,11 @@ fn a_measured_future_counts_its_polls_on_every_thread() {
         .join()
         .unwrap()
     });
-    assert_eq!(measured.counts().allocations_total, 3, "100 B + kept vec + 100 B");
+    assert_eq!(
+        measured.counts().allocations_total,
+        3,
+        "100 B + kept vec + 100 B"
+    );
     let Poll::Ready((kept, counts)) = measured.as_mut().poll(&mut cx) else {
         panic!("the third poll completes")
     };
@@ -162,7 +169,11 @@ fn process_counts_are_published_in_batches_and_on_flush() {
         diag::alloc::flush();
         let after = diag::alloc::process().since(&before);
         assert!(after.allocations_total >= u64::from(diag::alloc::FLUSH_EVENTS / 2));
-        assert_eq!(scope.counts().allocations_total, 0, "flushing does not allocate");
+        assert_eq!(
+            scope.counts().allocations_total,
+            0,
+            "flushing does not allocate"
+        );
         // A large allocation is published at once (other threads only add to the counter).
         let before = diag::alloc::process().bytes_allocated_total;
         let big = vec![0u8; 4 * diag::alloc::FLUSH_BYTES as usize];
@@ -203,7 +214,10 @@ fn prometheus_text_has_every_metric_once() {
     diag::alloc::render_prometheus("app", &diag::alloc::process(), &mut text);
     for metric in diag::alloc::METRICS {
         let name = format!("app_{}", metric.name);
-        assert!(text.contains(&format!("# TYPE {name} {}\n", metric.kind)), "{text}");
+        assert!(
+            text.contains(&format!("# TYPE {name} {}\n", metric.kind)),
+            "{text}"
+        );
         let value_lines = text
             .lines()
             .filter(|l| l.starts_with(&format!("{name} ")))

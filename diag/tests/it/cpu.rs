@@ -47,10 +47,11 @@ fn the_profile_of_a_busy_loop_names_its_function_file_and_line() {
         .filter(|s| {
             s.frames.iter().any(|f| {
                 f.function.ends_with("cpu::busy_loop")
-                    && f.file.as_deref().is_some_and(|p| p.ends_with("tests/it/cpu.rs"))
-                    && f.line.is_some_and(|l| {
-                        (BUSY_LOOP_FIRST_LINE..=BUSY_LOOP_LAST_LINE).contains(&l)
-                    })
+                    && f.file
+                        .as_deref()
+                        .is_some_and(|p| p.ends_with("tests/it/cpu.rs"))
+                    && f.line
+                        .is_some_and(|l| (BUSY_LOOP_FIRST_LINE..=BUSY_LOOP_LAST_LINE).contains(&l))
             })
         })
         .map(|s| s.samples)
@@ -64,7 +65,10 @@ fn the_profile_of_a_busy_loop_names_its_function_file_and_line() {
     );
     let folded = profile.folded();
     // Paths are relative to the current directory (the package's, under `cargo test`).
-    assert!(folded.contains("it::cpu::busy_loop (tests/it/cpu.rs:"), "{folded}");
+    assert!(
+        folded.contains("it::cpu::busy_loop (tests/it/cpu.rs:"),
+        "{folded}"
+    );
     // The sampler's own frames (the unwinder in the signal handler) are not part of any stack.
     assert!(
         !folded.contains(";pprof::") && !folded.contains(";backtrace::"),
@@ -100,7 +104,10 @@ fn the_profile_of_a_busy_loop_names_its_function_file_and_line() {
         summary.user_samples + summary.executor_samples + summary.other_samples
     );
     assert!(summary.tasks.get("spin").copied().unwrap_or(0) >= in_loop);
-    assert!(profile.tasks_folded(&view).contains("\nspin;") || profile.tasks_folded(&view).starts_with("spin;"));
+    assert!(
+        profile.tasks_folded(&view).contains("\nspin;")
+            || profile.tasks_folded(&view).starts_with("spin;")
+    );
 }
 
 #[test]
@@ -110,7 +117,12 @@ fn one_profile_at_a_time_and_frequencies_in_range() {
     assert!(CpuProfiler::is_running());
     let second = CpuProfiler::start(99);
     assert!(matches!(second, Err(CpuError::Busy)), "{second:?}");
-    assert!(second.unwrap_err().to_string().contains("one runs at a time"));
+    assert!(
+        second
+            .unwrap_err()
+            .to_string()
+            .contains("one runs at a time")
+    );
     drop(first);
     assert!(!CpuProfiler::is_running());
     // Free again once the first is gone.

@@ -22,7 +22,9 @@ compile_error!(
     feature = "alloc-uncounted",
     any(feature = "alloc-mimalloc", feature = "alloc-jemalloc")
 ))]
-compile_error!("`alloc-uncounted` is the bare system allocator: build it without `alloc-mimalloc` or `alloc-jemalloc`");
+compile_error!(
+    "`alloc-uncounted` is the bare system allocator: build it without `alloc-mimalloc` or `alloc-jemalloc`"
+);
 
 #[cfg(feature = "dhat-heap")]
 #[global_allocator]

@@ -220,13 +220,14 @@ fn main() -> ExitCode {
         );
     init_logging(if quiet { "warn" } else { "info" });
     // Dropped last, after the runtime: the heap profile covers the whole run.
-    let _heap_profile = match ddsplit::probes::heap_profile(probe_args(&cli.command).diag_out.as_deref()) {
-        Ok(profile) => profile,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let _heap_profile =
+        match ddsplit::probes::heap_profile(probe_args(&cli.command).diag_out.as_deref()) {
+            Ok(profile) => profile,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("ddsplit-worker")

@@ -11,6 +11,7 @@ use ddsplit::client::Client;
 use ddsplit::local::{LocalCluster, LocalClusterConfig};
 use ddsplit::node::log::FsyncPolicy;
 use diag::alloc::{AllocCounts, AllocScope};
+#[cfg(not(feature = "dhat-heap"))]
 use diag::cpu::protos::{self, Message as _};
 
 use crate::support::{ddsplit_bin, record};
@@ -33,6 +34,7 @@ fn http_get(addr: SocketAddr, target: &str) -> (u16, Vec<u8>) {
     (status, response[head_end + 4..].to_vec())
 }
 
+#[cfg(not(feature = "dhat-heap"))]
 fn gunzip(bytes: &[u8]) -> Vec<u8> {
     let mut raw = Vec::new();
     flate2::read::GzDecoder::new(bytes)

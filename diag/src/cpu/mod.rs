@@ -23,6 +23,7 @@
 mod encode;
 mod view;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -201,8 +202,9 @@ pub struct Frame {
     /// The function, e.g. `ddsplit::gateway::Gateway::put::{{closure}}` (an async fn's body
     /// is its `{{closure}}`).
     pub function: String,
-    /// The source file, shortened: relative to the current directory, to the crate's directory
-    /// for dependencies (`tokio-1.54.1/src/...`), to `library/` for the standard library.
+    /// The source file, shortened: from the crate's directory (`ddsplit/src/server.rs`,
+    /// `tokio-1.54.1/src/...`), from `library/` for the standard library, else relative to the
+    /// current directory.
     pub file: Option<String>,
     /// The line in `file`: of the sampled instruction for the innermost frame, of the call for
     /// the others.
@@ -222,16 +224,46 @@ impl Frame {
     }
 
     /// The crate the function belongs to: the first path segment, after any `<` of a trait
-    /// impl (`<ddsplit::store::LocalStore as ...>::get` is `ddsplit`'s).
-    pub fn crate_name(&self) -> &str {
+    /// impl (`<ddsplit::store::LocalStore as ...>::get` is `ddsplit`'s). A bare name without a
+    /// path (an inlined function, in a build whose debug info has line tables only) is placed
+    /// by its source file: `tokio-1.54.1/src/...` is `tokio`'s, `library/core/...` is `core`'s,
+    /// `ddsplit/src/...` is `ddsplit`'s.
+    pub fn crate_name(&self) -> Cow<'_, str> {
         let name = self
             .function
             .trim_start_matches(['<', '&', '*', '('])
             .trim_start_matches("mut ")
             .trim_start_matches("dyn ");
         let end = name.find([':', '<', ' ', '>', '(']).unwrap_or(name.len());
-        &name[..end]
+        if !name[end..].starts_with("::") {
+            if let Some(krate) = self.file.as_deref().and_then(crate_of_file) {
+                return krate;
+            }
+        }
+        Cow::Borrowed(&name[..end])
     }
+}
+
+/// The crate of a Rust source file, from its shortened path (see [`Frame::file`]).
+fn crate_of_file(file: &str) -> Option<Cow<'_, str>> {
+    if !file.ends_with(".rs") || file.starts_with('/') {
+        return None;
+    }
+    if let Some(rest) = file.strip_prefix("library/") {
+        return rest.split('/').next().map(Cow::Borrowed);
+    }
+    // `src/main.rs` relative to a crate's own directory: the crate is not in the path.
+    let first = file.split('/').next().filter(|first| *first != "src")?;
+    // A registry crate's directory: `name-1.2.3`.
+    let name = match first.rfind('-') {
+        Some(dash) if first[dash + 1..].starts_with(|c: char| c.is_ascii_digit()) => &first[..dash],
+        _ => first,
+    };
+    Some(if name.contains('-') {
+        Cow::Owned(name.replace('-', "_"))
+    } else {
+        Cow::Borrowed(name)
+    })
 }
 
 /// A distinct stack and how many samples landed on it.
@@ -386,7 +418,7 @@ impl Symbolizer {
 
 /// Frames of the sampler itself, found at the leaf end of each stack.
 fn is_sampler_frame(frame: &Frame) -> bool {
-    matches!(frame.crate_name(), "pprof" | "backtrace")
+    matches!(frame.crate_name().as_ref(), "pprof" | "backtrace")
         || frame.function.starts_with("_Unwind_")
         || frame.function.starts_with("uw_")
 }
@@ -414,6 +446,15 @@ fn short_path(path: &Path, cwd: &Path) -> String {
     if let Some(rest) = text.strip_prefix("/rustc/") {
         if let Some(slash) = rest.find('/') {
             return rest[slash + 1..].to_string();
+        }
+    }
+    // A crate of the program's own, absolute: from the crate's directory on
+    // (`/work/repo/ddsplit/src/server.rs` is `ddsplit/src/server.rs`), so that profiles of two
+    // checkouts of the same code name the same files.
+    if path.is_absolute() {
+        if let Some(at) = text.rfind("/src/") {
+            let crate_dir = text[..at].rfind('/').map_or(0, |slash| slash + 1);
+            return text[crate_dir..].to_string();
         }
     }
     match path.strip_prefix(cwd) {
@@ -448,6 +489,17 @@ mod tests {
         assert_eq!(
             short_path(Path::new("/work/project/ddsplit/src/codec.rs"), cwd),
             "ddsplit/src/codec.rs"
+        );
+        assert_eq!(
+            short_path(
+                Path::new("/elsewhere/checkout/ddsplit/src/node/log.rs"),
+                cwd
+            ),
+            "ddsplit/src/node/log.rs"
+        );
+        assert_eq!(
+            short_path(Path::new("/work/project/diag/tests/it/cpu.rs"), cwd),
+            "diag/tests/it/cpu.rs"
         );
         assert_eq!(
             short_path(Path::new("/elsewhere/x.rs"), cwd),

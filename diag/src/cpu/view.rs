@@ -20,7 +20,11 @@
 //!
 //! Classification is by function name, so it works with a signal-based sampler that cannot read
 //! what the interrupted thread was doing: an `async fn`'s body is its `{{closure}}`, and is on
-//! the stack whenever its task is being polled.
+//! the stack whenever its task is being polled. Optimised code inlines most of those bodies, and
+//! the names of inlined functions come from the debug info: with full debug info (the
+//! `profiling` profile) they are whole paths; with line tables only (`debug =
+//! "line-tables-only"`) they are bare (`run`, `poll<...>`), so such frames are placed in a crate
+//! by their source file, and rules only see the frames that were not inlined.
 
 use std::collections::BTreeMap;
 
@@ -127,7 +131,7 @@ impl TaskView {
 
     fn is_user(&self, frame: &Frame) -> bool {
         let krate = frame.crate_name();
-        self.user_crates.iter().any(|c| c == krate)
+        self.user_crates.iter().any(|c| *c == krate)
     }
 
     fn classify(&self, stack: &Stack) -> Class {
@@ -138,7 +142,7 @@ impl TaskView {
                 .iter()
                 .find(|r| frames.iter().any(|f| r.matches(&f.function)))
                 .map(|r| r.kind.clone());
-            let kind = ruled.unwrap_or_else(|| strip_closures(&frames[first].function));
+            let kind = ruled.unwrap_or_else(|| fallback_kind(&frames[first]));
             return Class::User { kind, first };
         }
         let Some(first) = frames.iter().position(|f| f.crate_name() == "tokio") else {
@@ -186,7 +190,7 @@ impl TaskView {
                     for (i, frame) in stack.frames.iter().enumerate().skip(first) {
                         let plumbing = i < last
                             && !self.is_user(frame)
-                            && PLUMBING_CRATES.contains(&frame.crate_name());
+                            && PLUMBING_CRATES.contains(&frame.crate_name().as_ref());
                         if !plumbing {
                             line.push(';');
                             line.push_str(&frame.label());
@@ -254,6 +258,17 @@ impl TaskView {
             summary.executor_samples as f64 / summary.samples as f64
         };
         summary
+    }
+}
+
+/// The kind of a stack no rule names: its outermost function of the program, without the
+/// closures of its async body; a bare name (an inlined function in a build with line tables
+/// only) with its file, since the name alone says little (`run (app/src/server.rs)`).
+fn fallback_kind(frame: &Frame) -> String {
+    let name = strip_closures(&frame.function);
+    match &frame.file {
+        Some(file) if !name.contains("::") => format!("{name} ({file})"),
+        _ => name,
     }
 }
 

@@ -351,9 +351,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             json,
             probes,
         } => {
-            let mut probes = ProbeRun::new(&probes)?;
-            let report = run_load(gateway.gateway, load, &mut probes).await?;
-            probes.finish(&report).await?;
+            let report = load_with_probes(gateway.gateway, load, &probes).await?;
             print_report(&report, json)
         }
     }
@@ -497,14 +495,8 @@ async fn run_local(mut args: LocalArgs) -> anyhow::Result<ExitCode> {
         if let Some(duration) = args.load {
             args.workload.duration = Some(duration);
         }
-        let mut probes = ProbeRun::new(&args.probes)?;
-        match run_load(gateway, args.workload, &mut probes).await {
-            Ok(report) => match probes.finish(&report).await {
-                Ok(()) => print_report(&report, args.json),
-                Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
-        }
+        let report = load_with_probes(gateway, args.workload, &args.probes).await;
+        report.and_then(|r| print_report(&r, args.json))
     } else {
         eprintln!("try: ddsplit put --gateway {gateway} FILE; press Ctrl-C to stop");
         tokio::signal::ctrl_c().await?;
@@ -512,6 +504,19 @@ async fn run_local(mut args: LocalArgs) -> anyhow::Result<ExitCode> {
     };
     cluster.shutdown().await?;
     outcome
+}
+
+/// Runs the load under the probes `probe_args` asks for, and writes their files (`--diag-out`)
+/// when it ends.
+async fn load_with_probes(
+    gateway: SocketAddr,
+    config: LoadConfig,
+    probe_args: &ProbeArgs,
+) -> anyhow::Result<LoadReport> {
+    let mut probes = ProbeRun::new(probe_args)?;
+    let report = run_load(gateway, config, &mut probes).await?;
+    probes.finish(&report).await?;
+    Ok(report)
 }
 
 async fn run_load(

@@ -17,6 +17,7 @@ pub mod load;
 pub mod local;
 pub mod metrics;
 pub mod node;
+pub mod probes;
 pub mod query;
 pub mod server;
 pub mod shutdown;

@@ -94,3 +94,11 @@ pub const ADMIN_REQUEST_BYTES_MAX: usize = 8 * 1024;
 
 /// How long graceful shutdown waits for in-flight requests before it gives up on them.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Default length of a CPU profile from `/debug/pprof/profile`: Go's default, so tools that
+/// fetch profiles from Go services behave the same here.
+pub const PROFILE_SECONDS_DEFAULT: u64 = 30;
+
+/// Longest CPU profile the admin endpoint takes: long enough to catch a periodic stall, short
+/// enough that a forgotten request does not hold the process's one sampler for long.
+pub const PROFILE_SECONDS_MAX: u64 = 120;

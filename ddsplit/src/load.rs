@@ -229,6 +229,10 @@ pub struct LoadReport {
     pub error_samples: Vec<String>,
     pub seed: u64,
     pub concurrency: usize,
+    /// Allocations of this whole process over the measured phase (absent when the process's
+    /// global allocator does not count: see `diag::alloc`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alloc: Option<AllocReport>,
 }
 
 impl LoadReport {
@@ -269,6 +273,9 @@ impl LoadReport {
             self.seed,
             self.wrong_data
         ));
+        if let Some(alloc) = &self.alloc {
+            out.push_str(&alloc.line());
+        }
         for sample in &self.error_samples {
             out.push_str(&format!("error: {sample}\n"));
         }
@@ -386,6 +393,7 @@ impl Recorder {
                 .clone(),
             seed: config.seed,
             concurrency: config.concurrency,
+            alloc: None,
         }
     }
 }
@@ -560,6 +568,18 @@ pub async fn run(
     stop: Arc<AtomicBool>,
     on_start: impl FnOnce(LoadProgress),
 ) -> anyhow::Result<LoadReport> {
+    run_measured(gateway, config, stop, on_start, || {}).await
+}
+
+/// [`run`], calling `on_measure` when the measured phase begins (after the preload), so that a
+/// probe (a CPU profile) covers exactly what the report measures.
+pub async fn run_measured(
+    gateway: SocketAddr,
+    config: LoadConfig,
+    stop: Arc<AtomicBool>,
+    on_start: impl FnOnce(LoadProgress),
+    on_measure: impl FnOnce(),
+) -> anyhow::Result<LoadReport> {
     config.validate().map_err(anyhow::Error::msg)?;
     let recorder = Arc::new(Recorder::new());
     let started = Arc::new(Mutex::new(None));
@@ -594,6 +614,9 @@ pub async fn run(
         worker.recorder = Arc::clone(&recorder);
     }
     let (deadline, per_worker) = config.stop_after();
+    on_measure();
+    diag::alloc::reset_peak();
+    let alloc_begin = diag::alloc::process();
     let begin = Instant::now();
     *started.lock().expect("lock is never poisoned") = Some(begin);
     let tasks: Vec<_> = workers
@@ -620,7 +643,58 @@ pub async fn run(
     for task in tasks {
         task.await?;
     }
-    Ok(recorder.report(begin.elapsed(), &config))
+    let elapsed = begin.elapsed();
+    let alloc = diag::alloc::process().since(&alloc_begin);
+    let mut report = recorder.report(elapsed, &config);
+    report.alloc = diag::alloc::is_counting().then(|| AllocReport::new(&alloc, report.ops));
+    Ok(report)
+}
+
+/// The allocations of a load run (the process's, over the measured phase) in the load report.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq)]
+pub struct AllocReport {
+    /// Successful allocations (`alloc`, `alloc_zeroed`).
+    pub allocations: u64,
+    /// Deallocations.
+    pub deallocations: u64,
+    /// Reallocations (counted apart from allocations).
+    pub reallocations: u64,
+    /// Bytes allocated, plus the growth of reallocations.
+    pub bytes_allocated: u64,
+    /// The highest live heap bytes of the process during the phase.
+    pub peak_live_bytes: u64,
+    /// `allocations / ops`.
+    pub allocations_per_op: f64,
+    /// `bytes_allocated / ops`.
+    pub bytes_allocated_per_op: f64,
+}
+
+impl AllocReport {
+    /// The report of `counts` over `ops` operations.
+    pub fn new(counts: &diag::alloc::AllocCounts, ops: u64) -> AllocReport {
+        AllocReport {
+            allocations: counts.allocations_total,
+            deallocations: counts.deallocations_total,
+            reallocations: counts.reallocations_total,
+            bytes_allocated: counts.bytes_allocated_total,
+            peak_live_bytes: counts.peak_live_bytes,
+            allocations_per_op: counts.allocations_per_op(ops),
+            bytes_allocated_per_op: counts.bytes_allocated_per_op(ops),
+        }
+    }
+
+    /// One line of the load table.
+    pub fn line(&self) -> String {
+        format!(
+            "allocations: {:.1}/op, {:.1} KiB/op ({} allocations, {} reallocations, {:.1} MiB); peak live heap {:.1} MiB\n",
+            self.allocations_per_op,
+            self.bytes_allocated_per_op / 1024.0,
+            self.allocations,
+            self.reallocations,
+            self.bytes_allocated as f64 / (1 << 20) as f64,
+            self.peak_live_bytes as f64 / (1 << 20) as f64,
+        )
+    }
 }
 
 #[cfg(test)]

@@ -109,7 +109,7 @@ impl LocalCluster {
         let (admin_shutdown, admin_listener) = shutdown::channel();
         let admin_addr = match config.admin {
             Some(addr) => {
-                let admin = add_routes(Admin::new(Arc::clone(&registry)));
+                let admin = add_routes(crate::probes::admin(&registry));
                 Some(admin::start(addr, config.admin_allow_remote, admin, admin_listener).await?)
             }
             None => None,

@@ -26,6 +26,11 @@ pub struct OpMetrics {
     pub errors_total: AtomicU64,
     /// Sum of handling times, nanoseconds.
     pub duration_ns_total: AtomicU64,
+    /// Allocations made while handling requests (by the handler's future, on any thread that
+    /// polled it; not the log writer's or the blocking pool's).
+    pub allocations_total: AtomicU64,
+    /// Bytes those allocations asked for.
+    pub allocated_bytes_total: AtomicU64,
     /// Requests per latency bucket (not cumulative; the last is `+Inf`).
     buckets: [AtomicU64; LATENCY_BUCKETS_S.len() + 1],
 }
@@ -91,6 +96,15 @@ impl ServiceMetrics {
             .position(|&le| secs <= le)
             .unwrap_or(LATENCY_BUCKETS_S.len());
         m.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records the allocations of one request of operation `op`.
+    pub fn record_alloc(&self, op: usize, counts: &diag::alloc::AllocCounts) {
+        let m = &self.ops[op];
+        m.allocations_total
+            .fetch_add(counts.allocations_total, Ordering::Relaxed);
+        m.allocated_bytes_total
+            .fetch_add(counts.bytes_allocated_total, Ordering::Relaxed);
     }
 
     /// Counters of operation `op` (an index into [`OP_NAMES`]).
@@ -285,6 +299,9 @@ fn render_services(services: &[Arc<ServiceMetrics>], out: &mut String) {
             );
         }
     }
+    if diag::alloc::is_counting() {
+        render_request_allocations(services, out);
+    }
     for (name, help, get) in [
         (
             "ddsplit_connections_total",
@@ -311,6 +328,36 @@ fn render_services(services: &[Arc<ServiceMetrics>], out: &mut String) {
                 s.instance,
                 get(s).load(Ordering::Relaxed)
             );
+        }
+    }
+}
+
+/// Allocations per request: divided by `ddsplit_requests_total`, the allocations per operation.
+fn render_request_allocations(services: &[Arc<ServiceMetrics>], out: &mut String) {
+    let used = |s: &ServiceMetrics, op: usize| s.ops[op].requests_total.load(Ordering::Relaxed) > 0;
+    for (name, help, get) in [
+        (
+            "ddsplit_request_allocations_total",
+            "Heap allocations made while handling requests (on any thread polling the handler), by role and operation.",
+            (|m: &OpMetrics| &m.allocations_total) as fn(&OpMetrics) -> &AtomicU64,
+        ),
+        (
+            "ddsplit_request_allocated_bytes_total",
+            "Heap bytes allocated while handling requests, by role and operation.",
+            |m| &m.allocated_bytes_total,
+        ),
+    ] {
+        family(out, name, "counter", help);
+        for s in services {
+            for (op, op_name) in OP_NAMES.iter().enumerate().filter(|(op, _)| used(s, *op)) {
+                let _ = writeln!(
+                    out,
+                    "{name}{{role=\"{}\",instance=\"{}\",op=\"{op_name}\"}} {}",
+                    s.role,
+                    s.instance,
+                    get(&s.ops[op]).load(Ordering::Relaxed)
+                );
+            }
         }
     }
 }

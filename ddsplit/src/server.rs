@@ -180,15 +180,15 @@ impl<H: Handler> Connection<H> {
                     Ok(request) => {
                         let op = request.op_index();
                         let span = tracing::debug_span!("request", op = request.op_name(), peer = %self.peer);
-                        // The handler runs inline, inside the monitor of its operation's kind.
+                        // The handler runs inline, inside the monitor of its operation's kind,
+                        // and its allocations are counted wherever it is polled.
                         let kind = self.metrics.tasks().op(op);
-                        (
-                            Some(op),
-                            kind.instrument(self.handler.handle(request))
-                                .instrument(span)
-                                .await,
-                            true,
-                        )
+                        let handled = kind
+                            .instrument(self.handler.handle(request))
+                            .instrument(span);
+                        let (response, alloc) = diag::alloc::measure(handled).await;
+                        self.metrics.record_alloc(op, &alloc);
+                        (Some(op), response, true)
                     }
                     Err(e) => (None, self.refuse_frame(&e), true),
                 },

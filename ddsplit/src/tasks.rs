@@ -38,13 +38,15 @@ pub enum TaskProbeLevel {
 pub const TASKS_JSON: &str = "tasks.json";
 
 /// Every task kind: (role, operation in [`OP_NAMES`] or `conn` for the connection tasks, kind).
-const KINDS: [(&str, &str, &str); 12] = [
+const KINDS: [(&str, &str, &str); 14] = [
     ("gateway", "conn", "gateway.conn"),
     ("gateway", "put", "gateway.put"),
     ("gateway", "get", "gateway.get"),
     ("gateway", "query", "gateway.query"),
     ("gateway", "delete", "gateway.delete"),
     ("gateway", "cluster_stats", "gateway.stats"),
+    ("gateway", "repair", "gateway.repair"),
+    ("gateway", "repair_scan", "gateway.repair_scan"),
     ("node", "conn", "node.conn"),
     ("node", "put_fragment", "node.put"),
     ("node", "get_fragment", "node.get"),
@@ -282,7 +284,9 @@ mod tests {
                 "gateway.get",
                 "gateway.query",
                 "gateway.delete",
-                "gateway.stats"
+                "gateway.stats",
+                "gateway.repair",
+                "gateway.repair_scan"
             ]
         );
         assert_eq!(
@@ -293,6 +297,8 @@ mod tests {
                 "node.delete",
                 "node.list",
                 "node.stats",
+                "other",
+                "other",
                 "other",
                 "other",
                 "other",

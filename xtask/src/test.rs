@@ -1,8 +1,9 @@
 //! `cargo xtask test`: the whole test suite, as CI runs it: every crate of the workspace with
 //! the default features, then DDSplit again with the `story` features (the same tests must
-//! pass: the story changes performance, never behaviour), then the tokio-console build (its
-//! own `--cfg tokio_unstable` target directory): the console protocol test, which also checks
-//! the task probes' unstable runtime figures.
+//! pass: the story changes performance, never behaviour), then DDSplit's probe tests in the
+//! heap-profile build (`dhat-heap`, whose global allocator is dhat's), then the tokio-console
+//! build (its own `--cfg tokio_unstable` target directory): the console protocol test, which
+//! also checks the task probes' unstable runtime figures.
 
 use std::process::ExitCode;
 
@@ -13,7 +14,8 @@ pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!(
             "cargo xtask test [CARGO TEST ARGS]\n\nRuns the workspace's tests, then ddsplit's with --features story, \
-             then the tokio-console tests (--cfg tokio_unstable, target/console)."
+             then its probe tests in the dhat-heap build, then the tokio-console tests \
+             (--cfg tokio_unstable, target/console)."
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -22,6 +24,19 @@ pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
         (
             "ddsplit with the story features",
             vec!["test", "-p", "ddsplit", "--features", "story"],
+        ),
+        (
+            "ddsplit's probes in the heap-profile build",
+            vec![
+                "test",
+                "-p",
+                "ddsplit",
+                "--features",
+                "dhat-heap",
+                "--test",
+                "it",
+                "probes::",
+            ],
         ),
         (
             "tokio-console protocol test (console build)",

@@ -4,6 +4,10 @@
     reason = "a test that cannot go on should stop at the line that failed"
 )]
 
+// The probes' tests measure this binary's allocations; the others do not notice.
+#[global_allocator]
+static GLOBAL: diag::alloc::CountingAlloc = diag::alloc::CountingAlloc::system();
+
 mod bad_input;
 mod chaos;
 mod cli;
@@ -11,6 +15,7 @@ mod cluster;
 mod connections;
 mod damage;
 mod diag_out;
+mod probes;
 mod prometheus;
 mod props;
 mod security;

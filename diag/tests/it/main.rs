@@ -1,5 +1,14 @@
-//! Integration tests of the `diag` library: the sizes and moves reports on fixture programs.
+//! Integration tests of the `diag` library: allocation counts and CPU profiles of this test
+//! binary, and the sizes and moves reports on fixture programs.
 
+// Every test here runs with the counting allocator: the allocation tests measure it, the others
+// do not notice it.
+#[global_allocator]
+static GLOBAL: diag::alloc::CountingAlloc = diag::alloc::CountingAlloc::system();
+
+mod alloc;
+#[cfg(feature = "cpu")]
+mod cpu;
 mod moves;
 mod sizes;
 mod support;

@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use clap::{Args, Parser, Subcommand};
-use ddsplit::admin::{self, Admin};
+use ddsplit::admin;
 use ddsplit::client::Client;
 use ddsplit::codec::CodecParams;
 use ddsplit::error::{DistriErr, ErrorCode};
@@ -29,6 +29,7 @@ use ddsplit::local::{LOCAL_NODES_DEFAULT, LocalCluster, LocalClusterConfig};
 use ddsplit::metrics::Registry;
 use ddsplit::node::log::FsyncPolicy;
 use ddsplit::node::{self, NodeConfig};
+use ddsplit::probes::{ProbeArgs, ProbeRun};
 use ddsplit::query::DistriQuery;
 use ddsplit::server::ServerConfig;
 use ddsplit::units::parse_duration;
@@ -109,6 +110,8 @@ enum Command {
         /// Print the result as one JSON object instead of a table.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        probes: ProbeArgs,
     },
 }
 
@@ -213,11 +216,10 @@ struct LocalArgs {
     /// With --load or --ops: print the result as JSON instead of a table.
     #[arg(long)]
     json: bool,
-    /// When the run ends, write this process's probe results into DIR (created): tasks.json.
-    #[arg(long, value_name = "DIR")]
-    diag_out: Option<PathBuf>,
     #[command(flatten)]
     admin: AdminArgs,
+    #[command(flatten)]
+    probes: ProbeArgs,
 }
 
 fn main() -> ExitCode {
@@ -232,6 +234,15 @@ fn main() -> ExitCode {
         eprintln!("error: {e:#}");
         return ExitCode::FAILURE;
     }
+    // Dropped last, after the runtime: the heap profile covers the whole run.
+    let _heap_profile =
+        match ddsplit::probes::heap_profile(probe_args(&cli.command).diag_out.as_deref()) {
+            Ok(profile) => profile,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("ddsplit-worker")
@@ -384,8 +395,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             gateway,
             load,
             json,
+            probes,
         } => {
-            let report = run_load(gateway.gateway, load).await?;
+            let report = load_with_probes(gateway.gateway, load, &probes).await?;
             print_report(&report, json)
         }
     }
@@ -456,7 +468,7 @@ async fn start_admin(
     let bound = admin::start(
         addr,
         args.admin_allow_remote,
-        Admin::new(Arc::clone(registry)),
+        ddsplit::probes::admin(registry),
         shutdown,
     )
     .await?;
@@ -529,28 +541,46 @@ async fn run_local(mut args: LocalArgs) -> anyhow::Result<ExitCode> {
         if let Some(duration) = args.load {
             args.workload.duration = Some(duration);
         }
-        let report = run_load(gateway, args.workload).await;
+        let report = load_with_probes(gateway, args.workload, &args.probes).await;
         report.and_then(|r| print_report(&r, args.json))
     } else {
         eprintln!("try: ddsplit put --gateway {gateway} FILE; press Ctrl-C to stop");
         ddsplit::shutdown::terminate_signal().await?;
         Ok(ExitCode::SUCCESS)
     };
-    if let Some(dir) = &args.diag_out {
+    if let Some(dir) = &args.probes.diag_out {
         write_diag_out(dir, &cluster)?;
     }
     cluster.shutdown().await?;
     outcome
 }
 
-/// `--diag-out DIR`: the probe results of this process, written when the run ends.
+/// `--diag-out DIR`: the task probes' results of this process (`tasks.json`), written when the
+/// run ends; the load's probes (allocations, CPU) write theirs as the load ends.
 fn write_diag_out(dir: &std::path::Path, cluster: &LocalCluster) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     ddsplit::tasks::write_json(dir, cluster.registry().tasks())?;
     Ok(())
 }
 
-async fn run_load(gateway: SocketAddr, config: LoadConfig) -> anyhow::Result<LoadReport> {
+/// Runs the load under the probes `probe_args` asks for, and writes their files (`--diag-out`)
+/// when it ends.
+async fn load_with_probes(
+    gateway: SocketAddr,
+    config: LoadConfig,
+    probe_args: &ProbeArgs,
+) -> anyhow::Result<LoadReport> {
+    let mut probes = ProbeRun::new(probe_args)?;
+    let report = run_load(gateway, config, &mut probes).await?;
+    probes.finish(&report).await?;
+    Ok(report)
+}
+
+async fn run_load(
+    gateway: SocketAddr,
+    config: LoadConfig,
+    probes: &mut ProbeRun,
+) -> anyhow::Result<LoadReport> {
     let stop = Arc::new(AtomicBool::new(false));
     let ctrl_c_stop = Arc::clone(&stop);
     diag::tasks::spawn_named("load.stop_signal", async move {
@@ -560,9 +590,13 @@ async fn run_load(gateway: SocketAddr, config: LoadConfig) -> anyhow::Result<Loa
     });
     let mut summary = None;
     let shown_config = config.clone();
-    let report = load::run(gateway, config, stop, |progress| {
-        summary = Some(live::show(progress, &shown_config))
-    })
+    let report = load::run_measured(
+        gateway,
+        config,
+        stop,
+        |progress| summary = Some(live::show(progress, &shown_config)),
+        || probes.begin_measure(),
+    )
     .await;
     if let Some(summary) = summary {
         summary.abort();
@@ -583,4 +617,13 @@ fn print_report(report: &LoadReport, json: bool) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The probe flags of a command (none for the commands that have none).
+fn probe_args(command: &Command) -> ProbeArgs {
+    match command {
+        Command::Local(args) => args.probes.clone(),
+        Command::Load { probes, .. } => probes.clone(),
+        _ => ProbeArgs::default(),
+    }
 }

@@ -20,12 +20,35 @@ pub fn ddsplit_bin() -> &'static str {
     env!("CARGO_BIN_EXE_ddsplit")
 }
 
-/// A loopback address with a port that was free a moment ago.
+/// Ports for the servers the tests start on fixed addresses: below Linux's default ephemeral
+/// range (32768-60999), so that no outgoing connection of any process on the machine takes one
+/// as its source port between the moment it is picked and the moment the server binds it (or
+/// binds it again, when a killed node restarts). Ports from the ephemeral range did collide.
+const FIXED_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A loopback address with a port that was free a moment ago, outside the ephemeral range.
 pub fn free_addr() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener
-        .local_addr()
-        .expect("a bound listener has an address")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    // Each test process starts at its own place in the range, so that concurrent test runs on
+    // one machine rarely try the same ports.
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let span = u32::from(FIXED_PORTS.end - FIXED_PORTS.start);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % span,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..span {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed) % span;
+        let port = FIXED_PORTS.start + offset as u16;
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            return listener
+                .local_addr()
+                .expect("a bound listener has an address");
+        }
+    }
+    panic!("no free loopback port in {FIXED_PORTS:?}");
 }
 
 /// Waits until something accepts connections on `addr`.

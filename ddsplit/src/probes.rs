@@ -54,7 +54,10 @@ pub fn admin(registry: &Arc<Registry>) -> Admin {
 pub fn task_view() -> TaskView {
     let store = "ddsplit::store::LocalStore as ddsplit::store::FragmentStore>::";
     TaskView::new(["ddsplit"])
-        .rule("ddsplit::gateway::Gateway::repair_scan", "gateway.repair_scan")
+        .rule(
+            "ddsplit::gateway::Gateway::repair_scan",
+            "gateway.repair_scan",
+        )
         .rule("ddsplit::gateway::Gateway::repair", "gateway.repair")
         .rule("ddsplit::gateway::Gateway::query", "gateway.query")
         .rule("ddsplit::gateway::Gateway::put", "gateway.put")

@@ -412,10 +412,18 @@ fn in_workspace(location: &str) -> String {
         // `<revision>/ddsplit/src/...`: drop the worktree's own directory.
         return rest.split_once('/').map_or(rest, |(_, r)| r).to_string();
     }
-    location
-        .strip_prefix(&format!("{root}/"))
-        .unwrap_or(location)
-        .to_string()
+    if let Some(rest) = location.strip_prefix(&format!("{root}/")) {
+        return rest.to_string();
+    }
+    // The standard library's sources (`/rustc/<commit>/library/...`) and crates from the
+    // registry (`.../registry/src/<index>/tokio-1.54.1/src/...`) by their own path.
+    if let Some(rest) = location.strip_prefix("/rustc/") {
+        return rest.split_once('/').map_or(rest, |(_, r)| r).to_string();
+    }
+    if let Some((_, rest)) = location.split_once("/registry/src/") {
+        return rest.split_once('/').map_or(rest, |(_, r)| r).to_string();
+    }
+    location.to_string()
 }
 
 /// `dir`'s `file` as a path relative to the snapshot directory (`dir`'s parent).

@@ -131,7 +131,11 @@ pub fn render_html(c: &Comparison, pictures: &[Picture]) -> String {
             "<h2>Task kinds</h2><table><tr><th>task kind</th><th>polls/op</th><th>poll time/op</th>\
              <th>scheduled/op</th><th>slow polls/op</th></tr>"
         );
-        for t in &c.tasks {
+        for t in c
+            .tasks
+            .iter()
+            .filter(|t| t.polls_per_op.0 > 0.0 || t.polls_per_op.1 > 0.0)
+        {
             let _ = writeln!(
                 out,
                 "<tr{}><td><code>{}</code></td><td>{:.2} → {:.2}</td><td>{} → {}</td><td>{} → {}</td><td>{:.3} → {:.3}</td></tr>",

@@ -51,7 +51,12 @@ pub fn render_markdown(c: &Comparison) -> String {
         out.push_str(&finding(i + 1, f));
     }
 
-    let notable: Vec<_> = c.tasks.iter().collect();
+    // Kinds that did no work on either side say nothing.
+    let notable: Vec<_> = c
+        .tasks
+        .iter()
+        .filter(|t| t.polls_per_op.0 > 0.0 || t.polls_per_op.1 > 0.0)
+        .collect();
     if !notable.is_empty() {
         let _ = writeln!(
             out,

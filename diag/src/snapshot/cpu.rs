@@ -194,15 +194,16 @@ pub fn classify_stack(frames: &[&str]) -> CpuCategory {
     {
         return CpuCategory::Alloc;
     }
-    // The nearest Rust frame decides between the executor and the program: a system call made
-    // by the I/O driver is the runtime's, one made by a handler is the program's.
-    let nearest_rust = frames
-        .iter()
-        .rev()
-        .map(|f| parse_frame(f).0)
-        .find(|f| f.contains("::"));
-    if nearest_rust.is_some_and(is_executor_frame) {
-        return CpuCategory::Executor;
+    // From the leaf towards the root, past library plumbing, the first frame that is either the
+    // runtime's machinery or the program's own code decides: a system call made by the I/O
+    // driver or a parked worker is the executor's, one made by a handler is the program's.
+    for f in frames.iter().rev().map(|f| parse_frame(f).0) {
+        if is_executor_frame(f) {
+            return CpuCategory::Executor;
+        }
+        if is_program_frame(f) && !is_library_frame(f) {
+            break;
+        }
     }
     if !leaf.contains("::") {
         return CpuCategory::Syscall;
@@ -226,9 +227,12 @@ fn charged_function(frames: &[&str]) -> (String, Option<String>) {
     }
 }
 
-/// `memcpy`, `memmove` and their CPU-specific variants.
+/// `memcpy`, `memmove`, `memset` and their CPU-specific variants: moving and filling bytes.
 fn is_copy_routine(function: &str) -> bool {
-    !function.contains("::") && (function.contains("memcpy") || function.contains("memmove"))
+    !function.contains("::")
+        && (function.contains("memcpy")
+            || function.contains("memmove")
+            || function.contains("memset"))
 }
 
 /// The C allocator, alternative allocators, and Rust's allocation shims.
@@ -264,6 +268,7 @@ fn is_allocator_routine(function: &str) -> bool {
         "tikv_jemalloc",
     ];
     let f = function.trim_start_matches('<');
+    let f = f.strip_prefix("__rustc::").unwrap_or(f);
     C_NAMES.contains(&f)
         || PREFIXES.iter().any(|p| f.starts_with(p))
         || f.starts_with("alloc::alloc::")
@@ -272,17 +277,27 @@ fn is_allocator_routine(function: &str) -> bool {
         || f.starts_with("dhat::")
 }
 
-/// Frames of the async runtime's own machinery (not the futures it polls).
+/// Frames of the async runtime's own machinery (not the futures it polls, nor the sockets
+/// the program reads and writes through it).
 fn is_executor_frame(function: &str) -> bool {
-    let f = function.trim_start_matches('<');
+    let f = function.trim_start_matches(['<', '&']);
     [
-        "tokio::runtime::",
+        "tokio::runtime::scheduler",
+        "tokio::runtime::park",
+        "tokio::runtime::driver",
+        "tokio::runtime::io::driver",
+        "tokio::runtime::time",
+        "tokio::runtime::blocking",
+        "tokio::runtime::task",
+        "tokio::runtime::context",
+        "tokio::runtime::runtime",
         "tokio::loom::",
         "tokio::park::",
-        "mio::",
+        "mio::poll",
+        "mio::sys::unix::selector",
         "std::thread::park",
         "parking_lot",
-        "std::sys::",
+        "crossbeam",
     ]
     .iter()
     .any(|p| f.starts_with(p))
@@ -294,22 +309,43 @@ fn is_program_frame(function: &str) -> bool {
 }
 
 /// Rust frames that are plumbing rather than the program's own work: std, core, alloc, the
-/// runtime, futures combinators.
+/// runtime, futures combinators, common data-structure crates, and trait methods implemented
+/// for such types (`<u8 as SpecFromElem>::from_elem`, `<&mut T as AsyncRead>::poll_read`).
 fn is_library_frame(function: &str) -> bool {
-    let f = function.trim_start_matches('<');
-    [
+    const LIBRARIES: [&str; 22] = [
         "core::",
         "alloc::",
         "std::",
         "tokio::",
+        "tokio_metrics::",
         "mio::",
         "futures_util::",
         "futures_core::",
+        "futures::",
         "tracing::",
+        "tracing_core::",
         "diag::",
-    ]
-    .iter()
-    .any(|p| f.starts_with(p))
+        "parking_lot",
+        "lock_api::",
+        "bytes::",
+        "crossbeam",
+        "hashbrown::",
+        "pin_project_lite::",
+        "__rustc::",
+        "hdrhistogram::",
+        "serde",
+        "pprof::",
+    ];
+    let f = function.trim_start_matches(['<', '&']);
+    let f = f.strip_prefix("mut ").unwrap_or(f);
+    // `X as Trait>::method`: whose is it? The self type decides; a primitive or a generic
+    // parameter (no path) is the trait's.
+    let owner = match f.split_once(" as ") {
+        Some((self_type, rest)) if !self_type.contains("::") => rest,
+        Some((self_type, _)) => self_type,
+        None => f,
+    };
+    LIBRARIES.iter().any(|p| owner.starts_with(p))
 }
 
 #[cfg(test)]
@@ -357,6 +393,47 @@ mod tests {
             stack("tokio::runtime::task::harness::poll;ddsplit::codec::checksum (src/codec.rs:9)"),
             CpuCategory::User
         );
+        // A handler writing to its socket: the program's I/O, though it goes through tokio and
+        // std on the way.
+        assert_eq!(
+            stack(
+                "tokio::runtime::task::harness::poll;ddsplit::conn::Conn::call;tokio::net::tcp::stream::TcpStream::poll_write;<&std::net::tcp::TcpStream as std::io::Write>::write;std::sys::net::send;__libc_send"
+            ),
+            CpuCategory::Syscall
+        );
+        assert_eq!(
+            stack(
+                "tokio::runtime::blocking::pool::Inner::run;parking_lot_core::thread_parker::imp::ThreadParker::futex_wait;syscall"
+            ),
+            CpuCategory::Executor
+        );
+        assert_eq!(
+            stack("main;ddsplit::x;__memset_avx2_unaligned_erms"),
+            CpuCategory::Copy
+        );
+        assert_eq!(
+            stack(
+                "main;ddsplit::x;__rustc::__rust_dealloc (ddsplit/src/bin/ddsplit/allocator.rs:50)"
+            ),
+            CpuCategory::Alloc
+        );
+    }
+
+    #[test]
+    fn library_trait_impls_are_plumbing_and_program_ones_are_not() {
+        assert!(is_library_frame(
+            "<u8 as alloc::vec::spec_from_elem::SpecFromElem>::from_elem"
+        ));
+        assert!(is_library_frame(
+            "<&mut T as tokio::io::async_read::AsyncRead>::poll_read"
+        ));
+        assert!(is_library_frame(
+            "<&std::net::tcp::TcpStream as std::io::Write>::write"
+        ));
+        assert!(!is_library_frame(
+            "<ddsplit::store::RemoteStore as ddsplit::store::FragmentStore>::get_fragment"
+        ));
+        assert!(!is_library_frame("ddsplit::codec::split"));
     }
 
     #[test]

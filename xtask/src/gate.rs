@@ -122,6 +122,7 @@ pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
     if pairs == 0 || pairs_max < pairs {
         bail!("--pairs must be at least 1 and at most --max-pairs");
     }
+    crate::setup::ensure(&crate::setup::GATE_REQUIREMENTS)?;
     let root = workspace_root();
     let committed_dir = root.join(GATE_DIR);
     let out = target_dir(&root).join("xtask").join("gate");

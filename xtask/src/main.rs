@@ -10,6 +10,7 @@ mod moves;
 mod passes;
 mod profile;
 mod run;
+mod setup;
 mod side;
 mod sizes;
 mod test;

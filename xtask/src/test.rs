@@ -19,6 +19,7 @@ pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
+    crate::setup::ensure(&crate::setup::TEST_REQUIREMENTS)?;
     let steps: Vec<(&str, Vec<&str>)> = vec![
         ("workspace, default features", vec!["test", "--workspace"]),
         (

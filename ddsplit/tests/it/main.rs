@@ -20,5 +20,6 @@ mod prometheus;
 mod props;
 mod security;
 mod shutdown;
+mod sizes;
 mod slow;
 mod support;

@@ -76,6 +76,9 @@ pub fn render_html(c: &Comparison, pictures: &[Picture]) -> String {
             inline(&f.title)
         );
         let cost = match (f.share, f.cost_ns_per_op) {
+            (_, Some(ns)) if ns < super::render::COST_VISIBLE_NS => {
+                "no CPU cost measurable in this run".into()
+            }
             (Some(s), Some(ns)) => format!(
                 "est. {:.0}% of the extra CPU ({} per operation)",
                 s * 100.0,

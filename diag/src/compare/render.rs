@@ -6,6 +6,9 @@ use std::fmt::Write as _;
 use super::{Comparison, Figure, Finding, WallVerdict, fmt_us};
 use crate::snapshot::BuildIdentity;
 
+/// A cost below this (nanoseconds per operation) is reported as not measurable.
+pub(crate) const COST_VISIBLE_NS: f64 = 50.0;
+
 /// The report in markdown.
 pub fn render_markdown(c: &Comparison) -> String {
     let mut out = String::new();
@@ -168,6 +171,9 @@ fn finding(rank: usize, f: &Finding) -> String {
     let _ = writeln!(out, "### {rank}. {}\n", f.title);
     let mut tags = vec![f.kind.label().to_string()];
     match (f.share, f.cost_ns_per_op) {
+        (_, Some(cost)) if cost < COST_VISIBLE_NS => {
+            tags.push("no CPU cost measurable in this run".into())
+        }
         (Some(share), Some(cost)) => tags.push(format!(
             "est. {:.0}% of the extra CPU ({} per operation)",
             share * 100.0,

@@ -293,8 +293,10 @@ fn is_executor_frame(function: &str) -> bool {
         "tokio::runtime::runtime",
         "tokio::loom::",
         "tokio::park::",
-        "mio::poll",
-        "mio::sys::unix::selector",
+        // Waiting for readiness; a socket's own read or write (`mio::net`, and mio's
+        // `IoSourceState::do_io` around it) is the program's I/O.
+        "mio::poll::Poll",
+        "mio::sys::unix::selector::epoll",
         "std::thread::park",
         "parking_lot",
         "crossbeam",

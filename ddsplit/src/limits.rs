@@ -102,3 +102,9 @@ pub const PROFILE_SECONDS_DEFAULT: u64 = 30;
 /// Longest CPU profile the admin endpoint takes: long enough to catch a periodic stall, short
 /// enough that a forgotten request does not hold the process's one sampler for long.
 pub const PROFILE_SECONDS_MAX: u64 = 120;
+
+/// Stack of each runtime thread (workers and the blocking pool). Tokio's default is 2 MiB; the
+/// `story-inline-error` build keeps a 49 KB `Result` in the frame of every async layer and needs
+/// about 1.75 MiB of it, and a CPU profile's signal handler walks the stack on top of that.
+/// Stack that is never touched costs address space only.
+pub const RUNTIME_THREAD_STACK_BYTES: usize = 8 * 1024 * 1024;

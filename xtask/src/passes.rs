@@ -42,6 +42,11 @@ pub const MOVES_OPS_DIVISOR: u64 = 4;
 /// disk).
 pub const WORKLOAD_ARGS: [&str; 2] = ["--fsync", "never"];
 
+/// Sampling rate of the CPU pass: above the always-on default (99 Hz) so that one run of the
+/// workload gives enough samples to tell a function's change from sampling noise; both sides
+/// pay the same small cost.
+pub const CPU_PASS_HZ: u32 = 250;
+
 /// The project's own types and functions, for the sizes report kept in a snapshot.
 pub const PROJECT_PREFIX: &str = "ddsplit";
 
@@ -225,7 +230,15 @@ pub fn cpu(built: &Built, w: &Workload, dir: &Path) -> anyhow::Result<CpuFigures
     if !built.caps.cpu_profile || !built.caps.diag_out {
         bail!("this build has no --cpu-profile");
     }
-    let run = run_local(&built.binary, built, w, w.ops, dir, &["--cpu-profile"])?;
+    let hz = CPU_PASS_HZ.to_string();
+    let run = run_local(
+        &built.binary,
+        built,
+        w,
+        w.ops,
+        dir,
+        &["--cpu-profile", "--cpu-profile-hz", &hz],
+    )?;
     let folded_path = dir.join("cpu.folded");
     let folded = std::fs::read_to_string(&folded_path)
         .with_context(|| format!("the CPU pass wrote no {}", folded_path.display()))?;

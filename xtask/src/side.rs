@@ -130,7 +130,13 @@ pub fn build(spec: &SideSpec, say: &dyn Fn(&str)) -> anyhow::Result<Built> {
     let binary = build_one(&root, &tree, &features, &out_dir.join("ddsplit"))?;
     let dhat_binary = if has_feature(&tree, DHAT_FEATURE) {
         say(&format!("building {} with {DHAT_FEATURE}", spec.label()));
-        let mut with_dhat = features.clone();
+        // dhat is the global allocator of the heap build: the `alloc-*` features, which pick
+        // another one, stay out (the sites are the program's, whatever serves them).
+        let mut with_dhat: Vec<String> = features
+            .iter()
+            .filter(|f| !f.starts_with("alloc-"))
+            .cloned()
+            .collect();
         with_dhat.push(DHAT_FEATURE.into());
         Some(build_one(
             &root,

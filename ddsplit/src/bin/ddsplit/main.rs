@@ -246,6 +246,7 @@ fn main() -> ExitCode {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("ddsplit-worker")
+        .thread_stack_size(ddsplit::limits::RUNTIME_THREAD_STACK_BYTES)
         .build()
         .expect("the tokio runtime starts");
     match runtime.block_on(run(cli.command)) {

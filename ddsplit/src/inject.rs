@@ -5,7 +5,7 @@
 
 /// Rounds of arithmetic per gateway request: a fixed amount of work, so the slowdown is the
 /// same share of a request on a faster or slower machine.
-pub const SLOWDOWN_ROUNDS: u64 = 27_000;
+pub const SLOWDOWN_ROUNDS: u64 = 19_000;
 
 /// Does the injected work when the `inject-slowdown` feature is on; nothing otherwise.
 #[inline(always)]

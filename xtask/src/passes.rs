@@ -42,10 +42,13 @@ pub const MOVES_OPS_DIVISOR: u64 = 4;
 /// disk).
 pub const WORKLOAD_ARGS: [&str; 2] = ["--fsync", "never"];
 
-/// Sampling rate of the CPU pass: above the always-on default (99 Hz) so that one run of the
-/// workload gives enough samples to tell a function's change from sampling noise; both sides
-/// pay the same small cost.
-pub const CPU_PASS_HZ: u32 = 250;
+/// Sampling rate of the CPU pass: the profiler's default. Faster rates lose samples (the kernel
+/// delivers fewer `SIGPROF`s than asked for), which would understate CPU per operation.
+pub const CPU_PASS_HZ: u32 = 99;
+
+/// The CPU pass runs this many times the operations of a wall-time run, for enough samples to
+/// tell a function's change from sampling noise.
+pub const CPU_OPS_FACTOR: u64 = 2;
 
 /// The project's own types and functions, for the sizes report kept in a snapshot.
 pub const PROJECT_PREFIX: &str = "ddsplit";
@@ -235,7 +238,7 @@ pub fn cpu(built: &Built, w: &Workload, dir: &Path) -> anyhow::Result<CpuFigures
         &built.binary,
         built,
         w,
-        w.ops,
+        w.ops * CPU_OPS_FACTOR,
         dir,
         &["--cpu-profile", "--cpu-profile-hz", &hz],
     )?;

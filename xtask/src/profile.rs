@@ -30,7 +30,8 @@ Builds ddsplit (profile `profiling`: release code, full debug info) with the giv
 runs one seeded workload (`ddsplit local --ops N`) in several passes, heavy probes apart:
 
   wall     N runs: throughput, latency, allocation counters, task and runtime metrics
-  cpu      the CPU profile (99 Hz): folded stacks, flamegraph, CPU per category
+  cpu      the workload x 2 under the CPU profiler (99 Hz): folded stacks, flamegraph, CPU by
+           category and function
   heap     the workload / 4 under dhat (feature dhat-heap): allocation sites
   moves    the workload / 4 under the memcpy tracer: copies by site and type
   sizes    types, enums and futures from the binary's DWARF

@@ -133,6 +133,77 @@ pub(crate) fn instruction_findings(cx: &Context<'_>) -> Vec<Finding> {
         .collect()
 }
 
+/// Functions whose stack frame grew by at least this much: a frame that size is a value kept on
+/// the stack (a large `Result` or future being polled), and the thread's stack pays for it.
+const STACK_FRAME_GROWTH_BYTES_MIN: u64 = 16 * 1024;
+
+/// A frame this large fails: a few of them nested fill a 2 MiB thread stack.
+const STACK_FRAME_BYTES_FAIL: u64 = 256 * 1024;
+
+/// Stack frames named in the finding, at most.
+const STACK_FRAMES_SHOWN_MAX: usize = 4;
+
+/// Functions whose stack frames grew (from the unwind info of the sizes reports).
+pub(crate) fn stack_frame_findings(cx: &Context<'_>) -> Vec<Finding> {
+    let (Some(b), Some(c)) = (cx.baseline.sizes, cx.candidate.sizes) else {
+        return Vec::new();
+    };
+    let before: HashMap<&str, u64> = b
+        .stack_frames
+        .functions
+        .iter()
+        .map(|f| (f.function.as_str(), f.frame_bytes))
+        .collect();
+    let mut grown: Vec<(&str, u64, u64)> = c
+        .stack_frames
+        .functions
+        .iter()
+        .map(|f| {
+            let old = before.get(f.function.as_str()).copied().unwrap_or(0);
+            (f.function.as_str(), old, f.frame_bytes)
+        })
+        .filter(|(_, old, new)| new.saturating_sub(*old) >= STACK_FRAME_GROWTH_BYTES_MIN)
+        .collect();
+    if grown.is_empty() {
+        return Vec::new();
+    }
+    grown.sort_by_key(|(_, _, new)| std::cmp::Reverse(*new));
+    let (largest, old, new) = grown[0];
+    Some(Finding {
+        kind: FindingKind::StackFrames,
+        title: format!(
+            "{} stack frame{} grew; the largest, `{}`'s, from {} to {}",
+            grown.len(),
+            if grown.len() == 1 { "" } else { "s" },
+            short_name(largest),
+            fmt_bytes(old as f64),
+            fmt_bytes(new as f64)
+        ),
+        evidence: grown
+            .iter()
+            .take(STACK_FRAMES_SHOWN_MAX)
+            .map(|(f, old, new)| {
+                Evidence::new(
+                    format!("stack frame of `{}`", short_name(f)),
+                    fmt_bytes(*old as f64),
+                    fmt_bytes(*new as f64),
+                )
+            })
+            .collect(),
+        sites: Vec::new(),
+        functions: grown.iter().map(|(f, _, _)| f.to_string()).collect(),
+        cost_ns_per_op: None,
+        share: None,
+        fix: "a large value lives in these frames while they poll (a `Result` or future kept on \
+              the stack): shrink or box it; until then the threads need a larger stack \
+              (`thread_stack_size`, `RUST_MIN_STACK`), or they overflow"
+            .into(),
+        regression: new >= STACK_FRAME_BYTES_FAIL,
+    })
+    .into_iter()
+    .collect()
+}
+
 /// Functions whose CPU per operation grew beyond the sampling noise, except those already
 /// named by another finding (`named` holds their functions).
 pub(crate) fn cpu_findings(cx: &Context<'_>, named: &[String]) -> Vec<Finding> {
@@ -184,9 +255,17 @@ pub(crate) fn cpu_findings(cx: &Context<'_>, named: &[String]) -> Vec<Finding> {
                 functions: vec![function.to_string()],
                 cost_ns_per_op: Some(after - before),
                 share: None,
-                fix: "open the differential flamegraph at this function: the red frames above it \
-                      are what grew"
-                    .into(),
+                fix: if crate::snapshot::is_allocator_routine(function) {
+                    "this is the global allocator itself: the candidate's allocator spends more \
+                     per operation here than the baseline's (zeroing or searching memory it \
+                     reuses, where another hands out fresh pages); keep the faster allocator, or \
+                     allocate less (reuse buffers)"
+                        .into()
+                } else {
+                    "open the differential flamegraph at this function: the red frames above it \
+                     are what grew"
+                        .into()
+                },
                 // A hot spot explains a slowdown; on its own it is not a threshold.
                 regression: false,
             }

@@ -98,6 +98,8 @@ pub enum FindingKind {
     Copies,
     /// Instructions of a fixed piece of work grew.
     Instructions,
+    /// Functions' stack frames grew.
+    StackFrames,
     /// A function's CPU per operation grew.
     HotSpot,
 }
@@ -111,6 +113,7 @@ impl FindingKind {
             FindingKind::Allocations => "allocations",
             FindingKind::Copies => "copies",
             FindingKind::Instructions => "instructions",
+            FindingKind::StackFrames => "stack frames",
             FindingKind::HotSpot => "CPU hot spot",
         }
     }
@@ -304,6 +307,7 @@ pub fn compare(baseline: &Side<'_>, candidate: &Side<'_>, thresholds: &Threshold
     findings.extend(heap_findings.findings);
     findings.extend(hotspots::copy_findings(&context, &claimed_sites));
     findings.extend(hotspots::instruction_findings(&context));
+    findings.extend(hotspots::stack_frame_findings(&context));
     let named: Vec<String> = findings.iter().flat_map(|f| f.functions.clone()).collect();
     findings.extend(hotspots::cpu_findings(&context, &named));
     assign_shares(&mut findings, cpu.as_ref());

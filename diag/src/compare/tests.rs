@@ -560,3 +560,36 @@ fn without_heap_profiles_boxed_trait_futures_are_found_from_the_sizes() {
     );
     assert!(top.regression, "the counters show the extra allocations");
 }
+
+#[test]
+fn stack_frames_that_grew_are_reported_and_huge_ones_fail() {
+    let p = pair(Build::default(), Build::default());
+    let (mut base_sizes, mut cand_sizes) = (p.base.1.clone(), p.cand.1.clone());
+    let frame = |bytes| crate::sizes::StackFrame {
+        function: "app::store::RemoteStore::call::{{closure}}".into(),
+        address: 0x1000,
+        frame_bytes: bytes,
+        source: "cfi".into(),
+    };
+    base_sizes.stack_frames.functions = vec![frame(512)];
+    cand_sizes.stack_frames.functions = vec![frame(300 * 1024)];
+    let c = compare(
+        &Side {
+            snapshot: &p.base.0,
+            sizes: Some(&base_sizes),
+        },
+        &Side {
+            snapshot: &p.cand.0,
+            sizes: Some(&cand_sizes),
+        },
+        &Thresholds::default(),
+    );
+    let f = c
+        .findings
+        .iter()
+        .find(|f| f.kind == FindingKind::StackFrames)
+        .unwrap();
+    assert!(f.title.contains("`RemoteStore::call`"), "{}", f.title);
+    assert!(f.title.contains("307,200 B"), "{}", f.title);
+    assert!(f.regression);
+}

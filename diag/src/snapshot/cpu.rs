@@ -236,7 +236,7 @@ fn is_copy_routine(function: &str) -> bool {
 }
 
 /// The C allocator, alternative allocators, and Rust's allocation shims.
-fn is_allocator_routine(function: &str) -> bool {
+pub(crate) fn is_allocator_routine(function: &str) -> bool {
     const C_NAMES: [&str; 12] = [
         "malloc",
         "free",
@@ -340,6 +340,13 @@ fn is_library_frame(function: &str) -> bool {
     ];
     let f = function.trim_start_matches(['<', '&']);
     let f = f.strip_prefix("mut ").unwrap_or(f);
+    // `<u64>::rotate_left`: an inherent method of a primitive type.
+    if let Some((self_type, _)) = f.split_once(">::")
+        && !self_type.contains("::")
+        && !self_type.contains(" as ")
+    {
+        return true;
+    }
     // `X as Trait>::method`: whose is it? The self type decides; a primitive or a generic
     // parameter (no path) is the trait's.
     let owner = match f.split_once(" as ") {
@@ -436,6 +443,7 @@ mod tests {
             "<ddsplit::store::RemoteStore as ddsplit::store::FragmentStore>::get_fragment"
         ));
         assert!(!is_library_frame("ddsplit::codec::split"));
+        assert!(is_library_frame("<u64>::rotate_left"));
     }
 
     #[test]

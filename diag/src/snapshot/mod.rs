@@ -14,6 +14,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) use cpu::is_allocator_routine;
 pub use cpu::{CpuCategory, CpuFigures, FunctionSamples, classify_stack, parse_frame};
 pub use heap::{HeapFigures, HeapSite};
 

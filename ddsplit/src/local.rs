@@ -35,6 +35,8 @@ pub struct LocalClusterConfig {
     pub admin: Option<SocketAddr>,
     /// Allow a non-loopback admin address.
     pub admin_allow_remote: bool,
+    /// Serve CPU and heap profiles on the admin endpoint (default true).
+    pub admin_profiles: bool,
     /// Gateway listen address (port 0 picks a free one).
     pub gateway_listen: SocketAddr,
 }
@@ -49,6 +51,7 @@ impl Default for LocalClusterConfig {
             fsync: FsyncPolicy::Always,
             admin: None,
             admin_allow_remote: false,
+            admin_profiles: true,
             gateway_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         }
     }
@@ -109,7 +112,7 @@ impl LocalCluster {
         let (admin_shutdown, admin_listener) = shutdown::channel();
         let admin_addr = match config.admin {
             Some(addr) => {
-                let admin = add_routes(crate::probes::admin(&registry));
+                let admin = add_routes(crate::probes::admin(&registry, config.admin_profiles));
                 Some(admin::start(addr, config.admin_allow_remote, admin, admin_listener).await?)
             }
             None => None,

@@ -38,13 +38,19 @@ const CPU_IN_HEAP_MODE: &str = "this build records a dhat heap profile (feature 
      allocation several times slower: a CPU profile of it would show dhat, not DDSplit. \
      Take CPU profiles with a build without --features dhat-heap";
 
-/// The admin endpoint of a DDSplit process over `registry`, with the probes' routes
-/// (`/debug/pprof/profile`, `/debug/pprof/heap`) and the allocation metrics on `/metrics`.
-pub fn admin(registry: &Arc<Registry>) -> Admin {
+/// The admin endpoint of a DDSplit process over `registry`, with the allocation metrics on
+/// `/metrics` and, unless `profiles` is false (`--no-profiling`), the profile routes
+/// (`/debug/pprof/profile`, `/debug/pprof/heap`).
+pub fn admin(registry: &Arc<Registry>, profiles: bool) -> Admin {
     registry.add_source(Arc::new(AllocSource));
-    Admin::new(Arc::clone(registry))
-        .route(Arc::new(CpuProfileRoute))
-        .route(Arc::new(HeapProfileRoute))
+    let admin = Admin::new(Arc::clone(registry));
+    if profiles {
+        admin
+            .route(Arc::new(CpuProfileRoute))
+            .route(Arc::new(HeapProfileRoute))
+    } else {
+        admin
+    }
 }
 
 /// How DDSplit's stacks map to task kinds in the async-aware CPU view (the same kinds as the

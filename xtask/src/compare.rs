@@ -41,7 +41,7 @@ the extra CPU per operation, each with its evidence and the fix to try.
 Options:
   --out DIR                   where to write the report and both snapshots
                               (default target/xtask/compare/<baseline>--<candidate>)
-  --ops N                     operations per wall run (default 20000)
+  --ops N                     operations per wall run (default 40000)
   --seed N                    workload seed (default 7)
   --concurrency N             client connections (default 16)
   --pairs N                   wall-time pairs to start with (default 5)

@@ -21,9 +21,9 @@ use crate::util::{run_logged, tail};
 /// Longest a single run may take before it is killed: a hung cluster must not hang CI.
 pub const RUN_TIME_MAX: Duration = Duration::from_secs(600);
 
-/// Default operations of a wall-time run: a few seconds here, long enough that start-up is a
-/// small part of it.
-pub const DEFAULT_OPS: u64 = 20_000;
+/// Default operations of a wall-time run: about five seconds here, long enough that start-up
+/// and the first seconds' warming are a small part of it.
+pub const DEFAULT_OPS: u64 = 40_000;
 
 /// Default seed of the workload.
 pub const DEFAULT_SEED: u64 = 7;

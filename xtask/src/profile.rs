@@ -41,7 +41,7 @@ flamegraph, the heap profile, the sizes and moves reports. `cargo xtask compare`
 
   --features LIST   ddsplit features, comma-separated (default: none)
   --out DIR         where to write the snapshot
-  --ops N           operations per wall run (default 20000)
+  --ops N           operations per wall run (default 40000)
   --seed N          workload seed (default 7)
   --concurrency N   client connections (default 16)
   --runs N          wall-time runs (default 3)

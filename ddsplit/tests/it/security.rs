@@ -84,6 +84,27 @@ fn the_admin_endpoint_is_loopback_unless_remote_is_asked_for() {
 }
 
 #[test]
+fn profiles_can_be_turned_off_while_metrics_stay() {
+    let (child, _dir) = node_with_admin(&[]);
+    let mut proc = Proc { child };
+    let addr = admin_addr(&mut proc.child);
+    // A bad parameter is refused before any profiling starts: the route is there.
+    let on = http_get(addr, "/debug/pprof/profile?seconds=0");
+    assert!(on.starts_with("HTTP/1.1 400"), "{on}");
+    drop(proc);
+
+    let (child, _dir) = node_with_admin(&["--no-profiling"]);
+    let mut proc = Proc { child };
+    let addr = admin_addr(&mut proc.child);
+    for path in ["/debug/pprof/profile?seconds=1", "/debug/pprof/heap"] {
+        let off = http_get(addr, path);
+        assert!(off.starts_with("HTTP/1.1 404"), "{path}: {off}");
+    }
+    assert!(http_get(addr, "/metrics").starts_with("HTTP/1.1 200"));
+    assert!(http_get(addr, "/debug/tasks").starts_with("HTTP/1.1 200"));
+}
+
+#[test]
 fn node_files_are_owner_only() {
     // A fresh data directory (and its parents) made by the node.
     let dir = tempfile::tempdir().unwrap();

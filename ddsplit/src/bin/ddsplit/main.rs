@@ -152,6 +152,9 @@ struct AdminArgs {
     /// No admin endpoint.
     #[arg(long, conflicts_with = "admin")]
     no_admin: bool,
+    /// No CPU or heap profiles on the admin endpoint (/debug/pprof/*); metrics and tasks stay.
+    #[arg(long)]
+    no_profiling: bool,
 }
 
 #[derive(Args, Debug)]
@@ -469,7 +472,7 @@ async fn start_admin(
     let bound = admin::start(
         addr,
         args.admin_allow_remote,
-        ddsplit::probes::admin(registry),
+        ddsplit::probes::admin(registry, !args.no_profiling),
         shutdown,
     )
     .await?;
@@ -525,6 +528,7 @@ async fn run_local(mut args: LocalArgs) -> anyhow::Result<ExitCode> {
         fsync: args.fsync,
         admin: admin_of(&args.admin),
         admin_allow_remote: args.admin.admin_allow_remote,
+        admin_profiles: !args.admin.no_profiling,
         gateway_listen: args.listen,
     };
     let cluster = LocalCluster::start(config).await?;

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 /// Rounds of arithmetic per gateway request: a fixed amount of work, so the slowdown is the
 /// same share of a request on a faster or slower machine.
-pub const SLOWDOWN_ROUNDS: u64 = 19_000;
+pub const SLOWDOWN_ROUNDS: u64 = 30_000;
 
 /// Environment variable that sets the rounds of the `inject-slowdown` build.
 pub const INJECT_ROUNDS_ENV: &str = "DDSPLIT_INJECT_ROUNDS";

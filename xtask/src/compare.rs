@@ -102,11 +102,7 @@ fn parse(args: &[String]) -> anyhow::Result<Option<Options>> {
     let mut extra = Vec::new();
     let mut it = args.iter();
     while let Some(arg) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .cloned()
-                .with_context(|| format!("{name} takes a value\n\n{USAGE}"))
-        };
+        let mut value = |flag: &str| crate::util::flag_value(&mut it, flag, USAGE);
         match arg.as_str() {
             "--baseline" => baseline = Some(value("--baseline")?),
             "--candidate" => candidate = Some(value("--candidate")?),

@@ -94,11 +94,7 @@ pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .cloned()
-                .with_context(|| format!("{name} takes a value\n\n{USAGE}"))
-        };
+        let mut value = |flag: &str| crate::util::flag_value(&mut it, flag, USAGE);
         match arg.as_str() {
             "--bless" => bless = true,
             "--no-wall" => wall = false,

@@ -30,11 +30,7 @@ pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
     let mut command: Vec<String> = Vec::new();
     let mut it = args.iter();
     while let Some(arg) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .cloned()
-                .with_context(|| format!("{name} takes a value\n\n{USAGE}"))
-        };
+        let mut value = |flag: &str| crate::util::flag_value(&mut it, flag, USAGE);
         match arg.as_str() {
             "--threshold" => {
                 threshold = value("--threshold")?

@@ -158,3 +158,14 @@ pub fn console_cargo() -> Command {
     command.env("CARGO_TARGET_DIR", console_target_dir());
     command
 }
+
+/// The value after a flag on the command line, or an error naming the flag, then `usage`.
+pub fn flag_value(
+    args: &mut std::slice::Iter<'_, String>,
+    flag: &str,
+    usage: &str,
+) -> anyhow::Result<String> {
+    args.next()
+        .cloned()
+        .with_context(|| format!("{flag} takes a value\n\n{usage}"))
+}

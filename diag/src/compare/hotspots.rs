@@ -33,20 +33,44 @@ pub(crate) fn copy_findings(cx: &Context<'_>, claimed: &[String]) -> Vec<Finding
     let (Some(bm), Some(cm)) = (&cx.baseline.snapshot.moves, &cx.candidate.snapshot.moves) else {
         return Vec::new();
     };
+    // Per function: the baseline's bytes and the candidate's bytes not explained elsewhere,
+    // from the complete totals by function where the snapshots have them.
     let mut by_function: HashMap<&str, (f64, f64, Vec<String>)> = HashMap::new();
-    for s in cm.sites.iter().filter(|s| !claimed.contains(&site_key(s))) {
-        let e = by_function.entry(&s.function).or_default();
-        e.1 += per_op(s.bytes, cm.ops);
-        e.2.push(format!(
-            "{} ({}× {}/op)",
-            s.location,
-            fmt_bytes(s.size as f64),
-            fmt_count(per_op(s.count, cm.ops))
-        ));
+    if cm.functions.is_empty() {
+        for s in cm.sites.iter().filter(|s| !claimed.contains(&site_key(s))) {
+            by_function.entry(&s.function).or_default().1 += per_op(s.bytes, cm.ops);
+        }
+    } else {
+        for f in &cm.functions {
+            by_function.entry(&f.function).or_default().1 += per_op(f.bytes, cm.ops);
+        }
+        for s in cm.sites.iter().filter(|s| claimed.contains(&site_key(s))) {
+            if let Some(e) = by_function.get_mut(s.function.as_str()) {
+                e.1 -= per_op(s.bytes, cm.ops);
+            }
+        }
     }
-    for s in &bm.sites {
+    for s in cm.sites.iter().filter(|s| !claimed.contains(&site_key(s))) {
         if let Some(e) = by_function.get_mut(s.function.as_str()) {
-            e.0 += per_op(s.bytes, bm.ops);
+            e.2.push(format!(
+                "{} ({}× {}/op)",
+                s.location,
+                fmt_bytes(s.size as f64),
+                fmt_count(per_op(s.count, cm.ops))
+            ));
+        }
+    }
+    if bm.functions.is_empty() {
+        for s in &bm.sites {
+            if let Some(e) = by_function.get_mut(s.function.as_str()) {
+                e.0 += per_op(s.bytes, bm.ops);
+            }
+        }
+    } else {
+        for f in &bm.functions {
+            if let Some(e) = by_function.get_mut(f.function.as_str()) {
+                e.0 += per_op(f.bytes, bm.ops);
+            }
         }
     }
     let large_delta = (cm.large_bytes_per_op() - bm.large_bytes_per_op()).max(0.0);

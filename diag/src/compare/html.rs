@@ -75,18 +75,7 @@ pub fn render_html(c: &Comparison, pictures: &[Picture]) -> String {
             i + 1,
             inline(&f.title)
         );
-        let cost = match (f.share, f.cost_ns_per_op) {
-            (_, Some(ns)) if ns < super::render::COST_VISIBLE_NS => {
-                "no CPU cost measurable in this run".into()
-            }
-            (Some(s), Some(ns)) => format!(
-                "est. {:.0}% of the extra CPU ({} per operation)",
-                s * 100.0,
-                fmt_us(ns)
-            ),
-            (None, Some(ns)) => format!("est. {} per operation", fmt_us(ns)),
-            _ => "cost not estimated".into(),
-        };
+        let cost = super::render::cost_tag(f);
         let _ = writeln!(
             out,
             "<p class=\"tags\">{} · {}{}</p>",

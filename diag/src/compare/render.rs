@@ -170,18 +170,7 @@ fn finding(rank: usize, f: &Finding) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "### {rank}. {}\n", f.title);
     let mut tags = vec![f.kind.label().to_string()];
-    match (f.share, f.cost_ns_per_op) {
-        (_, Some(cost)) if cost < COST_VISIBLE_NS => {
-            tags.push("no CPU cost measurable in this run".into())
-        }
-        (Some(share), Some(cost)) => tags.push(format!(
-            "est. {:.0}% of the extra CPU ({} per operation)",
-            share * 100.0,
-            fmt_us(cost)
-        )),
-        (None, Some(cost)) => tags.push(format!("est. {} per operation", fmt_us(cost))),
-        _ => tags.push("cost not estimated".into()),
-    }
+    tags.push(cost_tag(f));
     if f.regression {
         tags.push("**crossed a threshold**".into());
     }
@@ -202,6 +191,20 @@ fn finding(rank: usize, f: &Finding) -> String {
     }
     let _ = writeln!(out, "**Fix to try:** {}\n", f.fix);
     out
+}
+
+/// What a finding is estimated to cost, in words.
+pub(crate) fn cost_tag(f: &Finding) -> String {
+    match (f.share, f.cost_ns_per_op) {
+        (_, Some(cost)) if cost < COST_VISIBLE_NS => "no CPU cost measurable in this run".into(),
+        (Some(share), Some(cost)) => format!(
+            "est. {:.0}% of the extra CPU ({} per operation)",
+            share * 100.0,
+            fmt_us(cost)
+        ),
+        (None, Some(cost)) => format!("est. {} per operation", fmt_us(cost)),
+        _ => "cost not estimated".into(),
+    }
 }
 
 fn identity(b: &BuildIdentity) -> String {

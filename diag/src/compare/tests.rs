@@ -7,8 +7,8 @@ use crate::sizes::{
     VariantInfo,
 };
 use crate::snapshot::{
-    AllocFigures, CpuCategory, CpuFigures, HeapFigures, HeapSite, MoveFigures, MoveSite,
-    SizeFigures, Snapshot, WallRun, Workload,
+    AllocFigures, CpuCategory, CpuFigures, HeapFigures, HeapSite, MoveFigures, MoveFunction,
+    MoveSite, SizeFigures, Snapshot, WallRun, Workload,
 };
 
 const OPS: u64 = 1000;
@@ -239,13 +239,34 @@ fn snapshot_of(b: Build, label: &str) -> Snapshot {
         });
     }
     let large: u64 = move_sites.iter().map(|m| m.bytes).sum();
+    // The totals by function see every site; the site table is cut (here: the codec's copies
+    // of record data are missing from it), as a real one is past its limit.
+    let mut functions: Vec<MoveFunction> = Vec::new();
+    for m in &move_sites {
+        match functions.iter_mut().find(|f| f.function == m.function) {
+            Some(f) => {
+                f.count += m.count;
+                f.bytes += m.bytes;
+            }
+            None => functions.push(MoveFunction {
+                function: m.function.clone(),
+                count: m.count,
+                bytes: m.bytes,
+            }),
+        }
+    }
+    let sites = move_sites
+        .into_iter()
+        .filter(|m| b.inline_error || b.big_query || m.function != "app::codec::split")
+        .collect();
     s.moves = Some(MoveFigures {
         ops: OPS,
         threshold_bytes: 1024,
         copies: 100 * OPS,
-        large_copies: move_sites.iter().map(|m| m.count).sum(),
+        large_copies: functions.iter().map(|m| m.count).sum(),
         large_bytes: large,
-        sites: move_sites,
+        sites,
+        functions,
     });
     // CPU at 1000 Hz over 1000 ops: one sample is 1 µs per operation.
     let copy_samples = 5_000 + large / OPS / 10_000 * 1_000;
@@ -420,6 +441,12 @@ fn all_three_causes_are_found_and_ranked_by_cost() {
             .iter()
             .any(|f| f.kind == FindingKind::BoxedFuture),
         "{kinds:#?}"
+    );
+    assert!(
+        !c.findings
+            .iter()
+            .any(|f| f.kind == FindingKind::Copies && f.title.contains("split")),
+        "the codec's copies did not change; a cut site table must not make them look new: {kinds:#?}"
     );
     assert!(
         c.findings.iter().any(|f| f.title.contains("InlineAnswer")),

@@ -29,6 +29,9 @@ pub const SNAPSHOT_FILE: &str = "snapshot.json";
 /// Most copy sites kept per snapshot (largest first): enough to explain, small enough to commit.
 pub const MOVE_SITES_MAX: usize = 60;
 
+/// Most functions kept per snapshot in the copy totals by function.
+pub const MOVE_FUNCTIONS_MAX: usize = 200;
+
 /// Errors reading a snapshot.
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -317,6 +320,21 @@ pub struct MoveFigures {
     pub large_bytes: u64,
     /// The sites with the most bytes (at most [`MOVE_SITES_MAX`]), most first.
     pub sites: Vec<MoveSite>,
+    /// Large copies by the program's function that asked for them, over every site (at most
+    /// [`MOVE_FUNCTIONS_MAX`]), most bytes first: complete where `sites` is cut.
+    #[serde(default)]
+    pub functions: Vec<MoveFunction>,
+}
+
+/// All the large copies one function asked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoveFunction {
+    /// The function (std frames skipped).
+    pub function: String,
+    /// Copies.
+    pub count: u64,
+    /// Bytes in total.
+    pub bytes: u64,
 }
 
 impl MoveFigures {
@@ -341,8 +359,30 @@ impl MoveFigures {
                 }
             })
             .collect();
+        let mut by_function: BTreeMap<String, MoveFunction> = BTreeMap::new();
+        for s in &report.sites {
+            let function = s
+                .user_frame()
+                .map_or_else(|| "?".to_string(), |f| f.function.clone());
+            let entry = by_function
+                .entry(function.clone())
+                .or_insert_with(|| MoveFunction {
+                    function,
+                    ..MoveFunction::default()
+                });
+            entry.count += s.count;
+            entry.bytes += s.bytes;
+        }
+        let mut functions: Vec<MoveFunction> = by_function.into_values().collect();
+        functions.sort_by(|a, b| {
+            b.bytes
+                .cmp(&a.bytes)
+                .then_with(|| a.function.cmp(&b.function))
+        });
+        functions.truncate(MOVE_FUNCTIONS_MAX);
         MoveFigures {
             ops,
+            functions,
             threshold_bytes: report.trace.threshold_bytes,
             copies: report.trace.histogram.iter().map(|(_, n)| n).sum(),
             large_copies: report.large_copies(),

@@ -113,13 +113,42 @@ pub(crate) fn copy_findings(cx: &Context<'_>, claimed: &[String]) -> Vec<Finding
                     })
                 }),
                 share: None,
-                fix: "a large value is moved here (returned, pushed or passed by value): pass a \
-                      reference, box the large part, or build the value in place"
-                    .into(),
+                fix: copy_fix(function).into(),
                 regression: true,
             }
         })
         .collect()
+}
+
+/// Functions of I/O libraries that copy payload bytes into or out of a buffer: their copies
+/// are data passing through, not values moved.
+const IO_BUFFER_FUNCTIONS: [&str; 8] = [
+    "ReadBuf::",
+    "BufWriter",
+    "BufReader",
+    "BytesMut",
+    "as bytes::buf::",
+    "AsyncWrite",
+    "AsyncRead",
+    "extend_from_slice",
+];
+
+/// Whether `function` copies payload through an I/O buffer.
+fn is_io_buffer_copy(function: &str) -> bool {
+    IO_BUFFER_FUNCTIONS.iter().any(|f| function.contains(f))
+}
+
+/// The fix to try for copies that grew in `function`.
+fn copy_fix(function: &str) -> &'static str {
+    if is_io_buffer_copy(function) {
+        "payload bytes pass through an I/O buffer here: more of them per operation means more or \
+         larger messages, a smaller buffer, or data written twice; write large payloads straight \
+         from their own buffer (vectored writes, `write_all` of the payload after the header) \
+         and check that both sides ran the same workload"
+    } else {
+        "a large value is moved here (returned, pushed or passed by value): pass a reference, \
+         box the large part, or build the value in place"
+    }
 }
 
 /// Instruction counts that grew past the threshold.

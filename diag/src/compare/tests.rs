@@ -620,3 +620,24 @@ fn stack_frames_that_grew_are_reported_and_huge_ones_fail() {
     assert!(f.title.contains("307,200 B"), "{}", f.title);
     assert!(f.regression);
 }
+
+#[test]
+fn copies_through_an_io_buffer_are_called_data_not_moved_values() {
+    let mut p = pair(Build::default(), Build::default());
+    let buffer_copy = |per_op: u64| MoveFunction {
+        function: "tokio::io::read_buf::ReadBuf::put_slice".into(),
+        count: 4 * OPS,
+        bytes: per_op * OPS,
+    };
+    p.base.0.moves.as_mut().unwrap().functions.push(buffer_copy(10_000));
+    p.cand.0.moves.as_mut().unwrap().functions.push(buffer_copy(30_000));
+    let c = run(&p);
+    let found = c
+        .findings
+        .iter()
+        .find(|f| f.kind == FindingKind::Copies)
+        .expect("the buffer's copies tripled");
+    assert!(found.title.contains("ReadBuf::put_slice"), "{}", found.title);
+    assert!(found.fix.contains("I/O buffer"), "{}", found.fix);
+    assert!(!found.fix.contains("box the large part"), "{}", found.fix);
+}

@@ -505,11 +505,18 @@ fn future_finding(f: &Changed, after: &SizesReport, threshold: u64) -> Finding {
     let function = info.map_or_else(|| name.clone(), |i| short_name(&i.function));
     Finding {
         kind: FindingKind::TypeGrew,
-        title: format!(
-            "the future of `{function}` grew from {} to {}",
-            size_or_absent(f.before),
-            fmt_bytes(f.after as f64)
-        ),
+        title: if f.before == 0 {
+            format!(
+                "a new future in `{function}`: {}",
+                fmt_bytes(f.after as f64)
+            )
+        } else {
+            format!(
+                "the future of `{function}` grew from {} to {}",
+                fmt_bytes(f.before as f64),
+                fmt_bytes(f.after as f64)
+            )
+        },
         evidence,
         sites: vec![format!("`{function}`")],
         functions: info.map(|i| vec![i.function.clone()]).unwrap_or_default(),

@@ -157,8 +157,8 @@ impl CpuFigures {
     }
 }
 
-/// Splits a folded frame `function (file:line)` into the function and its location; frames
-/// without a location come back whole.
+/// Splits a folded frame `function (file:line)` or `function (file)` into the function and its
+/// location; frames without a location come back whole.
 pub fn parse_frame(frame: &str) -> (&str, Option<&str>) {
     if let Some(body) = frame.strip_suffix(')')
         && let Some(open) = body.rfind(" (")
@@ -168,7 +168,9 @@ pub fn parse_frame(frame: &str) -> (&str, Option<&str>) {
             .rsplit(':')
             .next()
             .is_some_and(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()));
-        if has_line {
+        // A frame symbolized without a line still names its file.
+        let is_file = location.ends_with(".rs") && !location.contains(' ');
+        if has_line || is_file {
             return (&body[..open], Some(location));
         }
     }
@@ -373,6 +375,11 @@ mod tests {
             "parentheses inside a name are not a location"
         );
         assert_eq!(parse_frame("memcpy"), ("memcpy", None));
+        assert_eq!(
+            parse_frame("ddsplit::conn::read (ddsplit/src/conn.rs)"),
+            ("ddsplit::conn::read", Some("ddsplit/src/conn.rs")),
+            "a file without a line is still a location"
+        );
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
 pub const SNAPSHOT_FILE: &str = "snapshot.json";
 
 /// Most copy sites kept per snapshot (largest first): enough to explain, small enough to commit.
-pub const MOVE_SITES_MAX: usize = 60;
+pub const MOVE_SITES_MAX: usize = 400;
 
 /// Most functions kept per snapshot in the copy totals by function.
 pub const MOVE_FUNCTIONS_MAX: usize = 200;

@@ -629,15 +629,24 @@ fn copies_through_an_io_buffer_are_called_data_not_moved_values() {
         count: 4 * OPS,
         bytes: per_op * OPS,
     };
-    p.base.0.moves.as_mut().unwrap().functions.push(buffer_copy(10_000));
-    p.cand.0.moves.as_mut().unwrap().functions.push(buffer_copy(30_000));
+    for (side, per_op) in [(&mut p.base.0, 10_000), (&mut p.cand.0, 30_000)] {
+        side.moves
+            .as_mut()
+            .unwrap()
+            .functions
+            .push(buffer_copy(per_op));
+    }
     let c = run(&p);
     let found = c
         .findings
         .iter()
         .find(|f| f.kind == FindingKind::Copies)
         .expect("the buffer's copies tripled");
-    assert!(found.title.contains("ReadBuf::put_slice"), "{}", found.title);
+    assert!(
+        found.title.contains("ReadBuf::put_slice"),
+        "{}",
+        found.title
+    );
     assert!(found.fix.contains("I/O buffer"), "{}", found.fix);
     assert!(!found.fix.contains("box the large part"), "{}", found.fix);
 }

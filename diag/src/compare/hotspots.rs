@@ -7,7 +7,7 @@ use super::names::short_name;
 use super::types::site_key;
 use super::{
     COPY_CHANGE_BYTES_PER_OP_MIN, Context, Evidence, Finding, FindingKind, TaskChange, fmt_bytes,
-    fmt_count, fmt_us, function_identity,
+    fmt_count, fmt_us, function_identity, site_size,
 };
 use crate::snapshot::{CpuCategory, CpuFigures, per_op};
 
@@ -53,9 +53,9 @@ pub(crate) fn copy_findings(cx: &Context<'_>, claimed: &[String]) -> Vec<Finding
     for s in cm.sites.iter().filter(|s| !claimed.contains(&site_key(s))) {
         if let Some(e) = by_function.get_mut(s.function.as_str()) {
             e.2.push(format!(
-                "{} ({}× {}/op)",
+                "{} ({} × {}/op)",
                 s.location,
-                fmt_bytes(s.size as f64),
+                site_size(s),
                 fmt_count(per_op(s.count, cm.ops))
             ));
         }

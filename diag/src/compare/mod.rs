@@ -496,6 +496,18 @@ pub(crate) fn ratio(a: f64, b: f64) -> f64 {
 }
 
 /// A number of bytes with thousands separators.
+/// The size of a copy site's copies: the tracer's row of various sizes (size 0) gives its mean.
+pub(crate) fn site_size(site: &crate::snapshot::MoveSite) -> String {
+    if site.size == 0 {
+        format!(
+            "{} on average",
+            fmt_bytes(site.bytes as f64 / site.count.max(1) as f64)
+        )
+    } else {
+        fmt_bytes(site.size as f64)
+    }
+}
+
 pub(crate) fn fmt_bytes(n: f64) -> String {
     if n >= 10.0 * 1024.0 * 1024.0 {
         format!("{:.1} MiB", n / (1024.0 * 1024.0))

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::names::short_name;
-use super::{Context, Evidence, Finding, FindingKind, fmt_bytes, fmt_count};
+use super::{Context, Evidence, Finding, FindingKind, fmt_bytes, fmt_count, site_size};
 use crate::sizes::{SizesReport, is_future_name};
 use crate::snapshot::{MoveFigures, MoveSite};
 
@@ -138,7 +138,8 @@ pub(crate) fn site_key(site: &MoveSite) -> String {
 }
 
 /// The copy sites of `moves` that moved a type of `group` (sizes from `size`); with `partial`,
-/// also copies a little smaller than a grown type when no type has their exact size.
+/// also copies a little smaller than a grown type when no type has their exact size, and the
+/// copies made inside the methods of a grown type.
 fn attribute(
     moves: &MoveFigures,
     group: &Group,
@@ -151,18 +152,28 @@ fn attribute(
         .map(&size)
         .filter(|&s| s >= moves.threshold_bytes)
         .collect();
+    // A method of a grown type copies on its behalf (an inline buffer filled in place).
+    let is_method_of_group = |function: &str| {
+        partial
+            && names.iter().any(|name| {
+                function.starts_with(&format!("<{name} as "))
+                    || function.starts_with(&format!("{name}::"))
+            })
+    };
     let sites = moves
         .sites
         .iter()
         .filter(|s| {
-            s.size > 0
-                && (s.types.iter().any(|t| names.contains(t.as_str()))
-                    || sizes.contains(&s.size)
-                    || (partial
-                        && s.types.is_empty()
-                        && sizes.iter().any(|&t| {
-                            s.size <= t && (t - s.size) as f64 <= t as f64 * PARTIAL_COPY_FRACTION
-                        })))
+            is_method_of_group(&s.function)
+                || (s.size > 0
+                    && (s.types.iter().any(|t| names.contains(t.as_str()))
+                        || sizes.contains(&s.size)
+                        || (partial
+                            && s.types.is_empty()
+                            && sizes.iter().any(|&t| {
+                                s.size <= t
+                                    && (t - s.size) as f64 <= t as f64 * PARTIAL_COPY_FRACTION
+                            }))))
         })
         .cloned()
         .collect();
@@ -400,7 +411,7 @@ fn group_finding(
                     "`{}` ({}): {} × {}/op",
                     short_name(&s.function),
                     s.location,
-                    fmt_bytes(s.size as f64),
+                    site_size(s),
                     fmt_count(crate::snapshot::per_op(s.count, c.ops))
                 )
             })

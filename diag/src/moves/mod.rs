@@ -361,4 +361,31 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn the_user_frame_skips_the_standard_library_by_name_and_by_file() {
+        let frame = |function: &str, file: &str| SourceFrame {
+            function: function.into(),
+            file: Some(file.into()),
+            line: Some(1),
+        };
+        let site = CopySite {
+            address: Some(0x10),
+            runtime_address: 0x10,
+            frames: vec![
+                frame(
+                    "<T as alloc::slice::<impl [T]>::to_vec_in::ConvertVec>::to_vec",
+                    "/rustc/abc/library/alloc/src/slice.rs",
+                ),
+                frame("alloc::vec::Vec<T>::push", "library/alloc/src/vec/mod.rs"),
+                frame("app::query::answer", "app/src/query.rs"),
+            ],
+            size: 4096,
+            size_range: None,
+            count: 1,
+            bytes: 4096,
+            types: Vec::new(),
+        };
+        assert_eq!(site.user_frame().unwrap().function, "app::query::answer");
+    }
 }

@@ -30,12 +30,20 @@ impl SourceFrame {
         }
     }
 
-    /// True for functions of the standard library (`core`, `alloc`, `std`).
+    /// True for functions of the standard library (`core`, `alloc`, `std`): by name, or by
+    /// the file for the generic impls whose names start with a type parameter
+    /// (`<T as alloc::slice::..::ConvertVec>::to_vec`).
     pub fn is_std(&self) -> bool {
         let f = self.function.trim_start_matches('<');
-        ["core::", "alloc::", "std::"]
+        let std_name = ["core::", "alloc::", "std::"]
             .iter()
-            .any(|p| f.starts_with(p))
+            .any(|p| f.starts_with(p));
+        let std_file = self.file.as_deref().is_some_and(|file| {
+            ["library/core/", "library/alloc/", "library/std/"]
+                .iter()
+                .any(|dir| file.starts_with(dir) || file.contains(&format!("/{dir}")))
+        });
+        std_name || std_file
     }
 }
 

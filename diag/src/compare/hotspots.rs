@@ -225,24 +225,43 @@ pub(crate) fn stack_frame_findings(cx: &Context<'_>) -> Vec<Finding> {
     Some(Finding {
         kind: FindingKind::StackFrames,
         title: format!(
-            "{} stack frame{} grew; the largest, `{}`'s, from {} to {}",
+            "{} stack frame{} grew; the largest, `{}`'s, {}",
             grown.len(),
             if grown.len() == 1 { "" } else { "s" },
             short_name(largest),
-            fmt_bytes(old as f64),
-            fmt_bytes(new as f64)
-        ),
-        evidence: grown
-            .iter()
-            .take(STACK_FRAMES_SHOWN_MAX)
-            .map(|(f, old, new)| {
-                Evidence::new(
-                    format!("stack frame of `{}`", short_name(f)),
-                    fmt_bytes(*old as f64),
-                    fmt_bytes(*new as f64),
+            if old == 0 {
+                format!(
+                    "{} in a function the baseline does not have",
+                    fmt_bytes(new as f64)
                 )
-            })
-            .collect(),
+            } else {
+                format!(
+                    "from {} to {}",
+                    fmt_bytes(old as f64),
+                    fmt_bytes(new as f64)
+                )
+            }
+        ),
+        evidence: {
+            // Instances of one generic function share a short name: show each name once.
+            let mut shown = BTreeSet::new();
+            grown
+                .iter()
+                .filter(|(f, _, _)| shown.insert(short_name(f)))
+                .take(STACK_FRAMES_SHOWN_MAX)
+                .map(|(f, old, new)| {
+                    Evidence::new(
+                        format!("stack frame of `{}`", short_name(f)),
+                        if *old == 0 {
+                            "absent".into()
+                        } else {
+                            fmt_bytes(*old as f64)
+                        },
+                        fmt_bytes(*new as f64),
+                    )
+                })
+                .collect()
+        },
         sites: Vec::new(),
         functions: grown.iter().map(|(f, _, _)| f.to_string()).collect(),
         cost_ns_per_op: None,

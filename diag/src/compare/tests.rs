@@ -654,11 +654,9 @@ fn copies_through_an_io_buffer_are_called_data_not_moved_values() {
         bytes: per_op * OPS,
     };
     for (side, per_op) in [(&mut p.base.0, 10_000), (&mut p.cand.0, 30_000)] {
-        side.moves
-            .as_mut()
-            .unwrap()
-            .functions
-            .push(buffer_copy(per_op));
+        let moves = side.moves.as_mut().unwrap();
+        moves.functions.push(buffer_copy(per_op));
+        moves.large_bytes += per_op * OPS;
     }
     let c = run(&p);
     let found = c
@@ -673,4 +671,30 @@ fn copies_through_an_io_buffer_are_called_data_not_moved_values() {
     );
     assert!(found.fix.contains("I/O buffer"), "{}", found.fix);
     assert!(!found.fix.contains("box the large part"), "{}", found.fix);
+}
+
+#[test]
+fn copies_charged_to_another_function_by_different_inlining_are_not_new() {
+    let mut p = pair(Build::default(), Build::default());
+    // The candidate's build did not inline `Vec::clone` into its caller: the same bytes are
+    // charged to the clone instead.
+    let moved = |function: &str| MoveFunction {
+        function: function.into(),
+        count: 2 * OPS,
+        bytes: 20_000 * OPS,
+    };
+    for (side, function) in [
+        (&mut p.base.0, "app::gateway::put"),
+        (
+            &mut p.cand.0,
+            "<alloc::vec::Vec<T,A> as core::clone::Clone>::clone",
+        ),
+    ] {
+        let moves = side.moves.as_mut().unwrap();
+        moves.functions.push(moved(function));
+        moves.large_bytes += 20_000 * OPS;
+    }
+    let c = run(&p);
+    assert_eq!(c.findings, Vec::new());
+    assert!(!c.regression);
 }

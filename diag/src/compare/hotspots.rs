@@ -308,7 +308,9 @@ pub(crate) fn cpu_findings(cx: &Context<'_>, named: &[String]) -> Vec<Finding> {
             .sqrt();
             let significant =
                 rc - rb > HOT_SPOT_SIGMAS * sd && rc - rb > HOT_SPOT_SHARE_MIN * base_total;
-            significant.then_some((f, rb, rc))
+            significant
+                .then_some((f, rb, rc))
+                .filter(|_| share_grew(nb, nc, b.samples as f64, c.samples as f64))
         })
         .filter(|(f, _, _)| {
             let id = function_identity(f);
@@ -353,6 +355,22 @@ pub(crate) fn cpu_findings(cx: &Context<'_>, named: &[String]) -> Vec<Finding> {
             }
         })
         .collect()
+}
+
+/// Whether a function's share of its side's samples grew beyond the noise: the machine can
+/// run everything slower during one side's CPU pass (another program, a lower clock), which
+/// raises every function's CPU per operation alike. Under no change, each of the function's
+/// `nb + nc` samples falls on the candidate's side with the probability of the candidate's
+/// share of all samples; more than [`HOT_SPOT_SIGMAS`] binomial deviations above that is a
+/// change of share.
+fn share_grew(nb: f64, nc: f64, total_b: f64, total_c: f64) -> bool {
+    if total_b <= 0.0 || total_c <= 0.0 {
+        return false;
+    }
+    let n = nb + nc;
+    let p = total_c / (total_b + total_c);
+    let sd = (n * p * (1.0 - p)).sqrt().max(1.0);
+    (nc - n * p) / sd > HOT_SPOT_SIGMAS
 }
 
 fn location_of(cpu: &CpuFigures, function: &str) -> String {

@@ -698,3 +698,24 @@ fn copies_charged_to_another_function_by_different_inlining_are_not_new() {
     assert_eq!(c.findings, Vec::new());
     assert!(!c.regression);
 }
+
+#[test]
+fn a_machine_slower_during_one_cpu_pass_makes_no_hot_spot() {
+    let mut p = pair(Build::default(), Build::default());
+    // Another program ran during the candidate's CPU pass: every function took 40% longer.
+    let cpu = p.cand.0.cpu.as_mut().unwrap();
+    let slower = |n: u64| n * 14 / 10;
+    cpu.samples = slower(cpu.samples);
+    for f in &mut cpu.functions {
+        f.samples = slower(f.samples);
+    }
+    for n in cpu.categories.values_mut() {
+        *n = slower(*n);
+    }
+    let c = run(&p);
+    assert!(
+        !c.findings.iter().any(|f| f.kind == FindingKind::HotSpot),
+        "{:#?}",
+        c.findings
+    );
+}

@@ -130,31 +130,33 @@ pub(crate) fn copy_findings(cx: &Context<'_>, claimed: &[String]) -> Vec<Finding
         .collect()
 }
 
-/// Functions of I/O libraries that copy payload bytes into or out of a buffer: their copies
-/// are data passing through, not values moved.
-const IO_BUFFER_FUNCTIONS: [&str; 8] = [
+/// Functions that copy bytes of data from one buffer to another (I/O buffers, a slice copied
+/// into a new `Vec` or `Bytes`): their copies are data passing through, not values moved.
+const DATA_COPY_FUNCTIONS: [&str; 9] = [
     "ReadBuf::",
     "BufWriter",
     "BufReader",
     "BytesMut",
+    "Bytes::copy_from_slice",
     "as bytes::buf::",
     "AsyncWrite",
     "AsyncRead",
     "extend_from_slice",
 ];
 
-/// Whether `function` copies payload through an I/O buffer.
-fn is_io_buffer_copy(function: &str) -> bool {
-    IO_BUFFER_FUNCTIONS.iter().any(|f| function.contains(f))
+/// Whether `function` copies data between buffers.
+fn is_data_copy(function: &str) -> bool {
+    DATA_COPY_FUNCTIONS.iter().any(|f| function.contains(f))
 }
 
 /// The fix to try for copies that grew in `function`.
 fn copy_fix(function: &str) -> &'static str {
-    if is_io_buffer_copy(function) {
-        "payload bytes pass through an I/O buffer here: more of them per operation means more or \
-         larger messages, a smaller buffer, or data written twice; write large payloads straight \
-         from their own buffer (vectored writes, `write_all` of the payload after the header) \
-         and check that both sides ran the same workload"
+    if is_data_copy(function) {
+        "bytes of data are copied from one buffer to another here (an I/O buffer, or a slice \
+         copied into a new `Vec` or `Bytes`): more of them per operation means larger or more \
+         messages, or the same data copied twice; keep one buffer and share it (`Bytes`, `Arc`), \
+         write large payloads straight from their own buffer, and check that both sides ran the \
+         same workload"
     } else {
         "a large value is moved here (returned, pushed or passed by value): pass a reference, \
          box the large part, or build the value in place"

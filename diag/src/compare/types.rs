@@ -94,8 +94,20 @@ pub(crate) fn findings(cx: &Context<'_>, notes: &mut Vec<String>) -> TypeFinding
         g.members.sort_by_key(|m| m.name.len());
     }
     for g in &groups {
-        let copies = moves.1.map(|c| attribute(c, g, |t| t.after, true));
-        let base_copies = moves.0.map(|b| attribute(b, g, |t| t.before, false));
+        // The types whose methods copy on the group's behalf: its own, and the field that makes
+        // its root large (an inline buffer filled by its `store`).
+        let mut owners: HashSet<&str> = g.all().map(|t| t.name.as_str()).collect();
+        if let Some(field) = after
+            .type_named(&g.root.name)
+            .and_then(|t| t.largest_field())
+            .filter(|f| f.size * 2 >= g.root.after)
+        {
+            owners.insert(field.type_name.as_str());
+        }
+        let copies = moves.1.map(|c| attribute(c, g, &owners, |t| t.after, true));
+        let base_copies = moves
+            .0
+            .map(|b| attribute(b, g, &owners, |t| t.before, false));
         if let Some(c) = &copies {
             out.claimed_sites.extend(c.sites.iter().map(site_key));
         }
@@ -139,10 +151,11 @@ pub(crate) fn site_key(site: &MoveSite) -> String {
 
 /// The copy sites of `moves` that moved a type of `group` (sizes from `size`); with `partial`,
 /// also copies a little smaller than a grown type when no type has their exact size, and the
-/// copies made inside the methods of a grown type.
+/// copies made inside the methods of `owners`.
 fn attribute(
     moves: &MoveFigures,
     group: &Group,
+    owners: &HashSet<&str>,
     size: impl Fn(&Changed) -> u64,
     partial: bool,
 ) -> Copies {
@@ -155,7 +168,7 @@ fn attribute(
     // A method of a grown type copies on its behalf (an inline buffer filled in place).
     let is_method_of_group = |function: &str| {
         partial
-            && names.iter().any(|name| {
+            && owners.iter().any(|name| {
                 function.starts_with(&format!("<{name} as "))
                     || function.starts_with(&format!("{name}::"))
             })

@@ -17,7 +17,7 @@ const ALLOCATOR_DEPTH_MAX: usize = 6;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CpuCategory {
-    /// Inside `memcpy`/`memmove`: moving bytes.
+    /// Inside `memcpy`/`memmove`/`memset`: moving or clearing bytes.
     Copy,
     /// Inside the allocator (`malloc`, `free`, the global allocator's wrappers).
     Alloc,
@@ -42,7 +42,7 @@ impl CpuCategory {
     /// A short name for tables.
     pub fn name(self) -> &'static str {
         match self {
-            CpuCategory::Copy => "memcpy/memmove",
+            CpuCategory::Copy => "memcpy/memmove/memset",
             CpuCategory::Alloc => "allocator",
             CpuCategory::Syscall => "system calls",
             CpuCategory::Executor => "executor",

@@ -106,7 +106,7 @@ fn parse(args: &[String]) -> anyhow::Result<Option<Options>> {
         match arg.as_str() {
             "--baseline" => baseline = Some(value("--baseline")?),
             "--candidate" => candidate = Some(value("--candidate")?),
-            "--out" => out = Some(PathBuf::from(value("--out")?)),
+            "--out" => out = Some(crate::util::absolute_dir(&value("--out")?)?),
             "--ops" => ops = number(&value("--ops")?, "--ops")?,
             "--seed" => seed = number(&value("--seed")?, "--seed")?,
             "--concurrency" => concurrency = number(&value("--concurrency")?, "--concurrency")?,

@@ -299,7 +299,7 @@ pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
         let mut value = |flag: &str| crate::util::flag_value(&mut it, flag, USAGE);
         match arg.as_str() {
             "--features" => features = value("--features")?,
-            "--out" => out = Some(value("--out")?.into()),
+            "--out" => out = Some(crate::util::absolute_dir(&value("--out")?)?),
             "--ops" => ops = number(&value("--ops")?, "--ops")?,
             "--seed" => seed = number(&value("--seed")?, "--seed")?,
             "--concurrency" => concurrency = number(&value("--concurrency")?, "--concurrency")?,

@@ -159,6 +159,12 @@ pub fn console_cargo() -> Command {
     command
 }
 
+/// `dir` as an absolute path: the passes run programs in other directories, so a relative
+/// `--out` would be read against theirs.
+pub fn absolute_dir(dir: &str) -> anyhow::Result<PathBuf> {
+    std::path::absolute(dir).with_context(|| format!("--out {dir:?} is not a usable path"))
+}
+
 /// The value after a flag on the command line, or an error naming the flag, then `usage`.
 pub fn flag_value(
     args: &mut std::slice::Iter<'_, String>,

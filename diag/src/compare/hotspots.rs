@@ -28,8 +28,13 @@ const HOT_SPOT_SHARE_MIN: f64 = 0.02;
 /// Poll time per operation below this change is never notable: 1 µs.
 const POLL_CHANGE_NS_PER_OP_MIN: f64 = 1_000.0;
 
-/// Copies that grew at sites no other finding claimed, by function.
-pub(crate) fn copy_findings(cx: &Context<'_>, claimed: &[String]) -> Vec<Finding> {
+/// Copies that grew at sites no other finding claimed, by function (`claimed_functions`: those
+/// whose every copy another finding explains).
+pub(crate) fn copy_findings(
+    cx: &Context<'_>,
+    claimed: &[String],
+    claimed_functions: &[String],
+) -> Vec<Finding> {
     let (Some(bm), Some(cm)) = (&cx.baseline.snapshot.moves, &cx.candidate.snapshot.moves) else {
         return Vec::new();
     };
@@ -41,7 +46,11 @@ pub(crate) fn copy_findings(cx: &Context<'_>, claimed: &[String]) -> Vec<Finding
             by_function.entry(&s.function).or_default().1 += per_op(s.bytes, cm.ops);
         }
     } else {
-        for f in &cm.functions {
+        for f in cm
+            .functions
+            .iter()
+            .filter(|f| !claimed_functions.contains(&f.function))
+        {
             by_function.entry(&f.function).or_default().1 += per_op(f.bytes, cm.ops);
         }
         for s in cm.sites.iter().filter(|s| claimed.contains(&site_key(s))) {
@@ -77,8 +86,14 @@ pub(crate) fn copy_findings(cx: &Context<'_>, claimed: &[String]) -> Vec<Finding
     let claimed_per_op: f64 = cm
         .sites
         .iter()
-        .filter(|s| claimed.contains(&site_key(s)))
+        .filter(|s| claimed.contains(&site_key(s)) && !claimed_functions.contains(&s.function))
         .map(|s| per_op(s.bytes, cm.ops))
+        .chain(
+            cm.functions
+                .iter()
+                .filter(|f| claimed_functions.contains(&f.function))
+                .map(|f| per_op(f.bytes, cm.ops)),
+        )
         .sum();
     // Two builds that inline differently charge the same copies to different functions: a
     // function's growth counts only up to the growth of all the copies no finding explains.

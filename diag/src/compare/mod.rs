@@ -305,7 +305,11 @@ pub fn compare(baseline: &Side<'_>, candidate: &Side<'_>, thresholds: &Threshold
     claimed_sites.extend(heap_findings.claimed_sites.iter().cloned());
     findings.extend(type_findings.findings);
     findings.extend(heap_findings.findings);
-    findings.extend(hotspots::copy_findings(&context, &claimed_sites));
+    findings.extend(hotspots::copy_findings(
+        &context,
+        &claimed_sites,
+        &type_findings.claimed_functions,
+    ));
     findings.extend(hotspots::instruction_findings(&context));
     findings.extend(hotspots::stack_frame_findings(&context));
     let named: Vec<String> = findings.iter().flat_map(|f| f.functions.clone()).collect();

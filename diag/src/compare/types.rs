@@ -33,6 +33,8 @@ pub(crate) struct TypeFindings {
     pub claimed_sites: Vec<String>,
     /// Sizes of every type charged to a finding here.
     pub claimed_sizes: Vec<u64>,
+    /// Functions whose every copy is charged to a finding here.
+    pub claimed_functions: Vec<String>,
 }
 
 /// A type whose size changed between the sides.
@@ -73,6 +75,7 @@ pub(crate) fn findings(cx: &Context<'_>, notes: &mut Vec<String>) -> TypeFinding
         findings: Vec::new(),
         claimed_sites: Vec::new(),
         claimed_sizes: Vec::new(),
+        claimed_functions: Vec::new(),
     };
     let (Some(before), Some(after)) = (cx.baseline.sizes, cx.candidate.sizes) else {
         notes.push("no sizes report on one side: type sizes not compared".into());
@@ -110,6 +113,8 @@ pub(crate) fn findings(cx: &Context<'_>, notes: &mut Vec<String>) -> TypeFinding
             .map(|b| attribute(b, g, &owners, |t| t.before, false));
         if let Some(c) = &copies {
             out.claimed_sites.extend(c.sites.iter().map(site_key));
+            out.claimed_functions
+                .extend(c.functions.iter().map(|f| f.0.clone()));
         }
         out.claimed_sizes.extend(g.all().map(|t| t.after));
         out.findings.push(group_finding(
@@ -131,17 +136,35 @@ pub(crate) fn findings(cx: &Context<'_>, notes: &mut Vec<String>) -> TypeFinding
 /// Copy sites charged to a group, per operation.
 struct Copies {
     sites: Vec<MoveSite>,
+    /// Functions whose every copy is charged (methods of the group's types), with the copies
+    /// and bytes of theirs that are past the site table's cut.
+    functions: Vec<(String, u64, u64)>,
     ops: u64,
 }
 
 impl Copies {
     fn bytes_per_op(&self) -> f64 {
-        crate::snapshot::per_op(self.sites.iter().map(|s| s.bytes).sum(), self.ops)
+        let beyond: u64 = self.functions.iter().map(|f| f.2).sum();
+        crate::snapshot::per_op(
+            self.sites.iter().map(|s| s.bytes).sum::<u64>() + beyond,
+            self.ops,
+        )
     }
 
     fn count_per_op(&self) -> f64 {
-        crate::snapshot::per_op(self.sites.iter().map(|s| s.count).sum(), self.ops)
+        let beyond: u64 = self.functions.iter().map(|f| f.1).sum();
+        crate::snapshot::per_op(
+            self.sites.iter().map(|s| s.count).sum::<u64>() + beyond,
+            self.ops,
+        )
     }
+}
+
+/// Whether `function` is a method of one of `owners` (`<T as Trait>::m` or `T::m`).
+fn is_method_of(function: &str, owners: &HashSet<&str>) -> bool {
+    owners.iter().any(|name| {
+        function.starts_with(&format!("<{name} as ")) || function.starts_with(&format!("{name}::"))
+    })
 }
 
 /// A key naming one copy site of one size.
@@ -166,14 +189,9 @@ fn attribute(
         .filter(|&s| s >= moves.threshold_bytes)
         .collect();
     // A method of a grown type copies on its behalf (an inline buffer filled in place).
-    let is_method_of_group = |function: &str| {
-        partial
-            && owners.iter().any(|name| {
-                function.starts_with(&format!("<{name} as "))
-                    || function.starts_with(&format!("{name}::"))
-            })
-    };
-    let sites = moves
+    // A method of a grown type copies on its behalf (an inline buffer filled in place).
+    let is_method_of_group = |function: &str| partial && is_method_of(function, owners);
+    let sites: Vec<MoveSite> = moves
         .sites
         .iter()
         .filter(|s| {
@@ -190,8 +208,26 @@ fn attribute(
         })
         .cloned()
         .collect();
+    // The methods' copies past the site table's cut: from the totals by function.
+    let functions = moves
+        .functions
+        .iter()
+        .filter(|f| is_method_of_group(&f.function))
+        .map(|f| {
+            let (count, bytes) = sites
+                .iter()
+                .filter(|s| s.function == f.function)
+                .fold((0, 0), |(c, b), s| (c + s.count, b + s.bytes));
+            (
+                f.function.clone(),
+                f.count.saturating_sub(count),
+                f.bytes.saturating_sub(bytes),
+            )
+        })
+        .collect();
     Copies {
         sites,
+        functions,
         ops: moves.ops,
     }
 }

@@ -449,7 +449,7 @@ fn short_path(path: &Path, cwd: &Path) -> String {
         }
     }
     // A crate of the program's own, absolute: from the crate's directory on
-    // (`/work/repo/ddsplit/src/server.rs` is `ddsplit/src/server.rs`), so that profiles of two
+    // (`/home/dev/ddsplit/ddsplit/src/server.rs` is `ddsplit/src/server.rs`), so that profiles of two
     // checkouts of the same code name the same files.
     if path.is_absolute() {
         if let Some(at) = text.rfind("/src/") {
@@ -469,11 +469,11 @@ mod tests {
 
     #[test]
     fn paths_are_shortened() {
-        let cwd = Path::new("/work/project");
+        let cwd = Path::new("/home/dev/checkout");
         assert_eq!(
             short_path(
                 Path::new(
-                    "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1/src/runtime/park.rs"
+                    "/home/dev/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1/src/runtime/park.rs"
                 ),
                 cwd
             ),
@@ -487,7 +487,7 @@ mod tests {
             "library/core/src/ptr/mod.rs"
         );
         assert_eq!(
-            short_path(Path::new("/work/project/ddsplit/src/codec.rs"), cwd),
+            short_path(Path::new("/home/dev/checkout/ddsplit/src/codec.rs"), cwd),
             "ddsplit/src/codec.rs"
         );
         assert_eq!(
@@ -498,7 +498,7 @@ mod tests {
             "ddsplit/src/node/log.rs"
         );
         assert_eq!(
-            short_path(Path::new("/work/project/diag/tests/it/cpu.rs"), cwd),
+            short_path(Path::new("/home/dev/checkout/diag/tests/it/cpu.rs"), cwd),
             "diag/tests/it/cpu.rs"
         );
         assert_eq!(

@@ -7,7 +7,7 @@ use super::names::short_name;
 use super::types::site_key;
 use super::{
     COPY_CHANGE_BYTES_PER_OP_MIN, Context, Evidence, Finding, FindingKind, TaskChange, fmt_bytes,
-    fmt_count, fmt_us, function_identity, site_size,
+    fmt_count, fmt_us, function_identity, site_size, size_or_absent,
 };
 use crate::snapshot::{CpuCategory, CpuFigures, per_op};
 
@@ -279,11 +279,7 @@ pub(crate) fn stack_frame_findings(cx: &Context<'_>) -> Vec<Finding> {
                 .map(|(f, old, new)| {
                     Evidence::new(
                         format!("stack frame of `{}`", short_name(f)),
-                        if *old == 0 {
-                            "absent".into()
-                        } else {
-                            fmt_bytes(*old as f64)
-                        },
+                        size_or_absent(*old),
                         fmt_bytes(*new as f64),
                     )
                 })
@@ -325,9 +321,8 @@ pub(crate) fn cpu_findings(cx: &Context<'_>, named: &[String]) -> Vec<Finding> {
             .sqrt();
             let significant =
                 rc - rb > HOT_SPOT_SIGMAS * sd && rc - rb > HOT_SPOT_SHARE_MIN * base_total;
-            significant
+            (significant && share_grew(nb, nc, b.samples as f64, c.samples as f64))
                 .then_some((f, rb, rc))
-                .filter(|_| share_grew(nb, nc, b.samples as f64, c.samples as f64))
         })
         .filter(|(f, _, _)| {
             let id = function_identity(f);

@@ -500,6 +500,15 @@ pub(crate) fn ratio(a: f64, b: f64) -> f64 {
 }
 
 /// A number of bytes with thousands separators.
+/// A size, or `absent` for a type or frame one side does not have (size 0).
+pub(crate) fn size_or_absent(bytes: u64) -> String {
+    if bytes == 0 {
+        "absent".into()
+    } else {
+        fmt_bytes(bytes as f64)
+    }
+}
+
 /// The size of a copy site's copies: the tracer's row of various sizes (size 0) gives its mean.
 pub(crate) fn site_size(site: &crate::snapshot::MoveSite) -> String {
     if site.size == 0 {

@@ -5,8 +5,10 @@
 use std::collections::{HashMap, HashSet};
 
 use super::names::short_name;
-use super::{Context, Evidence, Finding, FindingKind, fmt_bytes, fmt_count, site_size};
-use crate::sizes::{SizesReport, is_future_name};
+use super::{
+    Context, Evidence, Finding, FindingKind, fmt_bytes, fmt_count, site_size, size_or_absent,
+};
+use crate::sizes::{FieldInfo, SizesReport, is_future_name};
 use crate::snapshot::{MoveFigures, MoveSite};
 
 /// A copy whose size has no type is charged to a grown type up to this fraction larger than
@@ -100,11 +102,7 @@ pub(crate) fn findings(cx: &Context<'_>, notes: &mut Vec<String>) -> TypeFinding
         // The types whose methods copy on the group's behalf: its own, and the field that makes
         // its root large (an inline buffer filled by its `store`).
         let mut owners: HashSet<&str> = g.all().map(|t| t.name.as_str()).collect();
-        if let Some(field) = after
-            .type_named(&g.root.name)
-            .and_then(|t| t.largest_field())
-            .filter(|f| f.size * 2 >= g.root.after)
-        {
+        if let Some(field) = own_large_field(g, after) {
             owners.insert(field.type_name.as_str());
         }
         let copies = moves.1.map(|c| attribute(c, g, &owners, |t| t.after, true));
@@ -163,7 +161,14 @@ impl Copies {
 /// Whether `function` is a method of one of `owners` (`<T as Trait>::m` or `T::m`).
 fn is_method_of(function: &str, owners: &HashSet<&str>) -> bool {
     owners.iter().any(|name| {
-        function.starts_with(&format!("<{name} as ")) || function.starts_with(&format!("{name}::"))
+        let trait_method = function
+            .strip_prefix('<')
+            .and_then(|f| f.strip_prefix(name))
+            .is_some_and(|rest| rest.starts_with(" as "));
+        let own_method = function
+            .strip_prefix(name)
+            .is_some_and(|rest| rest.starts_with("::"));
+        trait_method || own_method
     })
 }
 
@@ -188,7 +193,6 @@ fn attribute(
         .map(&size)
         .filter(|&s| s >= moves.threshold_bytes)
         .collect();
-    // A method of a grown type copies on its behalf (an inline buffer filled in place).
     // A method of a grown type copies on its behalf (an inline buffer filled in place).
     let is_method_of_group = |function: &str| partial && is_method_of(function, owners);
     let sites: Vec<MoveSite> = moves
@@ -485,10 +489,7 @@ fn group_finding(
     };
     // The field that makes the root large: the root's own (a struct holding a buffer), or the
     // root inside a struct that holds it (`Query<Inline>` holding `answer: Inline`).
-    let own_field = after
-        .type_named(&g.root.name)
-        .and_then(|t| t.largest_field())
-        .filter(|f| f.size * 2 >= g.root.after);
+    let own_field = own_large_field(g, after);
     let holder = g.members.iter().find_map(|m| {
         let t = after.type_named(&m.name)?;
         let field = t.largest_field()?;
@@ -600,12 +601,13 @@ fn future_finding(f: &Changed, after: &SizesReport, threshold: u64) -> Finding {
     }
 }
 
-fn size_or_absent(bytes: u64) -> String {
-    if bytes == 0 {
-        "absent".into()
-    } else {
-        fmt_bytes(bytes as f64)
-    }
+/// The field that makes the group's root large, when one field is most of it (a struct holding a
+/// buffer).
+fn own_large_field<'a>(g: &Group, after: &'a SizesReport) -> Option<&'a FieldInfo> {
+    after
+        .type_named(&g.root.name)
+        .and_then(|t| t.largest_field())
+        .filter(|f| f.size * 2 >= g.root.after)
 }
 
 /// Futures, closures and async blocks: types the compiler names, not the program.

@@ -41,7 +41,7 @@ impl SourceFrame {
         let std_file = self.file.as_deref().is_some_and(|file| {
             ["library/core/", "library/alloc/", "library/std/"]
                 .iter()
-                .any(|dir| file.starts_with(dir) || file.contains(&format!("/{dir}")))
+                .any(|dir| file.contains(dir))
         });
         std_name || std_file
     }

@@ -5,6 +5,7 @@
 //! server, [`gateway`] for the client-facing server and [`client::Client`] to talk to a gateway.
 
 pub mod admin;
+pub mod build_info;
 pub mod client;
 pub mod codec;
 pub mod conn;

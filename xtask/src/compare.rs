@@ -30,11 +30,12 @@ cargo xtask compare --baseline SPEC --candidate SPEC [OPTIONS] [-- EXTRA DDSPLIT
 
 SPEC is one of:
   features:LIST   this working tree with these ddsplit features (`features:` is the default build)
-  REVISION        a git revision, built in a worktree under target/xtask/worktrees
+  REVISION        a git revision, built in a worktree of its own under .xtask/worktrees, with
+                  its own target directory (seeded with the workspace's compiled dependencies)
   DIR             a snapshot directory saved by `cargo xtask profile` or an earlier compare
 
 Profiles both sides with the same seeded workload (see `cargo xtask profile --help` for the
-passes), runs their wall-time passes interleaved (A B A B ...), adding pairs while the verdict
+passes), runs their wall-time passes interleaved (A B B A A B ...), adding pairs while the verdict
 is within the noise, and explains the difference as findings ranked by their estimated share of
 the extra CPU per operation, each with its evidence and the fix to try.
 
@@ -277,8 +278,8 @@ fn interleave_wall_runs(
 ) -> anyhow::Result<()> {
     let mut pairs = 0;
     loop {
-        for (i, side) in sides.iter_mut().enumerate() {
-            if let Resolved::Profiled(p) = side {
+        for i in crate::gate::abba_order(pairs) {
+            if let Resolved::Profiled(p) = &mut sides[i] {
                 let name = if i == 0 { "baseline" } else { "candidate" };
                 progress.say(&format!("wall pair {}: {name}", pairs + 1));
                 let ops_per_s = p.wall_run(pairs)?;

@@ -61,84 +61,172 @@ pub const CODEC_CASES: [&str; 4] = [
 ];
 
 const USAGE: &str = "\
-cargo xtask gate [--bless] [--no-wall] [--pairs N] [--max-pairs N] [--max-throughput-drop PCT]
+cargo xtask gate [--bless] [--no-wall] [--skip PASSES] [--pairs N] [--max-pairs N]
+                 [--max-throughput-drop PCT]
 
 Profiles the working tree (default features) and compares it with the baseline committed in
-xtask/gate/: allocations and bytes copied per operation, type and future sizes, and callgrind
-instruction counts of the codec, with tight thresholds; then wall time against a build of the
-baseline's revision, interleaved on this machine, with the noise model of `compare`.
+xtask/gate/: allocations and bytes allocated and copied per operation, type and future sizes,
+and callgrind instruction counts of the codec, with tight thresholds; then wall time against a
+build of the baseline's revision, interleaved on this machine (A B B A ...), with the noise model
+of `compare`.
+
+It fails closed: a pass the baseline has that this run could not produce, a wall-time comparison
+that could not run, or a toolchain or CPU-feature set other than the baseline's (the counts
+depend on them) is exit 2 with the reason. Leave a check out on purpose with --skip or --no-wall.
 
   --bless                    write the tree's figures as the new baseline (commit xtask/gate/)
   --no-wall                  leave wall time out
+  --skip PASSES              passes to leave out on purpose: heap, moves, sizes, instructions
   --pairs N, --max-pairs N   wall-time pairs (default 5, at most 12 when unclear)
   --max-throughput-drop PCT  throughput drop that fails, beyond the noise (default 5)
 
+Thresholds: allocations per operation +2%, bytes allocated per operation +5%, bytes in large
+copies per operation +5%, codec instructions +1%, one type or future +1 KiB (a new future:
+8 KiB), a stack frame of 256 KiB, throughput -5% beyond the noise.
+
 Exit code: 0 within the thresholds, 1 a regression (the report says which and why), 2 could not
-gate. The report is written to target/xtask/gate/.
+gate (the report's first line says why). The report is written to target/xtask/gate/.
 ";
 
-/// Runs the command.
-pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
-    let mut bless = false;
-    let mut wall = true;
-    let (mut pairs, mut pairs_max) = (
-        crate::compare::DEFAULT_PAIRS,
-        crate::compare::DEFAULT_PAIRS_MAX,
-    );
-    let mut thresholds = Thresholds {
-        throughput_drop: GATE_THROUGHPUT_DROP,
-        alloc_growth: GATE_ALLOC_GROWTH,
-        copy_growth: GATE_COPY_GROWTH,
-        instructions_growth: GATE_INSTRUCTIONS_GROWTH,
-        ..Thresholds::default()
+/// What the command line asked for.
+#[derive(Debug)]
+struct GateOptions {
+    bless: bool,
+    wall: bool,
+    pairs: usize,
+    pairs_max: usize,
+    thresholds: Thresholds,
+    passes: PassSet,
+    instructions: bool,
+}
+
+/// The passes `--skip` can leave out.
+const SKIPPABLE: [&str; 4] = ["heap", "moves", "sizes", "instructions"];
+
+fn parse(args: &[String]) -> anyhow::Result<Option<GateOptions>> {
+    let mut o = GateOptions {
+        bless: false,
+        wall: true,
+        pairs: crate::compare::DEFAULT_PAIRS,
+        pairs_max: crate::compare::DEFAULT_PAIRS_MAX,
+        thresholds: Thresholds {
+            throughput_drop: GATE_THROUGHPUT_DROP,
+            alloc_growth: GATE_ALLOC_GROWTH,
+            copy_growth: GATE_COPY_GROWTH,
+            instructions_growth: GATE_INSTRUCTIONS_GROWTH,
+            ..Thresholds::default()
+        },
+        passes: PassSet {
+            cpu: false,
+            ..PassSet::default()
+        },
+        instructions: true,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut value = |flag: &str| crate::util::flag_value(&mut it, flag, USAGE);
         match arg.as_str() {
-            "--bless" => bless = true,
-            "--no-wall" => wall = false,
-            "--pairs" => pairs = number(&value("--pairs")?, "--pairs")? as usize,
-            "--max-pairs" => pairs_max = number(&value("--max-pairs")?, "--max-pairs")? as usize,
+            "--bless" => o.bless = true,
+            "--no-wall" => o.wall = false,
+            "--skip" => {
+                let list = value("--skip")?;
+                for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                    if !SKIPPABLE.contains(&name) {
+                        bail!("the gate has no pass {name:?} to skip (passes: {SKIPPABLE:?})");
+                    }
+                    if name == "instructions" {
+                        o.instructions = false;
+                    } else {
+                        o.passes = o.passes.skip(name)?;
+                    }
+                }
+            }
+            "--pairs" => o.pairs = number(&value("--pairs")?, "--pairs")? as usize,
+            "--max-pairs" => o.pairs_max = number(&value("--max-pairs")?, "--max-pairs")? as usize,
             "--max-throughput-drop" => {
                 let text = value("--max-throughput-drop")?;
-                thresholds.throughput_drop = text
+                o.thresholds.throughput_drop = text
                     .trim_end_matches('%')
                     .parse::<f64>()
                     .with_context(|| format!("a percentage, not {text:?}"))?
                     / 100.0;
             }
-            "-h" | "--help" => {
-                print!("{USAGE}");
-                return Ok(ExitCode::SUCCESS);
-            }
+            "-h" | "--help" => return Ok(None),
             other => bail!("unknown argument {other:?}\n\n{USAGE}"),
         }
     }
-    if pairs == 0 || pairs_max < pairs {
+    if o.pairs == 0 || o.pairs_max < o.pairs {
         bail!("--pairs must be at least 1 and at most --max-pairs");
     }
+    if o.bless
+        && (!o.instructions
+            || o.passes
+                != PassSet {
+                    cpu: false,
+                    ..PassSet::default()
+                })
+    {
+        bail!("--bless records every pass: leave --skip out");
+    }
+    Ok(Some(o))
+}
+
+impl GateOptions {
+    /// The passes left out on purpose.
+    fn skipped(&self) -> Vec<&'static str> {
+        let p = self.passes;
+        [
+            (!p.heap, "heap"),
+            (!p.moves, "moves"),
+            (!p.sizes, "sizes"),
+            (!self.instructions, "instructions"),
+        ]
+        .into_iter()
+        .filter_map(|(skipped, name)| skipped.then_some(name))
+        .collect()
+    }
+}
+
+/// Runs the command.
+pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
+    let Some(o) = parse(args)? else {
+        print!("{USAGE}");
+        return Ok(ExitCode::SUCCESS);
+    };
     crate::setup::ensure(&crate::setup::GATE_REQUIREMENTS)?;
     let root = workspace_root();
     let committed_dir = root.join(GATE_DIR);
     let out = target_dir(&root).join("xtask").join("gate");
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
 
-    let committed = if bless {
+    let committed = if o.bless {
         None
     } else {
         Some(load_committed(&committed_dir)?)
     };
     let progress = Progress::new(
-        6 + if wall && !bless {
-            2 + 2 * pairs as u64
+        6 + if o.wall && !o.bless {
+            2 + 2 * o.pairs as u64
         } else {
             0
         },
     );
-    let current = profile_tree(&out.join("tree"), &progress)?;
-    if bless {
+    let current = profile_tree(&out.join("tree"), &o, &progress)?;
+    if o.bless {
         progress.finish();
+        let failed: Vec<String> = current
+            .snapshot
+            .passes
+            .iter()
+            .filter(|p| p.status != "ok")
+            .map(|p| format!("{} {}: {}", p.name, p.status, p.detail))
+            .collect();
+        if !failed.is_empty() {
+            bail!(
+                "not blessed: a baseline must have every pass, and these did not run:\n{}",
+                failed.join("\n")
+            );
+        }
         write_committed(&current, &committed_dir)?;
         println!(
             "baseline written to {}: commit it. Figures:\n{}",
@@ -157,34 +245,31 @@ pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
             snapshot: &current.snapshot,
             sizes: current.sizes.as_ref(),
         },
-        &thresholds,
+        &o.thresholds,
     );
     comparison
         .notes
         .retain(|n| !n.starts_with("no CPU profile") && !n.starts_with("no wall-time runs"));
-    if wall {
-        match wall_against_revision(
-            &baseline,
-            pairs,
-            pairs_max,
-            thresholds.throughput_drop,
-            &out,
-            &progress,
-        ) {
-            Ok(Some(w)) => {
+    comparison.blockers = blockers(&baseline, &current.snapshot, &o.skipped());
+    if o.wall {
+        match wall_against_revision(&baseline, &o, &out, &progress) {
+            Ok(w) => {
                 comparison.regression |= w.verdict == WallVerdict::Slower;
                 comparison.wall = Some(w);
             }
-            Ok(None) => comparison.notes.push(format!(
-                "wall time not gated: the baseline's revision {} is not in this repository",
-                baseline.build.revision.as_deref().unwrap_or("?")
-            )),
-            Err(e) => comparison.notes.push(format!("wall time not gated: {e:#}")),
+            Err(e) => comparison
+                .blockers
+                .push(format!("wall time could not be compared: {e:#}")),
         }
     } else {
         comparison
             .notes
             .push("wall time not gated (--no-wall)".into());
+    }
+    for skipped in o.skipped() {
+        comparison
+            .notes
+            .push(format!("pass `{skipped}` left out (--skip)"));
     }
     progress.finish();
     let markdown = render_markdown(&comparison);
@@ -195,17 +280,58 @@ pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
     )?;
     std::fs::write(out.join("report.html"), render_html(&comparison, &[]))?;
     print!("{markdown}");
+    println!("report: {}", out.join("report.html").display());
+    if !comparison.blockers.is_empty() {
+        println!("The gate could not check everything it gates:");
+        for blocker in &comparison.blockers {
+            println!("- {blocker}");
+        }
+        return Ok(ExitCode::from(2));
+    }
     if comparison.regression {
         println!(
             "The gate failed. If the change is intended, run `cargo xtask gate --bless` and commit {GATE_DIR}/."
         );
+        return Ok(ExitCode::from(1));
     }
-    println!("report: {}", out.join("report.html").display());
-    Ok(if comparison.regression {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Why this run's figures cannot be held against the baseline's: a pass the baseline has that
+/// this run did not produce (unless `skipped` on purpose), or a toolchain or CPU-feature set
+/// other than the one the counts were blessed with.
+fn blockers(baseline: &Snapshot, current: &Snapshot, skipped: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    for pass in baseline.passes.iter().filter(|p| p.status == "ok") {
+        if skipped.contains(&pass.name.as_str()) {
+            continue;
+        }
+        match current.pass(&pass.name) {
+            Some(p) if p.status == "ok" => {}
+            Some(p) => out.push(format!("pass `{}` {}: {}", p.name, p.status, p.detail)),
+            None => out.push(format!("pass `{}` did not run", pass.name)),
+        }
+    }
+    if baseline.build.rustc != current.build.rustc {
+        out.push(format!(
+            "the toolchain is not the baseline's ({} here, {} in the baseline): instruction \
+             counts and type sizes depend on it; re-bless with the toolchain CI uses",
+            current.build.rustc, baseline.build.rustc
+        ));
+    }
+    if let (Some(b), Some(c)) = (&baseline.instructions, &current.instructions)
+        && b.cpu_features != c.cpu_features
+        && !skipped.contains(&"instructions")
+    {
+        out.push(format!(
+            "the codec's CPU features under callgrind are [{}] here and [{}] in the baseline: it \
+             picks its SIMD path by them, so the instruction counts do not compare; re-bless on \
+             this machine's kind or skip the instructions",
+            c.cpu_features.join(" "),
+            b.cpu_features.join(" ")
+        ));
+    }
+    out
 }
 
 /// The gate's workload: small and gently concurrent, so the counts repeat.
@@ -214,12 +340,16 @@ fn gate_workload() -> Workload {
 }
 
 /// Profiles the working tree's default build with the machine-independent passes.
-fn profile_tree(dir: &Path, progress: &Progress) -> anyhow::Result<SideProfile> {
+fn profile_tree(dir: &Path, o: &GateOptions, progress: &Progress) -> anyhow::Result<SideProfile> {
     let built = side::build(&SideSpec::Features(Vec::new()), &|m| progress.say(m))?;
     progress.done("built the tree");
     let root = workspace_root();
     progress.say("building the copy tracer and the codec work");
-    let preload = build_preload()?;
+    let preload = if o.passes.moves {
+        Some(build_preload()?)
+    } else {
+        None
+    };
     cargo_in(
         &root,
         &[
@@ -238,44 +368,44 @@ fn profile_tree(dir: &Path, progress: &Progress) -> anyhow::Result<SideProfile> 
         .join("codec-work");
     progress.done("tools ready");
     let mut profile = SideProfile::new(built, gate_workload(), dir.to_path_buf())?;
-    let set = PassSet {
-        cpu: false,
-        ..PassSet::default()
-    };
-    profile.probe_passes(set, Some(&preload), progress);
+    profile.probe_passes(o.passes, preload.as_deref(), progress);
     progress.say("counting run");
     profile.wall_run(0)?;
     // One run's throughput is not a figure the gate compares: wall time is gated apart.
     profile.snapshot.wall.clear();
-    progress.say("instructions of the codec (callgrind)");
-    let s = &mut profile.snapshot;
-    s.instructions = passes::record(&mut s.passes, "instructions", || {
-        passes::instructions(&codec_work, &CODEC_CASES, &dir.join("callgrind"))
-    });
-    progress.done(&match &s.instructions {
-        Some(i) => format!("instructions: {} codec cases counted", i.cases.len()),
-        None => format!(
-            "instructions: {:?}",
-            s.pass("instructions").map(|p| &p.detail)
-        ),
-    });
+    if o.instructions {
+        progress.say("instructions of the codec (callgrind)");
+        let s = &mut profile.snapshot;
+        s.instructions = passes::record(&mut s.passes, "instructions", || {
+            passes::instructions(&codec_work, &CODEC_CASES, &dir.join("callgrind"))
+        });
+        progress.done(&match &s.instructions {
+            Some(i) => format!(
+                "instructions: {} codec cases counted (CPU features {})",
+                i.cases.len(),
+                i.cpu_features.join(" ")
+            ),
+            None => format!(
+                "instructions: {:?}",
+                s.pass("instructions").map(|p| &p.detail)
+            ),
+        });
+    }
     profile.write()?;
     Ok(profile)
 }
 
-/// Wall time: the baseline's revision against the tree, interleaved on this machine. `None`
-/// when the revision is not in the repository.
+/// Wall time: the baseline's revision against the tree, interleaved on this machine. An error
+/// when the revision is not in the repository or does not build.
 fn wall_against_revision(
     baseline: &Snapshot,
-    pairs: usize,
-    pairs_max: usize,
-    drop: f64,
+    o: &GateOptions,
     out: &Path,
     progress: &Progress,
-) -> anyhow::Result<Option<WallComparison>> {
+) -> anyhow::Result<WallComparison> {
     let root = workspace_root();
     let Some(revision) = &baseline.build.revision else {
-        return Ok(None);
+        bail!("the baseline records no revision to build");
     };
     if git(
         &root,
@@ -283,7 +413,10 @@ fn wall_against_revision(
     )
     .is_none()
     {
-        return Ok(None);
+        bail!(
+            "the baseline's revision {revision} is not in this repository (a shallow clone?): \
+             fetch it, or re-bless"
+        );
     }
     let workload = passes::workload(DEFAULT_OPS, DEFAULT_SEED, DEFAULT_CONCURRENCY, &[]);
     let base = side::build(&SideSpec::Revision(revision.clone()), &|m| progress.say(m))?;
@@ -297,23 +430,38 @@ fn wall_against_revision(
         SideProfile::new(base, workload.clone(), out.join("wall-baseline"))?,
         SideProfile::new(tree, workload, out.join("wall-tree"))?,
     ];
+    let names = ["baseline revision", "tree"];
     let mut n = 0;
     loop {
-        for (side, name) in sides.iter_mut().zip(["baseline revision", "tree"]) {
-            progress.say(&format!("wall pair {}: {name}", n + 1));
-            let ops_per_s = side.wall_run(n)?;
-            progress.done(&format!("wall pair {}: {name} {ops_per_s:.0} ops/s", n + 1));
+        for i in abba_order(n) {
+            progress.say(&format!("wall pair {}: {}", n + 1, names[i]));
+            let ops_per_s = sides[i].wall_run(n)?;
+            progress.done(&format!(
+                "wall pair {}: {} {ops_per_s:.0} ops/s",
+                n + 1,
+                names[i]
+            ));
         }
         n += 1;
-        let wall = WallComparison::of(&sides[0].snapshot.wall, &sides[1].snapshot.wall, drop)
-            .expect("both sides ran");
-        if n >= pairs && (!wall.is_ambiguous() || n >= pairs_max) {
-            return Ok(Some(wall));
+        let wall = WallComparison::of(
+            &sides[0].snapshot.wall,
+            &sides[1].snapshot.wall,
+            o.thresholds.throughput_drop,
+        )
+        .expect("both sides ran");
+        if n >= o.pairs && (!wall.is_ambiguous() || n >= o.pairs_max) {
+            return Ok(wall);
         }
-        if n >= pairs {
+        if n >= o.pairs {
             progress.add_steps(2);
         }
     }
+}
+
+/// Which side runs first in wall pair `n`: A B, then B A, and so on, so that neither side
+/// always runs first (a machine that warms up or slows down during a pair favours no side).
+pub fn abba_order(n: usize) -> [usize; 2] {
+    if n % 2 == 0 { [0, 1] } else { [1, 0] }
 }
 
 /// Reads the committed baseline.

@@ -355,7 +355,10 @@ pub fn instructions(
     dir: &Path,
 ) -> anyhow::Result<InstructionFigures> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut figures = InstructionFigures::default();
+    let mut figures = InstructionFigures {
+        cpu_features: cpu_features_under_valgrind(codec_work, dir)?,
+        ..InstructionFigures::default()
+    };
     for case in cases {
         let log = dir.join(format!("callgrind-{}.log", crate::side::slug(case)));
         let status = run_logged(
@@ -383,6 +386,33 @@ pub fn instructions(
         figures.cases.insert(case.to_string(), collected);
     }
     Ok(figures)
+}
+
+/// The CPU features `codec-work` sees under valgrind (its `cpu-features` case).
+fn cpu_features_under_valgrind(codec_work: &Path, dir: &Path) -> anyhow::Result<Vec<String>> {
+    let (stdout, log) = (dir.join("cpu-features.txt"), dir.join("cpu-features.log"));
+    let status = run_logged(
+        Command::new("valgrind")
+            .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+            .arg(codec_work)
+            .arg("cpu-features"),
+        &stdout,
+        &log,
+        RUN_TIME_MAX,
+    )
+    .context("cannot run valgrind (install it: apt-get install valgrind)")?;
+    if !status.success() {
+        bail!(
+            "callgrind of `codec-work cpu-features` failed ({status}):\n{}",
+            tail(&log, 10)
+        );
+    }
+    let text = std::fs::read_to_string(&stdout).unwrap_or_default();
+    let features: Vec<String> = text.split_whitespace().map(str::to_string).collect();
+    if features.is_empty() {
+        bail!("`codec-work cpu-features` printed nothing under callgrind");
+    }
+    Ok(features)
 }
 
 /// Runs `pass`, recording its outcome; a failed pass leaves its figures out and says why.
@@ -423,7 +453,7 @@ pub fn record<T>(
 fn in_workspace(location: &str) -> String {
     let root = crate::util::workspace_root();
     let root = root.to_string_lossy();
-    let worktrees = format!("{root}/target/xtask/worktrees/");
+    let worktrees = format!("{root}/{}/", crate::side::WORKTREES_DIR);
     if let Some(rest) = location.strip_prefix(&worktrees) {
         // `<revision>/ddsplit/src/...`: drop the worktree's own directory.
         return rest.split_once('/').map_or(rest, |(_, r)| r).to_string();

@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, bail};
+use ddsplit_build_info::{BuildInfo, FEATURES_MANIFEST, feature_closure, source_hash};
 use diag::snapshot::{BuildIdentity, SNAPSHOT_FILE};
 
-use crate::util::{git, machine, rustc_version, target_dir, workspace_root};
+use crate::util::{git, machine, target_dir, workspace_root};
 
 /// The cargo profile sides are built with: release code, full debug info (the sizes report
 /// reads DWARF; the CPU, heap and copy reports symbolize against it).
@@ -21,7 +22,7 @@ pub const DHAT_FEATURE: &str = "dhat-heap";
 pub enum SideSpec {
     /// This working tree with these ddsplit features (`features:` is the default build).
     Features(Vec<String>),
-    /// A git revision, built in a worktree under `target/`.
+    /// A git revision, built in a worktree of its own (see [`WORKTREES_DIR`]).
     Revision(String),
     /// A snapshot directory written by `cargo xtask profile` or an earlier compare.
     Saved(PathBuf),
@@ -105,45 +106,50 @@ pub struct Built {
     pub caps: Capabilities,
 }
 
-/// Builds a side that is not a saved snapshot. `say` reports what is being built.
+/// Where revision sides are checked out, relative to the workspace: outside every target
+/// directory, each worktree with a target directory of its own (see [`tree_of`]).
+pub const WORKTREES_DIR: &str = ".xtask/worktrees";
+
+/// Builds a side of this workspace that is not a saved snapshot. `say` reports progress.
 pub fn build(spec: &SideSpec, say: &dyn Fn(&str)) -> anyhow::Result<Built> {
-    let root = workspace_root();
-    let (tree, features, revision, dirty) = match spec {
-        SideSpec::Features(features) => {
-            let revision = git(&root, &["rev-parse", "HEAD"]);
-            let dirty = git(&root, &["status", "--porcelain"]).is_some_and(|s| !s.is_empty());
-            (root.clone(), features.clone(), revision, dirty)
-        }
-        SideSpec::Revision(rev) => {
-            let full = git(&root, &["rev-parse", &format!("{rev}^{{commit}}")])
-                .with_context(|| format!("cannot resolve revision {rev}"))?;
-            (worktree(&root, &full, say)?, Vec::new(), Some(full), false)
-        }
-        SideSpec::Saved(_) => bail!("a saved snapshot is not built"),
-    };
-    let slug = slug(&spec.label());
-    let out_dir = target_dir(&root).join("xtask").join("bin").join(&slug);
+    build_in(&workspace_root(), spec, true, say)
+}
+
+/// Builds `spec` of the repository at `root` (its `dhat-heap` twin too when `with_dhat`), and
+/// proves that each binary is the code the side names: its embedded build identity must carry
+/// the source hash of the tree it was built from, the side's features, and for a revision that
+/// revision with a clean tree. A mismatch is an error with both identities.
+pub fn build_in(
+    root: &Path,
+    spec: &SideSpec,
+    with_dhat: bool,
+    say: &dyn Fn(&str),
+) -> anyhow::Result<Built> {
+    let tree = tree_of(root, spec, say)?;
+    let out_dir = target_dir(root)
+        .join("xtask")
+        .join("bin")
+        .join(slug(&spec.label()));
     std::fs::create_dir_all(&out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
 
     say(&format!("building {} ({SIDE_PROFILE})", spec.label()));
-    let binary = build_one(&root, &tree, &features, &out_dir.join("ddsplit"))?;
-    let dhat_binary = if has_feature(&tree, DHAT_FEATURE) {
+    let binary = build_one(&tree, &tree.features, &out_dir.join("ddsplit"))?;
+    let info = verify(&binary, &tree, &tree.features)?;
+    let dhat_binary = if with_dhat && has_feature(&tree.dir, DHAT_FEATURE) {
         say(&format!("building {} with {DHAT_FEATURE}", spec.label()));
         // dhat is the global allocator of the heap build: the `alloc-*` features, which pick
         // another one, stay out (the sites are the program's, whatever serves them).
-        let mut with_dhat: Vec<String> = features
+        let mut with_dhat: Vec<String> = tree
+            .features
             .iter()
             .filter(|f| !f.starts_with("alloc-"))
             .cloned()
             .collect();
         with_dhat.push(DHAT_FEATURE.into());
-        Some(build_one(
-            &root,
-            &tree,
-            &with_dhat,
-            &out_dir.join("ddsplit-dhat"),
-        )?)
+        let dhat = build_one(&tree, &with_dhat, &out_dir.join("ddsplit-dhat"))?;
+        verify(&dhat, &tree, &with_dhat)?;
+        Some(dhat)
     } else {
         None
     };
@@ -154,26 +160,68 @@ pub fn build(spec: &SideSpec, say: &dyn Fn(&str)) -> anyhow::Result<Built> {
         dhat_binary,
         identity: BuildIdentity {
             label: spec.label(),
-            revision,
-            dirty,
-            features,
-            rustc: rustc_version(),
-            profile: SIDE_PROFILE.into(),
+            revision: info.revision,
+            dirty: info.dirty,
+            features: tree.features.clone(),
+            rustc: info.rustc,
+            profile: info.profile,
             machine: machine(),
+            source_hash: Some(info.source_hash),
         },
         caps,
     })
 }
 
+/// A source tree to build: where it is, the target directory only it builds into, and what the
+/// side expects of its binary.
+#[derive(Debug, Clone)]
+pub struct Tree {
+    /// The checkout.
+    pub dir: PathBuf,
+    /// Its target directory: no other tree builds into it. Cargo gives every checkout of the
+    /// workspace the same unit hashes and trusts file times, so a target directory shared by two
+    /// checkouts calls one checkout's stale build fresh for the other.
+    pub target: PathBuf,
+    /// ddsplit features of the side.
+    pub features: Vec<String>,
+    /// The revision a revision side must have been built at (clean).
+    pub revision: Option<String>,
+}
+
+/// The tree of a side: the workspace itself for `features:`, a worktree of the revision
+/// (checked out once, under [`WORKTREES_DIR`]) for a revision.
+pub fn tree_of(root: &Path, spec: &SideSpec, say: &dyn Fn(&str)) -> anyhow::Result<Tree> {
+    match spec {
+        SideSpec::Features(features) => Ok(Tree {
+            dir: root.to_path_buf(),
+            target: target_dir(root),
+            features: features.clone(),
+            revision: None,
+        }),
+        SideSpec::Revision(rev) => {
+            let full = git(root, &["rev-parse", &format!("{rev}^{{commit}}")])
+                .with_context(|| format!("cannot resolve revision {rev}"))?;
+            let dir = worktree(root, &full, say)?;
+            let target = dir.join("target");
+            if !target.exists() {
+                say("seeding the worktree's target directory with the compiled dependencies");
+                seed_target(&target_dir(root), &target)?;
+            }
+            Ok(Tree {
+                dir,
+                target,
+                features: Vec::new(),
+                revision: Some(full),
+            })
+        }
+        SideSpec::Saved(_) => bail!("a saved snapshot is not built"),
+    }
+}
+
 /// Builds ddsplit of `tree` with `features` and copies the binary to `dest` (builds of other
-/// features and revisions overwrite cargo's own output path).
-fn build_one(
-    root: &Path,
-    tree: &Path,
-    features: &[String],
-    dest: &Path,
-) -> anyhow::Result<PathBuf> {
-    let manifest = tree.join("Cargo.toml");
+/// features overwrite cargo's own output path).
+fn build_one(tree: &Tree, features: &[String], dest: &Path) -> anyhow::Result<PathBuf> {
+    let manifest = tree.dir.join("Cargo.toml");
     let manifest = manifest.to_string_lossy();
     let features = features.join(",");
     let mut args = vec![
@@ -184,7 +232,7 @@ fn build_one(
         "-p",
         "ddsplit",
     ];
-    let has_profile = std::fs::read_to_string(tree.join("Cargo.toml"))
+    let has_profile = std::fs::read_to_string(tree.dir.join("Cargo.toml"))
         .is_ok_and(|t| t.contains(&format!("[profile.{SIDE_PROFILE}]")));
     if has_profile {
         args.extend(["--profile", SIDE_PROFILE]);
@@ -194,21 +242,20 @@ fn build_one(
     if !features.is_empty() {
         args.extend(["--features", &features]);
     }
-    // One target directory for every tree: dependencies build once.
-    let target = target_dir(root);
     let status = crate::util::cargo()
-        .current_dir(tree)
-        .env("CARGO_TARGET_DIR", &target)
+        .current_dir(&tree.dir)
+        .env("CARGO_TARGET_DIR", &tree.target)
         .args(&args)
         .status()
         .context("cannot run cargo")?;
     if !status.success() {
         bail!(
             "building ddsplit of {} with features [{features}] failed",
-            tree.display()
+            tree.dir.display()
         );
     }
-    let built = target
+    let built = tree
+        .target
         .join(if has_profile { SIDE_PROFILE } else { "release" })
         .join("ddsplit");
     std::fs::copy(&built, dest)
@@ -216,16 +263,142 @@ fn build_one(
     Ok(dest.to_path_buf())
 }
 
-/// A worktree of `revision` under `target/xtask/worktrees`, made once.
+/// Reads the build identity of `binary` and checks it against the tree and features it was
+/// meant to be built from.
+pub fn verify(binary: &Path, tree: &Tree, features: &[String]) -> anyhow::Result<BuildInfo> {
+    let output = Command::new(binary)
+        .arg("build-info")
+        .output()
+        .with_context(|| format!("cannot run {}", binary.display()))?;
+    if !output.status.success() {
+        bail!(
+            "{} has no `build-info` command (a build from before build identities): it cannot \
+             be shown to be the code of {}, so it is not compared",
+            binary.display(),
+            tree.dir.display()
+        );
+    }
+    let info = BuildInfo::parse(&String::from_utf8_lossy(&output.stdout))
+        .with_context(|| format!("reading the build identity of {}", binary.display()))?;
+    let manifest = std::fs::read_to_string(tree.dir.join(FEATURES_MANIFEST))
+        .with_context(|| format!("cannot read {}", tree.dir.join(FEATURES_MANIFEST).display()))?;
+    let expected = BuildInfo {
+        revision: tree
+            .revision
+            .clone()
+            .or_else(|| git(&tree.dir, &["rev-parse", "HEAD"])),
+        dirty: tree.revision.is_none() && info.dirty,
+        source_hash: source_hash(&tree.dir)
+            .with_context(|| format!("cannot hash the sources of {}", tree.dir.display()))?,
+        features: feature_closure(&manifest, features),
+        rustc: info.rustc.clone(),
+        profile: info.profile.clone(),
+    };
+    if info != expected {
+        bail!(
+            "{} is not the build it should be, so nothing was measured.\n\
+             expected (the tree {}):\n{}\nthe binary says:\n{}",
+            binary.display(),
+            tree.dir.display(),
+            indent(&expected.to_text()),
+            indent(&info.to_text())
+        );
+    }
+    Ok(info)
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("  {l}\n")).collect()
+}
+
+/// The crates of the workspace: their compiled units are never copied between trees.
+const WORKSPACE_CRATES: [&str; 7] = [
+    "ddsplit",
+    "ddsplit-build-info",
+    "ddsplit-benches",
+    "diag",
+    "diag-memtrace",
+    "diag-fixtures",
+    "xtask",
+];
+
+/// Gives a new worktree's target directory the compiled dependencies of the workspace's own
+/// (`cp -a` keeps the file times cargo's freshness checks read), less every unit of the
+/// workspace's crates, which the worktree must build from its own sources. A revision side then
+/// compiles the workspace's crates only, not every dependency.
+fn seed_target(from: &Path, to: &Path) -> anyhow::Result<()> {
+    let profile = from.join(SIDE_PROFILE);
+    std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
+    if !profile.is_dir() {
+        return Ok(());
+    }
+    let status = Command::new("cp")
+        .args(["-a", "--reflink=auto"])
+        .arg(&profile)
+        .arg(to)
+        .status()
+        .context("cannot run cp")?;
+    if !status.success() {
+        bail!("copying {} to {} failed", profile.display(), to.display());
+    }
+    let copied = to.join(SIDE_PROFILE);
+    for sub in [".fingerprint", "build", "deps", "incremental"] {
+        remove_workspace_units(&copied.join(sub))?;
+    }
+    for entry in std::fs::read_dir(&copied)? {
+        let path = entry?.path();
+        if path.is_file() {
+            std::fs::remove_file(&path)
+                .with_context(|| format!("cannot remove {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+fn remove_workspace_units(dir: &Path) -> anyhow::Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let stem = name.strip_prefix("lib").unwrap_or(&name);
+        let ours = WORKSPACE_CRATES.iter().any(|krate| {
+            [krate.to_string(), krate.replace('-', "_")]
+                .iter()
+                .any(|k| {
+                    stem.strip_prefix(k.as_str())
+                        .is_some_and(|r| r.starts_with('-'))
+                })
+        });
+        if ours {
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            removed.with_context(|| format!("cannot remove {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// A worktree of `revision` under [`WORKTREES_DIR`], made once.
 fn worktree(root: &Path, revision: &str, say: &dyn Fn(&str)) -> anyhow::Result<PathBuf> {
-    let dir = target_dir(root)
-        .join("xtask")
-        .join("worktrees")
+    let dir = root
+        .join(WORKTREES_DIR)
         .join(&revision[..revision.len().min(12)]);
     if dir.join("Cargo.toml").is_file() {
         return Ok(dir);
     }
     say(&format!("checking out {revision} in {}", dir.display()));
+    let _ = Command::new("git")
+        .current_dir(root)
+        .args(["worktree", "prune"])
+        .status();
     let status = Command::new("git")
         .current_dir(root)
         .args(["worktree", "add", "--quiet", "--force", "--detach"])
@@ -240,7 +413,7 @@ fn worktree(root: &Path, revision: &str, say: &dyn Fn(&str)) -> anyhow::Result<P
 }
 
 /// True when the ddsplit package of `tree` declares `feature`.
-fn has_feature(tree: &Path, feature: &str) -> bool {
+pub fn has_feature(tree: &Path, feature: &str) -> bool {
     std::fs::read_to_string(tree.join("ddsplit").join("Cargo.toml")).is_ok_and(|t| {
         t.lines()
             .any(|l| l.trim_start().starts_with(&format!("{feature} =")))

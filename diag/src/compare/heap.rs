@@ -63,12 +63,12 @@ pub(crate) fn findings(
         return out;
     };
     let changes = site_changes(cx, bh, ch);
-    let growth = cx.thresholds.alloc_growth;
+    let growth = cx.thresholds.site_alloc_growth;
     let grown: Vec<&SiteChange<'_>> = changes
         .iter()
         .filter(|s| {
             s.delta() >= ALLOC_CHANGE_PER_OP_MIN
-                && (s.before == 0.0 || s.delta() / s.before >= growth.max(0.2))
+                && (s.before == 0.0 || s.delta() / s.before >= growth)
         })
         .collect();
     let total_added: f64 = grown.iter().map(|s| s.delta()).sum();

@@ -217,9 +217,6 @@ pub(crate) fn instruction_findings(cx: &Context<'_>) -> Vec<Finding> {
 /// the stack (a large `Result` or future being polled), and the thread's stack pays for it.
 const STACK_FRAME_GROWTH_BYTES_MIN: u64 = 16 * 1024;
 
-/// A frame this large fails: a few of them nested fill a 2 MiB thread stack.
-const STACK_FRAME_BYTES_FAIL: u64 = 256 * 1024;
-
 /// Stack frames named in the finding, at most.
 const STACK_FRAMES_SHOWN_MAX: usize = 4;
 
@@ -293,7 +290,7 @@ pub(crate) fn stack_frame_findings(cx: &Context<'_>) -> Vec<Finding> {
               the stack): shrink or box it; until then the threads need a larger stack \
               (`thread_stack_size`, `RUST_MIN_STACK`), or they overflow"
             .into(),
-        regression: new >= STACK_FRAME_BYTES_FAIL,
+        regression: new >= cx.thresholds.stack_frame_fail_bytes,
     })
     .into_iter()
     .collect()

@@ -13,6 +13,7 @@ mod hotspots;
 mod html;
 mod names;
 mod render;
+mod totals;
 mod types;
 mod wall;
 
@@ -44,6 +45,22 @@ pub const DEFAULT_TYPE_GROWTH_BYTES: u64 = 1024;
 pub const DEFAULT_INSTRUCTIONS_GROWTH: f64 = 0.01;
 /// Default growth of a task kind's poll time per operation worth reporting: 25%.
 pub const DEFAULT_POLL_GROWTH: f64 = 0.25;
+/// Default growth of bytes allocated per operation (whole process) that is a regression: 5%.
+/// Wider than the count's 2%: the bytes of a concurrent run follow which records were in flight
+/// together (two runs of the gate's workload: within 0.5%), the count barely moves.
+pub const DEFAULT_ALLOC_BYTES_GROWTH: f64 = 0.05;
+/// Bytes allocated per operation below this change are never a finding.
+pub const ALLOC_BYTES_CHANGE_PER_OP_MIN: f64 = 1024.0;
+/// Default growth of one allocation site's count per operation that is a finding: 20%. A
+/// site's count moves more than the whole process's (which path served a request), so a site
+/// needs a larger change than the total's 2% to be named.
+pub const DEFAULT_SITE_ALLOC_GROWTH: f64 = 0.20;
+/// Default stack frame that is a regression: 256 KiB; a few of them nested fill a 2 MiB
+/// thread stack.
+pub const DEFAULT_STACK_FRAME_FAIL_BYTES: u64 = 256 * 1024;
+/// Default size at which a future with no counterpart in the baseline is a regression: 8 KiB.
+/// New code brings new futures; only a large one is a change worth failing on by itself.
+pub const DEFAULT_NEW_FUTURE_FAIL_BYTES: u64 = 8 * 1024;
 
 /// What counts as a regression. Defaults are the `DEFAULT_*` constants.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -60,6 +77,31 @@ pub struct Thresholds {
     pub instructions_growth: f64,
     /// Growth of a task kind's poll time per operation worth reporting (fraction).
     pub poll_growth: f64,
+    /// Growth of bytes allocated per operation, whole process (fraction).
+    #[serde(default = "default_alloc_bytes_growth")]
+    pub alloc_bytes_growth: f64,
+    /// Growth of one allocation site's count per operation that names it (fraction).
+    #[serde(default = "default_site_alloc_growth")]
+    pub site_alloc_growth: f64,
+    /// A stack frame this large (bytes) fails.
+    #[serde(default = "default_stack_frame_fail_bytes")]
+    pub stack_frame_fail_bytes: u64,
+    /// A new future this large (bytes) fails.
+    #[serde(default = "default_new_future_fail_bytes")]
+    pub new_future_fail_bytes: u64,
+}
+
+fn default_alloc_bytes_growth() -> f64 {
+    DEFAULT_ALLOC_BYTES_GROWTH
+}
+fn default_site_alloc_growth() -> f64 {
+    DEFAULT_SITE_ALLOC_GROWTH
+}
+fn default_stack_frame_fail_bytes() -> u64 {
+    DEFAULT_STACK_FRAME_FAIL_BYTES
+}
+fn default_new_future_fail_bytes() -> u64 {
+    DEFAULT_NEW_FUTURE_FAIL_BYTES
 }
 
 impl Default for Thresholds {
@@ -71,6 +113,10 @@ impl Default for Thresholds {
             type_growth_bytes: DEFAULT_TYPE_GROWTH_BYTES,
             instructions_growth: DEFAULT_INSTRUCTIONS_GROWTH,
             poll_growth: DEFAULT_POLL_GROWTH,
+            alloc_bytes_growth: DEFAULT_ALLOC_BYTES_GROWTH,
+            site_alloc_growth: DEFAULT_SITE_ALLOC_GROWTH,
+            stack_frame_fail_bytes: DEFAULT_STACK_FRAME_FAIL_BYTES,
+            new_future_fail_bytes: DEFAULT_NEW_FUTURE_FAIL_BYTES,
         }
     }
 }
@@ -265,6 +311,15 @@ pub struct Comparison {
     pub regression: bool,
     /// What could not be compared, and why.
     pub notes: Vec<String>,
+    /// Passes that did not produce figures on a side (`heap (candidate: failed)`): what the
+    /// verdict could not look at.
+    #[serde(default)]
+    pub missing_passes: Vec<String>,
+    /// Why the result cannot be trusted as a pass or a fail (set by the gate: a pass the
+    /// baseline has but this run could not produce, a toolchain that differs...). Not empty
+    /// means "could not compare" (exit 2).
+    #[serde(default)]
+    pub blockers: Vec<String>,
 }
 
 /// Compares `candidate` against `baseline`.
@@ -314,6 +369,7 @@ pub fn compare(baseline: &Side<'_>, candidate: &Side<'_>, thresholds: &Threshold
     findings.extend(hotspots::stack_frame_findings(&context));
     let named: Vec<String> = findings.iter().flat_map(|f| f.functions.clone()).collect();
     findings.extend(hotspots::cpu_findings(&context, &named));
+    findings.extend(totals::findings(&context, &findings));
     assign_shares(&mut findings, cpu.as_ref());
     rank(&mut findings);
 
@@ -323,20 +379,14 @@ pub fn compare(baseline: &Side<'_>, candidate: &Side<'_>, thresholds: &Threshold
         .as_ref()
         .is_some_and(|w| w.verdict == WallVerdict::Slower);
     let regression = wall_regression || findings.iter().any(|f| f.regression);
-    for pass in &c.passes {
-        if pass.status != "ok" {
+    let mut missing_passes = Vec::new();
+    for (side, snapshot) in [("baseline", b), ("candidate", c)] {
+        for pass in snapshot.passes.iter().filter(|p| p.status != "ok") {
             notes.push(format!(
-                "candidate pass `{}` {}: {}",
+                "{side} pass `{}` {}: {}",
                 pass.name, pass.status, pass.detail
             ));
-        }
-    }
-    for pass in &b.passes {
-        if pass.status != "ok" {
-            notes.push(format!(
-                "baseline pass `{}` {}: {}",
-                pass.name, pass.status, pass.detail
-            ));
+            missing_passes.push(format!("{} ({side}: {})", pass.name, pass.status));
         }
     }
     Comparison {
@@ -350,6 +400,8 @@ pub fn compare(baseline: &Side<'_>, candidate: &Side<'_>, thresholds: &Threshold
         tasks,
         regression,
         notes,
+        missing_passes,
+        blockers: Vec::new(),
     }
 }
 

@@ -101,7 +101,9 @@ pub fn render_markdown(c: &Comparison) -> String {
 /// One sentence: regression or not, and the throughput change with its noise.
 pub(crate) fn verdict_line(c: &Comparison) -> String {
     let crossed = c.findings.iter().filter(|f| f.regression).count();
-    let head = if c.regression {
+    let head = if !c.blockers.is_empty() {
+        "**Could not compare everything.**"
+    } else if c.regression {
         "**Regression.**"
     } else {
         "**No regression.**"
@@ -122,10 +124,17 @@ pub(crate) fn verdict_line(c: &Comparison) -> String {
         }
         None => " Throughput not compared.".into(),
     };
-    format!(
+    let mut line = format!(
         "{head}{wall} {crossed} finding{} crossed a threshold.",
         if crossed == 1 { "" } else { "s" }
-    )
+    );
+    if !c.missing_passes.is_empty() {
+        let _ = write!(line, " Passes missing: {}.", c.missing_passes.join(", "));
+    }
+    for blocker in &c.blockers {
+        let _ = write!(line, " {blocker}.");
+    }
+    line
 }
 
 fn figures_table(figures: &[Figure]) -> String {
@@ -209,7 +218,7 @@ pub(crate) fn cost_tag(f: &Finding) -> String {
 
 fn identity(b: &BuildIdentity) -> String {
     format!(
-        "`{}` — revision {}{}, features [{}], {}, profile `{}`, {}",
+        "`{}` — revision {}{}, sources {}, features [{}], {}, profile `{}`, {}",
         b.label,
         b.revision.as_deref().unwrap_or("?"),
         if b.dirty {
@@ -217,6 +226,7 @@ fn identity(b: &BuildIdentity) -> String {
         } else {
             ""
         },
+        b.source_hash.as_deref().unwrap_or("not recorded"),
         b.features.join(", "),
         b.rustc,
         b.profile,

@@ -6,7 +6,8 @@ use std::collections::{HashMap, HashSet};
 
 use super::names::short_name;
 use super::{
-    Context, Evidence, Finding, FindingKind, fmt_bytes, fmt_count, site_size, size_or_absent,
+    Context, Evidence, Finding, FindingKind, Thresholds, fmt_bytes, fmt_count, site_size,
+    size_or_absent,
 };
 use crate::sizes::{FieldInfo, SizesReport, is_future_name};
 use crate::snapshot::{MoveFigures, MoveSite};
@@ -14,10 +15,6 @@ use crate::snapshot::{MoveFigures, MoveSite};
 /// A copy whose size has no type is charged to a grown type up to this fraction larger than
 /// it: copies of a value's payload leave out its tag and padding.
 const PARTIAL_COPY_FRACTION: f64 = 0.01;
-
-/// A future with no counterpart in the baseline crosses the threshold only at this many times
-/// the type-growth threshold.
-const NEW_FUTURE_REGRESSION_FACTOR: u64 = 8;
 
 /// Futures reported on their own (those not explained by a grown type), at most.
 const FUTURE_FINDINGS_MAX: usize = 3;
@@ -126,7 +123,7 @@ pub(crate) fn findings(cx: &Context<'_>, notes: &mut Vec<String>) -> TypeFinding
     }
     for f in futures.iter().take(FUTURE_FINDINGS_MAX) {
         out.claimed_sizes.push(f.after);
-        out.findings.push(future_finding(f, after, threshold));
+        out.findings.push(future_finding(f, after, cx.thresholds));
     }
     out
 }
@@ -537,7 +534,8 @@ fn group_finding(
     }
 }
 
-fn future_finding(f: &Changed, after: &SizesReport, threshold: u64) -> Finding {
+fn future_finding(f: &Changed, after: &SizesReport, thresholds: &Thresholds) -> Finding {
+    let threshold = thresholds.type_growth_bytes;
     let info = after.futures.iter().find(|i| i.name == f.name);
     let held = info.and_then(|i| {
         i.held
@@ -597,7 +595,7 @@ fn future_finding(f: &Changed, after: &SizesReport, threshold: u64) -> Finding {
         // A future that is new (no counterpart in the baseline) is a regression only when it
         // is large in itself: new code brings new futures.
         regression: f.delta() >= threshold
-            && (f.before > 0 || f.after >= NEW_FUTURE_REGRESSION_FACTOR * threshold),
+            && (f.before > 0 || f.after >= thresholds.new_future_fail_bytes),
     }
 }
 

@@ -176,6 +176,10 @@ pub struct BuildIdentity {
     pub profile: String,
     /// The machine's description (cores, CPU model): wall times compare only on one machine.
     pub machine: String,
+    /// The hash of the sources the binary was built from, read from the binary itself
+    /// (`ddsplit build-info`); absent in snapshots of builds from before build identities.
+    #[serde(default)]
+    pub source_hash: Option<String>,
 }
 
 /// The workload every pass runs (scaled down for the slow passes, see `ops` of each figure).
@@ -433,6 +437,10 @@ pub struct SizeFigures {
 pub struct InstructionFigures {
     /// Instructions per case (`split 4+2 64KiB`...).
     pub cases: BTreeMap<String, u64>,
+    /// The CPU features the work saw under callgrind (`avx2`, `ssse3`, `sse4.2`): the codec picks
+    /// its SIMD path from them at run time, so counts compare only between equal sets.
+    #[serde(default)]
+    pub cpu_features: Vec<String>,
 }
 
 /// What happened to one pass.

@@ -36,7 +36,12 @@ use ddsplit::units::parse_duration;
 
 /// Splits records into erasure-coded fragments on distinct nodes, and reassembles them.
 #[derive(Parser, Debug)]
-#[command(name = "ddsplit", version, about, long_about = None)]
+#[command(
+    name = "ddsplit",
+    version = ddsplit::build_info::long_version(),
+    about,
+    long_about = None
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -44,6 +49,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Print this binary's build identity: revision, dirty tree, source hash, features,
+    /// compiler, profile (one `key: value` per line).
+    BuildInfo,
     /// Run a whole cluster (a gateway and N nodes) in this process, optionally with load.
     Local(LocalArgs),
     /// Run a fragment node.
@@ -269,6 +277,8 @@ fn init_logging(default: &str) {
     // trace-level task events) sees everything whatever the log level.
     let log = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        // Colour codes only where a terminal reads them, not in log files.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_filter(filter);
     let subscriber = tracing_subscriber::registry().with(log);
     #[cfg(feature = "console")]
@@ -385,6 +395,10 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::BuildInfo => {
+            print!("{}", ddsplit::build_info::TEXT);
+            Ok(ExitCode::SUCCESS)
         }
         Command::Stats { gateway } => {
             let json = Client::new(gateway.gateway)

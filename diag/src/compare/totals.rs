@@ -1,0 +1,112 @@
+//! The whole-process totals as thresholds of their own: allocations, bytes allocated and bytes
+//! in large copies per operation. The site findings say *where*; these say *that*, so a growth
+//! past a documented threshold fails even when it is spread over sites no single one of which
+//! crosses its own (many small new allocations, copies moved between functions).
+//!
+//! A total yields a finding only when no finding of its kind already crossed a threshold: the
+//! total is then the evidence of that finding, not a second cause.
+
+use super::{
+    ALLOC_BYTES_CHANGE_PER_OP_MIN, ALLOC_CHANGE_PER_OP_MIN, COPY_CHANGE_BYTES_PER_OP_MIN, Context,
+    Evidence, Finding, FindingKind, fmt_bytes, fmt_count,
+};
+use crate::snapshot::CpuCategory;
+
+/// One total of both sides, with the threshold that applies to it.
+struct Total {
+    what: &'static str,
+    before: f64,
+    after: f64,
+    growth: f64,
+    change_min: f64,
+    kinds: &'static [FindingKind],
+    category: CpuCategory,
+    bytes: bool,
+    fix: &'static str,
+}
+
+impl Total {
+    fn crossed(&self) -> bool {
+        let delta = self.after - self.before;
+        delta >= self.change_min && (self.before == 0.0 || delta / self.before >= self.growth)
+    }
+
+    fn show(&self, v: f64) -> String {
+        if self.bytes {
+            fmt_bytes(v)
+        } else {
+            fmt_count(v)
+        }
+    }
+}
+
+/// Findings for the totals that crossed their threshold unexplained by `found`.
+pub(crate) fn findings(cx: &Context<'_>, found: &[Finding]) -> Vec<Finding> {
+    let (b, c) = (cx.baseline.snapshot, cx.candidate.snapshot);
+    let mut totals = Vec::new();
+    if let (Some(ba), Some(ca)) = (&b.alloc, &c.alloc) {
+        totals.push(Total {
+            what: "allocations per operation",
+            before: ba.allocations_per_op(),
+            after: ca.allocations_per_op(),
+            growth: cx.thresholds.alloc_growth,
+            change_min: ALLOC_CHANGE_PER_OP_MIN,
+            kinds: &[FindingKind::Allocations, FindingKind::BoxedFuture],
+            category: CpuCategory::Alloc,
+            bytes: false,
+            fix: "the heap profile's sites say where; without one, run `cargo xtask compare` \
+                  with the heap pass",
+        });
+        totals.push(Total {
+            what: "bytes allocated per operation",
+            before: ba.bytes_per_op(),
+            after: ca.bytes_per_op(),
+            growth: cx.thresholds.alloc_bytes_growth,
+            change_min: ALLOC_BYTES_CHANGE_PER_OP_MIN,
+            kinds: &[FindingKind::Allocations, FindingKind::BoxedFuture],
+            category: CpuCategory::Alloc,
+            bytes: true,
+            fix: "larger buffers or values on the heap: the heap profile's sites (bytes per \
+                  allocation) say which",
+        });
+    }
+    if let (Some(bm), Some(cm)) = (&b.moves, &c.moves) {
+        totals.push(Total {
+            what: "bytes in large copies per operation",
+            before: bm.large_bytes_per_op(),
+            after: cm.large_bytes_per_op(),
+            growth: cx.thresholds.copy_growth,
+            change_min: COPY_CHANGE_BYTES_PER_OP_MIN,
+            kinds: &[FindingKind::Copies, FindingKind::TypeGrew],
+            category: CpuCategory::Copy,
+            bytes: true,
+            fix: "values moved by value or buffers copied: the copy tracer's sites \
+                  (`moves/moves.txt` of each side) say where",
+        });
+    }
+    totals
+        .into_iter()
+        .filter(|t| t.crossed())
+        .filter(|t| {
+            !found
+                .iter()
+                .any(|f| f.regression && t.kinds.contains(&f.kind))
+        })
+        .map(|t| Finding {
+            kind: t.kinds[0],
+            title: format!(
+                "{} grew from {} to {}",
+                t.what,
+                t.show(t.before),
+                t.show(t.after)
+            ),
+            evidence: vec![Evidence::new(t.what, t.show(t.before), t.show(t.after))],
+            sites: Vec::new(),
+            functions: Vec::new(),
+            cost_ns_per_op: cx.cpu.map(|cpu| cpu.delta(t.category).max(0.0)),
+            share: None,
+            fix: t.fix.into(),
+            regression: true,
+        })
+        .collect()
+}

@@ -341,9 +341,15 @@ fn gate_workload() -> Workload {
 
 /// Profiles the working tree's default build with the machine-independent passes.
 fn profile_tree(dir: &Path, o: &GateOptions, progress: &Progress) -> anyhow::Result<SideProfile> {
-    let built = side::build(&SideSpec::Features(Vec::new()), &|m| progress.say(m))?;
-    progress.done("built the tree");
     let root = workspace_root();
+    let options = side::BuildOptions {
+        dhat: o.passes.heap,
+        ..side::BuildOptions::default()
+    };
+    let built = side::build_in(&root, &SideSpec::Features(Vec::new()), options, &|m| {
+        progress.say(m)
+    })?;
+    progress.done("built the tree");
     progress.say("building the copy tracer and the codec work");
     let preload = if o.passes.moves {
         Some(build_preload()?)

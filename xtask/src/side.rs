@@ -110,22 +110,40 @@ pub struct Built {
 /// directory, each worktree with a target directory of its own (see [`tree_of`]).
 pub const WORKTREES_DIR: &str = ".xtask/worktrees";
 
-/// Builds a side of this workspace that is not a saved snapshot. `say` reports progress.
-pub fn build(spec: &SideSpec, say: &dyn Fn(&str)) -> anyhow::Result<Built> {
-    build_in(&workspace_root(), spec, true, say)
+/// How a side is built.
+#[derive(Debug, Clone, Copy)]
+pub struct BuildOptions {
+    /// The cargo profile ([`SIDE_PROFILE`] for every pass; tests use cheaper ones).
+    pub profile: &'static str,
+    /// Also build the `dhat-heap` twin (for the heap pass).
+    pub dhat: bool,
 }
 
-/// Builds `spec` of the repository at `root` (its `dhat-heap` twin too when `with_dhat`), and
+impl Default for BuildOptions {
+    fn default() -> BuildOptions {
+        BuildOptions {
+            profile: SIDE_PROFILE,
+            dhat: true,
+        }
+    }
+}
+
+/// Builds a side of this workspace that is not a saved snapshot. `say` reports progress.
+pub fn build(spec: &SideSpec, say: &dyn Fn(&str)) -> anyhow::Result<Built> {
+    build_in(&workspace_root(), spec, BuildOptions::default(), say)
+}
+
+/// Builds `spec` of the repository at `root` (its `dhat-heap` twin too if `options` say), and
 /// proves that each binary is the code the side names: its embedded build identity must carry
 /// the source hash of the tree it was built from, the side's features, and for a revision that
 /// revision with a clean tree. A mismatch is an error with both identities.
 pub fn build_in(
     root: &Path,
     spec: &SideSpec,
-    with_dhat: bool,
+    options: BuildOptions,
     say: &dyn Fn(&str),
 ) -> anyhow::Result<Built> {
-    let tree = tree_of(root, spec, say)?;
+    let tree = tree_of(root, spec, options.profile, say)?;
     let out_dir = target_dir(root)
         .join("xtask")
         .join("bin")
@@ -133,10 +151,15 @@ pub fn build_in(
     std::fs::create_dir_all(&out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
 
-    say(&format!("building {} ({SIDE_PROFILE})", spec.label()));
-    let binary = build_one(&tree, &tree.features, &out_dir.join("ddsplit"))?;
+    say(&format!("building {} ({})", spec.label(), options.profile));
+    let binary = build_one(
+        &tree,
+        options.profile,
+        &tree.features,
+        &out_dir.join("ddsplit"),
+    )?;
     let info = verify(&binary, &tree, &tree.features)?;
-    let dhat_binary = if with_dhat && has_feature(&tree.dir, DHAT_FEATURE) {
+    let dhat_binary = if options.dhat && has_feature(&tree.dir, DHAT_FEATURE) {
         say(&format!("building {} with {DHAT_FEATURE}", spec.label()));
         // dhat is the global allocator of the heap build: the `alloc-*` features, which pick
         // another one, stay out (the sites are the program's, whatever serves them).
@@ -147,7 +170,12 @@ pub fn build_in(
             .cloned()
             .collect();
         with_dhat.push(DHAT_FEATURE.into());
-        let dhat = build_one(&tree, &with_dhat, &out_dir.join("ddsplit-dhat"))?;
+        let dhat = build_one(
+            &tree,
+            options.profile,
+            &with_dhat,
+            &out_dir.join("ddsplit-dhat"),
+        )?;
         verify(&dhat, &tree, &with_dhat)?;
         Some(dhat)
     } else {
@@ -190,7 +218,12 @@ pub struct Tree {
 
 /// The tree of a side: the workspace itself for `features:`, a worktree of the revision
 /// (checked out once, under [`WORKTREES_DIR`]) for a revision.
-pub fn tree_of(root: &Path, spec: &SideSpec, say: &dyn Fn(&str)) -> anyhow::Result<Tree> {
+pub fn tree_of(
+    root: &Path,
+    spec: &SideSpec,
+    profile: &str,
+    say: &dyn Fn(&str),
+) -> anyhow::Result<Tree> {
     match spec {
         SideSpec::Features(features) => Ok(Tree {
             dir: root.to_path_buf(),
@@ -205,7 +238,7 @@ pub fn tree_of(root: &Path, spec: &SideSpec, say: &dyn Fn(&str)) -> anyhow::Resu
             let target = dir.join("target");
             if !target.exists() {
                 say("seeding the worktree's target directory with the compiled dependencies");
-                seed_target(&target_dir(root), &target)?;
+                seed_target(&target_dir(root), &target, profile)?;
             }
             Ok(Tree {
                 dir,
@@ -220,7 +253,12 @@ pub fn tree_of(root: &Path, spec: &SideSpec, say: &dyn Fn(&str)) -> anyhow::Resu
 
 /// Builds ddsplit of `tree` with `features` and copies the binary to `dest` (builds of other
 /// features overwrite cargo's own output path).
-fn build_one(tree: &Tree, features: &[String], dest: &Path) -> anyhow::Result<PathBuf> {
+fn build_one(
+    tree: &Tree,
+    profile: &str,
+    features: &[String],
+    dest: &Path,
+) -> anyhow::Result<PathBuf> {
     let manifest = tree.dir.join("Cargo.toml");
     let manifest = manifest.to_string_lossy();
     let features = features.join(",");
@@ -232,13 +270,11 @@ fn build_one(tree: &Tree, features: &[String], dest: &Path) -> anyhow::Result<Pa
         "-p",
         "ddsplit",
     ];
-    let has_profile = std::fs::read_to_string(tree.dir.join("Cargo.toml"))
-        .is_ok_and(|t| t.contains(&format!("[profile.{SIDE_PROFILE}]")));
-    if has_profile {
-        args.extend(["--profile", SIDE_PROFILE]);
-    } else {
-        args.push("--release");
-    }
+    let has_profile = ["dev", "release"].contains(&profile)
+        || std::fs::read_to_string(tree.dir.join("Cargo.toml"))
+            .is_ok_and(|t| t.contains(&format!("[profile.{profile}]")));
+    let profile = if has_profile { profile } else { "release" };
+    args.extend(["--profile", profile]);
     if !features.is_empty() {
         args.extend(["--features", &features]);
     }
@@ -254,10 +290,7 @@ fn build_one(tree: &Tree, features: &[String], dest: &Path) -> anyhow::Result<Pa
             tree.dir.display()
         );
     }
-    let built = tree
-        .target
-        .join(if has_profile { SIDE_PROFILE } else { "release" })
-        .join("ddsplit");
+    let built = tree.target.join(profile_dir(profile)).join("ddsplit");
     std::fs::copy(&built, dest)
         .with_context(|| format!("cannot copy {} to {}", built.display(), dest.display()))?;
     Ok(dest.to_path_buf())
@@ -326,8 +359,8 @@ const WORKSPACE_CRATES: [&str; 7] = [
 /// (`cp -a` keeps the file times cargo's freshness checks read), less every unit of the
 /// workspace's crates, which the worktree must build from its own sources. A revision side then
 /// compiles the workspace's crates only, not every dependency.
-fn seed_target(from: &Path, to: &Path) -> anyhow::Result<()> {
-    let profile = from.join(SIDE_PROFILE);
+pub fn seed_target(from: &Path, to: &Path, profile_name: &str) -> anyhow::Result<()> {
+    let profile = from.join(profile_dir(profile_name));
     std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
     if !profile.is_dir() {
         return Ok(());
@@ -341,7 +374,7 @@ fn seed_target(from: &Path, to: &Path) -> anyhow::Result<()> {
     if !status.success() {
         bail!("copying {} to {} failed", profile.display(), to.display());
     }
-    let copied = to.join(SIDE_PROFILE);
+    let copied = to.join(profile_dir(profile_name));
     for sub in [".fingerprint", "build", "deps", "incremental"] {
         remove_workspace_units(&copied.join(sub))?;
     }
@@ -384,6 +417,11 @@ fn remove_workspace_units(dir: &Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The directory of a profile's output in a target directory (`dev` builds go to `debug`).
+fn profile_dir(profile: &str) -> &str {
+    if profile == "dev" { "debug" } else { profile }
 }
 
 /// A worktree of `revision` under [`WORKTREES_DIR`], made once.
@@ -449,6 +487,9 @@ pub fn slug(label: &str) -> String {
         .collect();
     if s.is_empty() { "default".into() } else { s }
 }
+
+#[cfg(test)]
+mod build_tests;
 
 #[cfg(test)]
 mod tests {

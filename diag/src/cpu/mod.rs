@@ -358,7 +358,16 @@ pub fn flamegraph_svg(title: &str, folded: &str) -> Result<Vec<u8>, CpuError> {
     let mut options = inferno::flamegraph::Options::default();
     options.title = title.to_string();
     options.count_name = "samples".to_string();
-    let lines: Vec<&str> = folded.lines().collect();
+    // Only lines that carry samples: an idle process's profile can be blank lines or zero
+    // counts, which inferno refuses ("No stack counts found").
+    let lines: Vec<&str> = folded
+        .lines()
+        .filter(|l| {
+            l.rsplit_once(' ')
+                .and_then(|(_, n)| n.trim().parse::<u64>().ok())
+                .is_some_and(|n| n > 0)
+        })
+        .collect();
     if lines.is_empty() {
         // inferno refuses empty input; an empty profile is still a valid (empty) picture.
         let title = title

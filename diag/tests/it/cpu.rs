@@ -137,3 +137,16 @@ fn one_profile_at_a_time_and_frequencies_in_range() {
         Err(CpuError::Frequency { .. })
     ));
 }
+
+#[test]
+fn an_idle_profile_is_a_valid_picture_that_says_no_samples_were_taken() {
+    for folded in ["", "\n", "main;idle 0\n"] {
+        let svg = diag::cpu::flamegraph_svg("idle process", folded)
+            .unwrap_or_else(|e| panic!("{folded:?}: {e}"));
+        let svg = String::from_utf8(svg).unwrap();
+        assert!(svg.starts_with("<?xml") && svg.contains("<svg"), "{svg}");
+        assert!(svg.contains("no samples"), "{folded:?}: {svg}");
+    }
+    let svg = diag::cpu::flamegraph_svg("busy", "main;work 3\n\nmain;idle 0\n").unwrap();
+    assert!(!String::from_utf8(svg).unwrap().contains("no samples"));
+}

@@ -561,3 +561,6 @@ fn gate_summary(s: &Snapshot) -> String {
     }
     lines.join("\n")
 }
+
+#[cfg(test)]
+mod tests;

@@ -7,7 +7,9 @@
 
 use std::process::ExitCode;
 
-use crate::util::{cargo, console_cargo, run_step};
+use std::time::Duration;
+
+use crate::util::{cargo, console_cargo, run_step_within};
 
 /// Runs the suite; extra arguments go to every `cargo test` (e.g. a test name filter).
 pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
@@ -15,11 +17,15 @@ pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
         println!(
             "cargo xtask test [CARGO TEST ARGS]\n\nRuns the workspace's tests, then ddsplit's with --features story, \
              then its probe tests in the dhat-heap build, then the tokio-console tests \
-             (--cfg tokio_unstable, target/console)."
+             (--cfg tokio_unstable, target/console).\n\nEach step has at most {} minutes (set \
+             {STEP_MINUTES_ENV} to change it); a step past it is killed with everything it started, \
+             and the command fails naming it.",
+            STEP_TIME_MAX.as_secs() / 60
         );
         return Ok(ExitCode::SUCCESS);
     }
     crate::setup::ensure(&crate::setup::TEST_REQUIREMENTS)?;
+    let limit = step_limit()?;
     let steps: Vec<(&str, Vec<&str>)> = vec![
         ("workspace, default features", vec!["test", "--workspace"]),
         (
@@ -52,7 +58,8 @@ pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
             ],
         ),
     ];
-    for (name, step) in steps {
+    let count = steps.len();
+    for (i, (name, step)) in steps.into_iter().enumerate() {
         let mut command = if name.contains("console build") {
             console_cargo()
         } else {
@@ -69,9 +76,31 @@ pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
             // optimised binaries do not need this; `cargo xtask sizes` shows where it goes.
             command.env("RUST_MIN_STACK", STORY_TEST_STACK_BYTES.to_string());
         }
-        run_step(name, &mut command)?;
+        run_step_within(&format!("[{}/{count}] {name}", i + 1), &mut command, limit)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Longest one step may take. The longest step, the workspace's (a cold build, the cluster tests
+/// and the xtask's builds of whole sides), takes about 15 minutes on a cold 2-core machine, so
+/// only a hang reaches it.
+const STEP_TIME_MAX: Duration = Duration::from_secs(30 * 60);
+
+/// Environment variable that overrides [`STEP_TIME_MAX`], in minutes.
+const STEP_MINUTES_ENV: &str = "XTASK_TEST_STEP_MINUTES";
+
+fn step_limit() -> anyhow::Result<Duration> {
+    match std::env::var(STEP_MINUTES_ENV) {
+        Ok(text) => {
+            let minutes: u64 = text.trim().parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "{STEP_MINUTES_ENV} must be a whole number of minutes, not {text:?}"
+                )
+            })?;
+            Ok(Duration::from_secs(minutes * 60))
+        }
+        Err(_) => Ok(STEP_TIME_MAX),
+    }
 }
 
 /// Thread stack for the debug-build tests of the story features (see above).

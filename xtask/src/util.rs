@@ -58,6 +58,46 @@ pub fn run_step(name: &str, command: &mut Command) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs `command` as the step `name` in a process group of its own, killing the whole group
+/// (cargo, the test binaries and every server they started) if it runs past `limit`, so a hang
+/// anywhere ends with the step's name instead of running CI out of time.
+pub fn run_step_within(name: &str, command: &mut Command, limit: Duration) -> anyhow::Result<()> {
+    use std::os::unix::process::CommandExt as _;
+    eprintln!("==> {name} (at most {} min)", limit.as_secs().div_ceil(60));
+    let started = Instant::now();
+    let mut child = command
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("starting {name}"))?;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if started.elapsed() >= limit {
+            // The group's id is the child's pid (process_group(0)); `kill -KILL -PGID`.
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status();
+            let _ = child.wait();
+            bail!(
+                "{name} did not finish within {} min and was killed with everything it started: \
+                 the last test named above is the one that hangs",
+                limit.as_secs().div_ceil(60)
+            );
+        }
+        std::thread::sleep(STEP_POLL);
+    };
+    let seconds = started.elapsed().as_secs();
+    if !status.success() {
+        bail!("{name} failed ({status}) after {seconds} s");
+    }
+    eprintln!("<== {name}: passed in {seconds} s");
+    Ok(())
+}
+
+/// How often a running step is checked.
+const STEP_POLL: Duration = Duration::from_millis(200);
+
 /// Runs `command` with its output going to `stdout` and `stderr` files, killing it after
 /// `limit`. Returns its exit status.
 pub fn run_logged(

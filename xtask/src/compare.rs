@@ -51,7 +51,11 @@ Options:
   --max-throughput-drop PCT   throughput drop that fails, beyond the noise (default 3)
   --max-alloc-growth PCT      growth of allocations per operation that fails (default 2)
   --max-copy-growth PCT       growth of bytes copied per operation that fails (default 5)
+  --max-alloc-bytes-growth PCT  growth of bytes allocated per operation that fails (default 5)
   --max-type-growth BYTES     growth of one type or future that fails (default 1024)
+  --min-site-alloc-growth PCT growth of one allocation site's count that names it (default 20)
+  --max-stack-frame BYTES     a stack frame that fails (default 262144)
+  --max-new-future BYTES      a future the baseline does not have that fails (default 8192)
   --json                      print the report as JSON instead of markdown
 
 Exit code: 0 no threshold crossed, 1 a regression, 2 could not compare.
@@ -124,6 +128,20 @@ fn parse(args: &[String]) -> anyhow::Result<Option<Options>> {
             "--max-type-growth" => {
                 thresholds.type_growth_bytes =
                     number(&value("--max-type-growth")?, "--max-type-growth")?
+            }
+            "--max-alloc-bytes-growth" => {
+                thresholds.alloc_bytes_growth = percent(&value("--max-alloc-bytes-growth")?)?
+            }
+            "--min-site-alloc-growth" => {
+                thresholds.site_alloc_growth = percent(&value("--min-site-alloc-growth")?)?
+            }
+            "--max-stack-frame" => {
+                thresholds.stack_frame_fail_bytes =
+                    number(&value("--max-stack-frame")?, "--max-stack-frame")?
+            }
+            "--max-new-future" => {
+                thresholds.new_future_fail_bytes =
+                    number(&value("--max-new-future")?, "--max-new-future")?
             }
             "--json" => json = true,
             "-h" | "--help" => return Ok(None),

@@ -13,10 +13,6 @@ use std::process::Command;
 use super::{BuildOptions, SideSpec, build_in, seed_target, tree_of, verify};
 use crate::util::{target_dir, workspace_root};
 
-/// The line of `ddsplit --help` the two commits change.
-const ABOUT: &str =
-    "Splits records into erasure-coded fragments on distinct nodes, and reassembles them.";
-
 fn git(dir: &Path, args: &[&str]) -> String {
     let output = Command::new("git")
         .current_dir(dir)
@@ -32,21 +28,16 @@ fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
-/// Commits `ddsplit --help` saying `mark`; returns the commit.
-fn commit_marked(repo: &Path, mark: &str) -> String {
+/// The words of `ddsplit --help` the two commits change (the `build-info` command's summary).
+const SUMMARY: &str = "Print this binary's build identity";
+
+/// Commits `ddsplit --help` with `from` replaced by `to`; returns the commit.
+fn commit_replacing(repo: &Path, from: &str, to: &str) -> String {
     let main = repo.join("ddsplit/src/bin/ddsplit/main.rs");
     let text = std::fs::read_to_string(&main).unwrap();
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("/// Splits records"))
-        .expect("the command's about line")
-        .to_string();
-    let text = text.replace(
-        &line,
-        &format!("/// {} ({mark})", &ABOUT[..ABOUT.len() - 1]),
-    );
-    std::fs::write(&main, text).unwrap();
-    git(repo, &["commit", "--quiet", "-am", mark]);
+    assert!(text.contains(from), "{from:?} is not in {}", main.display());
+    std::fs::write(&main, text.replacen(from, to, 1)).unwrap();
+    git(repo, &["commit", "--quiet", "-am", to]);
     git(repo, &["rev-parse", "HEAD"])
 }
 
@@ -83,8 +74,8 @@ fn two_commits_build_into_two_binaries_each_with_its_own_identity() {
         ],
     );
     seed_target(&target_dir(&root), &repo.join("target"), "dev").unwrap();
-    let first = commit_marked(&repo, "mark-first");
-    let second = commit_marked(&repo, "mark-second");
+    let first = commit_replacing(&repo, SUMMARY, &format!("{SUMMARY} (mark-first)"));
+    let second = commit_replacing(&repo, "(mark-first)", "(mark-second)");
     let say = |m: &str| eprintln!("  {m}");
 
     let a = build_in(&repo, &SideSpec::Revision(first.clone()), dev(), &say).unwrap();

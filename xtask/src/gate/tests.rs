@@ -109,6 +109,6 @@ fn the_gate_with_a_broken_valgrind_exits_2_and_names_the_pass() {
     );
     assert!(
         stdout.contains("pass `instructions` failed") && stdout.contains("broken on purpose"),
-        "stdout:\n{stdout}"
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
     );
 }

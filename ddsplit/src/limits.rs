@@ -73,6 +73,13 @@ pub const ERROR_MESSAGE_BYTES_MAX: usize = 4096;
 /// Connections a server holds at once by default; the next one is refused with an error frame.
 pub const CONNECTIONS_MAX_DEFAULT: usize = 1024;
 
+/// Smallest accept queue a server asks the kernel for (the usual default). A server asks for
+/// its whole connection limit when that is larger: a connect that finds the queue full has its
+/// SYN dropped and waits for a retransmission (1 s later, then 3 s after the first), and twice
+/// dropped it is past a client's [`CONNECT_TIMEOUT`]. Linux caps the queue at
+/// `net.core.somaxconn`.
+pub const LISTEN_BACKLOG_MIN: usize = 128;
+
 /// Idle connections a gateway keeps open to each node for reuse.
 pub const NODE_POOL_IDLE_MAX: usize = 64;
 

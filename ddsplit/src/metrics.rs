@@ -45,6 +45,9 @@ pub struct ServiceMetrics {
     pub connections_total: AtomicU64,
     /// Connections refused because the server was at its connection limit.
     pub connections_refused_total: AtomicU64,
+    /// Connections open now: each holds one place under the connection limit until its task
+    /// has seen it close.
+    pub connections_open: AtomicU64,
     /// Frames refused as malformed.
     pub bad_frames_total: AtomicU64,
     /// The task kinds the server's connections and requests run in.
@@ -60,6 +63,7 @@ impl ServiceMetrics {
             ops: Default::default(),
             connections_total: AtomicU64::new(0),
             connections_refused_total: AtomicU64::new(0),
+            connections_open: AtomicU64::new(0),
             bad_frames_total: AtomicU64::new(0),
             tasks: ServerTasks::off(),
         }
@@ -302,24 +306,33 @@ fn render_services(services: &[Arc<ServiceMetrics>], out: &mut String) {
     if diag::alloc::is_counting() {
         render_request_allocations(services, out);
     }
-    for (name, help, get) in [
+    for (name, kind, help, get) in [
         (
             "ddsplit_connections_total",
+            "counter",
             "Connections accepted.",
             (|s: &ServiceMetrics| &s.connections_total) as fn(&ServiceMetrics) -> &AtomicU64,
         ),
         (
             "ddsplit_connections_refused_total",
+            "counter",
             "Connections refused at the connection limit.",
             |s| &s.connections_refused_total,
         ),
         (
+            "ddsplit_connections_open",
+            "gauge",
+            "Connections open, each holding a place under the connection limit.",
+            |s| &s.connections_open,
+        ),
+        (
             "ddsplit_bad_frames_total",
+            "counter",
             "Frames refused as malformed.",
             |s| &s.bad_frames_total,
         ),
     ] {
-        family(out, name, "counter", help);
+        family(out, name, kind, help);
         for s in services {
             let _ = writeln!(
                 out,
@@ -397,5 +410,6 @@ mod tests {
             !text.contains("op=\"put\""),
             "unused operations are not listed"
         );
+        assert!(text.contains("# TYPE ddsplit_connections_open gauge\n"));
     }
 }

@@ -11,14 +11,15 @@ use std::time::Instant;
 
 use diag::tasks::{spawn_named, spawn_named_in};
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use crate::error::ErrorCode;
 use crate::limits::{
-    CONNECTIONS_MAX_DEFAULT, FRAME_PAYLOAD_TIMEOUT, REQUESTS_IN_FLIGHT_MAX, SHUTDOWN_GRACE,
+    CONNECTIONS_MAX_DEFAULT, FRAME_PAYLOAD_TIMEOUT, LISTEN_BACKLOG_MIN, REQUESTS_IN_FLIGHT_MAX,
+    SHUTDOWN_GRACE,
 };
 use crate::metrics::ServiceMetrics;
 use crate::shutdown::Shutdown;
@@ -44,6 +45,24 @@ impl Default for ServerConfig {
             connections_max: CONNECTIONS_MAX_DEFAULT,
         }
     }
+}
+
+/// Binds a server's listener with an accept queue as long as `config`'s connection limit (at
+/// least [`LISTEN_BACKLOG_MIN`]), so that a burst of that many connects waits to be accepted
+/// instead of having SYNs dropped.
+pub fn bind(addr: SocketAddr, config: &ServerConfig) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // As `TcpListener::bind` does: a restarted server binds its port again at once.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    let backlog = config
+        .connections_max
+        .clamp(LISTEN_BACKLOG_MIN, i32::MAX as usize);
+    socket.listen(backlog as u32)
 }
 
 /// Serves `handler` on `listener` until `shutdown`, then waits up to [`SHUTDOWN_GRACE`] for
@@ -76,6 +95,7 @@ pub async fn serve<H: Handler>(
                 match Arc::clone(&limit).try_acquire_owned() {
                     Ok(permit) => {
                         metrics.connections_total.fetch_add(1, Ordering::Relaxed);
+                        let slot = ConnectionSlot::new(permit, Arc::clone(&metrics));
                         let conn = Connection {
                             handler: Arc::clone(&handler),
                             metrics: Arc::clone(&metrics),
@@ -86,7 +106,7 @@ pub async fn serve<H: Handler>(
                         spawn_named_in(
                             &mut connections,
                             kind.name(),
-                            kind.instrument(conn.run(stream, shutdown.clone(), permit)),
+                            kind.instrument(conn.run(stream, shutdown.clone(), slot)),
                         );
                     }
                     Err(_) => {
@@ -125,6 +145,31 @@ async fn refuse(mut stream: TcpStream, limit: usize) {
     .await;
 }
 
+/// A connection's place under the connection limit, counted in
+/// [`ServiceMetrics::connections_open`] for as long as it is held.
+struct ConnectionSlot {
+    _permit: OwnedSemaphorePermit,
+    metrics: Arc<ServiceMetrics>,
+}
+
+impl ConnectionSlot {
+    fn new(permit: OwnedSemaphorePermit, metrics: Arc<ServiceMetrics>) -> ConnectionSlot {
+        metrics.connections_open.fetch_add(1, Ordering::Relaxed);
+        ConnectionSlot {
+            _permit: permit,
+            metrics,
+        }
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.metrics
+            .connections_open
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 struct Connection<H> {
     handler: Arc<H>,
     metrics: Arc<ServiceMetrics>,
@@ -134,7 +179,7 @@ struct Connection<H> {
 }
 
 impl<H: Handler> Connection<H> {
-    async fn run(self, stream: TcpStream, mut shutdown: Shutdown, _permit: OwnedSemaphorePermit) {
+    async fn run(self, stream: TcpStream, mut shutdown: Shutdown, _slot: ConnectionSlot) {
         let (read, write) = stream.into_split();
         let mut reader = BufReader::with_capacity(64 * 1024, read);
         let mut writer = BufWriter::with_capacity(64 * 1024, write);

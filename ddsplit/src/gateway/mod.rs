@@ -12,7 +12,6 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt};
-use tokio::net::TcpListener;
 
 use crate::codec::{self, CodecParams, Fragment};
 use crate::error::{DistriErr, ErrorCode, SuccessCode};
@@ -20,7 +19,7 @@ use crate::id::RecordId;
 use crate::limits::{FRAGMENT_TIMEOUT, NODES_MAX, QUERY_CONCURRENCY_MAX, QUERY_RESPONSE_BYTES_MAX};
 use crate::metrics::{Registry, ServiceMetrics};
 use crate::query::{self, DistriQuery, answer_batch};
-use crate::server::{Handler, RunningServer, ServerConfig};
+use crate::server::{self, Handler, RunningServer, ServerConfig};
 // Trait objects (the story build) call trait methods without the import.
 #[cfg_attr(feature = "story-async-trait", allow(unused_imports))]
 use crate::store::FragmentStore;
@@ -416,8 +415,7 @@ impl RunningGateway {
 /// Binds the gateway's listener and starts serving; metrics go to `registry`.
 pub async fn start(config: GatewayConfig, registry: &Registry) -> anyhow::Result<RunningGateway> {
     let gateway = Arc::new(Gateway::new(&config)?);
-    let listener = TcpListener::bind(config.listen)
-        .await
+    let listener = server::bind(config.listen, &config.server)
         .with_context(|| format!("binding gateway listener on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let metrics =

@@ -7,11 +7,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use tokio::net::TcpListener;
 
 use crate::error::DistriErr;
 use crate::metrics::{MetricsSource, Registry, Sample, ServiceMetrics};
-use crate::server::{Handler, RunningServer, ServerConfig};
+use crate::server::{self, Handler, RunningServer, ServerConfig};
 // Trait objects (the story build) call trait methods without the import.
 #[cfg_attr(feature = "story-async-trait", allow(unused_imports))]
 use crate::store::FragmentStore;
@@ -104,8 +103,7 @@ impl RunningNode {
 pub async fn start(config: NodeConfig, registry: &Registry) -> anyhow::Result<RunningNode> {
     let log = FragmentLog::open(&config.data_dir, config.fsync)
         .with_context(|| format!("opening the fragment log in {}", config.data_dir.display()))?;
-    let listener = TcpListener::bind(config.listen)
-        .await
+    let listener = server::bind(config.listen, &config.server)
         .with_context(|| format!("binding node listener on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let metrics =

@@ -11,10 +11,10 @@ use ddsplit::id::RecordId;
 use ddsplit::limits::{FRAME_BODY_MAX, QUERY_COUNT_MAX, RECORD_SIZE_MAX};
 use ddsplit::wire::{PROTOCOL_VERSION, Request, Response, read_frame};
 
-use crate::support::{Cluster, record};
+use crate::support::{COMMAND_TIMEOUT, Cluster, output_within, record};
 
 fn connect(addr: SocketAddr) -> TcpStream {
-    let stream = TcpStream::connect(addr).expect("connect");
+    let stream = crate::support::connect(addr);
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -206,10 +206,12 @@ fn k_plus_m_over_the_limit_is_refused_at_start() {
         ],
         vec!["local", "--k", "15", "--m", "2", "--listen", "127.0.0.1:0"],
     ] {
-        let out = std::process::Command::new(crate::support::ddsplit_bin())
-            .args(&command)
-            .output()
-            .unwrap();
+        // A regression would start a server that runs until killed.
+        let out = output_within(
+            std::process::Command::new(crate::support::ddsplit_bin()).args(&command),
+            COMMAND_TIMEOUT,
+            &format!("ddsplit {}", command.join(" ")),
+        );
         assert!(!out.status.success(), "{command:?} started");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(

@@ -13,7 +13,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::Mutex;
 
-use crate::support::{Cluster, ClusterOptions, record};
+use crate::support::{Cluster, ClusterOptions, record, within};
 
 /// Seed of the fault schedule and workload; `DDSPLIT_CHAOS_SEED` picks another.
 const CHAOS_SEED_DEFAULT: u64 = 0x0dd5_9117;
@@ -26,6 +26,9 @@ const READERS: usize = 4;
 const CHAOS_RECORD_BYTES_MAX: usize = 200_000;
 /// m of the cluster's split: at most this many nodes are down at once.
 const M: usize = 2;
+/// How long a writer or reader may take to stop once told: the request it is in, bounded by
+/// the client's timeouts (18 s).
+const WORKER_STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A record the gateway acknowledged: its id and how to regenerate its bytes.
 #[derive(Clone, Copy)]
@@ -184,7 +187,9 @@ async fn acknowledged_records_survive_kills_and_restarts_under_load() {
     }
     stop.store(true, Ordering::Relaxed);
     for worker in workers {
-        worker.await.unwrap();
+        within(WORKER_STOP_TIMEOUT, "a writer or reader to stop", worker)
+            .await
+            .unwrap();
     }
 
     // Everything back up: every acknowledged record reads back byte-identical.

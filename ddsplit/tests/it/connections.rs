@@ -1,9 +1,11 @@
 //! Load: 1,000 client connections held at once against a cluster of processes, all served; the
 //! next one refused with an error frame; then all 1,000 send large puts at once (overload) while
 //! the gateway's peak memory is read from /proc and must stay bounded.
+//!
+//! Every wait has a limit: the clients report each phase's outcome to the test, which fails at
+//! the first error (or when a phase runs out of time) saying how many clients got through.
 
-use std::io::Read;
-use std::sync::Arc;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -11,9 +13,11 @@ use ddsplit::client::Client;
 use ddsplit::error::ErrorCode;
 use ddsplit::limits::REQUESTS_IN_FLIGHT_MAX;
 use ddsplit::wire::{Response, read_frame};
-use tokio::sync::Barrier;
+use tokio::io::AsyncReadExt;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 
-use crate::support::{Cluster, ClusterOptions, record};
+use crate::support::{Cluster, ClusterOptions, http_get, record, within};
 
 /// Client connections held at once: the gateway's `--max-connections`.
 const CONNECTIONS: usize = 1000;
@@ -34,6 +38,29 @@ const CONNECTION_BYTES: u64 = 160 * 1024;
 const GATEWAY_RSS_MAX: u64 = (REQUESTS_IN_FLIGHT_MAX * 4 * OVERLOAD_RECORD_BYTES) as u64
     + CONNECTIONS as u64 * CONNECTION_BYTES
     + (192 << 20);
+
+/// How long the gateway may take to close the connection the harness made to see it listening.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long all clients may take to connect and have their first put answered: each put is
+/// bounded by the client's own timeouts (18 s); a debug story build on two busy cores takes a
+/// few seconds for all of them.
+const CONNECT_PHASE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long connection 1,001 may take to get its error frame and be closed.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one read of the gateway's `/metrics` may take (an HTTP read is bounded by the
+/// harness's HTTP timeout, 30 s).
+const METRICS_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a connected client waits for the overload phase to begin: the other clients'
+/// connects, the refusal and a metrics read come first.
+const GO_TIMEOUT: Duration = CONNECT_PHASE_TIMEOUT
+    .saturating_add(REFUSAL_TIMEOUT)
+    .saturating_add(METRICS_TIMEOUT);
+/// How long the overload phase may take: a get, then the puts and gets of every client, each
+/// bounded by the client's own timeouts; seconds in a debug story build.
+const OVERLOAD_PHASE_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// What a client reports of one phase: its slowest request, or what went wrong.
+type Outcome = Result<Duration, String>;
 
 /// Raises this process's open-file limit to what the test needs (within the hard limit).
 fn raise_fd_limit() -> u64 {
@@ -57,6 +84,23 @@ fn raise_fd_limit() -> u64 {
     limit.rlim_cur
 }
 
+/// The gateway asks for an accept queue as long as its connection limit, and the kernel cuts
+/// it to `net.core.somaxconn`: shorter, the clients' connects at once overflow it, and those
+/// whose SYN is dropped twice time out.
+fn check_accept_queue() {
+    let path = "/proc/sys/net/core/somaxconn";
+    let somaxconn: usize = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("reading {path}: {e}"))
+        .trim()
+        .parse()
+        .expect("somaxconn is a number");
+    assert!(
+        somaxconn >= CONNECTIONS,
+        "this test connects {CONNECTIONS} clients at once and needs net.core.somaxconn >= \
+         {CONNECTIONS}; it is {somaxconn} (raise it with `sysctl -w net.core.somaxconn=4096`)"
+    );
+}
+
 /// Record `i` of the overload phase: a shared random body with `i` in its first bytes.
 fn overload_record(base: &Bytes, i: u64) -> Bytes {
     let mut data = BytesMut::from(&base[..]);
@@ -64,72 +108,174 @@ fn overload_record(base: &Bytes, i: u64) -> Bytes {
     data.freeze()
 }
 
+/// The gateway's `ddsplit_connections_open`, from its admin endpoint.
+fn open_connections(admin: SocketAddr) -> u64 {
+    let (status, body) = http_get(admin, "/metrics");
+    assert_eq!(status, 200, "{body}");
+    body.lines()
+        .find(|l| l.starts_with("ddsplit_connections_open{role=\"gateway\""))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no gateway ddsplit_connections_open in\n{body}"))
+}
+
+/// Client `i`: a small put on a connection of its own, reported on `connected`; the connection
+/// held until `go`; then the overload phase, whose outcome it returns.
+async fn client(
+    i: usize,
+    gateway: SocketAddr,
+    base: Bytes,
+    connected: mpsc::UnboundedSender<Outcome>,
+    mut go: watch::Receiver<bool>,
+) -> Outcome {
+    let mut client = Client::new(gateway);
+    let small = record(i as u64, 100 + i);
+    let started = Instant::now();
+    let first = client
+        .put(small.clone())
+        .await
+        .map_err(|e| format!("client {i}: first put: {e}"));
+    let _ = connected.send(
+        first
+            .as_ref()
+            .map(|_| started.elapsed())
+            .map_err(String::clone),
+    );
+    let id = first?;
+
+    match tokio::time::timeout(GO_TIMEOUT, go.wait_for(|go| *go)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(_)) => return Err(format!("client {i}: the test ended before the overload")),
+        Err(_) => {
+            return Err(format!(
+                "client {i}: no overload phase after {GO_TIMEOUT:?}"
+            ));
+        }
+    }
+    let mut slowest = Duration::ZERO;
+    let mut timed = Instant::now();
+    let mut lap = || {
+        slowest = slowest.max(timed.elapsed());
+        timed = Instant::now();
+    };
+    let back = client
+        .get(id)
+        .await
+        .map_err(|e| format!("client {i}: get {id}: {e}"))?;
+    if back != small {
+        return Err(format!("client {i}: record {id} read back different"));
+    }
+    lap();
+    // Phase 2, overload: every connection puts large records at once.
+    let mut stored = Vec::new();
+    for n in 0..OVERLOAD_PUTS {
+        let data = overload_record(&base, (i * OVERLOAD_PUTS + n) as u64);
+        let id = client
+            .put(data.clone())
+            .await
+            .map_err(|e| format!("client {i}: overload put: {e}"))?;
+        lap();
+        stored.push((id, data));
+    }
+    for (id, data) in stored {
+        let back = client
+            .get(id)
+            .await
+            .map_err(|e| format!("client {i}: get {id}: {e}"))?;
+        if back != data {
+            return Err(format!("client {i}: record {id} read back different"));
+        }
+        lap();
+    }
+    Ok(slowest)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_connections_are_served_the_next_refused_and_memory_stays_bounded() {
     let fd_limit = raise_fd_limit();
+    check_accept_queue();
     let max = CONNECTIONS.to_string();
     let mut cluster = Cluster::start_with(ClusterOptions {
         gateway_args: vec!["--max-connections".into(), max],
         fragment_timeout: "10s",
+        gateway_admin: true,
         ..ClusterOptions::default()
     });
     let gateway = cluster.gateway;
-    let all_connected = Arc::new(Barrier::new(CONNECTIONS + 1));
-    let refusal_checked = Arc::new(Barrier::new(CONNECTIONS + 1));
+    let admin = cluster
+        .gateway_proc
+        .admin
+        .expect("the gateway has an admin endpoint");
+
+    // The harness's connection to see the gateway listening holds one of the gateway's places
+    // until its task has seen it close: counted, it would turn client 1,000 away.
+    let deadline = Instant::now() + IDLE_TIMEOUT;
+    tokio::task::block_in_place(|| {
+        loop {
+            let open = open_connections(admin);
+            if open == 0 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the gateway still has {open} connections open {IDLE_TIMEOUT:?} after start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+
+    let (connected_tx, mut connected) = mpsc::unbounded_channel();
+    let (go, go_rx) = watch::channel(false);
     let base = record(42, OVERLOAD_RECORD_BYTES);
     let started = Instant::now();
-    let clients: Vec<_> = (0..CONNECTIONS)
-        .map(|i| {
-            let (all_connected, refusal_checked, base) = (
-                Arc::clone(&all_connected),
-                Arc::clone(&refusal_checked),
-                base.clone(),
-            );
-            tokio::spawn(async move {
-                // Phase 1: a small put on a connection of its own, held open until all have.
-                let mut client = Client::new(gateway);
-                let small = record(i as u64, 100 + i);
-                let id = client
-                    .put(small.clone())
-                    .await
-                    .unwrap_or_else(|e| panic!("client {i}: {e}"));
-                all_connected.wait().await;
-                refusal_checked.wait().await;
-                assert_eq!(client.get(id).await.unwrap(), small);
-                // Phase 2, overload: every connection puts large records at once.
-                let mut stored = Vec::new();
-                for n in 0..OVERLOAD_PUTS {
-                    let data = overload_record(&base, (i * OVERLOAD_PUTS + n) as u64);
-                    let id = client
-                        .put(data.clone())
-                        .await
-                        .unwrap_or_else(|e| panic!("client {i} overload put: {e}"));
-                    stored.push((id, data));
-                }
-                for (id, data) in stored {
-                    assert!(
-                        client.get(id).await.unwrap() == data,
-                        "client {i}: record {id}"
-                    );
-                }
-            })
-        })
-        .collect();
-    all_connected.wait().await;
+    let mut clients = JoinSet::new();
+    for i in 0..CONNECTIONS {
+        clients.spawn(client(
+            i,
+            gateway,
+            base.clone(),
+            connected_tx.clone(),
+            go_rx.clone(),
+        ));
+    }
+    drop(connected_tx);
+
+    // Phase 1: every client connected and served.
+    let deadline = tokio::time::Instant::now() + CONNECT_PHASE_TIMEOUT;
+    let (mut n, mut slowest_first) = (0, Duration::ZERO);
+    while n < CONNECTIONS {
+        match tokio::time::timeout_at(deadline, connected.recv()).await {
+            Ok(Some(Ok(took))) => {
+                n += 1;
+                slowest_first = slowest_first.max(took);
+            }
+            Ok(Some(Err(e))) => {
+                panic!("{n} of {CONNECTIONS} clients connected and served; first failure: {e}")
+            }
+            Ok(None) => panic!(
+                "{n} of {CONNECTIONS} clients connected and served; the others ended unreported"
+            ),
+            Err(_) => panic!(
+                "{n} of {CONNECTIONS} clients connected and served after \
+                 {CONNECT_PHASE_TIMEOUT:?}"
+            ),
+        }
+    }
     let connected_in = started.elapsed();
+    let open = tokio::task::block_in_place(|| open_connections(admin));
+    assert_eq!(open, CONNECTIONS as u64, "connections the gateway holds");
 
     // Connection 1,001: an error frame saying why, then the connection is closed.
-    let refused = tokio::task::spawn_blocking(move || {
-        let mut stream = std::net::TcpStream::connect(gateway).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let mut bytes = Vec::new();
-        stream.read_to_end(&mut bytes).unwrap();
-        bytes
-    })
-    .await
-    .unwrap();
+    let refused = within(
+        REFUSAL_TIMEOUT,
+        &format!("connection {}: its error frame and close", CONNECTIONS + 1),
+        async {
+            let mut stream = tokio::net::TcpStream::connect(gateway).await.unwrap();
+            let mut bytes = Vec::new();
+            stream.read_to_end(&mut bytes).await.unwrap();
+            bytes
+        },
+    )
+    .await;
     let (kind, payload) = read_frame(&mut &refused[..])
         .await
         .unwrap()
@@ -147,10 +293,33 @@ async fn a_thousand_connections_are_served_the_next_refused_and_memory_stays_bou
         other => panic!("connection {} got {other:?}", CONNECTIONS + 1),
     }
     let rss_held = cluster.gateway_proc.proc.as_ref().unwrap().peak_rss_bytes();
-    refusal_checked.wait().await;
-    for client in clients {
-        client.await.unwrap();
+
+    // Phase 2: the overload, then every record read back.
+    go.send(true).unwrap();
+    let deadline = tokio::time::Instant::now() + OVERLOAD_PHASE_TIMEOUT;
+    let (mut n, mut slowest) = (0, Duration::ZERO);
+    loop {
+        let joined = tokio::time::timeout_at(deadline, clients.join_next())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "{n} of {CONNECTIONS} clients through the overload phase after \
+                     {OVERLOAD_PHASE_TIMEOUT:?}"
+                )
+            });
+        match joined {
+            None => break,
+            Some(Ok(Ok(took))) => {
+                n += 1;
+                slowest = slowest.max(took);
+            }
+            Some(Ok(Err(e))) => panic!(
+                "{n} of {CONNECTIONS} clients through the overload phase; first failure: {e}"
+            ),
+            Some(Err(e)) => panic!("a client task failed: {e}"),
+        }
     }
+    assert_eq!(n, CONNECTIONS);
     let total = started.elapsed();
     let gateway_rss = cluster.gateway_proc.proc.as_ref().unwrap().peak_rss_bytes();
     let node_rss = cluster
@@ -162,10 +331,11 @@ async fn a_thousand_connections_are_served_the_next_refused_and_memory_stays_bou
     let offered = CONNECTIONS * OVERLOAD_RECORD_BYTES;
     println!(
         "connections: {CONNECTIONS} held at once (fd limit {fd_limit}), all connected and served \
-         in {connected_in:?}; connection {} refused with an error frame; overload: {CONNECTIONS} \
-         connections x {OVERLOAD_PUTS} puts of {} KiB ({} MiB offered at once) + gets, all \
-         served, whole test {total:?}; gateway peak RSS {} MiB with 1,000 idle connections, {} \
-         MiB after the overload (bound {} MiB); largest node peak RSS {} MiB",
+         in {connected_in:?} (slowest first put {slowest_first:?}); connection {} refused with \
+         an error frame; overload: {CONNECTIONS} connections x {OVERLOAD_PUTS} puts of {} KiB \
+         ({} MiB offered at once) + gets, all served (slowest request {slowest:?}), whole test \
+         {total:?}; gateway peak RSS {} MiB with 1,000 idle connections, {} MiB after the \
+         overload (bound {} MiB); largest node peak RSS {} MiB",
         CONNECTIONS + 1,
         OVERLOAD_RECORD_BYTES >> 10,
         offered >> 20,

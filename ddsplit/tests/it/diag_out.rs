@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use crate::support::ddsplit_bin;
+use crate::support::{COMMAND_TIMEOUT, ddsplit_bin, output_within};
 
 fn local_run(out_dir: &Path, probes: Option<&str>) -> Output {
     let mut command = Command::new(ddsplit_bin());
@@ -26,7 +26,7 @@ fn local_run(out_dir: &Path, probes: Option<&str>) -> Output {
     if let Some(value) = probes {
         command.env("DDSPLIT_TASK_PROBES", value);
     }
-    command.output().expect("run ddsplit local")
+    output_within(&mut command, COMMAND_TIMEOUT, "ddsplit local --diag-out")
 }
 
 fn json_file(path: &Path) -> serde_json::Value {

@@ -2,7 +2,7 @@
 //! the pprof endpoint, and the files of `ddsplit local --diag-out`.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -14,11 +14,15 @@ use diag::alloc::{AllocCounts, AllocScope};
 #[cfg(not(feature = "dhat-heap"))]
 use diag::cpu::protos::{self, Message as _};
 
-use crate::support::{ddsplit_bin, record};
+use crate::support::{COMMAND_TIMEOUT, ddsplit_bin, output_within, record, within};
+
+/// How long the load of the pprof test may take to stop once told: the put or get it is in,
+/// bounded by the client's timeouts.
+const LOAD_STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One GET to an admin endpoint: (status, body).
 fn http_get(addr: SocketAddr, target: &str) -> (u16, Vec<u8>) {
-    let mut stream = TcpStream::connect(addr).unwrap();
+    let mut stream = crate::support::connect(addr);
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
@@ -242,7 +246,9 @@ fn the_pprof_endpoint_serves_gzipped_protobuf_and_flamegraphs_one_at_a_time() {
     assert!(String::from_utf8_lossy(&body).contains("1 to 120"));
 
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    runtime.block_on(load).unwrap();
+    runtime
+        .block_on(within(LOAD_STOP_TIMEOUT, "the load to stop", load))
+        .unwrap();
     runtime.block_on(cluster.shutdown()).unwrap();
 }
 
@@ -264,7 +270,8 @@ fn the_heap_route_says_how_to_get_a_heap_profile() {
 }
 
 fn run_local(dir: &Path, extra: &[&str]) -> std::process::Output {
-    Command::new(ddsplit_bin())
+    let mut command = Command::new(ddsplit_bin());
+    command
         .args([
             "local",
             "--listen",
@@ -283,9 +290,8 @@ fn run_local(dir: &Path, extra: &[&str]) -> std::process::Output {
         ])
         .arg(dir)
         .args(extra)
-        .env("DDSPLIT_LOG", "error")
-        .output()
-        .unwrap()
+        .env("DDSPLIT_LOG", "error");
+    output_within(&mut command, COMMAND_TIMEOUT, "ddsplit local --diag-out")
 }
 
 #[cfg(not(feature = "dhat-heap"))]
@@ -350,10 +356,12 @@ fn local_with_diag_out_writes_allocations_and_cpu_profiles() {
 
 #[test]
 fn a_cpu_profile_needs_somewhere_to_go() {
-    let out = Command::new(ddsplit_bin())
-        .args(["local", "--ops", "10", "--cpu-profile"])
-        .output()
-        .unwrap();
+    // A regression would run the operations and more.
+    let out = output_within(
+        Command::new(ddsplit_bin()).args(["local", "--ops", "10", "--cpu-profile"]),
+        COMMAND_TIMEOUT,
+        "ddsplit local --cpu-profile",
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--diag-out"));
 }

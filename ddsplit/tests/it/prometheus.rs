@@ -7,7 +7,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{Proc, ddsplit_bin, free_addr, http_get, wait_listening};
+use crate::support::{
+    COMMAND_TIMEOUT, Proc, ddsplit_bin, free_addr, http_get, output_within, wait_listening,
+};
 
 /// Debian's `prometheus` package puts the server here.
 const PROMETHEUS_BIN: &str = "/usr/bin/prometheus";
@@ -60,12 +62,14 @@ fn prometheus_reads_task_metrics_from_the_admin_endpoint() {
     wait_listening(prometheus_addr, &mut prometheus);
     let _prometheus = Proc { child: prometheus };
 
-    let load = Command::new(ddsplit_bin())
-        .args(["load", "--gateway", &gateway.to_string()])
-        .args(["--ops", "300", "--concurrency", "4", "--json"])
-        .args(["--size-min", "1KiB", "--size-max", "64KiB"])
-        .output()
-        .expect("run ddsplit load");
+    let load = output_within(
+        Command::new(ddsplit_bin())
+            .args(["load", "--gateway", &gateway.to_string()])
+            .args(["--ops", "300", "--concurrency", "4", "--json"])
+            .args(["--size-min", "1KiB", "--size-max", "64KiB"]),
+        COMMAND_TIMEOUT,
+        "ddsplit load",
+    );
     assert!(
         load.status.success(),
         "load failed: {}",

@@ -2,16 +2,23 @@
 //! otherwise on purpose, node files are owner-only, and nothing a client sends names a file.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant};
 
 use ddsplit::codec::{CodecParams, split};
 use ddsplit::id::RecordId;
 use ddsplit::node::log::LOG_FILE_NAME;
 use ddsplit::wire::{FragmentKey, Request, Response, read_frame};
 
-use crate::support::{Cluster, NodeProc, Proc, ddsplit_bin, free_addr, record};
+use crate::support::{
+    COMMAND_TIMEOUT, Cluster, NodeProc, Proc, connect, ddsplit_bin, free_addr, record, wait_output,
+};
+
+/// How long a node may take to log its admin endpoint's address.
+const ADMIN_LOGGED_TIMEOUT: Duration = Duration::from_secs(20);
 
 fn mode(path: &std::path::Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
@@ -33,20 +40,37 @@ fn node_with_admin(admin_args: &[&str]) -> (std::process::Child, tempfile::TempD
     (child, dir)
 }
 
-/// Reads stderr until the admin endpoint's address is logged.
+/// Reads stderr until the admin endpoint's address is logged, for up to [`ADMIN_LOGGED_TIMEOUT`].
 fn admin_addr(child: &mut std::process::Child) -> SocketAddr {
     let stderr = BufReader::new(child.stderr.take().unwrap());
-    for line in stderr.lines() {
-        let line = line.unwrap();
-        if let Some(rest) = line.split("admin endpoint on http://").nth(1) {
-            return rest.trim_end_matches("/metrics").trim().parse().unwrap();
+    let (send, lines) = mpsc::channel();
+    // Read on a thread of its own, so that the wait can stop; it drains the log to the end.
+    std::thread::spawn(move || {
+        for line in stderr.lines() {
+            let Ok(line) = line else { return };
+            let _ = send.send(line);
+        }
+    });
+    let deadline = Instant::now() + ADMIN_LOGGED_TIMEOUT;
+    loop {
+        match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) => {
+                if let Some(rest) = line.split("admin endpoint on http://").nth(1) {
+                    return rest.trim_end_matches("/metrics").trim().parse().unwrap();
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                panic!("the node did not log its admin address within {ADMIN_LOGGED_TIMEOUT:?}")
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                panic!("the node never logged its admin address")
+            }
         }
     }
-    panic!("the node never logged its admin address");
 }
 
 fn http_get(addr: SocketAddr, path: &str) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
+    let mut s = connect(addr);
     write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
@@ -65,7 +89,11 @@ fn the_admin_endpoint_is_loopback_unless_remote_is_asked_for() {
 
     // Any other address is refused at start, saying what to do.
     let (child, _dir) = node_with_admin(&["--admin", "0.0.0.0:0"]);
-    let out = child.wait_with_output().unwrap();
+    let out = wait_output(
+        child,
+        COMMAND_TIMEOUT,
+        "a node with a non-loopback admin address",
+    );
     assert!(
         !out.status.success(),
         "a non-loopback admin address must be refused"
@@ -126,7 +154,7 @@ fn node_files_are_owner_only() {
 
 /// Sends `request` to `addr` and reads the response.
 fn call(addr: SocketAddr, request: &Request) -> Response {
-    let mut s = TcpStream::connect(addr).unwrap();
+    let mut s = connect(addr);
     s.write_all(&request.encode().to_vec()).unwrap();
     s.shutdown(std::net::Shutdown::Write).unwrap();
     let mut bytes = Vec::new();

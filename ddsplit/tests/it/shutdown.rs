@@ -13,7 +13,7 @@ use ddsplit::id::RecordId;
 use ddsplit::limits::SHUTDOWN_GRACE;
 
 use crate::support::{
-    Cluster, ClusterOptions, Proc, ddsplit_bin, free_addr, record, wait_listening,
+    Cluster, ClusterOptions, Proc, ddsplit_bin, free_addr, record, wait_listening, within,
 };
 
 /// Puts in flight when the signal arrives.
@@ -22,6 +22,9 @@ const IN_FLIGHT_PUTS: usize = 16;
 const NODE_ANSWER_DELAY: Duration = Duration::from_millis(1500);
 /// Writers putting back to back while a node is signalled.
 const WRITERS: usize = 4;
+/// How long a put may take to be answered, or a writer to stop once told: one request,
+/// bounded by the client's timeouts (18 s).
+const PUT_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn spawn_puts(
     gateway: std::net::SocketAddr,
@@ -56,7 +59,9 @@ async fn sigterm_to_the_gateway_lets_in_flight_puts_finish() {
     gateway.signal(libc::SIGTERM);
     let mut acked = Vec::new();
     for put in puts {
-        let (data, result) = put.await.unwrap();
+        let (data, result) = within(PUT_TIMEOUT, "a put in flight at SIGTERM", put)
+            .await
+            .unwrap();
         let id = result.unwrap_or_else(|e| panic!("a put in flight at SIGTERM failed: {e}"));
         acked.push((id, data));
     }
@@ -133,7 +138,9 @@ async fn sigterm_and_sigint_to_nodes_under_load_lose_nothing_acknowledged() {
         tokio::time::sleep(Duration::from_millis(200)).await;
         stop.store(true, Ordering::Relaxed);
         for writer in writers {
-            let (n, ok) = writer.await.unwrap();
+            let (n, ok) = within(PUT_TIMEOUT, "a writer to stop", writer)
+                .await
+                .unwrap();
             tried += n;
             acked.extend(ok);
         }

@@ -235,10 +235,10 @@ impl Frame {
             .trim_start_matches("mut ")
             .trim_start_matches("dyn ");
         let end = name.find([':', '<', ' ', '>', '(']).unwrap_or(name.len());
-        if !name[end..].starts_with("::") {
-            if let Some(krate) = self.file.as_deref().and_then(crate_of_file) {
-                return krate;
-            }
+        if !name[end..].starts_with("::")
+            && let Some(krate) = self.file.as_deref().and_then(crate_of_file)
+        {
+            return krate;
         }
         Cow::Borrowed(&name[..end])
     }
@@ -452,19 +452,19 @@ fn short_path(path: &Path, cwd: &Path) -> String {
             return rest[slash + 1..].to_string();
         }
     }
-    if let Some(rest) = text.strip_prefix("/rustc/") {
-        if let Some(slash) = rest.find('/') {
-            return rest[slash + 1..].to_string();
-        }
+    if let Some(rest) = text.strip_prefix("/rustc/")
+        && let Some(slash) = rest.find('/')
+    {
+        return rest[slash + 1..].to_string();
     }
     // A crate of the program's own, absolute: from the crate's directory on
     // (`/home/dev/ddsplit/ddsplit/src/server.rs` is `ddsplit/src/server.rs`), so that profiles of two
     // checkouts of the same code name the same files.
-    if path.is_absolute() {
-        if let Some(at) = text.rfind("/src/") {
-            let crate_dir = text[..at].rfind('/').map_or(0, |slash| slash + 1);
-            return text[crate_dir..].to_string();
-        }
+    if path.is_absolute()
+        && let Some(at) = text.rfind("/src/")
+    {
+        let crate_dir = text[..at].rfind('/').map_or(0, |slash| slash + 1);
+        return text[crate_dir..].to_string();
     }
     match path.strip_prefix(cwd) {
         Ok(relative) => relative.to_string_lossy().into_owned(),

@@ -80,14 +80,14 @@ pub fn symbolize(path: &Path, addresses: &[u64]) -> Result<Vec<Vec<SourceFrame>>
                 });
             }
         }
-        if frames.iter().all(|f| f.function == "?") {
-            if let Some(name) = symbol_at(&symbols, probe) {
-                frames = vec![SourceFrame {
-                    function: name,
-                    file: None,
-                    line: None,
-                }];
-            }
+        if frames.iter().all(|f| f.function == "?")
+            && let Some(name) = symbol_at(&symbols, probe)
+        {
+            frames = vec![SourceFrame {
+                function: name,
+                file: None,
+                line: None,
+            }];
         }
         out.push(frames);
     }

@@ -100,12 +100,10 @@ fn read_frames(
         // The CFA is the stack pointer before the call: minus the return address is the frame.
         let mut frame_bytes = u64::try_from(cfa_rsp_max - 8).unwrap_or(0);
         let mut source = "cfi";
-        if frame_pointer {
-            if let Some(sub) = prologue_sub_rsp(object, address) {
-                // Saved registers are pushed before `sub rsp`: the CFI part counts them.
-                frame_bytes = frame_bytes.max(sub + frame_bytes);
-                source = "prologue";
-            }
+        if frame_pointer && let Some(sub) = prologue_sub_rsp(object, address) {
+            // Saved registers are pushed before `sub rsp`: the CFI part counts them.
+            frame_bytes = frame_bytes.max(sub + frame_bytes);
+            source = "prologue";
         }
         if frame_bytes < FRAME_BYTES_REPORT_MIN {
             continue;

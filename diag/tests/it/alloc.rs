@@ -36,7 +36,7 @@ fn a_known_pattern_gives_exact_counts_while_other_threads_allocate() {
     let before = diag::alloc::process();
     // Noise: threads allocating all the time, in this test and beside it.
     let stop = std::sync::atomic::AtomicBool::new(false);
-    std::thread::scope(|s| {
+    let measured = std::thread::scope(|s| {
         for _ in 0..2 {
             s.spawn(|| {
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -59,14 +59,15 @@ fn a_known_pattern_gives_exact_counts_while_other_threads_allocate() {
                 })
             })
             .collect();
-        for handle in measured {
-            for counts in handle.join().unwrap() {
-                assert_eq!(counts, KNOWN);
-                assert_eq!(counts.live_bytes(), 0);
-            }
-        }
+        let joined: Vec<_> = measured.into_iter().map(|h| h.join()).collect();
+        // The scope waits for the noise threads: stop them before anything can fail.
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        joined
     });
+    for counts in measured.into_iter().flat_map(|joined| joined.unwrap()) {
+        assert_eq!(counts, KNOWN);
+        assert_eq!(counts.live_bytes(), 0);
+    }
     let grown = diag::alloc::process().since(&before);
     assert!(grown.allocations_total >= 8 * 100 * KNOWN.allocations_total);
     assert!(grown.reallocations_total >= 8 * 100 * KNOWN.reallocations_total);

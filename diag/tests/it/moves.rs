@@ -6,18 +6,21 @@ use std::time::{Duration, Instant};
 
 use diag::moves::{CopySite, MovesError, MovesReport, Trace, TraceRun, check_program};
 
-use crate::support::{fixture, preload, printed_size, temp_dir};
+use crate::support::{FIXTURE_RUN_TIMEOUT, fixture, preload, printed_size, temp_dir, within};
 
 fn traced(name: &str, args: &[&str], threshold: u64) -> MovesReport {
     let dir = temp_dir();
     let program = fixture(name);
-    let run = TraceRun::new(preload(), program.display().to_string())
+    let trace = TraceRun::new(preload(), program.display().to_string())
         .args(args.iter().copied())
         .threshold_bytes(threshold)
         .out_dir(dir.path())
-        .capture_stdout(true)
-        .run()
-        .expect("the traced run works");
+        .capture_stdout(true);
+    // `run` waits for the program without a limit of its own.
+    let run = within(FIXTURE_RUN_TIMEOUT, &format!("traced {name}"), move || {
+        trace.run()
+    })
+    .expect("the traced run works");
     assert!(run.status.success(), "{name} exits successfully");
     MovesReport::build(&run.trace, &program, None).expect("the report builds")
 }
@@ -173,10 +176,12 @@ fn sigusr2_writes_a_snapshot_of_a_running_program() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("fixture starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("piped"))
-        .read_line(&mut line)
-        .expect("reads");
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+    let line = within(FIXTURE_RUN_TIMEOUT, "the fixture's ready line", move || {
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("reads");
+        line
+    });
     assert_eq!(line.trim(), "ready");
     let pid = child.id();
     let status = Command::new("kill")
@@ -187,12 +192,11 @@ fn sigusr2_writes_a_snapshot_of_a_running_program() {
     let path = dir.path().join(format!("moves.{pid}.txt"));
     let deadline = Instant::now() + Duration::from_secs(10);
     let trace = loop {
-        if let Ok(text) = std::fs::read_to_string(&path) {
-            if let Ok(trace) = Trace::parse(&text) {
-                if !trace.sites.is_empty() {
-                    break trace;
-                }
-            }
+        if let Ok(text) = std::fs::read_to_string(&path)
+            && let Ok(trace) = Trace::parse(&text)
+            && !trace.sites.is_empty()
+        {
+            break trace;
         }
         assert!(
             Instant::now() < deadline,

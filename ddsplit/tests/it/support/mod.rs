@@ -4,16 +4,98 @@
 
 pub mod proxy;
 
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// How long a process may take to start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// How long one connect of [`wait_listening`] may take before it tries again.
+const PROBE_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// How long an HTTP answer may take (a Prometheus query on a loaded machine included).
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a test's own socket may take to connect, and each of its reads and writes.
+const SOCKET_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long one `ddsplit` command run by a test may take: the longest, `ddsplit local` runs of
+/// a few hundred operations with profiles on, take seconds.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Awaits `future` for at most `limit`; past it, fails saying what was waited for.
+pub async fn within<T>(limit: Duration, what: &str, future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(limit, future)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: not done after {limit:?}"))
+}
+
+/// A connection to `addr` with [`SOCKET_TIMEOUT`] on the connect and on every read and write.
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect_timeout(&addr, SOCKET_TIMEOUT)
+        .unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
+    stream
+        .set_read_timeout(Some(SOCKET_TIMEOUT))
+        .expect("set a read timeout");
+    stream
+        .set_write_timeout(Some(SOCKET_TIMEOUT))
+        .expect("set a write timeout");
+    stream
+}
+
+/// `command`'s exit status and output, as [`Command::output`] gives them, within `limit`; past
+/// it, the process is killed and the test fails naming `what`.
+pub fn output_within(command: &mut Command, limit: Duration, what: &str) -> Output {
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
+    wait_output(child, limit, what)
+}
+
+/// Waits up to `limit` for `child` to exit, collecting what it writes to its piped stdout and
+/// stderr; past it, kills it and fails with `what` and its stderr.
+pub fn wait_output(mut child: Child, limit: Duration, what: &str) -> Output {
+    fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    }
+    // Both pipes are read while waiting: a child blocked on a full pipe would never exit.
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for a child process") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            // `ddsplit` starts no processes of its own: its pipes close when it is killed.
+            let stderr = stderr.join().expect("the stderr reader does not panic");
+            panic!(
+                "{what}: still running after {limit:?}, killed; its stderr:\n{}",
+                String::from_utf8_lossy(&stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: stdout.join().expect("the stdout reader does not panic"),
+        stderr: stderr.join().expect("the stderr reader does not panic"),
+    }
+}
 
 /// The `ddsplit` binary under test.
 pub fn ddsplit_bin() -> &'static str {
@@ -55,7 +137,7 @@ pub fn free_addr() -> SocketAddr {
 pub fn wait_listening(addr: SocketAddr, child: &mut Child) {
     let deadline = Instant::now() + START_TIMEOUT;
     while Instant::now() < deadline {
-        if TcpStream::connect(addr).is_ok() {
+        if TcpStream::connect_timeout(&addr, PROBE_CONNECT_TIMEOUT).is_ok() {
             return;
         }
         if let Ok(Some(status)) = child.try_wait() {
@@ -170,14 +252,21 @@ impl NodeProc {
 pub struct GatewayProc {
     pub addr: SocketAddr,
     pub args: Vec<String>,
+    /// The address of its admin endpoint, if it has one.
+    pub admin: Option<SocketAddr>,
     pub proc: Option<Proc>,
 }
 
 impl GatewayProc {
     /// Starts (or restarts) the gateway on its address with its arguments.
     pub fn start(&mut self) {
-        let mut child = Command::new(ddsplit_bin())
-            .args(["gateway", "--no-admin", "--listen", &self.addr.to_string()])
+        let mut command = Command::new(ddsplit_bin());
+        command.args(["gateway", "--listen", &self.addr.to_string()]);
+        match self.admin {
+            Some(admin) => command.args(["--admin", &admin.to_string()]),
+            None => command.arg("--no-admin"),
+        };
+        let mut child = command
             .args(&self.args)
             .env("DDSPLIT_LOG", "error")
             .stdin(Stdio::null())
@@ -186,6 +275,9 @@ impl GatewayProc {
             .spawn()
             .expect("spawn ddsplit gateway");
         wait_listening(self.addr, &mut child);
+        if let Some(admin) = self.admin {
+            wait_listening(admin, &mut child);
+        }
         self.proc = Some(Proc { child });
     }
 
@@ -206,6 +298,8 @@ pub struct ClusterOptions {
     pub fragment_timeout: &'static str,
     /// Put a [`proxy::Proxy`] between the gateway and every node.
     pub proxies: bool,
+    /// Give the gateway an admin endpoint (`/metrics`) on a free port.
+    pub gateway_admin: bool,
 }
 
 impl Default for ClusterOptions {
@@ -215,6 +309,7 @@ impl Default for ClusterOptions {
             gateway_args: Vec::new(),
             fragment_timeout: "2s",
             proxies: false,
+            gateway_admin: false,
         }
     }
 }
@@ -272,6 +367,7 @@ impl Cluster {
         let mut gateway_proc = GatewayProc {
             addr: free_addr(),
             args,
+            admin: options.gateway_admin.then(free_addr),
             proc: None,
         };
         gateway_proc.start();
@@ -290,14 +386,13 @@ impl Cluster {
     }
 
     /// Runs the `ddsplit` command with `args` against this cluster's gateway.
-    pub fn cli(&self, args: &[&str], stdin: Option<&[u8]>) -> std::process::Output {
+    pub fn cli(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
         run_cli(self.gateway, args, stdin)
     }
 }
 
-/// Runs `ddsplit ARGS --gateway ADDR`, feeding `stdin`.
-pub fn run_cli(gateway: SocketAddr, args: &[&str], stdin: Option<&[u8]>) -> std::process::Output {
-    use std::io::Write;
+/// Runs `ddsplit ARGS --gateway ADDR`, feeding `stdin`, within [`COMMAND_TIMEOUT`].
+pub fn run_cli(gateway: SocketAddr, args: &[&str], stdin: Option<&[u8]>) -> Output {
     let mut child = Command::new(ddsplit_bin())
         .args(args)
         .args(["--gateway", &gateway.to_string()])
@@ -307,11 +402,20 @@ pub fn run_cli(gateway: SocketAddr, args: &[&str], stdin: Option<&[u8]>) -> std:
         .spawn()
         .expect("spawn ddsplit");
     let mut input = child.stdin.take().expect("piped stdin");
-    if let Some(data) = stdin {
-        input.write_all(data).expect("write stdin");
-    }
-    drop(input);
-    child.wait_with_output().expect("wait for ddsplit")
+    let data = stdin.unwrap_or_default().to_vec();
+    // Written from a thread of its own: a command that stops reading must not block the test.
+    // Once the command has exited the write ends, at worst with a broken pipe.
+    let writer = std::thread::spawn(move || input.write_all(&data));
+    let output = wait_output(
+        child,
+        COMMAND_TIMEOUT,
+        &format!("ddsplit {}", args.join(" ")),
+    );
+    writer
+        .join()
+        .expect("the stdin writer does not panic")
+        .expect("write stdin");
+    output
 }
 
 /// Deterministic bytes for record `seed`.
@@ -335,8 +439,7 @@ pub fn file_len(path: &Path) -> u64 {
 
 /// `GET path` over HTTP/1.0 (so the body is never chunked); the status and the body.
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = TcpStream::connect(addr).expect("connect for HTTP");
+    let mut stream = connect(addr);
     stream
         .set_read_timeout(Some(HTTP_TIMEOUT))
         .expect("set a read timeout");

@@ -467,7 +467,7 @@ fn wall_against_revision(
 /// Which side runs first in wall pair `n`: A B, then B A, and so on, so that neither side
 /// always runs first (a machine that warms up or slows down during a pair favours no side).
 pub fn abba_order(n: usize) -> [usize; 2] {
-    if n % 2 == 0 { [0, 1] } else { [1, 0] }
+    if n.is_multiple_of(2) { [0, 1] } else { [1, 0] }
 }
 
 /// Reads the committed baseline.

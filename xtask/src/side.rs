@@ -299,8 +299,10 @@ fn build_one(
 /// Reads the build identity of `binary` and checks it against the tree and features it was
 /// meant to be built from.
 pub fn verify(binary: &Path, tree: &Tree, features: &[String]) -> anyhow::Result<BuildInfo> {
+    // In the binary's own directory: a dhat build writes its profile where it runs.
     let output = Command::new(binary)
         .arg("build-info")
+        .current_dir(binary.parent().unwrap_or(Path::new(".")))
         .output()
         .with_context(|| format!("cannot run {}", binary.display()))?;
     if !output.status.success() {

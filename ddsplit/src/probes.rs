@@ -43,6 +43,8 @@ const CPU_IN_HEAP_MODE: &str = "this build records a dhat heap profile (feature 
 /// (`/debug/pprof/profile`, `/debug/pprof/heap`).
 pub fn admin(registry: &Arc<Registry>, profiles: bool) -> Admin {
     registry.add_source(Arc::new(AllocSource));
+    #[cfg(feature = "console")]
+    registry.add_source(Arc::new(ConsoleDropSource));
     let admin = Admin::new(Arc::clone(registry));
     if profiles {
         admin
@@ -117,6 +119,43 @@ impl MetricsSource for AllocSource {
                 value: (metric.value)(&counts) as f64,
             });
         }
+    }
+}
+
+/// `ddsplit_console_dropped_events_total{kind}`: events tokio-console's layer dropped (its buffer
+/// was full), so whether the console's view is complete; and whether they are being counted.
+#[cfg(feature = "console")]
+struct ConsoleDropSource;
+
+#[cfg(feature = "console")]
+impl MetricsSource for ConsoleDropSource {
+    fn collect(&self, out: &mut Vec<Sample>) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let drops = diag::console::drops();
+        for (kind, counter) in [
+            ("tasks", &drops.tasks),
+            ("resources", &drops.resources),
+            ("async_ops", &drops.async_ops),
+        ] {
+            out.push(Sample {
+                family: "ddsplit_console_dropped_events_total",
+                kind: "counter",
+                help: "Events the tokio-console layer dropped because its buffer was full: the \
+                       console shows less than happened while this grows.",
+                suffix: "",
+                labels: format!("kind=\"{kind}\""),
+                value: counter.load(Relaxed) as f64,
+            });
+        }
+        out.push(Sample {
+            family: "ddsplit_console_drops_counted",
+            kind: "gauge",
+            help: "1 while the drop counter receives the console's updates (the counts above are \
+                   known), 0 before it has connected.",
+            suffix: "",
+            labels: String::new(),
+            value: f64::from(u8::from(drops.watching.load(Relaxed))),
+        });
     }
 }
 

@@ -14,6 +14,11 @@ compile_error!(
      (or run `cargo xtask console`)"
 );
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use console_api::instrument::InstrumentRequest;
+use console_api::instrument::instrument_client::InstrumentClient;
 use tracing::Subscriber;
 use tracing_subscriber::Layer;
 use tracing_subscriber::registry::LookupSpan;
@@ -25,6 +30,25 @@ pub const DEFAULT_CONSOLE_ADDR: &str = "127.0.0.1:6669";
 /// The environment variable that moves the console server (`HOST:PORT`).
 pub const CONSOLE_BIND_ENV: &str = "TOKIO_CONSOLE_BIND";
 
+/// Events the layer buffers between the program's threads and the console's aggregator
+/// (console-subscriber's default: 102,400). Under load the aggregator, one thread on a busy
+/// machine, falls behind in bursts, and an event that finds the buffer full is dropped: the
+/// console then shows a sample of the tasks and resources without saying so but in its header.
+/// An event in the buffer is about 200 bytes, so this bound costs at most ~200 MB, reached only
+/// while the aggregator is behind. `TOKIO_CONSOLE_BUFFER_CAPACITY` overrides it.
+pub const EVENT_BUFFER_CAPACITY: usize = 1024 * 1024;
+
+/// How often the aggregator publishes to its clients (console-subscriber's default: 1 s); a
+/// publish also drains the buffer, so a shorter interval keeps it emptier.
+/// `TOKIO_CONSOLE_PUBLISH_INTERVAL` overrides it.
+pub const PUBLISH_INTERVAL: Duration = Duration::from_millis(500);
+
+/// How long the console keeps the data of a task or resource that has ended
+/// (console-subscriber's default: an hour). A loaded DDSplit ends thousands of short tasks and
+/// timers a second; an hour of them is hundreds of MB in the aggregator, a minute is what a
+/// person looking at the console can use. `TOKIO_CONSOLE_RETENTION` overrides it.
+pub const RETENTION: Duration = Duration::from_secs(60);
+
 /// The address the console server of this process listens on.
 pub fn console_addr() -> String {
     std::env::var(CONSOLE_BIND_ENV).unwrap_or_else(|_| DEFAULT_CONSOLE_ADDR.to_string())
@@ -33,12 +57,113 @@ pub fn console_addr() -> String {
 /// The console layer. It starts the console's gRPC server on a thread of its own (with its own
 /// small runtime, so the server does not run on the runtime it observes) and records the
 /// runtime's task, waker and resource events; its own filter lets them through whatever the
-/// program's log filter is. Settings come from the `TOKIO_CONSOLE_*` environment variables.
+/// program's log filter is. The settings are this module's constants, and the
+/// `TOKIO_CONSOLE_*` environment variables override them. It also starts the drop counter
+/// ([`drops`]).
 pub fn layer<S>() -> impl Layer<S>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    console_subscriber::ConsoleLayer::builder()
+    let layer = console_subscriber::ConsoleLayer::builder()
+        .event_buffer_capacity(EVENT_BUFFER_CAPACITY)
+        .publish_interval(PUBLISH_INTERVAL)
+        .retention(RETENTION)
         .with_default_env()
-        .spawn::<S>()
+        .spawn::<S>();
+    watch_drops(console_addr());
+    layer
+}
+
+/// Events the console layer dropped because its buffer was full, by kind, since the program
+/// started: when all are 0 the console's view is complete.
+#[derive(Debug, Default)]
+pub struct ConsoleDrops {
+    /// Task events (spawns, polls, wakes).
+    pub tasks: AtomicU64,
+    /// Resource events (a `Mutex`, `Semaphore`, timer... created, its state).
+    pub resources: AtomicU64,
+    /// Async operation events (a wait on a resource).
+    pub async_ops: AtomicU64,
+    /// True once the counter receives the console's updates: before, the counts are not known.
+    pub watching: AtomicBool,
+}
+
+impl ConsoleDrops {
+    /// All dropped events.
+    pub fn total(&self) -> u64 {
+        self.tasks.load(Ordering::Relaxed)
+            + self.resources.load(Ordering::Relaxed)
+            + self.async_ops.load(Ordering::Relaxed)
+    }
+}
+
+static DROPS: ConsoleDrops = ConsoleDrops {
+    tasks: AtomicU64::new(0),
+    resources: AtomicU64::new(0),
+    async_ops: AtomicU64::new(0),
+    watching: AtomicBool::new(false),
+};
+
+/// The process's console drop counts.
+pub fn drops() -> &'static ConsoleDrops {
+    &DROPS
+}
+
+/// How long the drop counter waits before connecting again to a console server that is not up
+/// yet or closed the stream.
+const RECONNECT_DELAY: Duration = Duration::from_millis(500);
+
+/// The layer reports its drops only in the updates it publishes to console clients (and resets
+/// them there), so the counter is a console client of the process's own server: a thread with a
+/// small runtime of its own, like the server's, adding up every update's `dropped_events`.
+fn watch_drops(addr: String) {
+    let spawned = std::thread::Builder::new()
+        .name("console-drops".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    eprintln!("tokio-console: the drop counter cannot start: {e}");
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                loop {
+                    let _ = count_drops(&addr).await;
+                    DROPS.watching.store(false, Ordering::Relaxed);
+                    tokio::time::sleep(RECONNECT_DELAY).await;
+                }
+            });
+        });
+    if let Err(e) = spawned {
+        eprintln!("tokio-console: the drop counter cannot start: {e}");
+    }
+}
+
+async fn count_drops(addr: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let mut client = InstrumentClient::connect(format!("http://{addr}")).await?;
+    let mut updates = client
+        .watch_updates(InstrumentRequest {})
+        .await?
+        .into_inner();
+    DROPS.watching.store(true, Ordering::Relaxed);
+    while let Some(update) = updates.message().await? {
+        if let Some(t) = update.task_update {
+            DROPS.tasks.fetch_add(t.dropped_events, Ordering::Relaxed);
+        }
+        if let Some(r) = update.resource_update {
+            DROPS
+                .resources
+                .fetch_add(r.dropped_events, Ordering::Relaxed);
+        }
+        if let Some(a) = update.async_op_update {
+            DROPS
+                .async_ops
+                .fetch_add(a.dropped_events, Ordering::Relaxed);
+        }
+    }
+    Ok(())
 }

@@ -47,12 +47,18 @@ pub fn show(progress: LoadProgress, config: &LoadConfig) -> tokio::task::JoinHan
             let rate = (ops - last_ops) as f64 / window;
             (last_ops, last_at) = (ops, elapsed);
             let latency = progress.latency();
-            let message = format!(
+            #[allow(unused_mut, reason = "the console build adds to it")]
+            let mut message = format!(
                 "{rate:>8.0} ops/s  p50 {:>6} µs  p99 {:>7} µs  errors {}",
                 latency.p50,
                 latency.p99,
                 progress.errors()
             );
+            #[cfg(feature = "console")]
+            message.push_str(&format!(
+                "  console dropped {}",
+                diag::console::drops().total()
+            ));
             bar.set_position(if by_ops.is_some() {
                 ops
             } else {

@@ -284,8 +284,14 @@ fn init_logging(default: &str) {
     #[cfg(feature = "console")]
     let subscriber = {
         eprintln!(
-            "tokio-console: attach with `tokio-console http://{}`",
-            diag::console::console_addr()
+            "tokio-console: attach with `tokio-console http://{}`; event buffer {} events \
+             (TOKIO_CONSOLE_BUFFER_CAPACITY), publish every {:?}, retention {:?}; events the \
+             buffer could not hold are counted in /metrics as \
+             ddsplit_console_dropped_events_total",
+            diag::console::console_addr(),
+            diag::console::EVENT_BUFFER_CAPACITY,
+            diag::console::PUBLISH_INTERVAL,
+            diag::console::RETENTION,
         );
         subscriber.with(diag::console::layer())
     };

@@ -67,6 +67,19 @@ pub const LIST_ENTRIES_MAX: usize = 65_536;
 /// Most nodes a gateway is configured with.
 pub const NODES_MAX: usize = 256;
 
+/// Spare nodes of a record: the nodes ranked just past its k + m, none of which holds one of
+/// its fragments. A fragment whose node fails its write during a put goes to the first spare
+/// not yet given one (a hinted placement); reads, deletes and repair look at all of them. Four
+/// let a put with the default m = 2 place both fragments of two lost nodes while two spares
+/// are down as well; each spare costs a degraded read or a delete one request more, and a put
+/// whose writes keep failing at most one fragment timeout more.
+pub const SPARE_NODES_MAX: usize = 4;
+
+/// Fragment keys asked of a spare when looking for a record's hinted fragments. A put gives
+/// each spare at most one fragment of a record; the largest k + m lists every fragment of a
+/// record one node could hold, whatever happened.
+pub const HINTED_KEYS_MAX: usize = FRAGMENT_COUNT_MAX;
+
 /// Longest error message carried in an error frame; longer ones are cut.
 pub const ERROR_MESSAGE_BYTES_MAX: usize = 4096;
 

@@ -27,7 +27,7 @@ pub struct LocalClusterConfig {
     pub data_dir: Option<PathBuf>,
     /// How records are split.
     pub params: CodecParams,
-    /// Gateway write quorum; `None` for k + m.
+    /// Gateway write quorum; `None` for [`gateway::write_quorum_default`] (k + 1).
     pub write_quorum: Option<usize>,
     /// Nodes' fsync policy.
     pub fsync: FsyncPolicy,
@@ -107,7 +107,9 @@ impl LocalCluster {
             nodes.iter().map(RunningNode::addr).collect(),
         );
         gateway_config.params = config.params;
-        gateway_config.write_quorum = config.write_quorum.unwrap_or(config.params.total());
+        gateway_config.write_quorum = config
+            .write_quorum
+            .unwrap_or(gateway::write_quorum_default(config.params));
         let gateway = gateway::start(gateway_config, &registry).await?;
         let (admin_shutdown, admin_listener) = shutdown::channel();
         let admin_addr = match config.admin {

@@ -1,7 +1,9 @@
 //! The gateway: the client-facing server. It splits each record into k + m fragments, writes
-//! them concurrently to distinct nodes chosen by [`placement`], acknowledges after a write
-//! quorum, and reads any k fragments back to reassemble a record.
+//! them concurrently to distinct nodes chosen by [`placement`] (a fragment whose node is down
+//! goes to a spare node: [`hints`]), acknowledges after a write quorum, and reads any k
+//! fragments back to reassemble a record.
 
+mod hints;
 pub mod placement;
 pub mod repair;
 
@@ -16,7 +18,9 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use crate::codec::{self, CodecParams, Fragment};
 use crate::error::{DistriErr, ErrorCode, SuccessCode};
 use crate::id::RecordId;
-use crate::limits::{FRAGMENT_TIMEOUT, NODES_MAX, QUERY_CONCURRENCY_MAX, QUERY_RESPONSE_BYTES_MAX};
+use crate::limits::{
+    FRAGMENT_TIMEOUT, NODES_MAX, QUERY_CONCURRENCY_MAX, QUERY_RESPONSE_BYTES_MAX, SPARE_NODES_MAX,
+};
 use crate::metrics::{Registry, ServiceMetrics};
 use crate::query::{self, DistriQuery, answer_batch};
 use crate::server::{self, Handler, RunningServer, ServerConfig};
@@ -25,6 +29,7 @@ use crate::server::{self, Handler, RunningServer, ServerConfig};
 use crate::store::FragmentStore;
 use crate::store::{RemoteStore, StoreHandle, remote_handle};
 use crate::wire::{FragmentKey, QueryAnswer, Request, Response};
+use hints::Spares;
 use placement::Placement;
 
 /// Records at most this large are split and reassembled on the runtime's thread; larger ones
@@ -40,14 +45,21 @@ pub struct GatewayConfig {
     pub nodes: Vec<SocketAddr>,
     /// How records are split (default k = 4, m = 2).
     pub params: CodecParams,
-    /// Fragment writes acknowledged before a put is acknowledged: k + 1 ..= k + m
-    /// (default k + m: every fragment is on disk before the client hears "stored").
+    /// Fragment writes acknowledged before a put is acknowledged: k + 1 ..= k + m (default
+    /// [`write_quorum_default`], k + 1).
     pub write_quorum: usize,
     /// How long one fragment operation may take before the node counts as failed for it
     /// (default [`FRAGMENT_TIMEOUT`]).
     pub fragment_timeout: Duration,
     /// Accept loop settings.
     pub server: ServerConfig,
+}
+
+/// The default write quorum, k + 1: puts go on while up to m - 1 of a record's nodes are down
+/// (and past that on spare nodes, when there are any), and an acknowledged record can still
+/// lose one more fragment before repair and be read. With k, the very next loss would lose it.
+pub fn write_quorum_default(params: CodecParams) -> usize {
+    params.k() as usize + 1
 }
 
 impl GatewayConfig {
@@ -58,7 +70,7 @@ impl GatewayConfig {
             listen,
             nodes,
             params,
-            write_quorum: params.total(),
+            write_quorum: write_quorum_default(params),
             fragment_timeout: FRAGMENT_TIMEOUT,
             server: ServerConfig::default(),
         }
@@ -130,21 +142,22 @@ impl Gateway {
         })
     }
 
-    /// Stores a record: split, write every fragment concurrently, answer after the quorum.
-    /// Writes past the quorum go on in the background.
+    /// Stores a record: split, write every fragment concurrently (a fragment whose write fails
+    /// goes to a spare node), answer after the quorum. Writes past the quorum go on in the
+    /// background.
     pub async fn put(&self, data: Bytes) -> Result<RecordId, DistriErr> {
         let id = RecordId::random();
         let params = self.params;
         let fragments =
             off_thread_if_large(data.len(), move || codec::split(id, &data, params)).await??;
         let ranked = self.placement.ranked(id);
+        let spares = Spares::new(self.stores_of(self.spares(&ranked)));
         let total = fragments.len();
         let mut writes: FuturesUnordered<_> = fragments
             .into_iter()
             .zip(ranked)
             .map(|(fragment, node)| {
-                let store = self.stores[node].clone();
-                async move { store.put_fragment(fragment).await }
+                hints::write_fragment(self.stores[node].clone(), fragment, spares.clone())
             })
             .collect();
         let (mut acked, mut failed) = (0, 0);
@@ -204,10 +217,12 @@ impl Gateway {
         .await
     }
 
-    /// Deletes a record's fragments from every node that should hold one.
+    /// Deletes a record's fragments from every node that may hold one: its k + m ranked nodes
+    /// and its spares.
     pub async fn delete(&self, id: RecordId) -> Result<SuccessCode, DistriErr> {
         let ranked = self.placement.ranked(id);
-        let results: Vec<Result<SuccessCode, DistriErr>> = ranked[..self.params.total()]
+        let holders = self.params.total() + self.spares(&ranked).len();
+        let results: Vec<Result<SuccessCode, DistriErr>> = ranked[..holders]
             .iter()
             .map(|&node| self.stores[node].delete_fragments(id))
             .collect::<FuturesUnordered<_>>()
@@ -255,26 +270,16 @@ impl Gateway {
     }
 
     /// Reads k verified fragments of `id`: the k data fragments first (no decoding needed when
-    /// they all arrive); each failure brings in the next parity fragment.
+    /// they all arrive); each failure brings in the next parity fragment; when the k + m ranked
+    /// nodes cannot give k, the spares give the hinted ones they hold.
     async fn read_fragments(&self, id: RecordId) -> Result<Vec<Fragment>, DistriErr> {
         let ranked = self.placement.ranked(id);
         let (k, total) = (self.params.k() as usize, self.params.total());
-        let read = |index: usize| {
-            let store = self.stores[ranked[index]].clone();
-            async move {
-                store
-                    .get_fragment(FragmentKey {
-                        id,
-                        index: index as u8,
-                    })
-                    .await
-            }
-        };
+        let read = |index: usize| self.read_from(ranked[index], id, index as u8);
         let mut in_flight: FuturesUnordered<_> = (0..k).map(read).collect();
         let mut next = k;
         let mut fragments = Vec::with_capacity(k);
-        let (mut not_found, mut failed) = (0, 0);
-        let mut cause: Option<DistriErr> = None;
+        let mut tally = ReadTally::default();
         while let Some(result) = in_flight.next().await {
             match result.and_then(|f| self.check_split(f)) {
                 Ok(fragment) => {
@@ -284,34 +289,113 @@ impl Gateway {
                     }
                     continue;
                 }
-                Err(e) if e.is_not_found() => not_found += 1,
-                Err(e) => {
-                    tracing::warn!(%id, error = %e, "fragment read failed; trying another node");
-                    failed += 1;
-                    cause = Some(e);
-                }
+                Err(e) => tally.fail(id, e),
             }
             if next < total {
                 in_flight.push(read(next));
                 next += 1;
             }
         }
-        // More than m nodes say they do not have it: fewer than k could, so it is not stored.
-        if fragments.is_empty() && not_found > self.params.m() as usize {
-            return Err(DistriErr::NotFound { id });
+        let spares = self.spares(&ranked);
+        if !spares.is_empty() {
+            self.read_hinted(id, spares, &mut fragments, &mut tally)
+                .await;
+            if fragments.len() == k {
+                return Ok(fragments);
+            }
         }
+        Err(self.unreadable(id, fragments.len(), total + spares.len(), tally))
+    }
+
+    /// Adds the hinted fragments of `id` its spares hold to `fragments`, up to k.
+    async fn read_hinted(
+        &self,
+        id: RecordId,
+        spares: &[usize],
+        fragments: &mut Vec<Fragment>,
+        tally: &mut ReadTally,
+    ) {
+        let (k, total) = (self.params.k() as usize, self.params.total());
+        let has =
+            |fragments: &[Fragment], index: u8| fragments.iter().any(|f| f.header().index == index);
+        let listings =
+            futures::future::join_all(spares.iter().map(|&node| async move {
+                (node, hints::indices_held(&self.stores[node], id).await)
+            }))
+            .await;
+        let mut reads = FuturesUnordered::new();
+        for (node, listing) in listings {
+            match listing {
+                Ok(indices) if indices.is_empty() => tally.not_found += 1,
+                Ok(indices) => reads.extend(
+                    indices
+                        .into_iter()
+                        .filter(|&index| (index as usize) < total && !has(fragments, index))
+                        .map(|index| self.read_from(node, id, index)),
+                ),
+                Err(e) => tally.fail(id, e),
+            }
+        }
+        while let Some(result) = reads.next().await {
+            match result.and_then(|f| self.check_split(f)) {
+                Ok(fragment) if !has(fragments, fragment.header().index) => {
+                    fragments.push(fragment);
+                    if fragments.len() == k {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tally.fail(id, e),
+            }
+        }
+    }
+
+    /// Why `id` could not be read from the `holders` nodes that may hold its fragments.
+    fn unreadable(&self, id: RecordId, have: usize, holders: usize, tally: ReadTally) -> DistriErr {
+        let k = self.params.k() as usize;
+        // Fewer than k of the nodes that may hold a fragment could: the record is not stored.
+        if have == 0 && holders.saturating_sub(tally.not_found) < k {
+            return DistriErr::NotFound { id };
+        }
+        let ReadTally {
+            not_found,
+            failed,
+            cause,
+        } = tally;
         let cause = match cause {
             Some(e) => format!(
                 "{failed} reads failed, {not_found} nodes lack their fragment; last failure: {e}"
             ),
             None => format!("{not_found} nodes lack their fragment"),
         };
-        Err(DistriErr::Unavailable {
+        DistriErr::Unavailable {
             id,
-            have: fragments.len() as u8,
+            have: have as u8,
             needed: k as u8,
             cause: cause.into(),
-        })
+        }
+    }
+
+    /// Reads fragment `index` of `id` from `node`.
+    fn read_from(
+        &self,
+        node: usize,
+        id: RecordId,
+        index: u8,
+    ) -> impl Future<Output = Result<Fragment, DistriErr>> + use<> {
+        let store = self.stores[node].clone();
+        async move { store.get_fragment(FragmentKey { id, index }).await }
+    }
+
+    /// The spares of a record ranked `ranked`: the nodes just past its k + m.
+    fn spares<'r>(&self, ranked: &'r [usize]) -> &'r [usize] {
+        let total = self.params.total();
+        &ranked[total..ranked.len().min(total + SPARE_NODES_MAX)]
+    }
+
+    /// The stores of `nodes`.
+    fn stores_of(&self, nodes: &[usize]) -> Vec<StoreHandle> {
+        nodes.iter().map(|&n| self.stores[n].clone()).collect()
     }
 
     /// A fragment of another split than this gateway's is treated as damaged.
@@ -332,6 +416,29 @@ impl Gateway {
             ));
         }
         Ok(fragment)
+    }
+}
+
+/// What the failed fragment reads of one record read were.
+#[derive(Default)]
+struct ReadTally {
+    /// Nodes that answered they do not hold the fragment asked for (or any, for a spare).
+    not_found: usize,
+    /// Reads that failed otherwise: the node down or slow, the fragment damaged.
+    failed: usize,
+    /// The last of those failures.
+    cause: Option<DistriErr>,
+}
+
+impl ReadTally {
+    fn fail(&mut self, id: RecordId, error: DistriErr) {
+        if error.is_not_found() {
+            self.not_found += 1;
+        } else {
+            tracing::warn!(%id, %error, "fragment read failed; trying another node");
+            self.failed += 1;
+            self.cause = Some(error);
+        }
     }
 }
 

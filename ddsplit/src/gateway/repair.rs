@@ -1,11 +1,14 @@
-//! Repair: bring a record back to k + m intact fragments after nodes lost or damaged some.
+//! Repair: bring a record back to k + m intact fragments on its k + m ranked nodes after nodes
+//! lost or damaged some, or were down while it was written.
 //!
-//! The gateway reads *every* fragment of the record (not just k), rebuilds the record from the
-//! intact ones, splits it again (the split is deterministic, so the rebuilt fragments are
-//! byte-identical to the ones first written), checks that the rebuilt fragments equal the
-//! intact ones it read, and writes back only those that were missing or failed their checksum.
-//! A scan walks the fragment keys every node lists, a page at a time, and repairs each record
-//! it finds: it is a scrub, and it finds damage in records nobody reads.
+//! The gateway reads *every* fragment of the record (not just k), at home and on its spares
+//! (hinted placements, [`super::hints`]), rebuilds the record from the intact ones, splits it
+//! again (the split is deterministic, so the rebuilt fragments are byte-identical to the ones
+//! first written), checks that the rebuilt fragments equal the intact ones it read, and writes
+//! home only those that were missing or failed their checksum there. Then it deletes the
+//! copies on spares whose fragments are all at home again. A scan walks the fragment keys
+//! every node lists, a page at a time, and repairs each record it finds: it is a scrub, and it
+//! finds damage in records nobody reads.
 //!
 //! Repair is an explicit operation (`ddsplit repair`), not done on every degraded read: see
 //! ARCHITECTURE.md ("Repair is explicit").
@@ -15,7 +18,7 @@ use std::collections::BTreeSet;
 use futures::stream::{self, FuturesUnordered, StreamExt};
 use serde::{Deserialize, Serialize};
 
-use super::{Gateway, off_thread_if_large};
+use super::{Gateway, hints, off_thread_if_large};
 use crate::codec::{self, Fragment};
 use crate::error::{DistriErr, ErrorCode};
 use crate::id::RecordId;
@@ -43,7 +46,7 @@ pub struct RepairReport {
     /// Records that could not be brought back to k + m: fewer than k intact fragments, or a
     /// rewrite failed (counted in `fragments_unwritable`).
     pub records_unrepairable: u64,
-    /// Fragments found missing from the node that should hold them.
+    /// Fragments found missing from the node that should hold them (their home).
     pub fragments_missing: u64,
     /// Fragments that failed their checksum.
     pub fragments_corrupt: u64,
@@ -53,6 +56,13 @@ pub struct RepairReport {
     pub fragments_rewritten: u64,
     /// Rebuilt fragments whose write failed.
     pub fragments_unwritable: u64,
+    /// Fragments found on a spare node instead of (or as well as) at home: placed there while
+    /// their home node was down. (Absent from the reports of gateways without spares.)
+    #[serde(default)]
+    pub fragments_hinted: u64,
+    /// Hinted fragments now at home whose copy on the spare was deleted.
+    #[serde(default)]
+    pub fragments_moved_home: u64,
     /// Unrepairable records with the reason (at most [`REPAIR_REPORT_IDS_MAX`]).
     pub unrepairable: Vec<(RecordId, String)>,
     /// Nodes whose fragment list could not be read during a scan.
@@ -74,6 +84,8 @@ impl RepairReport {
         self.fragments_unreachable += other.fragments_unreachable;
         self.fragments_rewritten += other.fragments_rewritten;
         self.fragments_unwritable += other.fragments_unwritable;
+        self.fragments_hinted += other.fragments_hinted;
+        self.fragments_moved_home += other.fragments_moved_home;
         for entry in other.unrepairable {
             if self.unrepairable.len() < REPAIR_REPORT_IDS_MAX {
                 self.unrepairable.push(entry);
@@ -87,10 +99,11 @@ impl RepairReport {
         self.next = other.next;
     }
 
-    /// Whether everything looked at is (now) at k + m intact fragments.
+    /// Whether everything looked at is (now) at k + m intact fragments, all at home.
     pub fn is_clean(&self) -> bool {
         self.records_unrepairable == 0
             && self.fragments_unreachable == 0
+            && self.fragments_moved_home == self.fragments_hinted
             && self.nodes_unreachable.is_empty()
     }
 }
@@ -101,6 +114,17 @@ enum Found {
     Missing,
     Corrupt,
     Unreachable,
+}
+
+/// What the spares of a record hold of it.
+#[derive(Default)]
+struct Hinted {
+    /// Each spare that holds fragments of the record, with their indices.
+    holders: Vec<(usize, Vec<u8>)>,
+    /// The copies the holders hold, as read.
+    copies: Vec<(u8, Found)>,
+    /// Spares whose fragment list could not be read.
+    unreachable: u64,
 }
 
 impl Gateway {
@@ -171,43 +195,29 @@ impl Gateway {
         report
     }
 
-    /// Checks every fragment of `id` and writes back the missing and corrupt ones.
+    /// Checks every fragment of `id`, at home and on its spares; writes home the missing and
+    /// corrupt ones, rebuilt; then deletes the spares' copies of fragments that are home.
     async fn repair_record(&self, id: RecordId) -> RepairReport {
         let mut report = RepairReport {
             records_checked: 1,
             ..RepairReport::default()
         };
         let ranked = self.placement.ranked(id);
-        let total = self.params.total();
-        let found: Vec<Found> = futures::future::join_all((0..total).map(|index| {
-            let store = self.stores[ranked[index]].clone();
-            async move {
-                let key = FragmentKey {
-                    id,
-                    index: index as u8,
-                };
-                match store.get_fragment(key).await.and_then(|f| self.check_split(f)) {
-                    Ok(fragment) => Found::Intact(fragment),
-                    Err(e) => match e.code() {
-                        ErrorCode::NotFound => Found::Missing,
-                        ErrorCode::Corrupt => {
-                            tracing::warn!(%id, index, error = %e, "repair: corrupt fragment");
-                            Found::Corrupt
-                        }
-                        _ => {
-                            tracing::warn!(%id, index, error = %e, "repair: fragment could not be checked");
-                            Found::Unreachable
-                        }
-                    },
-                }
-            }
-        }))
+        let (home, hinted) = futures::future::join(
+            self.check_home(id, &ranked),
+            self.check_spares(id, self.spares(&ranked)),
+        )
         .await;
+        let total = self.params.total();
         let mut intact = Vec::with_capacity(total);
+        let mut at_home = vec![false; total];
         let mut to_write = Vec::new();
-        for (index, state) in found.into_iter().enumerate() {
+        for (index, state) in home.into_iter().enumerate() {
             match state {
-                Found::Intact(fragment) => intact.push(fragment),
+                Found::Intact(fragment) => {
+                    at_home[index] = true;
+                    intact.push(fragment);
+                }
                 Found::Missing => {
                     report.fragments_missing += 1;
                     to_write.push(index);
@@ -219,11 +229,31 @@ impl Gateway {
                 Found::Unreachable => report.fragments_unreachable += 1,
             }
         }
-        if intact.len() == total {
-            report.records_healthy = 1;
+        let Hinted {
+            holders,
+            copies,
+            unreachable,
+        } = hinted;
+        report.fragments_unreachable += unreachable;
+        report.fragments_hinted = copies.len() as u64;
+        for (index, state) in copies {
+            match state {
+                Found::Intact(fragment) if !at_home[index as usize] => {
+                    if !intact.iter().any(|f| f.header().index == index) {
+                        intact.push(fragment);
+                    }
+                }
+                Found::Corrupt => report.fragments_corrupt += 1,
+                Found::Unreachable => report.fragments_unreachable += 1,
+                Found::Intact(_) | Found::Missing => {}
+            }
+        }
+        if to_write.is_empty() && holders.is_empty() {
+            // All at home (healthy), or only unreachable fragments: nothing can be done now.
+            report.records_healthy = u64::from(report.fragments_unreachable == 0);
             return report;
         }
-        if intact.is_empty() && report.fragments_missing as usize == total {
+        if intact.is_empty() && report.fragments_missing as usize == total && holders.is_empty() {
             report.records_not_found = 1;
             return report;
         }
@@ -238,33 +268,15 @@ impl Gateway {
             );
             return unrepairable(report, id, reason);
         }
-        if to_write.is_empty() {
-            // Only unreachable fragments: nothing can be written to their nodes now.
-            return report;
+        if !to_write.is_empty() {
+            let rebuilt = match self.rebuild(id, intact).await {
+                Ok(rebuilt) => rebuilt,
+                Err(e) => return unrepairable(report, id, e.to_string()),
+            };
+            self.write_home(id, &ranked, &rebuilt, &to_write, &mut at_home, &mut report)
+                .await;
         }
-        let rebuilt = match self.rebuild(id, intact).await {
-            Ok(rebuilt) => rebuilt,
-            Err(e) => return unrepairable(report, id, e.to_string()),
-        };
-        let writes: Vec<_> = to_write
-            .iter()
-            .map(|&index| {
-                let store = self.stores[ranked[index]].clone();
-                let fragment = rebuilt[index].clone();
-                async move { store.put_fragment(fragment).await }
-            })
-            .collect::<FuturesUnordered<_>>()
-            .collect()
-            .await;
-        for write in writes {
-            match write {
-                Ok(_) => report.fragments_rewritten += 1,
-                Err(e) => {
-                    tracing::warn!(%id, error = %e, "repair: writing a rebuilt fragment failed");
-                    report.fragments_unwritable += 1;
-                }
-            }
-        }
+        self.clear_spares(id, &holders, &at_home, &mut report).await;
         if report.fragments_unwritable > 0 {
             let reason = format!(
                 "{} rebuilt fragments could not be written",
@@ -272,8 +284,138 @@ impl Gateway {
             );
             return unrepairable(report, id, reason);
         }
-        report.records_repaired = 1;
+        report.records_repaired = u64::from(report.fragments_moved_home == report.fragments_hinted);
         report
+    }
+
+    /// The state of each of the k + m fragments of `id` at its home, the node ranked for it.
+    async fn check_home(&self, id: RecordId, ranked: &[usize]) -> Vec<Found> {
+        let total = self.params.total();
+        futures::future::join_all(
+            (0..total).map(|index| self.check_fragment(ranked[index], id, index as u8)),
+        )
+        .await
+    }
+
+    /// What the `spares` of `id` hold of it.
+    async fn check_spares(&self, id: RecordId, spares: &[usize]) -> Hinted {
+        let listings =
+            futures::future::join_all(spares.iter().map(|&node| async move {
+                (node, hints::indices_held(&self.stores[node], id).await)
+            }))
+            .await;
+        let total = self.params.total();
+        let mut hinted = Hinted::default();
+        let mut reads = Vec::new();
+        for (node, listing) in listings {
+            match listing {
+                Ok(indices) if indices.is_empty() => {}
+                Ok(indices) => {
+                    // An index past k + m is of another split: never read, never deleted.
+                    reads.extend(
+                        indices
+                            .iter()
+                            .filter(|&&index| (index as usize) < total)
+                            .map(|&index| async move {
+                                (index, self.check_fragment(node, id, index).await)
+                            }),
+                    );
+                    hinted.holders.push((node, indices));
+                }
+                Err(e) => {
+                    tracing::warn!(%id, node = %self.node_addrs[node], error = %e, "repair: a spare's fragment list could not be read");
+                    hinted.unreachable += 1;
+                }
+            }
+        }
+        hinted.copies = futures::future::join_all(reads).await;
+        hinted
+    }
+
+    /// The state of fragment `index` of `id` on `node`.
+    async fn check_fragment(&self, node: usize, id: RecordId, index: u8) -> Found {
+        let key = FragmentKey { id, index };
+        match self.stores[node]
+            .get_fragment(key)
+            .await
+            .and_then(|f| self.check_split(f))
+        {
+            Ok(fragment) => Found::Intact(fragment),
+            Err(e) => match e.code() {
+                ErrorCode::NotFound => Found::Missing,
+                ErrorCode::Corrupt => {
+                    tracing::warn!(%id, index, error = %e, "repair: corrupt fragment");
+                    Found::Corrupt
+                }
+                _ => {
+                    tracing::warn!(%id, index, error = %e, "repair: fragment could not be checked");
+                    Found::Unreachable
+                }
+            },
+        }
+    }
+
+    /// Writes the `rebuilt` fragments `to_write` to their homes, marking those written.
+    async fn write_home(
+        &self,
+        id: RecordId,
+        ranked: &[usize],
+        rebuilt: &[Fragment],
+        to_write: &[usize],
+        at_home: &mut [bool],
+        report: &mut RepairReport,
+    ) {
+        let writes: Vec<_> = to_write
+            .iter()
+            .map(|&index| {
+                let store = self.stores[ranked[index]].clone();
+                let fragment = rebuilt[index].clone();
+                async move { (index, store.put_fragment(fragment).await) }
+            })
+            .collect::<FuturesUnordered<_>>()
+            .collect()
+            .await;
+        for (index, write) in writes {
+            match write {
+                Ok(_) => {
+                    report.fragments_rewritten += 1;
+                    at_home[index] = true;
+                }
+                Err(e) => {
+                    tracing::warn!(%id, index, error = %e, "repair: writing a rebuilt fragment failed");
+                    report.fragments_unwritable += 1;
+                }
+            }
+        }
+    }
+
+    /// Deletes the copies of `id` on each spare of `holders` whose fragments are all at home
+    /// now; a spare holding one that is not keeps them all.
+    async fn clear_spares(
+        &self,
+        id: RecordId,
+        holders: &[(usize, Vec<u8>)],
+        at_home: &[bool],
+        report: &mut RepairReport,
+    ) {
+        let home = |index: &u8| at_home.get(*index as usize).copied().unwrap_or(false);
+        let deletes = futures::future::join_all(
+            holders
+                .iter()
+                .filter(|(_, indices)| indices.iter().all(home))
+                .map(|(node, indices)| async move {
+                    (indices.len(), self.stores[*node].delete_fragments(id).await)
+                }),
+        )
+        .await;
+        for (copies, delete) in deletes {
+            match delete {
+                Ok(_) => report.fragments_moved_home += copies as u64,
+                Err(e) => {
+                    tracing::warn!(%id, error = %e, "repair: deleting a hinted copy failed")
+                }
+            }
+        }
     }
 
     /// Rebuilds all k + m fragments of `id` from its intact ones, and checks that each intact
@@ -310,7 +452,8 @@ impl Gateway {
 pub fn summary(report: &RepairReport) -> String {
     let mut out = format!(
         "records checked {}: healthy {}, repaired {}, unrepairable {}, not found {}\n\
-         fragments: missing {}, corrupt {}, rewritten {}, unwritable {}, unreachable {}\n",
+         fragments: missing {}, corrupt {}, rewritten {}, unwritable {}, unreachable {}, \
+         on spares {}, moved home {}\n",
         report.records_checked,
         report.records_healthy,
         report.records_repaired,
@@ -321,6 +464,8 @@ pub fn summary(report: &RepairReport) -> String {
         report.fragments_rewritten,
         report.fragments_unwritable,
         report.fragments_unreachable,
+        report.fragments_hinted,
+        report.fragments_moved_home,
     );
     for node in &report.nodes_unreachable {
         out.push_str(&format!("node {node} could not be scanned\n"));

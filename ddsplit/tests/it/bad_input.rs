@@ -11,7 +11,7 @@ use ddsplit::id::RecordId;
 use ddsplit::limits::{FRAME_BODY_MAX, QUERY_COUNT_MAX, RECORD_SIZE_MAX};
 use ddsplit::wire::{PROTOCOL_VERSION, Request, Response, read_frame};
 
-use crate::support::{COMMAND_TIMEOUT, Cluster, output_within, record};
+use crate::support::{COMMAND_TIMEOUT, Cluster, EVERY_FRAGMENT, output_within, record};
 
 fn connect(addr: SocketAddr) -> TcpStream {
     let stream = crate::support::connect(addr);
@@ -104,7 +104,7 @@ fn attack(addr: SocketAddr, stats: &Request) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_frames_are_refused_and_nothing_stored_is_lost() {
-    let cluster = Cluster::start(6, &[]);
+    let cluster = Cluster::start(6, &EVERY_FRAGMENT);
     let mut client = cluster.client();
     let data = record(1, 50_000);
     let id = client.put(data.clone()).await.unwrap();

@@ -1,7 +1,9 @@
-//! Kills under load: writers and readers run against six node processes and a gateway while
-//! nodes (and now and then the gateway) are SIGKILLed and restarted at seeded random moments.
-//! Every acknowledged record must read back byte-identical at the end, no read may ever return
-//! wrong bytes, and `repair` must bring every acknowledged record back to k + m fragments.
+//! Kills under load: writers and readers run against seven node processes (k + m and one
+//! spare) and a gateway while nodes (and now and then the gateway) are SIGKILLed and restarted
+//! at seeded random moments. Puts go on while nodes are down (the default quorum, k + 1, and
+//! hinted placements on the spare); no read may ever return wrong bytes, `repair` must bring
+//! every acknowledged record back to k + m fragments at home, and every acknowledged record
+//! must read back byte-identical after it, with any m nodes down.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -26,6 +28,9 @@ const READERS: usize = 4;
 const CHAOS_RECORD_BYTES_MAX: usize = 200_000;
 /// m of the cluster's split: at most this many nodes are down at once.
 const M: usize = 2;
+/// Nodes: k + m and a spare, so that a fragment whose node is down has somewhere to go, and
+/// a put with two of its nodes down is acknowledged with a fragment missing.
+const NODES: usize = 7;
 /// How long a writer or reader may take to stop once told: the request it is in, bounded by
 /// the client's timeouts (18 s).
 const WORKER_STOP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -42,10 +47,40 @@ struct Acked {
 struct Counts {
     puts_tried: AtomicU64,
     puts_acked: AtomicU64,
+    /// Puts during which the same nodes stayed down, at least one of them.
+    puts_tried_while_down: AtomicU64,
+    puts_acked_while_down: AtomicU64,
     reads_tried: AtomicU64,
     reads_ok: AtomicU64,
     reads_failed: AtomicU64,
     wrong_bytes: AtomicU64,
+}
+
+/// Which nodes are down, as the writers see it: the count of nodes down, and how many times
+/// a node went down or began to come back. A put that sees the same value before and after
+/// ran with that many nodes down throughout.
+#[derive(Default)]
+struct Down(AtomicU64);
+
+impl Down {
+    fn now(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// Whether a put that began at `before` and ended at `after` had a node down throughout.
+    fn throughout(before: u64, after: u64) -> bool {
+        before == after && before & 0xff > 0
+    }
+
+    /// A node is down (after its SIGKILL).
+    fn went_down(&self) {
+        self.0.fetch_add((1 << 8) + 1, Ordering::SeqCst);
+    }
+
+    /// A node is about to come back (before its restart).
+    fn coming_back(&self) {
+        self.0.fetch_add((1 << 8) - 1, Ordering::SeqCst);
+    }
 }
 
 fn chaos_seed() -> u64 {
@@ -59,21 +94,27 @@ fn chaos_seed() -> u64 {
 async fn acknowledged_records_survive_kills_and_restarts_under_load() {
     let seed = chaos_seed();
     println!("chaos seed {seed} (set DDSPLIT_CHAOS_SEED to replay another)");
-    // Quorum k + m - 1: puts go on while one node is down, so records with a lost fragment
-    // are made under load and repair has work to do at the end.
+    // The default write quorum (k + 1): puts go on with nodes down, so records with hinted
+    // and lost fragments are made under load and repair has work to do at the end.
     let cluster = Cluster::start_with(ClusterOptions {
-        gateway_args: vec!["--write-quorum".into(), "5".into()],
+        nodes: NODES,
         ..ClusterOptions::default()
     });
     let gateway = cluster.gateway;
     let cluster = Arc::new(Mutex::new(cluster));
     let acked: Arc<Mutex<Vec<Acked>>> = Arc::default();
     let counts = Arc::new(Counts::default());
+    let down = Arc::new(Down::default());
     let stop = Arc::new(AtomicBool::new(false));
 
     let mut workers = Vec::new();
     for w in 0..WRITERS {
-        let (acked, counts, stop) = (Arc::clone(&acked), Arc::clone(&counts), Arc::clone(&stop));
+        let (acked, counts, down, stop) = (
+            Arc::clone(&acked),
+            Arc::clone(&counts),
+            Arc::clone(&down),
+            Arc::clone(&stop),
+        );
         workers.push(tokio::spawn(async move {
             let mut rng = StdRng::seed_from_u64(seed ^ (w as u64 + 1) << 32);
             let mut client = ddsplit::client::Client::new(gateway);
@@ -83,8 +124,17 @@ async fn acknowledged_records_survive_kills_and_restarts_under_load() {
                     rng.gen_range(1..=CHAOS_RECORD_BYTES_MAX),
                 );
                 counts.puts_tried.fetch_add(1, Ordering::Relaxed);
-                if let Ok(id) = client.put(record(record_seed, len)).await {
+                let before = down.now();
+                let put = client.put(record(record_seed, len)).await;
+                let while_down = Down::throughout(before, down.now());
+                if while_down {
+                    counts.puts_tried_while_down.fetch_add(1, Ordering::Relaxed);
+                }
+                if let Ok(id) = put {
                     counts.puts_acked.fetch_add(1, Ordering::Relaxed);
+                    if while_down {
+                        counts.puts_acked_while_down.fetch_add(1, Ordering::Relaxed);
+                    }
                     acked.lock().await.push(Acked {
                         id,
                         seed: record_seed,
@@ -158,6 +208,7 @@ async fn acknowledged_records_survive_kills_and_restarts_under_load() {
     }
 
     // The fault schedule: at most m nodes down at once; the gateway killed now and then.
+    let down_now = down;
     let mut rng = StdRng::seed_from_u64(seed);
     let (mut node_kills, mut node_restarts, mut gateway_kills) = (0u64, 0u64, 0u64);
     let deadline = Instant::now() + CHAOS_DURATION;
@@ -178,9 +229,11 @@ async fn acknowledged_records_survive_kills_and_restarts_under_load() {
         } else if down.len() < M && (down.is_empty() || roll < 60) {
             let victim = up[rng.gen_range(0..up.len())];
             c.nodes[victim].kill9();
+            down_now.went_down();
             node_kills += 1;
         } else if !down.is_empty() {
             let back = down[rng.gen_range(0..down.len())];
+            down_now.coming_back();
             tokio::task::block_in_place(|| c.nodes[back].start());
             node_restarts += 1;
         }
@@ -192,7 +245,8 @@ async fn acknowledged_records_survive_kills_and_restarts_under_load() {
             .unwrap();
     }
 
-    // Everything back up: every acknowledged record reads back byte-identical.
+    // Everything back up: every acknowledged record reads back byte-identical, from its
+    // ranked nodes and its spare.
     let mut c = cluster.lock().await;
     for node in &mut c.nodes {
         if node.proc.is_none() {
@@ -214,18 +268,24 @@ async fn acknowledged_records_survive_kills_and_restarts_under_load() {
         );
     }
 
-    // Repair: records that lost a fragment (written while a node was down, or torn by a kill)
-    // get it back; afterwards every acknowledged record is at k + m intact fragments.
+    // Repair: records that lost a fragment (written while nodes were down, or torn by a kill)
+    // get it back, and fragments on the spare go home; afterwards every acknowledged record is
+    // at k + m intact fragments, all at home.
     let ids: Vec<RecordId> = acked.iter().map(|r| r.id).collect();
     let repaired = client.repair(&ids).await.expect("repair");
     assert_eq!(repaired.records_unrepairable, 0, "{repaired:?}");
     assert_eq!(repaired.fragments_unreachable, 0, "{repaired:?}");
+    assert_eq!(
+        repaired.fragments_moved_home, repaired.fragments_hinted,
+        "every hinted fragment moved home: {repaired:?}"
+    );
     let after = client.repair(&ids).await.expect("second repair");
     assert_eq!(
         after.records_healthy,
         acked.len() as u64,
-        "after repair every acknowledged record has all k + m fragments: {after:?}"
+        "after repair every acknowledged record has all k + m fragments at home: {after:?}"
     );
+    assert_eq!(after.fragments_hinted, 0, "{after:?}");
     // So any m nodes may now go down at once: two chosen by the seed.
     let a = rng.gen_range(0..c.nodes.len());
     let b = (a + rng.gen_range(1..c.nodes.len())) % c.nodes.len();
@@ -246,11 +306,14 @@ async fn acknowledged_records_survive_kills_and_restarts_under_load() {
     let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
     println!(
         "chaos: seed {seed}; faults: {node_kills} node SIGKILLs, {node_restarts} node restarts, \
-         {gateway_kills} gateway SIGKILLs; puts {} tried, {} acknowledged; reads {} tried, {} ok, \
-         {} failed cleanly, {} wrong; repair rewrote {} fragments ({} missing, {} corrupt) of {} \
-         records; {} acknowledged records checked three times",
+         {gateway_kills} gateway SIGKILLs; puts {} tried, {} acknowledged, {} of {} acknowledged \
+         while a node was down; reads {} tried, {} ok, {} failed cleanly, {} wrong; repair \
+         rewrote {} fragments ({} missing, {} corrupt) and moved {} of {} hinted fragments home, \
+         {} records; {} acknowledged records checked three times",
         n(&counts.puts_tried),
         n(&counts.puts_acked),
+        n(&counts.puts_acked_while_down),
+        n(&counts.puts_tried_while_down),
         n(&counts.reads_tried),
         n(&counts.reads_ok),
         n(&counts.reads_failed),
@@ -258,10 +321,18 @@ async fn acknowledged_records_survive_kills_and_restarts_under_load() {
         repaired.fragments_rewritten,
         repaired.fragments_missing,
         repaired.fragments_corrupt,
+        repaired.fragments_moved_home,
+        repaired.fragments_hinted,
         repaired.records_repaired,
         acked.len(),
     );
     assert_eq!(n(&counts.wrong_bytes), 0, "a read returned wrong bytes");
+    if n(&counts.puts_tried_while_down) > 0 {
+        assert!(
+            n(&counts.puts_acked_while_down) > 0,
+            "no put was acknowledged while a node was down"
+        );
+    }
     assert!(
         node_kills >= 5,
         "the schedule injected too few faults to mean anything"

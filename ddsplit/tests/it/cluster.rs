@@ -6,7 +6,7 @@ use ddsplit::error::{DistriErr, ErrorCode};
 use ddsplit::id::RecordId;
 use ddsplit::query::{ByteRange, DistriQuery};
 
-use crate::support::{Cluster, record};
+use crate::support::{Cluster, EVERY_FRAGMENT, record};
 
 /// Record sizes that cover one byte, sizes around the fragment count, and a large record.
 const SIZES: [usize; 7] = [1, 3, 4, 5, 1000, 65_537, 1 << 20];
@@ -40,7 +40,7 @@ async fn assert_all_read_back(cluster: &Cluster, stored: &[(RecordId, Bytes)]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn put_get_query_delete_round_trip() {
-    let cluster = Cluster::start(6, &[]);
+    let cluster = Cluster::start(6, &EVERY_FRAGMENT);
     let stored = put_all(&cluster).await;
     assert_all_read_back(&cluster, &stored).await;
 
@@ -98,7 +98,7 @@ async fn put_get_query_delete_round_trip() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losing_m_nodes_loses_nothing_and_losing_more_fails_cleanly() {
-    let mut cluster = Cluster::start(6, &[]);
+    let mut cluster = Cluster::start(6, &EVERY_FRAGMENT);
     let stored = put_all(&cluster).await;
     // Every pair of nodes down in turn (15 pairs): every record still reads back.
     for a in 0..6 {
@@ -138,7 +138,7 @@ async fn losing_m_nodes_loses_nothing_and_losing_more_fails_cleanly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_torn_log_tail_loses_only_the_torn_entry() {
-    let mut cluster = Cluster::start(6, &[]);
+    let mut cluster = Cluster::start(6, &EVERY_FRAGMENT);
     let stored = put_all(&cluster).await;
     let mut client = cluster.client();
     let last = client.put(record(99, 10_000)).await.expect("put");

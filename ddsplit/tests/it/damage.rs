@@ -8,7 +8,7 @@ use ddsplit::id::RecordId;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::support::{Cluster, file_len, record};
+use crate::support::{Cluster, EVERY_FRAGMENT, file_len, record};
 
 /// Bytes of a log entry's header: magic, kind, padding, body length, checksum.
 const ENTRY_HEADER_LEN: usize = 16;
@@ -62,7 +62,7 @@ async fn recovery(cluster: &Cluster, node: usize) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn damaged_logs_restart_serve_what_is_intact_and_are_repaired() {
-    let mut cluster = Cluster::start(6, &[]);
+    let mut cluster = Cluster::start(6, &EVERY_FRAGMENT);
     let stored = put_records(&cluster, 40).await;
     let mut rng = StdRng::seed_from_u64(DAMAGE_SEED);
 
@@ -151,7 +151,7 @@ async fn damaged_logs_restart_serve_what_is_intact_and_are_repaired() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bit_rot_under_a_running_node_is_never_served_and_repair_fixes_it() {
-    let cluster = Cluster::start(6, &[]);
+    let cluster = Cluster::start(6, &EVERY_FRAGMENT);
     let stored = put_records(&cluster, 20).await;
     // Rot the last payload byte of every fragment node 0 holds, while it runs: its index
     // still points at them, so only the fragment checksum stands between the rot and a reader.

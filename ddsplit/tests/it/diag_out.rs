@@ -4,12 +4,13 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use crate::support::{COMMAND_TIMEOUT, ddsplit_bin, output_within};
+use crate::support::{COMMAND_TIMEOUT, EVERY_FRAGMENT, ddsplit_bin, output_within};
 
 fn local_run(out_dir: &Path, probes: Option<&str>) -> Output {
     let mut command = Command::new(ddsplit_bin());
     command
         .args(["local", "--listen", "127.0.0.1:0", "--no-admin"])
+        .args(EVERY_FRAGMENT)
         .args([
             "--ops",
             "200",
@@ -66,7 +67,7 @@ fn diag_out_holds_the_task_figures_of_the_run() {
             "{op}"
         );
     }
-    // Puts also preload records; each is written to all k + m = 6 nodes (the default quorum).
+    // Puts also preload records; each is written to all k + m = 6 nodes (quorum k + m).
     let puts = figure("gateway.put", "instrumented_count");
     assert!(puts >= report["per_op"]["put"]["ops"].as_u64().unwrap());
     assert_eq!(figure("node.put", "instrumented_count"), 6 * puts);

@@ -15,6 +15,7 @@ mod cluster;
 mod connections;
 mod damage;
 mod diag_out;
+mod hinted;
 mod probes;
 mod prometheus;
 mod props;

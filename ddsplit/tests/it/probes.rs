@@ -63,8 +63,10 @@ fn allocations_per_put() -> Vec<AllocCounts> {
         .build()
         .unwrap();
     runtime.block_on(async {
+        // Quorum k + m: a put's last fragment write ends inside its own scope, not the next's.
         let config = LocalClusterConfig {
             fsync: FsyncPolicy::Never,
+            write_quorum: Some(6),
             ..LocalClusterConfig::default()
         };
         let cluster = LocalCluster::start(config).await.unwrap();

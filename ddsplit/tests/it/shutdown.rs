@@ -13,7 +13,8 @@ use ddsplit::id::RecordId;
 use ddsplit::limits::SHUTDOWN_GRACE;
 
 use crate::support::{
-    Cluster, ClusterOptions, Proc, ddsplit_bin, free_addr, record, wait_listening, within,
+    Cluster, ClusterOptions, EVERY_FRAGMENT, Proc, ddsplit_bin, free_addr, record, wait_listening,
+    within,
 };
 
 /// Puts in flight when the signal arrives.
@@ -94,6 +95,7 @@ async fn sigterm_to_the_gateway_lets_in_flight_puts_finish() {
 async fn sigterm_and_sigint_to_nodes_under_load_lose_nothing_acknowledged() {
     let mut cluster = Cluster::start_with(ClusterOptions {
         fragment_timeout: "5s",
+        gateway_args: EVERY_FRAGMENT.map(String::from).to_vec(),
         ..ClusterOptions::default()
     });
     let mut acked = Vec::new();

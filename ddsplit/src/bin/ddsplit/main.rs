@@ -138,7 +138,8 @@ struct SplitArgs {
     /// Parity fragments per record: this many nodes of a record may be lost.
     #[arg(long, default_value_t = PARITY_FRAGMENTS_DEFAULT)]
     m: u8,
-    /// Fragment writes acknowledged before a put is (k+1 ..= k+m; default k+m).
+    /// Fragment writes acknowledged before a put is (k+1 ..= k+m; default k+1: puts go on
+    /// with up to m-1 of a record's nodes down; k+m waits for every fragment).
     #[arg(long)]
     write_quorum: Option<usize>,
 }
@@ -525,7 +526,10 @@ async fn run_gateway(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         listen: args.listen,
         nodes: args.nodes.clone(),
         params,
-        write_quorum: args.split.write_quorum.unwrap_or(params.total()),
+        write_quorum: args
+            .split
+            .write_quorum
+            .unwrap_or(gateway::write_quorum_default(params)),
         fragment_timeout: args.fragment_timeout,
         server: ServerConfig {
             connections_max: args.max_connections,

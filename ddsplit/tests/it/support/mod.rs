@@ -22,6 +22,11 @@ const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a test's own socket may take to connect, and each of its reads and writes.
 const SOCKET_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Gateway flags for tests that count fragments, or damage logs, right after puts: a put is
+/// acknowledged only once all k + m fragments are on disk (the default quorum is k + 1, and
+/// the last fragment write may still be under way when the client hears "stored").
+pub const EVERY_FRAGMENT: [&str; 2] = ["--write-quorum", "6"];
+
 /// How long one `ddsplit` command run by a test may take: the longest, `ddsplit local` runs of
 /// a few hundred operations with profiles on, take seconds.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);

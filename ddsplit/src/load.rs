@@ -29,6 +29,9 @@ use crate::units::{ByteSize, parse_duration};
 pub const WORKER_POOL_MAX: usize = 4096;
 /// Most concurrent workers.
 pub const CONCURRENCY_MAX: usize = 4096;
+/// Highest `--rate`: a million operations a second is past what any cluster here can serve, so
+/// a larger figure is a typo.
+pub const LOAD_RATE_MAX: f64 = 1_000_000.0;
 /// Distinct error messages kept for the report.
 const ERROR_SAMPLES_MAX: usize = 5;
 /// Highest latency the histograms track (longer ones are clamped): one minute.
@@ -122,6 +125,11 @@ pub struct LoadConfig {
     /// Records written per worker before measuring starts, so reads have something to read.
     #[arg(long, default_value_t = 8)]
     pub preload: usize,
+    /// Operations per second over all workers, paced (each worker starts an operation every
+    /// concurrency/rate seconds, skipping the starts it fell behind on); default: as fast as
+    /// the workers go. Latency is timed from each operation's actual start.
+    #[arg(long)]
+    pub rate: Option<f64>,
 }
 
 impl Default for LoadConfig {
@@ -138,6 +146,7 @@ impl Default for LoadConfig {
             ops: None,
             query_batch: 8,
             preload: 8,
+            rate: None,
         }
     }
 }
@@ -166,7 +175,21 @@ impl LoadConfig {
         if self.ops == Some(0) {
             return Err("--ops must be at least 1".into());
         }
+        if let Some(rate) = self.rate
+            && !(rate > 0.0 && rate <= LOAD_RATE_MAX)
+        {
+            return Err(format!(
+                "--rate must be above 0 and at most {LOAD_RATE_MAX} operations per second, got \
+                 {rate}"
+            ));
+        }
         Ok(())
+    }
+
+    /// How often each worker starts an operation under `--rate`.
+    fn pacing(&self) -> Option<Duration> {
+        self.rate
+            .map(|rate| Duration::from_secs_f64(self.concurrency as f64 / rate))
     }
 
     fn stop_after(&self) -> (Option<Instant>, Option<u64>) {
@@ -624,12 +647,20 @@ pub async fn run_measured(
         .map(|mut worker| {
             let stop = Arc::clone(&stop);
             let mix = config.mix.clone();
+            let mut pace = config.pacing().map(|period| {
+                let mut ticks = tokio::time::interval(period);
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                ticks
+            });
             diag::tasks::spawn_named("load.worker", async move {
                 let mut done = 0u64;
                 while !stop.load(Ordering::Relaxed)
                     && deadline.is_none_or(|d| Instant::now() < d)
                     && per_worker.is_none_or(|n| done < n)
                 {
+                    if let Some(ticks) = &mut pace {
+                        ticks.tick().await;
+                    }
                     let op = match mix.pick(&mut worker.rng) {
                         _ if worker.pool.is_empty() => Op::Put,
                         op => op,

@@ -130,12 +130,17 @@ fn watch_drops(addr: String) {
                     return;
                 }
             };
-            runtime.block_on(async move {
-                loop {
-                    let _ = count_drops(&addr).await;
-                    DROPS.watching.store(false, Ordering::Relaxed);
-                    tokio::time::sleep(RECONNECT_DELAY).await;
-                }
+            // The counter's own tasks and sockets must not be traced: the console would report
+            // them, and every update the counter reads would make more events to report.
+            let untraced = tracing::Dispatch::none();
+            tracing::dispatcher::with_default(&untraced, || {
+                runtime.block_on(async move {
+                    loop {
+                        let _ = count_drops(&addr).await;
+                        DROPS.watching.store(false, Ordering::Relaxed);
+                        tokio::time::sleep(RECONNECT_DELAY).await;
+                    }
+                })
             });
         });
     if let Err(e) = spawned {

@@ -39,6 +39,13 @@ fn free_addr() -> SocketAddr {
         .unwrap()
 }
 
+/// The test's load: paced so that this unoptimised build's console loses no event on a loaded
+/// 2-core machine (the release build is lossless at 100 a second; see `diag::console`).
+const TEST_RATE: &str = "25";
+
+/// How long the console is watched for dropped events after the tasks appeared.
+const LOSSLESS_WATCH: Duration = Duration::from_secs(15);
+
 /// Tasks the console must show polled: the connection tasks, which run every request of the
 /// gateway and of the nodes.
 const REQUIRED: [&str; 2] = ["gateway.conn", "node.conn"];
@@ -61,7 +68,14 @@ fn tokio_console_sees_the_named_ddsplit_tasks_polled() {
     let (console, admin) = (free_addr(), free_addr());
     let child = Command::new(env!("CARGO_BIN_EXE_ddsplit"))
         .args(["local", "--listen", "127.0.0.1:0", "--load", "120s"])
-        .args(["--concurrency", "4", "--size-max", "64KiB"])
+        .args([
+            "--concurrency",
+            "4",
+            "--size-max",
+            "64KiB",
+            "--rate",
+            TEST_RATE,
+        ])
         .args(["--admin", &admin.to_string()])
         .arg("--data-dir")
         .arg(dir.path())
@@ -78,8 +92,8 @@ fn tokio_console_sees_the_named_ddsplit_tasks_polled() {
         .enable_all()
         .build()
         .unwrap();
-    let seen = runtime.block_on(async {
-        tokio::time::timeout(SEE_TIMEOUT, watch_until_seen(console, &mut child.0))
+    let (seen, dropped) = runtime.block_on(async {
+        tokio::time::timeout(SEE_TIMEOUT + LOSSLESS_WATCH, watch(console, &mut child.0))
             .await
             .unwrap_or_else(|_| {
                 panic!("the console did not show polled {REQUIRED:?} tasks within {SEE_TIMEOUT:?}")
@@ -87,6 +101,20 @@ fn tokio_console_sees_the_named_ddsplit_tasks_polled() {
     });
     for name in REQUIRED {
         assert!(polled(&seen, name), "no polled {name} task in {seen:?}");
+    }
+    // The console's view is complete at this load, and the process says so itself.
+    assert_eq!(
+        dropped, 0,
+        "the console layer dropped events at --rate {TEST_RATE}"
+    );
+    let metrics = http_get(admin, "/metrics");
+    assert!(
+        metrics.contains("ddsplit_console_drops_counted 1\n"),
+        "the process does not count its console drops:\n{metrics}"
+    );
+    for kind in ["tasks", "resources", "async_ops"] {
+        let line = format!("ddsplit_console_dropped_events_total{{kind=\"{kind}\"}} 0\n");
+        assert!(metrics.contains(&line), "{line:?} missing:\n{metrics}");
     }
 
     // tokio_unstable builds give the task probes tokio's unstable runtime figures.
@@ -128,9 +156,10 @@ fn http_get(addr: SocketAddr, path: &str) -> String {
     body.to_string()
 }
 
-/// Subscribes to the console at `addr` (retrying while it starts) and gathers task names and
-/// poll counts until every [`REQUIRED`] task has been polled.
-async fn watch_until_seen(addr: SocketAddr, program: &mut Child) -> HashMap<u64, Seen> {
+/// Subscribes to the console at `addr` (retrying while it starts), gathers task names and poll
+/// counts until every [`REQUIRED`] task has been polled, then watches [`LOSSLESS_WATCH`] more;
+/// returns the tasks and the events the console said it dropped.
+async fn watch(addr: SocketAddr, program: &mut Child) -> (HashMap<u64, Seen>, u64) {
     let mut client = loop {
         match InstrumentClient::connect(format!("http://{addr}")).await {
             Ok(client) => break client,
@@ -148,15 +177,20 @@ async fn watch_until_seen(addr: SocketAddr, program: &mut Child) -> HashMap<u64,
         .expect("the console accepts the subscription")
         .into_inner();
     let mut seen: HashMap<u64, Seen> = HashMap::new();
+    let mut dropped = 0;
+    let mut seen_at = None;
     loop {
         let update = updates
             .message()
             .await
             .expect("the console's update stream stays healthy")
             .expect("the console's update stream does not end while the program runs");
+        dropped += update.resource_update.map_or(0, |r| r.dropped_events)
+            + update.async_op_update.map_or(0, |a| a.dropped_events);
         let Some(tasks) = update.task_update else {
             continue;
         };
+        dropped += tasks.dropped_events;
         for task in tasks.new_tasks {
             let id = task.id.expect("a new task has an id").id;
             let name = task
@@ -176,8 +210,11 @@ async fn watch_until_seen(addr: SocketAddr, program: &mut Child) -> HashMap<u64,
             let polls = stats.poll_stats.map_or(0, |p| p.polls);
             seen.entry(id).or_default().polls = polls;
         }
-        if REQUIRED.iter().all(|name| polled(&seen, name)) {
-            return seen;
+        if seen_at.is_none() && REQUIRED.iter().all(|name| polled(&seen, name)) {
+            seen_at = Some(std::time::Instant::now());
+        }
+        if seen_at.is_some_and(|at| at.elapsed() >= LOSSLESS_WATCH) {
+            return (seen, dropped);
         }
     }
 }

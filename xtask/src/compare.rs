@@ -51,6 +51,7 @@ Options:
   --max-throughput-drop PCT   throughput drop that fails, beyond the noise (default 3)
   --max-alloc-growth PCT      growth of allocations per operation that fails (default 2)
   --max-copy-growth PCT       growth of bytes copied per operation that fails (default 5)
+  --max-p99-growth PCT        growth of the p99 latency that fails, beyond the noise (default 50)
   --max-alloc-bytes-growth PCT  growth of bytes allocated per operation that fails (default 5)
   --max-type-growth BYTES     growth of one type or future that fails (default 1024)
   --min-site-alloc-growth PCT growth of one allocation site's count that names it (default 20)
@@ -129,6 +130,7 @@ fn parse(args: &[String]) -> anyhow::Result<Option<Options>> {
                 thresholds.type_growth_bytes =
                     number(&value("--max-type-growth")?, "--max-type-growth")?
             }
+            "--max-p99-growth" => thresholds.p99_growth = percent(&value("--max-p99-growth")?)?,
             "--max-alloc-bytes-growth" => {
                 thresholds.alloc_bytes_growth = percent(&value("--max-alloc-bytes-growth")?)?
             }

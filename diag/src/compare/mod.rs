@@ -22,7 +22,9 @@ use serde::{Deserialize, Serialize};
 pub use html::{Picture, render_html};
 pub use names::short_name;
 pub use render::render_markdown;
-pub use wall::{Spread, WALL_SE_FLOOR, WALL_SIGMAS, WallComparison, WallVerdict, median};
+pub use wall::{
+    PairedChange, Spread, WALL_SE_FLOOR, WALL_SIGMAS, WallComparison, WallVerdict, median,
+};
 
 use crate::sizes::SizesReport;
 use crate::snapshot::{BuildIdentity, CpuCategory, CpuFigures, Snapshot};
@@ -58,6 +60,11 @@ pub const DEFAULT_SITE_ALLOC_GROWTH: f64 = 0.20;
 /// Default stack frame that is a regression: 256 KiB; a few of them nested fill a 2 MiB
 /// thread stack.
 pub const DEFAULT_STACK_FRAME_FAIL_BYTES: u64 = 256 * 1024;
+/// Default growth of the p99 latency that is a regression, when beyond the noise: +50%. A tail
+/// that doubles while throughput stays flat (a lock held across an await, a queue) is a
+/// regression the throughput never shows; the p99 of one run scatters more than its throughput,
+/// so the threshold is wider.
+pub const DEFAULT_P99_GROWTH: f64 = 0.5;
 /// Default size at which a future with no counterpart in the baseline is a regression: 8 KiB.
 /// New code brings new futures; only a large one is a change worth failing on by itself.
 pub const DEFAULT_NEW_FUTURE_FAIL_BYTES: u64 = 8 * 1024;
@@ -89,6 +96,13 @@ pub struct Thresholds {
     /// A new future this large (bytes) fails.
     #[serde(default = "default_new_future_fail_bytes")]
     pub new_future_fail_bytes: u64,
+    /// Growth of the p99 latency (fraction) that fails, beyond the noise.
+    #[serde(default = "default_p99_growth")]
+    pub p99_growth: f64,
+}
+
+fn default_p99_growth() -> f64 {
+    DEFAULT_P99_GROWTH
 }
 
 fn default_alloc_bytes_growth() -> f64 {
@@ -117,6 +131,7 @@ impl Default for Thresholds {
             site_alloc_growth: DEFAULT_SITE_ALLOC_GROWTH,
             stack_frame_fail_bytes: DEFAULT_STACK_FRAME_FAIL_BYTES,
             new_future_fail_bytes: DEFAULT_NEW_FUTURE_FAIL_BYTES,
+            p99_growth: DEFAULT_P99_GROWTH,
         }
     }
 }
@@ -148,6 +163,8 @@ pub enum FindingKind {
     StackFrames,
     /// A function's CPU per operation grew.
     HotSpot,
+    /// The tail latency grew beyond the noise.
+    Latency,
 }
 
 impl FindingKind {
@@ -161,6 +178,7 @@ impl FindingKind {
             FindingKind::Instructions => "instructions",
             FindingKind::StackFrames => "stack frames",
             FindingKind::HotSpot => "CPU hot spot",
+            FindingKind::Latency => "tail latency",
         }
     }
 }
@@ -370,6 +388,7 @@ pub fn compare(baseline: &Side<'_>, candidate: &Side<'_>, thresholds: &Threshold
     let named: Vec<String> = findings.iter().flat_map(|f| f.functions.clone()).collect();
     findings.extend(hotspots::cpu_findings(&context, &named));
     findings.extend(totals::findings(&context, &findings));
+    findings.extend(latency_finding(wall.as_ref(), thresholds));
     assign_shares(&mut findings, cpu.as_ref());
     rank(&mut findings);
 
@@ -403,6 +422,43 @@ pub fn compare(baseline: &Side<'_>, candidate: &Side<'_>, thresholds: &Threshold
         missing_passes,
         blockers: Vec::new(),
     }
+}
+
+/// A finding when the p99 latency grew past its threshold, beyond the noise of the pairs.
+fn latency_finding(wall: Option<&WallComparison>, thresholds: &Thresholds) -> Option<Finding> {
+    let w = wall?;
+    if !w.p99.grew_beyond(thresholds.p99_growth) {
+        return None;
+    }
+    let (b, c) = (w.baseline_latency_us, w.candidate_latency_us);
+    Some(Finding {
+        kind: FindingKind::Latency,
+        title: format!(
+            "p99 latency grew {:+.0}% (from {} to {}) with throughput {:+.1}%",
+            (w.p99.ratio - 1.0) * 100.0,
+            fmt_us(b.1 * 1e3),
+            fmt_us(c.1 * 1e3),
+            w.change() * 100.0
+        ),
+        evidence: vec![
+            Evidence::new("latency p50", fmt_us(b.0 * 1e3), fmt_us(c.0 * 1e3)),
+            Evidence::new("latency p99", fmt_us(b.1 * 1e3), fmt_us(c.1 * 1e3)),
+            Evidence::new(
+                "p99 ratio over the pairs (median, standard error)",
+                "",
+                format!("{:.2} ± {:.1}%", w.p99.ratio, w.p99.standard_error * 100.0),
+            ),
+        ],
+        sites: Vec::new(),
+        functions: Vec::new(),
+        cost_ns_per_op: None,
+        share: None,
+        fix: "some requests wait where others do not: a lock or semaphore held across an \
+              `.await`, a queue in front of a shared resource, a blocking call on a runtime \
+              thread. The task kinds' scheduled and idle times below say which kind waits"
+            .into(),
+        regression: true,
+    })
 }
 
 /// What every finding producer reads.

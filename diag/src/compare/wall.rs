@@ -1,5 +1,5 @@
 //! Wall time with a noise model: the runs of the two sides are paired in the order they ran
-//! (A B A B ...), so a slow moment of the machine slows both runs of a pair, and the verdict
+//! (A B, B A ...), so a slow moment of the machine slows both runs of a pair, and the verdict
 //! rests on the median of the paired ratios and on how much those ratios scatter.
 
 use serde::{Deserialize, Serialize};
@@ -84,6 +84,51 @@ pub struct WallComparison {
     pub verdict: WallVerdict,
     /// The throughput drop that counts as a regression.
     pub threshold: f64,
+    /// The p99 latency of the pairs through the same noise model (median ratio candidate /
+    /// baseline, its noise and standard error): tail latency can double while throughput stays.
+    #[serde(default)]
+    pub p99: PairedChange,
+}
+
+/// How one figure changed over the pairs of runs: the median of the pairs' ratios, how much one
+/// pair's ratio scatters, and the standard error of the median (all of the log ratios).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct PairedChange {
+    /// Median ratio, candidate / baseline.
+    pub ratio: f64,
+    /// Robust standard deviation of one pair's log ratio.
+    pub noise: f64,
+    /// Standard error of the median log ratio.
+    pub standard_error: f64,
+}
+
+impl PairedChange {
+    /// The change of `baseline[i]` to `candidate[i]` over the pairs.
+    pub fn of(baseline: &[f64], candidate: &[f64]) -> (PairedChange, Vec<f64>) {
+        let logs: Vec<f64> = baseline
+            .iter()
+            .zip(candidate)
+            .map(|(b, c)| (c.max(f64::MIN_POSITIVE) / b.max(f64::MIN_POSITIVE)).ln())
+            .collect();
+        let center = median(&logs);
+        let deviations: Vec<f64> = logs.iter().map(|l| (l - center).abs()).collect();
+        let noise = MAD_TO_SIGMA * median(&deviations);
+        let standard_error =
+            (MEDIAN_SE_FACTOR * noise / (logs.len().max(1) as f64).sqrt()).max(WALL_SE_FLOOR);
+        let change = PairedChange {
+            ratio: center.exp(),
+            noise,
+            standard_error,
+        };
+        (change, logs)
+    }
+
+    /// True when the figure grew by more than `growth` (0.5 is +50%) and by more than
+    /// [`WALL_SIGMAS`] standard errors.
+    pub fn grew_beyond(&self, growth: f64) -> bool {
+        let change = self.ratio.max(f64::MIN_POSITIVE).ln();
+        change > (1.0 + growth).ln() && change > WALL_SIGMAS * self.standard_error
+    }
 }
 
 impl WallComparison {
@@ -94,17 +139,15 @@ impl WallComparison {
             return None;
         }
         let (baseline, candidate) = (&baseline[..pairs], &candidate[..pairs]);
-        let logs: Vec<f64> = baseline
-            .iter()
-            .zip(candidate)
-            .map(|(b, c)| {
-                (c.ops_per_s.max(f64::MIN_POSITIVE) / b.ops_per_s.max(f64::MIN_POSITIVE)).ln()
-            })
-            .collect();
-        let center = median(&logs);
-        let deviations: Vec<f64> = logs.iter().map(|l| (l - center).abs()).collect();
-        let noise = MAD_TO_SIGMA * median(&deviations);
-        let standard_error = (MEDIAN_SE_FACTOR * noise / (pairs as f64).sqrt()).max(WALL_SE_FLOOR);
+        let figure =
+            |runs: &[WallRun], f: fn(&WallRun) -> f64| runs.iter().map(f).collect::<Vec<f64>>();
+        let ops = |r: &WallRun| r.ops_per_s;
+        let (throughput_change, logs) =
+            PairedChange::of(&figure(baseline, ops), &figure(candidate, ops));
+        let p99 = |r: &WallRun| r.latency_us.p99 as f64;
+        let (p99_change, _) = PairedChange::of(&figure(baseline, p99), &figure(candidate, p99));
+        let center = throughput_change.ratio.ln();
+        let (noise, standard_error) = (throughput_change.noise, throughput_change.standard_error);
         let limit = (1.0 - threshold).ln().abs();
         let verdict = if center < -limit && center < -WALL_SIGMAS * standard_error {
             WallVerdict::Slower
@@ -147,6 +190,7 @@ impl WallComparison {
             candidate_latency_us: latency(candidate),
             verdict,
             threshold,
+            p99: p99_change,
         })
     }
 
@@ -221,6 +265,31 @@ mod tests {
         let wall = WallComparison::of(&base, &cand, 0.03).unwrap();
         assert_eq!(wall.verdict, WallVerdict::NoChange);
         assert_eq!(wall.standard_error, WALL_SE_FLOOR);
+    }
+
+    #[test]
+    fn a_p99_that_doubles_with_throughput_flat_grew_beyond_the_threshold() {
+        let with_p99 = |p99: &[u64]| -> Vec<WallRun> {
+            p99.iter()
+                .map(|&p99| {
+                    let mut run = runs(&[1000.0]).remove(0);
+                    run.latency_us.p99 = p99;
+                    run
+                })
+                .collect()
+        };
+        let base = with_p99(&[900, 1000, 1100, 950, 1050]);
+        let doubled = with_p99(&[1900, 2000, 2150, 1950, 2050]);
+        let wall = WallComparison::of(&base, &doubled, 0.03).unwrap();
+        assert_eq!(wall.verdict, WallVerdict::NoChange, "throughput is flat");
+        assert!((wall.p99.ratio - 2.0).abs() < 0.1, "{:?}", wall.p99);
+        assert!(wall.p99.grew_beyond(0.5));
+        // The same runs scattered as widely as the change: not beyond the noise.
+        let scattered = with_p99(&[500, 2000, 900, 2600, 1000]);
+        let wall = WallComparison::of(&base, &scattered, 0.03).unwrap();
+        assert!(!wall.p99.grew_beyond(0.5), "{:?}", wall.p99);
+        let same = WallComparison::of(&base, &base, 0.03).unwrap();
+        assert!(!same.p99.grew_beyond(0.5));
     }
 
     #[test]

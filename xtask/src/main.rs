@@ -16,6 +16,17 @@ mod sizes;
 mod test;
 mod util;
 
+/// Tests that build whole sides take turns: they share the cores, and one seeds a target
+/// directory from `target/debug` while the other may be building into it.
+#[cfg(test)]
+static WHOLE_BUILDS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Takes [`WHOLE_BUILDS`] (a test that failed while holding it does not stop the others).
+#[cfg(test)]
+fn whole_builds_turn() -> std::sync::MutexGuard<'static, ()> {
+    WHOLE_BUILDS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let command = args.first().map(String::as_str).unwrap_or("help");

@@ -81,6 +81,7 @@ fn another_toolchain_or_simd_path_blocks() {
 /// makes its counting run, and must end with exit 2 naming the instructions pass.
 #[test]
 fn the_gate_with_a_broken_valgrind_exits_2_and_names_the_pass() {
+    let _turn = crate::whole_builds_turn();
     let bin = tempfile::tempdir().unwrap();
     let valgrind = bin.path().join("valgrind");
     std::fs::write(

@@ -60,6 +60,7 @@ fn dev() -> BuildOptions {
 
 #[test]
 fn two_commits_build_into_two_binaries_each_with_its_own_identity() {
+    let _turn = crate::whole_builds_turn();
     let dir = tempfile::tempdir().unwrap();
     let repo: PathBuf = dir.path().join("repo");
     let root = workspace_root();

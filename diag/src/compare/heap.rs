@@ -149,7 +149,10 @@ pub(crate) fn findings(
     out
 }
 
-/// Sites of both profiles paired by function and line, per operation.
+/// The changes of the candidate's allocation sites. A site is matched across builds by what it
+/// is, not where it is: its function, its file and the frames it allocates through, line left
+/// out, so a site whose lines moved (code added above it) is the same site; sites of one
+/// function, file and path are added up on both sides.
 fn site_changes<'a>(
     cx: &Context<'_>,
     before: &'a HeapFigures,
@@ -165,42 +168,85 @@ fn site_changes<'a>(
                 .collect()
         })
         .unwrap_or_default();
-    after
-        .sites
-        .iter()
-        .map(|site| {
+    let mut grouped: Vec<(SiteKey<'a>, &'a HeapSite, u64, u64)> = Vec::new();
+    for site in &after.sites {
+        let key = SiteKey::of(site);
+        match grouped.iter_mut().find(|(k, ..)| *k == key) {
+            Some((_, _, blocks, bytes)) => {
+                *blocks += site.blocks;
+                *bytes += site.bytes;
+            }
+            None => grouped.push((key, site, site.blocks, site.bytes)),
+        }
+    }
+    grouped
+        .into_iter()
+        .map(|(key, site, blocks, bytes)| {
             let base = before
                 .sites
                 .iter()
-                .filter(|b| b.function == site.function && b.location == site.location)
+                .filter(|b| SiteKey::of(b) == key)
                 .map(|b| b.blocks)
                 .sum::<u64>();
-            let pinned = site
-                .via
-                .iter()
-                .any(|v| v.contains("Box<T>::pin") || v.contains("Box<T,A>::pin"));
-            let size = site.bytes_per_block();
-            // A block the size of a future, allocated through `Box::pin` or directly: a boxed
-            // future. Prefer the future of the allocating function itself.
-            let mut matching: Vec<&str> = futures
-                .iter()
-                .filter(|(_, s)| *s == size)
-                .map(|(n, _)| *n)
-                .collect();
-            matching.sort_by_key(|n| (!is_boxed_trait_block(n), n.len()));
-            let future = match matching.first() {
-                Some(n) => Some(n.to_string()),
-                None if pinned => Some(String::new()),
-                None => None,
-            };
+            let size = bytes.checked_div(blocks).unwrap_or(0);
             SiteChange {
                 site,
                 before: per_op(base, before.ops),
-                after: per_op(site.blocks, after.ops),
-                future,
+                after: per_op(blocks, after.ops),
+                future: boxed_future(site, size, &futures),
             }
         })
         .collect()
+}
+
+/// What a heap site is, whatever its line: function, file, and the frames it allocates through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SiteKey<'a> {
+    function: &'a str,
+    file: Option<&'a str>,
+    via: &'a [String],
+}
+
+impl<'a> SiteKey<'a> {
+    fn of(site: &'a HeapSite) -> SiteKey<'a> {
+        SiteKey {
+            function: &site.function,
+            file: site
+                .location
+                .as_deref()
+                .map(|l| l.rsplit_once(':').map_or(l, |(file, _)| file)),
+            via: &site.via,
+        }
+    }
+}
+
+/// The future a site boxes, when the evidence says it boxes one: its blocks go through
+/// `Box::pin` (the `#[async_trait]` shim, `Box::pin(fut)`), or through `Box::new` with the size
+/// of a future (`Box::new(fut) as Pin<Box<dyn Future>>`). A block that only has a future's size
+/// (a `Vec`'s buffer of 320 B) is not one. The future named is the one of that size, preferring
+/// the allocating function's own; `Some("")` when a pinned block's size matches no future.
+fn boxed_future(site: &HeapSite, size: u64, futures: &[(&str, u64)]) -> Option<String> {
+    let through = |frame: &str| {
+        site.via.iter().any(|v| {
+            v.contains(&format!("Box<T>::{frame}")) || v.contains(&format!("Box<T,A>::{frame}"))
+        })
+    };
+    let pinned = through("pin");
+    let boxed = pinned || through("new");
+    if !boxed {
+        return None;
+    }
+    let mut matching: Vec<&str> = futures
+        .iter()
+        .filter(|(_, s)| *s == size)
+        .map(|(n, _)| *n)
+        .collect();
+    matching.sort_by_key(|n| (!is_boxed_trait_block(n), n.len()));
+    match matching.first() {
+        Some(n) => Some(n.to_string()),
+        None if pinned => Some(String::new()),
+        None => None,
+    }
 }
 
 fn boxed_finding(

@@ -731,3 +731,49 @@ fn a_machine_slower_during_one_cpu_pass_makes_no_hot_spot() {
         c.findings
     );
 }
+
+#[test]
+fn an_allocation_site_whose_lines_moved_is_the_same_site() {
+    let mut p = pair(Build::default(), Build::default());
+    let heap = p.cand.0.heap.as_mut().unwrap();
+    // Three lines were added above the allocation: same function, file and path.
+    heap.sites[0].location = Some("app/src/codec.rs:13".into());
+    let c = run(&p);
+    assert_eq!(c.findings, Vec::new(), "{:#?}", c.findings);
+    assert!(!c.regression);
+}
+
+#[test]
+fn a_block_the_size_of_a_future_is_a_boxed_future_only_through_box_pin_or_box_new() {
+    // A new site allocating blocks exactly a boxed future's size through `Vec::with_capacity`
+    // is an allocation, not a boxed future; the same through `Box::pin` is one.
+    let site = |via: &str| HeapSite {
+        function: "app::gateway::Gateway::read_fragments::{{closure}}".into(),
+        location: Some("app/src/gateway.rs:284".into()),
+        via: vec![via.into()],
+        blocks: 2 * OPS,
+        bytes: 2 * OPS * FUT_BOXED,
+    };
+    let kinds = |via: &str| {
+        let mut p = pair(Build::default(), Build::default());
+        p.cand.1 = sizes_of(Build {
+            boxed_futures: true,
+            ..Build::default()
+        });
+        p.cand.0.heap.as_mut().unwrap().sites.push(site(via));
+        let alloc = p.cand.0.alloc.as_mut().unwrap();
+        alloc.allocations += 2 * OPS;
+        run(&p).findings.iter().map(|f| f.kind).collect::<Vec<_>>()
+    };
+    let vec_buffer = kinds("alloc::vec::Vec<T>::with_capacity");
+    assert!(
+        !vec_buffer.contains(&FindingKind::BoxedFuture),
+        "{vec_buffer:?}"
+    );
+    assert!(
+        vec_buffer.contains(&FindingKind::Allocations),
+        "{vec_buffer:?}"
+    );
+    let pinned = kinds("alloc::boxed::Box<T>::pin");
+    assert!(pinned.contains(&FindingKind::BoxedFuture), "{pinned:?}");
+}

@@ -150,9 +150,9 @@ pub(crate) fn findings(
 }
 
 /// The changes of the candidate's allocation sites. A site is matched across builds by what it
-/// is, not where it is: its function, its file and the frames it allocates through, line left
+/// is, not where it is: its function, its file and the frame it allocates through, line left
 /// out, so a site whose lines moved (code added above it) is the same site; sites of one
-/// function, file and path are added up on both sides.
+/// function, file and frame are added up on both sides.
 fn site_changes<'a>(
     cx: &Context<'_>,
     before: &'a HeapFigures,
@@ -199,12 +199,14 @@ fn site_changes<'a>(
         .collect()
 }
 
-/// What a heap site is, whatever its line: function, file, and the frames it allocates through.
+/// What a heap site is, whatever its line: function, file, and the frame just inside it that
+/// allocates (`Vec::with_capacity`, `Box::pin`). Only that frame: the deeper ones vary between
+/// two runs of one binary (the allocator's own frames are cut at different depths).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct SiteKey<'a> {
     function: &'a str,
     file: Option<&'a str>,
-    via: &'a [String],
+    via: Option<&'a str>,
 }
 
 impl<'a> SiteKey<'a> {
@@ -215,7 +217,7 @@ impl<'a> SiteKey<'a> {
                 .location
                 .as_deref()
                 .map(|l| l.rsplit_once(':').map_or(l, |(file, _)| file)),
-            via: &site.via,
+            via: site.via.first().map(String::as_str),
         }
     }
 }

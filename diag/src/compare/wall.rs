@@ -19,6 +19,13 @@ pub const WALL_SIGMAS: f64 = 3.0;
 /// the machine really repeats.
 pub const WALL_SE_FLOOR: f64 = 0.003;
 
+/// A change is called only when so many pairs agree on its direction that a coin would do as
+/// well less than this often (one-sided sign test). The median and its standard error alone were
+/// fooled by a machine whose throughput jumped between two levels: five same-against-same pairs
+/// of ratios 0.83, 1.19, 1.18, 0.85, 0.86 gave "13.8% slower, beyond the noise", with only three
+/// pairs slower. At five pairs this needs all five; at twelve, ten.
+pub const WALL_SIGN_P: f64 = 0.05;
+
 /// The middle and the ends of a set of measurements.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Spread {
@@ -100,6 +107,12 @@ pub struct PairedChange {
     pub noise: f64,
     /// Standard error of the median log ratio.
     pub standard_error: f64,
+    /// Pairs in which the figure grew, of `pairs`.
+    #[serde(default)]
+    pub grew_pairs: usize,
+    /// Pairs compared.
+    #[serde(default)]
+    pub pairs: usize,
 }
 
 impl PairedChange {
@@ -119,15 +132,19 @@ impl PairedChange {
             ratio: center.exp(),
             noise,
             standard_error,
+            grew_pairs: logs.iter().filter(|l| **l > 0.0).count(),
+            pairs: logs.len(),
         };
         (change, logs)
     }
 
-    /// True when the figure grew by more than `growth` (0.5 is +50%) and by more than
-    /// [`WALL_SIGMAS`] standard errors.
+    /// True when the figure grew by more than `growth` (0.5 is +50%), by more than
+    /// [`WALL_SIGMAS`] standard errors, and in enough pairs to pass the sign test.
     pub fn grew_beyond(&self, growth: f64) -> bool {
         let change = self.ratio.max(f64::MIN_POSITIVE).ln();
-        change > (1.0 + growth).ln() && change > WALL_SIGMAS * self.standard_error
+        change > (1.0 + growth).ln()
+            && change > WALL_SIGMAS * self.standard_error
+            && sign_test_p(self.grew_pairs, self.pairs) < WALL_SIGN_P
     }
 }
 
@@ -149,9 +166,17 @@ impl WallComparison {
         let center = throughput_change.ratio.ln();
         let (noise, standard_error) = (throughput_change.noise, throughput_change.standard_error);
         let limit = (1.0 - threshold).ln().abs();
-        let verdict = if center < -limit && center < -WALL_SIGMAS * standard_error {
+        let slower_pairs = logs.iter().filter(|l| **l < 0.0).count();
+        let faster_pairs = logs.iter().filter(|l| **l > 0.0).count();
+        let verdict = if center < -limit
+            && center < -WALL_SIGMAS * standard_error
+            && sign_test_p(slower_pairs, pairs) < WALL_SIGN_P
+        {
             WallVerdict::Slower
-        } else if center > limit && center > WALL_SIGMAS * standard_error {
+        } else if center > limit
+            && center > WALL_SIGMAS * standard_error
+            && sign_test_p(faster_pairs, pairs) < WALL_SIGN_P
+        {
             WallVerdict::Faster
         } else {
             WallVerdict::NoChange
@@ -185,7 +210,7 @@ impl WallComparison {
             ),
             noise,
             standard_error,
-            slower_pairs: logs.iter().filter(|l| **l < 0.0).count(),
+            slower_pairs,
             baseline_latency_us: latency(baseline),
             candidate_latency_us: latency(candidate),
             verdict,
@@ -199,13 +224,31 @@ impl WallComparison {
     pub fn is_ambiguous(&self) -> bool {
         let change = self.ratio.ln();
         let limit = (1.0 - self.threshold).ln().abs();
-        (change.abs() - limit).abs() < WALL_SIGMAS * self.standard_error
+        let near_threshold = (change.abs() - limit).abs() < WALL_SIGMAS * self.standard_error;
+        // Past the threshold and the noise, but too few pairs agree yet: more pairs decide.
+        let undecided = change.abs() > limit
+            && change.abs() > WALL_SIGMAS * self.standard_error
+            && self.verdict == WallVerdict::NoChange;
+        near_threshold || undecided
     }
 
     /// The throughput change as a fraction: -0.2 is 20% slower.
     pub fn change(&self) -> f64 {
         self.ratio - 1.0
     }
+}
+
+/// The chance that a fair coin gives at least `agreeing` heads in `pairs` tosses.
+fn sign_test_p(agreeing: usize, pairs: usize) -> f64 {
+    let mut p = 0.0;
+    let mut choose = 1.0_f64; // C(pairs, 0)
+    for i in 0..=pairs {
+        if i >= agreeing {
+            p += choose;
+        }
+        choose = choose * (pairs - i) as f64 / (i + 1) as f64;
+    }
+    p / 2f64.powi(pairs as i32)
 }
 
 /// The median of `values` (0 when empty).
@@ -293,9 +336,26 @@ mod tests {
     }
 
     #[test]
+    fn a_machine_jumping_between_two_levels_is_not_a_change() {
+        // Same against same: three pairs 14-17% slower, two 18-19% faster.
+        let base = runs(&[5630.0, 3437.0, 3375.0, 4259.0, 4158.0]);
+        let cand = runs(&[4671.0, 4083.0, 3972.0, 3628.0, 3586.0]);
+        let wall = WallComparison::of(&base, &cand, 0.03).unwrap();
+        assert_eq!(wall.verdict, WallVerdict::NoChange, "{wall:?}");
+        assert!(wall.is_ambiguous(), "more pairs should decide");
+        assert!((sign_test_p(5, 5) - 1.0 / 32.0).abs() < 1e-12);
+        assert!((sign_test_p(0, 7) - 1.0).abs() < 1e-12);
+        assert!(sign_test_p(10, 12) < WALL_SIGN_P && sign_test_p(9, 12) > WALL_SIGN_P);
+    }
+
+    #[test]
     fn faster_is_a_verdict_of_its_own() {
-        let wall = WallComparison::of(&runs(&[1000.0; 3]), &runs(&[1200.0; 3]), 0.03).unwrap();
+        // Five pairs: fewer cannot agree often enough to pass the sign test.
+        let wall = WallComparison::of(&runs(&[1000.0; 5]), &runs(&[1200.0; 5]), 0.03).unwrap();
         assert_eq!(wall.verdict, WallVerdict::Faster);
+        let three = WallComparison::of(&runs(&[1000.0; 3]), &runs(&[1200.0; 3]), 0.03).unwrap();
+        assert_eq!(three.verdict, WallVerdict::NoChange);
+        assert!(three.is_ambiguous(), "three pairs ask for more");
         assert_eq!(WallComparison::of(&[], &runs(&[1.0]), 0.03), None);
     }
 }

@@ -22,27 +22,11 @@ async fn put_all(cluster: &Cluster) -> Vec<(RecordId, Bytes)> {
     stored
 }
 
-async fn assert_all_read_back(cluster: &Cluster, stored: &[(RecordId, Bytes)]) {
-    let mut client = cluster.client();
-    for (id, data) in stored {
-        let back = client
-            .get(*id)
-            .await
-            .unwrap_or_else(|e| panic!("get {id}: {e}"));
-        assert!(
-            back == *data,
-            "record {id} read back different ({} vs {} bytes)",
-            back.len(),
-            data.len()
-        );
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn put_get_query_delete_round_trip() {
     let cluster = Cluster::start(6, &EVERY_FRAGMENT);
     let stored = put_all(&cluster).await;
-    assert_all_read_back(&cluster, &stored).await;
+    cluster.assert_all_read_back(&stored, "cluster").await;
 
     let mut client = cluster.client();
     let (big_id, big) = &stored[6];
@@ -105,7 +89,7 @@ async fn losing_m_nodes_loses_nothing_and_losing_more_fails_cleanly() {
         for b in a + 1..6 {
             cluster.nodes[a].kill9();
             cluster.nodes[b].kill9();
-            assert_all_read_back(&cluster, &stored).await;
+            cluster.assert_all_read_back(&stored, "cluster").await;
             cluster.nodes[a].start();
             cluster.nodes[b].start();
         }
@@ -133,7 +117,7 @@ async fn losing_m_nodes_loses_nothing_and_losing_more_fails_cleanly() {
     }
     cluster.nodes[1].kill9();
     cluster.nodes[3].kill9();
-    assert_all_read_back(&cluster, &stored).await;
+    cluster.assert_all_read_back(&stored, "cluster").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -153,7 +137,7 @@ async fn a_torn_log_tail_loses_only_the_torn_entry() {
         drop(file);
         node.start();
     }
-    assert_all_read_back(&cluster, &stored).await;
+    cluster.assert_all_read_back(&stored, "cluster").await;
     let err = client.get(last).await.unwrap_err();
     assert!(
         err.is_not_found(),

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use ddsplit::client::Client;
 use ddsplit::error::ErrorCode;
+use ddsplit::id::RecordId;
 use ddsplit::limits::REQUESTS_IN_FLIGHT_MAX;
 use ddsplit::wire::{Response, read_frame};
 use tokio::io::AsyncReadExt;
@@ -157,13 +158,7 @@ async fn client(
         slowest = slowest.max(timed.elapsed());
         timed = Instant::now();
     };
-    let back = client
-        .get(id)
-        .await
-        .map_err(|e| format!("client {i}: get {id}: {e}"))?;
-    if back != small {
-        return Err(format!("client {i}: record {id} read back different"));
-    }
+    read_back(&mut client, i, id, &small).await?;
     lap();
     // Phase 2, overload: every connection puts large records at once.
     let mut stored = Vec::new();
@@ -177,16 +172,27 @@ async fn client(
         stored.push((id, data));
     }
     for (id, data) in stored {
-        let back = client
-            .get(id)
-            .await
-            .map_err(|e| format!("client {i}: get {id}: {e}"))?;
-        if back != data {
-            return Err(format!("client {i}: record {id} read back different"));
-        }
+        read_back(&mut client, i, id, &data).await?;
         lap();
     }
     Ok(slowest)
+}
+
+/// Client `i` reads record `id` and checks it is `expected`.
+async fn read_back(
+    client: &mut Client,
+    i: usize,
+    id: RecordId,
+    expected: &Bytes,
+) -> Result<(), String> {
+    let back = client
+        .get(id)
+        .await
+        .map_err(|e| format!("client {i}: get {id}: {e}"))?;
+    if back != *expected {
+        return Err(format!("client {i}: record {id} read back different"));
+    }
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,17 +25,6 @@ async fn put_records(cluster: &Cluster, n: u64) -> Vec<(RecordId, Bytes)> {
     stored
 }
 
-async fn assert_all_read_back(cluster: &Cluster, stored: &[(RecordId, Bytes)]) {
-    let mut client = cluster.client();
-    for (id, data) in stored {
-        let back = client
-            .get(*id)
-            .await
-            .unwrap_or_else(|e| panic!("get {id}: {e}"));
-        assert!(back == *data, "record {id} read back different");
-    }
-}
-
 /// Offsets and lengths of each entry's body in a log file.
 fn entry_bodies(log: &[u8]) -> Vec<(usize, usize)> {
     let mut bodies = Vec::new();
@@ -107,7 +96,7 @@ async fn damaged_logs_restart_serve_what_is_intact_and_are_repaired() {
         (last_body.0 - ENTRY_HEADER_LEN) as u64,
         "the log ends where the torn entry began"
     );
-    assert_all_read_back(&cluster, &stored).await;
+    cluster.assert_all_read_back(&stored, "damage").await;
 
     // Repair (the scan, as `ddsplit repair` runs it) rewrites exactly the lost fragments.
     let mut client = cluster.client();
@@ -134,7 +123,7 @@ async fn damaged_logs_restart_serve_what_is_intact_and_are_repaired() {
             .unwrap();
         cluster.nodes[node].start();
     }
-    assert_all_read_back(&cluster, &stored).await;
+    cluster.assert_all_read_back(&stored, "damage").await;
     let report = client.repair_all(|_| {}).await.unwrap();
     assert!(report.is_clean(), "{report:?}");
     assert!(
@@ -146,7 +135,7 @@ async fn damaged_logs_restart_serve_what_is_intact_and_are_repaired() {
     // needs the repaired fragments of nodes 0..4.
     cluster.nodes[4].kill9();
     cluster.nodes[5].kill9();
-    assert_all_read_back(&cluster, &stored).await;
+    cluster.assert_all_read_back(&stored, "damage").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -164,7 +153,7 @@ async fn bit_rot_under_a_running_node_is_never_served_and_repair_fixes_it() {
     std::fs::write(&path, &log).unwrap();
     // Node 0 holds a data fragment of most records: each read of those meets a corrupt
     // fragment, and must fall back to a parity one.
-    assert_all_read_back(&cluster, &stored).await;
+    cluster.assert_all_read_back(&stored, "damage").await;
 
     let out = cluster.cli(&["repair", "--json"], None);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout)

@@ -35,17 +35,6 @@ async fn holdings(addr: SocketAddr) -> BTreeMap<RecordId, Vec<u8>> {
     held
 }
 
-async fn assert_all_read_back(cluster: &Cluster, stored: &[(RecordId, Bytes)], what: &str) {
-    let mut client = cluster.client();
-    for (id, data) in stored {
-        let back = client
-            .get(*id)
-            .await
-            .unwrap_or_else(|e| panic!("{what}: get {id}: {e}"));
-        assert!(back == *data, "{what}: record {id} read back different");
-    }
-}
-
 /// Checks that every node of `nodes` (by index) holds exactly what `expected` says of each
 /// stored record.
 async fn assert_placed(
@@ -110,7 +99,7 @@ async fn a_down_nodes_fragments_go_to_a_spare_are_read_there_and_repair_moves_th
         .map(|(id, _)| *id)
         .filter(|id| rank_of(*id, DOWN) < HOMES)
         .collect();
-    assert_all_read_back(&cluster, &stored, "one node down").await;
+    cluster.assert_all_read_back(&stored, "one node down").await;
 
     // A delete reaches the spare too: five homes and the hinted copy.
     let (deleted, _) = stored.remove(stored.iter().position(|(id, _)| *id == hinted[0]).unwrap());
@@ -134,7 +123,9 @@ async fn a_down_nodes_fragments_go_to_a_spare_are_read_there_and_repair_moves_th
     for &node in &more {
         cluster.nodes[node].kill9();
     }
-    assert_all_read_back(&cluster, &stored, "three nodes down").await;
+    cluster
+        .assert_all_read_back(&stored, "three nodes down")
+        .await;
 
     // All back; the repair scan writes the hinted fragments home and deletes the copies.
     for node in std::iter::once(DOWN).chain(more) {
@@ -166,7 +157,9 @@ async fn a_down_nodes_fragments_go_to_a_spare_are_read_there_and_repair_moves_th
         for b in a + 1..NODES {
             cluster.nodes[a].kill9();
             cluster.nodes[b].kill9();
-            assert_all_read_back(&cluster, &stored, &format!("nodes {a} and {b} down")).await;
+            cluster
+                .assert_all_read_back(&stored, &format!("nodes {a} and {b} down"))
+                .await;
             cluster.nodes[a].start();
             cluster.nodes[b].start();
         }

@@ -228,13 +228,13 @@ impl<'a> SiteKey<'a> {
 /// (a `Vec`'s buffer of 320 B) is not one. The future named is the one of that size, preferring
 /// the allocating function's own; `Some("")` when a pinned block's size matches no future.
 fn boxed_future(site: &HeapSite, size: u64, futures: &[(&str, u64)]) -> Option<String> {
-    let through = |frame: &str| {
-        site.via.iter().any(|v| {
-            v.contains(&format!("Box<T>::{frame}")) || v.contains(&format!("Box<T,A>::{frame}"))
-        })
+    let through = |frames: [&str; 2]| {
+        site.via
+            .iter()
+            .any(|v| frames.iter().any(|f| v.contains(f)))
     };
-    let pinned = through("pin");
-    let boxed = pinned || through("new");
+    let pinned = through(["Box<T>::pin", "Box<T,A>::pin"]);
+    let boxed = pinned || through(["Box<T>::new", "Box<T,A>::new"]);
     if !boxed {
         return None;
     }

@@ -167,7 +167,7 @@ impl WallComparison {
         let (noise, standard_error) = (throughput_change.noise, throughput_change.standard_error);
         let limit = (1.0 - threshold).ln().abs();
         let slower_pairs = logs.iter().filter(|l| **l < 0.0).count();
-        let faster_pairs = logs.iter().filter(|l| **l > 0.0).count();
+        let faster_pairs = throughput_change.grew_pairs;
         let verdict = if center < -limit
             && center < -WALL_SIGMAS * standard_error
             && sign_test_p(slower_pairs, pairs) < WALL_SIGN_P
@@ -181,24 +181,9 @@ impl WallComparison {
         } else {
             WallVerdict::NoChange
         };
-        let throughput =
-            |runs: &[WallRun]| Spread::of(&runs.iter().map(|r| r.ops_per_s).collect::<Vec<_>>());
-        let latency = |runs: &[WallRun]| {
-            (
-                median(
-                    &runs
-                        .iter()
-                        .map(|r| r.latency_us.p50 as f64)
-                        .collect::<Vec<_>>(),
-                ),
-                median(
-                    &runs
-                        .iter()
-                        .map(|r| r.latency_us.p99 as f64)
-                        .collect::<Vec<_>>(),
-                ),
-            )
-        };
+        let throughput = |runs: &[WallRun]| Spread::of(&figure(runs, ops));
+        let p50 = |r: &WallRun| r.latency_us.p50 as f64;
+        let latency = |runs: &[WallRun]| (median(&figure(runs, p50)), median(&figure(runs, p99)));
         Some(WallComparison {
             pairs,
             baseline: throughput(baseline),

@@ -47,18 +47,13 @@ pub fn show(progress: LoadProgress, config: &LoadConfig) -> tokio::task::JoinHan
             let rate = (ops - last_ops) as f64 / window;
             (last_ops, last_at) = (ops, elapsed);
             let latency = progress.latency();
-            #[allow(unused_mut, reason = "the console build adds to it")]
-            let mut message = format!(
-                "{rate:>8.0} ops/s  p50 {:>6} µs  p99 {:>7} µs  errors {}",
+            let message = format!(
+                "{rate:>8.0} ops/s  p50 {:>6} µs  p99 {:>7} µs  errors {}{}",
                 latency.p50,
                 latency.p99,
-                progress.errors()
+                progress.errors(),
+                console_note()
             );
-            #[cfg(feature = "console")]
-            message.push_str(&format!(
-                "  console dropped {}",
-                diag::console::drops().total()
-            ));
             bar.set_position(if by_ops.is_some() {
                 ops
             } else {
@@ -71,4 +66,16 @@ pub fn show(progress: LoadProgress, config: &LoadConfig) -> tokio::task::JoinHan
             }
         }
     })
+}
+
+/// What the console build adds to the line: the events tokio-console's layer dropped.
+#[cfg(feature = "console")]
+fn console_note() -> String {
+    format!("  console dropped {}", diag::console::drops().total())
+}
+
+/// Nothing, without tokio-console.
+#[cfg(not(feature = "console"))]
+fn console_note() -> &'static str {
+    ""
 }

@@ -330,6 +330,28 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// Reads every record of `stored` back through the gateway and asserts it is the same bytes;
+    /// `what` says what the cluster has been through, for the message.
+    pub async fn assert_all_read_back(
+        &self,
+        stored: &[(ddsplit::id::RecordId, bytes::Bytes)],
+        what: &str,
+    ) {
+        let mut client = self.client();
+        for (id, data) in stored {
+            let back = client
+                .get(*id)
+                .await
+                .unwrap_or_else(|e| panic!("{what}: get {id}: {e}"));
+            assert!(
+                back == *data,
+                "{what}: record {id} read back different ({} vs {} bytes)",
+                back.len(),
+                data.len()
+            );
+        }
+    }
+
     /// `n` nodes and a gateway with the default split (k = 4, m = 2) and `extra` gateway flags.
     pub fn start(n: usize, extra: &[&str]) -> Cluster {
         Cluster::start_with(ClusterOptions {

@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use diag::blocking::{BlockingError, BlockingProfiler};
 use diag::cpu::{CpuError, CpuProfile, CpuProfiler, HZ_MAX, TaskView};
 use futures::future::BoxFuture;
 
@@ -371,6 +372,12 @@ pub struct ProbeArgs {
     /// CPU samples per second of CPU time, 1 to 1000.
     #[arg(long, default_value_t = diag::cpu::DEFAULT_HZ, requires = "cpu_profile")]
     pub cpu_profile_hz: u32,
+    /// Sample, in wall time, which code blocks a runtime thread inside a task's poll (fsync,
+    /// sleep, a contended lock) over the measured load phase; writes blocking.folded,
+    /// blocking.json and blocking.svg (needs --diag-out). Set DDSPLIT_TASK_PROBES=all to see
+    /// the connection tasks too.
+    #[arg(long, requires = "diag_out")]
+    pub blocking_profile: bool,
 }
 
 /// The probes of one load run: started with the measured phase, written out at the end.
@@ -379,6 +386,8 @@ pub struct ProbeRun {
     dir: Option<PathBuf>,
     cpu_hz: Option<u32>,
     cpu: Option<Result<CpuProfiler, CpuError>>,
+    blocking_wanted: bool,
+    blocking: Option<Result<BlockingProfiler, BlockingError>>,
 }
 
 impl ProbeRun {
@@ -405,13 +414,18 @@ impl ProbeRun {
             dir: args.diag_out.clone(),
             cpu_hz: args.cpu_profile.then_some(args.cpu_profile_hz),
             cpu: None,
+            blocking_wanted: args.blocking_profile,
+            blocking: None,
         })
     }
 
-    /// The measured phase begins: starts the CPU profile, if one was asked for.
+    /// The measured phase begins: starts the CPU and blocking profiles asked for.
     pub fn begin_measure(&mut self) {
         if let Some(hz) = self.cpu_hz {
             self.cpu = Some(CpuProfiler::start(hz));
+        }
+        if self.blocking_wanted {
+            self.blocking = Some(BlockingProfiler::start(diag::blocking::DEFAULT_HZ));
         }
     }
 
@@ -422,6 +436,12 @@ impl ProbeRun {
         };
         if let Some(alloc) = &report.alloc {
             write(&dir, "alloc.json", serde_json::to_vec_pretty(alloc)?)?;
+        }
+        if let Some(blocking) = self.blocking {
+            let profiler = blocking.context("starting the blocking profile")?;
+            let dir = dir.clone();
+            let written = tokio::task::spawn_blocking(move || write_blocking_files(&dir, profiler));
+            written.await.context("writing the blocking profile")??;
         }
         let profiler = match self.cpu {
             None => return Ok(()),
@@ -458,6 +478,22 @@ pub fn write_cpu_files(dir: &Path, profile: &CpuProfile) -> anyhow::Result<()> {
         dir,
         "cpu.json",
         serde_json::to_vec_pretty(&profile.summary(&view))?,
+    )
+}
+
+/// `blocking.folded`, `blocking.json` and `blocking.svg` in `dir`.
+fn write_blocking_files(dir: &Path, profiler: BlockingProfiler) -> anyhow::Result<()> {
+    let profile = profiler.stop();
+    write(dir, "blocking.folded", profile.folded())?;
+    write(
+        dir,
+        "blocking.json",
+        serde_json::to_vec_pretty(&profile.summary())?,
+    )?;
+    write(
+        dir,
+        "blocking.svg",
+        profile.flamegraph_svg("ddsplit blocked inside polls")?,
     )
 }
 

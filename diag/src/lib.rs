@@ -5,6 +5,8 @@
 //!   sampler, JSON snapshots and Prometheus text; [`tasks::spawn_named`] names tasks for
 //!   tokio-console.
 //! - `console` (feature `console`, with `--cfg tokio_unstable`): the tokio-console layer.
+//! - [`blocking`]: which code blocks a runtime thread inside a poll (fsync, sleep, a contended
+//!   lock), sampled in wall time by task kind and stack (the sampler needs feature `cpu`).
 //! - [`alloc`]: a counting global allocator cheap enough to leave on, with scopes that measure a
 //!   thread's or a future's own allocations.
 //! - [`cpu`]: CPU profiles with source lines, flamegraphs, pprof protobuf, and an async-aware
@@ -23,6 +25,7 @@
 pub mod alloc;
 #[cfg(feature = "dwarf")]
 pub mod binary;
+pub mod blocking;
 #[cfg(feature = "dwarf")]
 pub mod compare;
 #[cfg(feature = "console")]

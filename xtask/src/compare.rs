@@ -37,7 +37,8 @@ SPEC is one of:
 Profiles both sides with the same seeded workload (see `cargo xtask profile --help` for the
 passes), runs their wall-time passes interleaved (A B B A A B ...), adding pairs while the verdict
 is within the noise, and explains the difference as findings ranked by their estimated share of
-the extra CPU per operation, each with its evidence and the fix to try.
+the extra runtime-thread time per operation (CPU, and time blocked inside polls), each with its
+evidence and the fix to try.
 
 Options:
   --out DIR                   where to write the report and both snapshots
@@ -47,7 +48,7 @@ Options:
   --concurrency N             client connections (default 16)
   --pairs N                   wall-time pairs to start with (default 5)
   --max-pairs N               most pairs when the verdict is unclear (default 12)
-  --skip PASSES               passes to leave out: cpu, heap, moves, sizes
+  --skip PASSES               passes to leave out: cpu, blocking, heap, moves, sizes
   --max-throughput-drop PCT   throughput drop that fails, beyond the noise (default 3)
   --max-alloc-growth PCT      growth of allocations per operation that fails (default 2)
   --max-copy-growth PCT       growth of bytes copied per operation that fails (default 5)
@@ -57,6 +58,9 @@ Options:
   --min-site-alloc-growth PCT growth of one allocation site's count that names it (default 20)
   --max-stack-frame BYTES     a stack frame that fails (default 262144)
   --max-new-future BYTES      a future the baseline does not have that fails (default 8192)
+  --max-blocked-us US         growth of one function's time blocked inside polls, µs per
+                              operation, that fails, beyond the sampling noise (default 5)
+  --max-blocked-growth PCT    ... and its relative growth that fails (default 50)
   --json                      print the report as JSON instead of markdown
 
 Exit code: 0 no threshold crossed, 1 a regression, 2 could not compare.
@@ -144,6 +148,13 @@ fn parse(args: &[String]) -> anyhow::Result<Option<Options>> {
             "--max-new-future" => {
                 thresholds.new_future_fail_bytes =
                     number(&value("--max-new-future")?, "--max-new-future")?
+            }
+            "--max-blocked-us" => {
+                thresholds.blocked_ns_per_op =
+                    number(&value("--max-blocked-us")?, "--max-blocked-us")? as f64 * 1e3
+            }
+            "--max-blocked-growth" => {
+                thresholds.blocked_growth = percent(&value("--max-blocked-growth")?)?
             }
             "--json" => json = true,
             "-h" | "--help" => return Ok(None),

@@ -7,11 +7,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use diag::blocking::{BLOCKING_SUMMARY_VERSION, BlockingSummary};
 use diag::moves::{MovesReport, TraceRun};
 use diag::sizes::SizesReport;
 use diag::snapshot::{
-    AllocFigures, CpuFigures, HeapFigures, InstructionFigures, Latency, MoveFigures, PassOutcome,
-    SizeFigures, TaskFigures, WallRun, Workload,
+    AllocFigures, BlockingFigures, CpuFigures, HeapFigures, InstructionFigures, Latency,
+    MoveFigures, PassOutcome, SizeFigures, TaskFigures, WallRun, Workload,
 };
 use serde::Deserialize;
 
@@ -156,12 +157,16 @@ fn run_local(
     ops: u64,
     dir: &Path,
     extra: &[&str],
+    env: &[(&str, &str)],
 ) -> anyhow::Result<RunFigures> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let args = local_args(built, w, ops, dir, extra);
     let (stdout, stderr) = (dir.join("stdout.json"), dir.join("stderr.log"));
     let status = run_logged(
-        Command::new(program).args(&args).current_dir(dir),
+        Command::new(program)
+            .args(&args)
+            .envs(env.iter().copied())
+            .current_dir(dir),
         &stdout,
         &stderr,
         RUN_TIME_MAX,
@@ -225,7 +230,7 @@ fn run_local(
 
 /// One wall-time run (also the metrics run: allocation counters and task metrics come with it).
 pub fn wall(built: &Built, w: &Workload, dir: &Path) -> anyhow::Result<RunFigures> {
-    run_local(&built.binary, built, w, w.ops, dir, &[])
+    run_local(&built.binary, built, w, w.ops, dir, &[], &[])
 }
 
 /// The CPU pass: the workload sampled by the profiler.
@@ -241,6 +246,7 @@ pub fn cpu(built: &Built, w: &Workload, dir: &Path) -> anyhow::Result<CpuFigures
         w.ops * CPU_OPS_FACTOR,
         dir,
         &["--cpu-profile", "--cpu-profile-hz", &hz],
+        &[],
     )?;
     let folded_path = dir.join("cpu.folded");
     let folded = std::fs::read_to_string(&folded_path)
@@ -268,13 +274,60 @@ pub fn cpu(built: &Built, w: &Workload, dir: &Path) -> anyhow::Result<CpuFigures
     Ok(figures)
 }
 
+/// The blocking pass: the workload with the blocking sampler, every task kind instrumented
+/// (the connection tasks too: a connection loop can block as well as a handler).
+pub fn blocking(built: &Built, w: &Workload, dir: &Path) -> anyhow::Result<BlockingFigures> {
+    if !built.caps.blocking_profile || !built.caps.diag_out {
+        bail!("this build has no --blocking-profile");
+    }
+    let run = run_local(
+        &built.binary,
+        built,
+        w,
+        w.ops,
+        dir,
+        &["--blocking-profile"],
+        &[("DDSPLIT_TASK_PROBES", "all")],
+    )?;
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read_to_string(&path)
+            .with_context(|| format!("the blocking pass wrote no {}", path.display()))
+    };
+    let summary: BlockingSummary =
+        serde_json::from_str(&read("blocking.json")?).with_context(|| {
+            format!(
+                "{} is not a blocking summary",
+                dir.join("blocking.json").display()
+            )
+        })?;
+    if summary.version != BLOCKING_SUMMARY_VERSION {
+        bail!(
+            "blocking.json is version {}, this xtask reads version {BLOCKING_SUMMARY_VERSION}",
+            summary.version
+        );
+    }
+    let mut figures = BlockingFigures::new(&read("blocking.folded")?, &summary, run.wall.ops);
+    for f in &mut figures.functions {
+        if let Some(l) = &mut f.location {
+            *l = in_workspace(l);
+        }
+    }
+    figures.folded_file = relative(dir, "blocking.folded");
+    figures.flamegraph_file = dir
+        .join("blocking.svg")
+        .is_file()
+        .then(|| relative(dir, "blocking.svg"));
+    Ok(figures)
+}
+
 /// The heap pass: the workload (a quarter of it) with dhat as the global allocator.
 pub fn heap(built: &Built, w: &Workload, dir: &Path) -> anyhow::Result<HeapFigures> {
     let Some(dhat) = &built.dhat_binary else {
         bail!("this tree has no dhat-heap feature");
     };
     let ops = (w.ops / HEAP_OPS_DIVISOR).max(1);
-    let run = run_local(dhat, built, w, ops, dir, &[])?;
+    let run = run_local(dhat, built, w, ops, dir, &[], &[])?;
     let path = [dir.join("dhat-heap.json")]
         .into_iter()
         .find(|p| p.is_file())

@@ -1,5 +1,5 @@
 //! `cargo xtask profile`: one build, the seeded workload in several passes (wall time with the
-//! always-on metrics, CPU, heap, copies, and the static sizes report), written as a snapshot
+//! always-on metrics, CPU, blocking, heap, copies, and the static sizes report), written as a snapshot
 //! directory: `snapshot.json` plus the flamegraph, heap profile and reports.
 //!
 //! [`SideProfile`] is also what `compare` and `gate` drive, a pass at a time, so the two sides'
@@ -32,6 +32,9 @@ runs one seeded workload (`ddsplit local --ops N`) in several passes, heavy prob
   wall     N runs: throughput, latency, allocation counters, task and runtime metrics
   cpu      the workload x 2 under the CPU profiler (99 Hz): folded stacks, flamegraph, CPU by
            category and function
+  blocking the workload with the blocking sampler (1 kHz wall clock, every task kind): which
+           functions hold a runtime thread off the CPU inside a poll (fsync, sleep, a
+           contended lock), folded stacks and a flamegraph of blocked time
   heap     the workload / 4 under dhat (feature dhat-heap): allocation sites
   moves    the workload / 4 under the memcpy tracer: copies by site and type
   sizes    types, enums and futures from the binary's DWARF
@@ -45,13 +48,14 @@ flamegraph, the heap profile, the sizes and moves reports. `cargo xtask compare`
   --seed N          workload seed (default 7)
   --concurrency N   client connections (default 16)
   --runs N          wall-time runs (default 3)
-  --skip PASSES     passes to leave out, comma-separated (e.g. heap,moves)
+  --skip PASSES     passes to leave out, comma-separated (e.g. heap,moves,blocking)
 ";
 
 /// The passes a profile can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PassSet {
     pub cpu: bool,
+    pub blocking: bool,
     pub heap: bool,
     pub moves: bool,
     pub sizes: bool,
@@ -61,6 +65,7 @@ impl Default for PassSet {
     fn default() -> PassSet {
         PassSet {
             cpu: true,
+            blocking: true,
             heap: true,
             moves: true,
             sizes: true,
@@ -74,10 +79,13 @@ impl PassSet {
         for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             match name {
                 "cpu" => self.cpu = false,
+                "blocking" => self.blocking = false,
                 "heap" => self.heap = false,
                 "moves" => self.moves = false,
                 "sizes" => self.sizes = false,
-                other => bail!("no pass {other:?} to skip (passes: cpu, heap, moves, sizes)"),
+                other => {
+                    bail!("no pass {other:?} to skip (passes: cpu, blocking, heap, moves, sizes)")
+                }
             }
         }
         Ok(self)
@@ -169,7 +177,7 @@ impl SideProfile {
 
     /// Steps [`SideProfile::probe_passes`] takes with `passes`.
     pub fn probe_steps(set: PassSet) -> u64 {
-        [set.sizes, set.cpu, set.heap, set.moves]
+        [set.sizes, set.cpu, set.blocking, set.heap, set.moves]
             .iter()
             .filter(|p| **p)
             .count() as u64
@@ -203,6 +211,19 @@ impl SideProfile {
                     c.ns_per_op(None) / 1e3
                 ),
                 None => format!("{label}: CPU: {}", outcome(s, "cpu")),
+            });
+        }
+        if set.blocking {
+            progress.say(&format!("{label}: blocking profile"));
+            s.blocking = passes::record(&mut s.passes, "blocking", || {
+                passes::blocking(&self.built, &s.workload, &self.dir.join("blocking"))
+            });
+            progress.done(&match &s.blocking {
+                Some(b) => format!(
+                    "{label}: blocking: {:.1} µs per operation blocked inside polls",
+                    b.ns_per_op() / 1e3
+                ),
+                None => format!("{label}: blocking: {}", outcome(s, "blocking")),
             });
         }
         if set.heap {

@@ -89,6 +89,8 @@ pub struct Capabilities {
     pub no_admin: bool,
     /// `--fsync`.
     pub fsync: bool,
+    /// `--blocking-profile`.
+    pub blocking_profile: bool,
 }
 
 /// A side built into binaries.
@@ -472,6 +474,7 @@ fn capabilities(binary: &Path) -> anyhow::Result<Capabilities> {
         cpu_profile: help.contains("--cpu-profile"),
         no_admin: help.contains("--no-admin"),
         fsync: help.contains("--fsync"),
+        blocking_profile: help.contains("--blocking-profile"),
     })
 }
 

@@ -390,6 +390,13 @@ fn location_of(cpu: &CpuFigures, function: &str) -> String {
         .unwrap_or_else(|| "?".into())
 }
 
+/// A kind's blocked time per operation on both sides, when both have a blocking profile.
+fn blocked_pair(cx: &Context<'_>, kind: &str) -> Option<(f64, f64)> {
+    let b = cx.baseline.snapshot.blocking.as_ref()?;
+    let c = cx.candidate.snapshot.blocking.as_ref()?;
+    Some((b.kind_ns_per_op(kind), c.kind_ns_per_op(kind)))
+}
+
 /// Every task kind of either side, with how its polls changed.
 pub(crate) fn task_changes(cx: &Context<'_>) -> Vec<TaskChange> {
     let (Some(b), Some(c)) = (&cx.baseline.snapshot.tasks, &cx.candidate.snapshot.tasks) else {
@@ -409,6 +416,8 @@ pub(crate) fn task_changes(cx: &Context<'_>) -> Vec<TaskChange> {
                 poll_ns_per_op: poll,
                 scheduled_ns_per_op: pair("total_scheduled_duration_ns"),
                 slow_polls_per_op: pair("total_slow_poll_count"),
+                idle_ns_per_op: pair("total_idle_duration_ns"),
+                blocked_ns_per_op: blocked_pair(cx, kind),
                 notable,
             }
         })

@@ -117,34 +117,7 @@ pub fn render_html(c: &Comparison, pictures: &[Picture]) -> String {
         );
     }
 
-    if !c.tasks.is_empty() {
-        let _ = writeln!(
-            out,
-            "<h2>Task kinds</h2><table><tr><th>task kind</th><th>polls/op</th><th>poll time/op</th>\
-             <th>scheduled/op</th><th>slow polls/op</th></tr>"
-        );
-        for t in c
-            .tasks
-            .iter()
-            .filter(|t| t.polls_per_op.0 > 0.0 || t.polls_per_op.1 > 0.0)
-        {
-            let _ = writeln!(
-                out,
-                "<tr{}><td><code>{}</code></td><td>{:.2} → {:.2}</td><td>{} → {}</td><td>{} → {}</td><td>{:.3} → {:.3}</td></tr>",
-                if t.notable { " class=\"crossed\"" } else { "" },
-                escape(&t.kind),
-                t.polls_per_op.0,
-                t.polls_per_op.1,
-                fmt_us(t.poll_ns_per_op.0),
-                fmt_us(t.poll_ns_per_op.1),
-                fmt_us(t.scheduled_ns_per_op.0),
-                fmt_us(t.scheduled_ns_per_op.1),
-                t.slow_polls_per_op.0,
-                t.slow_polls_per_op.1,
-            );
-        }
-        let _ = writeln!(out, "</table>");
-    }
+    out.push_str(&task_table(&c.tasks));
     for p in pictures {
         let _ = writeln!(
             out,
@@ -170,7 +143,9 @@ table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding
 td:first-child,th:first-child{text-align:left}\
 .verdict{font-size:1.15em;padding:.6em;border-radius:4px}.bad{background:#fde2e2}.good{background:#e2f5e2}\
 .finding{border:1px solid #ccc;border-radius:6px;padding:.2em 1em;margin:1em 0}.crossed{border-color:#d33}\
-tr.crossed{background:#fff3f3}.tags{color:#666}.fix{background:#f6f9ff;padding:.5em}\
+tr.crossed{background:#fff3f3}.bar{display:flex;height:.8em;width:24em;margin:.15em 0}\
+.bar span{display:block;height:100%}.cpu{background:#e8743b}.blocked{background:#c0392b}\
+.idle{background:#9bbfe0}.sched{background:#f2c14e}.tags{color:#666}.fix{background:#f6f9ff;padding:.5em}\
 .flame{width:100%;min-height:500px;border:1px solid #ddd}";
 
 /// Escapes text for HTML.
@@ -240,4 +215,81 @@ mod tests {
             "<code>Result&lt;A, B&gt;</code> is <b>big</b>"
         );
     }
+}
+
+/// Where each task kind's time goes per operation, with a stacked bar per side (on the CPU,
+/// blocked, idle, scheduled) drawn to one scale for every row.
+fn task_table(tasks: &[super::TaskChange]) -> String {
+    let rows: Vec<&super::TaskChange> = tasks
+        .iter()
+        .filter(|t| t.polls_per_op.0 > 0.0 || t.polls_per_op.1 > 0.0)
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let parts = |t: &super::TaskChange, side: usize| {
+        let (cpu, blocked) = t.poll_split();
+        let pick = |p: (f64, f64)| if side == 0 { p.0 } else { p.1 };
+        [
+            pick(cpu),
+            blocked.map_or(0.0, pick),
+            pick(t.idle_ns_per_op),
+            pick(t.scheduled_ns_per_op),
+        ]
+    };
+    let scale = rows
+        .iter()
+        .flat_map(|t| [parts(t, 0), parts(t, 1)])
+        .map(|p| p.iter().sum::<f64>())
+        .fold(0.0, f64::max)
+        .max(1.0);
+    let bar = |p: [f64; 4]| {
+        let mut out = String::from("<div class=\"bar\">");
+        for (value, class) in p.iter().zip(["cpu", "blocked", "idle", "sched"]) {
+            let _ = write!(
+                out,
+                "<span class=\"{class}\" style=\"width:{:.2}%\" title=\"{class} {}\"></span>",
+                value / scale * 100.0,
+                fmt_us(*value)
+            );
+        }
+        out.push_str("</div>");
+        out
+    };
+    let mut out = String::from(
+        "<h2>Where each task kind's time goes (per operation)</h2><p>Bars: baseline above, \
+         candidate below; <span class=\"cpu\">&nbsp;on the CPU in polls&nbsp;</span> \
+         <span class=\"blocked\">&nbsp;blocked in polls&nbsp;</span> \
+         <span class=\"idle\">&nbsp;idle (waiting to be woken)&nbsp;</span> \
+         <span class=\"sched\">&nbsp;scheduled (queued after a wake)&nbsp;</span></p>\
+         <table><tr><th>task kind</th><th>time per operation</th><th>polls/op</th>\
+         <th>on the CPU</th><th>blocked</th><th>idle</th><th>scheduled</th><th>slow polls/op</th></tr>\n",
+    );
+    for t in rows {
+        let (b, c) = (parts(t, 0), parts(t, 1));
+        let pair = |i: usize| format!("{} → {}", fmt_us(b[i]), fmt_us(c[i]));
+        let _ = writeln!(
+            out,
+            "<tr{}><td><code>{}</code></td><td>{}{}</td><td>{:.2} → {:.2}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{}</td><td>{:.3} → {:.3}</td></tr>",
+            if t.notable { " class=\"crossed\"" } else { "" },
+            escape(&t.kind),
+            bar(b),
+            bar(c),
+            t.polls_per_op.0,
+            t.polls_per_op.1,
+            pair(0),
+            if t.blocked_ns_per_op.is_some() {
+                pair(1)
+            } else {
+                "not profiled".into()
+            },
+            pair(2),
+            pair(3),
+            t.slow_polls_per_op.0,
+            t.slow_polls_per_op.1,
+        );
+    }
+    out.push_str("</table>\n");
+    out
 }

@@ -61,30 +61,7 @@ pub fn render_markdown(c: &Comparison) -> String {
         .filter(|t| t.polls_per_op.0 > 0.0 || t.polls_per_op.1 > 0.0)
         .collect();
     if !notable.is_empty() {
-        let _ = writeln!(
-            out,
-            "\n## Task kinds (per operation, baseline → candidate)\n"
-        );
-        let _ = writeln!(
-            out,
-            "| task kind | polls | poll time | scheduled time | slow polls | |\n|---|---:|---:|---:|---:|---|"
-        );
-        for t in notable {
-            let _ = writeln!(
-                out,
-                "| `{}` | {:.2} → {:.2} | {} → {} | {} → {} | {:.3} → {:.3} | {} |",
-                t.kind,
-                t.polls_per_op.0,
-                t.polls_per_op.1,
-                fmt_us(t.poll_ns_per_op.0),
-                fmt_us(t.poll_ns_per_op.1),
-                fmt_us(t.scheduled_ns_per_op.0),
-                fmt_us(t.scheduled_ns_per_op.1),
-                t.slow_polls_per_op.0,
-                t.slow_polls_per_op.1,
-                if t.notable { "**slower polls**" } else { "" }
-            );
-        }
+        out.push_str(&task_table(&notable));
     }
     if !c.notes.is_empty() {
         let _ = writeln!(out, "\n## Notes\n");
@@ -95,6 +72,48 @@ pub fn render_markdown(c: &Comparison) -> String {
     let _ = writeln!(out, "\n## Builds\n");
     let _ = writeln!(out, "- baseline: {}", identity(&c.baseline));
     let _ = writeln!(out, "- candidate: {}", identity(&c.candidate));
+    out
+}
+
+/// Where each task kind's wall time goes, per operation: on the CPU inside polls, blocked
+/// inside polls, idle (waiting to be woken), scheduled (woken, waiting for a thread).
+fn task_table(kinds: &[&super::TaskChange]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n## Where each task kind's time goes (per operation, baseline → candidate)\n\n\
+         Polls run on the CPU or block off it (a blocking call on the runtime thread); between \
+         polls a task is idle (waiting to be woken: I/O, timers, locks, other tasks) or \
+         scheduled (woken, queued for a thread).\n"
+    );
+    let _ = writeln!(
+        out,
+        "| task kind | polls | on the CPU in polls | blocked in polls | idle | scheduled | slow polls | |\n\
+         |---|---:|---:|---:|---:|---:|---:|---|"
+    );
+    for t in kinds {
+        let (cpu, blocked) = t.poll_split();
+        let blocked = match blocked {
+            Some((b, c)) => format!("{} → {}", fmt_us(b), fmt_us(c)),
+            None => "not profiled".into(),
+        };
+        let _ = writeln!(
+            out,
+            "| `{}` | {:.2} → {:.2} | {} → {} | {blocked} | {} → {} | {} → {} | {:.3} → {:.3} | {} |",
+            t.kind,
+            t.polls_per_op.0,
+            t.polls_per_op.1,
+            fmt_us(cpu.0),
+            fmt_us(cpu.1),
+            fmt_us(t.idle_ns_per_op.0),
+            fmt_us(t.idle_ns_per_op.1),
+            fmt_us(t.scheduled_ns_per_op.0),
+            fmt_us(t.scheduled_ns_per_op.1),
+            t.slow_polls_per_op.0,
+            t.slow_polls_per_op.1,
+            if t.notable { "**slower polls**" } else { "" }
+        );
+    }
     out
 }
 
@@ -205,9 +224,9 @@ fn finding(rank: usize, f: &Finding) -> String {
 /// What a finding is estimated to cost, in words.
 pub(crate) fn cost_tag(f: &Finding) -> String {
     match (f.share, f.cost_ns_per_op) {
-        (_, Some(cost)) if cost < COST_VISIBLE_NS => "no CPU cost measurable in this run".into(),
+        (_, Some(cost)) if cost < COST_VISIBLE_NS => "no cost measurable in this run".into(),
         (Some(share), Some(cost)) => format!(
-            "est. {:.0}% of the extra CPU ({} per operation)",
+            "est. {:.0}% of the extra runtime-thread time ({} per operation)",
             share * 100.0,
             fmt_us(cost)
         ),

@@ -355,9 +355,14 @@ impl CpuProfile {
 
 /// An SVG flamegraph of folded stacks, with `title`.
 pub fn flamegraph_svg(title: &str, folded: &str) -> Result<Vec<u8>, CpuError> {
+    flamegraph_svg_of(title, folded, "samples")
+}
+
+/// An SVG flamegraph of folded stacks whose counts are `count_name` (`samples`, `µs`...).
+pub fn flamegraph_svg_of(title: &str, folded: &str, count_name: &str) -> Result<Vec<u8>, CpuError> {
     let mut options = inferno::flamegraph::Options::default();
     options.title = title.to_string();
-    options.count_name = "samples".to_string();
+    options.count_name = count_name.to_string();
     // Only lines that carry samples: an idle process's profile can be blank lines or zero
     // counts, which inferno refuses ("No stack counts found").
     let lines: Vec<&str> = folded
@@ -378,7 +383,7 @@ pub fn flamegraph_svg(title: &str, folded: &str) -> Result<Vec<u8>, CpuError> {
             "<?xml version=\"1.0\" standalone=\"no\"?>\n\
              <svg version=\"1.1\" width=\"1200\" height=\"60\" xmlns=\"http://www.w3.org/2000/svg\">\n\
              <text x=\"600\" y=\"24\" text-anchor=\"middle\">{title}</text>\n\
-             <text x=\"600\" y=\"48\" text-anchor=\"middle\">no samples</text>\n</svg>\n"
+             <text x=\"600\" y=\"48\" text-anchor=\"middle\">no {count_name}</text>\n</svg>\n"
         )
         .into_bytes());
     }
@@ -387,9 +392,10 @@ pub fn flamegraph_svg(title: &str, folded: &str) -> Result<Vec<u8>, CpuError> {
     Ok(svg)
 }
 
-/// Turns pprof's symbols into [`Frame`]s, caching per raw symbol.
+/// Turns symbols (pprof's, or the blocking sampler's) into [`Frame`]s, caching per raw name
+/// and path.
 #[derive(Default)]
-struct Symbolizer {
+pub(crate) struct Symbolizer {
     names: HashMap<Vec<u8>, String>,
     files: HashMap<std::path::PathBuf, String>,
     cwd: Option<std::path::PathBuf>,
@@ -397,7 +403,11 @@ struct Symbolizer {
 
 impl Symbolizer {
     fn frame(&mut self, symbol: &pprof::Symbol) -> Frame {
-        let raw = symbol.raw_name();
+        self.frame_of(symbol.raw_name(), symbol.filename.as_deref(), symbol.lineno)
+    }
+
+    /// The frame of a raw (mangled) name, its source file and line.
+    pub(crate) fn frame_of(&mut self, raw: &[u8], path: Option<&Path>, line: Option<u32>) -> Frame {
         let function = match self.names.get(raw) {
             Some(name) => name.clone(),
             None => {
@@ -406,7 +416,7 @@ impl Symbolizer {
                 name
             }
         };
-        let file = symbol.filename.as_ref().map(|path| {
+        let file = path.map(|path| {
             if let Some(short) = self.files.get(path) {
                 return short.clone();
             }
@@ -414,19 +424,19 @@ impl Symbolizer {
                 .cwd
                 .get_or_insert_with(|| std::env::current_dir().unwrap_or_default());
             let short = short_path(path, cwd);
-            self.files.insert(path.clone(), short.clone());
+            self.files.insert(path.to_path_buf(), short.clone());
             short
         });
         Frame {
             function,
             file,
-            line: symbol.lineno,
+            line,
         }
     }
 }
 
 /// Frames of the sampler itself, found at the leaf end of each stack.
-fn is_sampler_frame(frame: &Frame) -> bool {
+pub(crate) fn is_sampler_frame(frame: &Frame) -> bool {
     matches!(frame.crate_name().as_ref(), "pprof" | "backtrace")
         || frame.function.starts_with("_Unwind_")
         || frame.function.starts_with("uw_")

@@ -215,7 +215,7 @@ pub fn classify_stack(frames: &[&str]) -> CpuCategory {
 
 /// The function a stack's time is charged to: the innermost frame of the program's own code
 /// (C library routines, the standard library and the runtime are charged to their caller).
-fn charged_function(frames: &[&str]) -> (String, Option<String>) {
+pub(crate) fn charged_function(frames: &[&str]) -> (String, Option<String>) {
     let parsed: Vec<(&str, Option<&str>)> = frames.iter().map(|f| parse_frame(f)).collect();
     let pick = parsed
         .iter()

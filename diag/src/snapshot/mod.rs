@@ -6,6 +6,7 @@
 //! of runs of different lengths compare per operation. Probes that did not run are `None`, and
 //! [`Snapshot::passes`] says why.
 
+mod blocking;
 mod cpu;
 mod heap;
 
@@ -14,6 +15,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub use blocking::{BLOCKING_FUNCTIONS_MAX, BlockingFigures, BlockingFunction};
 pub(crate) use cpu::is_allocator_routine;
 pub use cpu::{CpuCategory, CpuFigures, FunctionSamples, classify_stack, parse_frame};
 pub use heap::{HeapFigures, HeapSite};
@@ -80,6 +82,9 @@ pub struct Snapshot {
     pub tasks: Option<TaskFigures>,
     /// The CPU profile.
     pub cpu: Option<CpuFigures>,
+    /// Blocking inside polls (wall time off the CPU), by task kind and function.
+    #[serde(default)]
+    pub blocking: Option<BlockingFigures>,
     /// The heap profile.
     pub heap: Option<HeapFigures>,
     /// Copies traced by the memcpy tracer.
@@ -103,6 +108,7 @@ impl Snapshot {
             alloc: None,
             tasks: None,
             cpu: None,
+            blocking: None,
             heap: None,
             moves: None,
             sizes: None,

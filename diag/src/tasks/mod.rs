@@ -215,6 +215,7 @@ impl TaskProbesBuilder {
             .iter()
             .map(|&name| TaskKind {
                 name,
+                blocking_id: crate::blocking::intern_kind(name),
                 monitor: self.enabled.then(|| {
                     let mut builder = TaskMonitor::builder();
                     builder
@@ -437,6 +438,8 @@ impl TaskProbes {
 #[derive(Clone, Debug)]
 pub struct TaskKind {
     name: &'static str,
+    /// The kind's id in the blocking sampler's thread table.
+    blocking_id: u32,
     /// `None` when the probes are off.
     monitor: Option<TaskMonitor>,
 }
@@ -447,6 +450,7 @@ impl TaskKind {
     pub fn off(name: &'static str) -> TaskKind {
         TaskKind {
             name,
+            blocking_id: 0,
             monitor: None,
         }
     }
@@ -460,11 +464,13 @@ impl TaskKind {
     /// the result inline measures it as its own task; so does spawning it.
     ///
     /// Cost: one allocation per call (the waker state), and per poll three clock reads and a
-    /// few atomic additions on counters shared by every future of the kind.
+    /// few atomic additions on counters shared by every future of the kind, plus one relaxed
+    /// load that tells whether a [`crate::blocking`] profile runs (two atomic stores if so).
     pub fn instrument<F: Future>(&self, future: F) -> Monitored<F> {
         match &self.monitor {
             Some(monitor) => Monitored::On {
                 future: monitor.instrument(future),
+                blocking_id: self.blocking_id,
             },
             None => Monitored::Off { future },
         }
@@ -482,7 +488,7 @@ pin_project! {
     #[derive(Debug)]
     pub enum Monitored<F> {
         /// Measured by the kind's monitor.
-        On { #[pin] future: Instrumented<F> },
+        On { #[pin] future: Instrumented<F>, blocking_id: u32 },
         /// Probes off: the future itself.
         Off { #[pin] future: F },
     }
@@ -493,7 +499,13 @@ impl<F: Future> Future for Monitored<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         match self.project() {
-            MonitoredProj::On { future } => future.poll(cx),
+            MonitoredProj::On {
+                future,
+                blocking_id,
+            } => {
+                let _scope = crate::blocking::PollScope::enter(*blocking_id);
+                future.poll(cx)
+            }
             MonitoredProj::Off { future } => future.poll(cx),
         }
     }

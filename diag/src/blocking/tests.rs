@@ -1,0 +1,113 @@
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::tasks::TaskProbes;
+
+/// One at a time: the profiler is process-wide.
+static ONE_PROFILE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[inline(never)]
+fn sleeps_in_a_poll() {
+    std::thread::sleep(Duration::from_millis(2));
+}
+
+#[inline(never)]
+fn spins_in_a_poll() {
+    let until = Instant::now() + Duration::from_millis(2);
+    while Instant::now() < until {
+        std::hint::black_box(0u64);
+    }
+}
+
+fn profile_of(work: fn(), kind: &'static str) -> BlockingProfile {
+    let _one = ONE_PROFILE.lock().unwrap_or_else(|e| e.into_inner());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let probes = TaskProbes::builder()
+        .kind(kind)
+        .without_runtime()
+        .build()
+        .unwrap();
+    let task = probes.kind(kind).unwrap();
+    let profiler = BlockingProfiler::start(DEFAULT_HZ).unwrap();
+    runtime.block_on(async {
+        for _ in 0..100 {
+            task.instrument(async {
+                work();
+                tokio::task::yield_now().await;
+            })
+            .await;
+        }
+    });
+    profiler.stop()
+}
+
+#[test]
+fn a_sleep_inside_a_poll_is_blocked_time_of_its_kind_and_stack() {
+    let profile = profile_of(sleeps_in_a_poll, "test.sleeps");
+    let blocked = profile
+        .kinds
+        .get("test.sleeps")
+        .copied()
+        .unwrap_or_default();
+    // 100 polls of 2 ms each: 200 ms off the CPU, sampled at 1 kHz.
+    assert!(
+        (120_000_000..=400_000_000).contains(&blocked.ns),
+        "blocked {} ns, expected about 200 ms: {profile:?}",
+        blocked.ns
+    );
+    let top = &profile.stacks[0];
+    assert_eq!(top.kind, "test.sleeps");
+    assert!(
+        top.frames
+            .iter()
+            .any(|f| f.function.ends_with("sleeps_in_a_poll")),
+        "the program's function is on the stack: {:?}",
+        top.frames
+    );
+    assert!(
+        top.frames
+            .iter()
+            .all(|f| !f.function.contains("on_stack_signal")),
+        "the handler's frames are cut: {:?}",
+        top.frames
+    );
+    let leaf = &top.frames.last().unwrap().function;
+    assert!(
+        leaf.contains("nanosleep"),
+        "the leaf is the blocking call: {leaf}"
+    );
+    let folded = profile.folded();
+    assert!(folded.starts_with("test.sleeps;"), "{folded}");
+}
+
+#[test]
+fn a_poll_that_spins_on_the_cpu_is_not_blocked() {
+    let profile = profile_of(spins_in_a_poll, "test.spins");
+    let blocked = profile.kinds.get("test.spins").copied().unwrap_or_default();
+    // 200 ms on the CPU; a preempted thread is runnable, not blocked. Allow for a page fault
+    // or two.
+    assert!(
+        blocked.ns < 20_000_000,
+        "blocked {} ns: {profile:?}",
+        blocked.ns
+    );
+}
+
+#[test]
+fn one_profile_at_a_time_and_rates_in_range() {
+    let _one = ONE_PROFILE.lock().unwrap_or_else(|e| e.into_inner());
+    assert!(matches!(
+        BlockingProfiler::start(0),
+        Err(BlockingError::Frequency { hz: 0 })
+    ));
+    let first = BlockingProfiler::start(100).unwrap();
+    assert!(matches!(
+        BlockingProfiler::start(100),
+        Err(BlockingError::Busy)
+    ));
+    drop(first);
+    BlockingProfiler::start(100).unwrap().stop();
+}

@@ -1,0 +1,300 @@
+//! Blocking findings: a function of the program that holds a runtime thread off the CPU inside
+//! a poll for longer per operation than before.
+//!
+//! Evidence needed: the blocking profile of both sides (wall-time ticks that found a thread
+//! inside a poll sleeping or in uninterruptible wait, with the stack). A function is named when
+//! its blocked time per operation grew by the threshold and by the relative growth, and beyond
+//! the sampling noise (the ticks are counts: Poisson). What the call below it waits on (a
+//! lock, `fsync`, a sleep, file I/O) is read from the library frames of the stack, and picks
+//! the fix.
+
+use std::collections::BTreeSet;
+
+use super::{Context, Evidence, Finding, FindingKind, fmt_us, function_identity, short_name};
+use crate::snapshot::{BlockingFigures, BlockingFunction};
+
+/// Standard deviations of the tick counts' difference a change must exceed.
+pub const BLOCKING_SIGMAS: f64 = 3.0;
+
+/// Most blocking findings in one report.
+const BLOCKING_FINDINGS_MAX: usize = 5;
+
+/// The blocking findings, most blocked time added first.
+pub(crate) fn findings(cx: &Context<'_>) -> Vec<Finding> {
+    let (Some(b), Some(c)) = (
+        &cx.baseline.snapshot.blocking,
+        &cx.candidate.snapshot.blocking,
+    ) else {
+        return Vec::new();
+    };
+    let keys: BTreeSet<(String, String)> =
+        b.functions.iter().chain(&c.functions).map(key).collect();
+    let mut grown: Vec<(f64, Finding)> = keys
+        .iter()
+        .filter_map(|k| {
+            let before = find(b, k);
+            let after = find(c, k)?;
+            grew(cx, b, before, c, after).map(|delta| (delta, finding(b, before, c, after, delta)))
+        })
+        .collect();
+    grown.sort_by(|x, y| y.0.total_cmp(&x.0));
+    grown
+        .into_iter()
+        .take(BLOCKING_FINDINGS_MAX)
+        .map(|(_, f)| f)
+        .collect()
+}
+
+/// Extra blocked time per operation of both sides' every kind together (negative: less).
+pub(crate) fn total_delta(cx: &Context<'_>) -> Option<f64> {
+    let b = cx.baseline.snapshot.blocking.as_ref()?;
+    let c = cx.candidate.snapshot.blocking.as_ref()?;
+    Some(c.ns_per_op() - b.ns_per_op())
+}
+
+/// A function matched across builds by what it is: its name without closures and generics,
+/// and its file (not its line).
+fn key(f: &BlockingFunction) -> (String, String) {
+    let file = f
+        .location
+        .as_deref()
+        .map(|l| l.rsplit_once(':').map_or(l, |(file, _)| file))
+        .unwrap_or_default();
+    (function_identity(&f.function), file.to_string())
+}
+
+fn find<'a>(side: &'a BlockingFigures, k: &(String, String)) -> Option<&'a BlockingFunction> {
+    side.functions.iter().find(|f| key(f) == *k)
+}
+
+/// The growth of blocked ns per operation, when it is a finding.
+fn grew(
+    cx: &Context<'_>,
+    b: &BlockingFigures,
+    before: Option<&BlockingFunction>,
+    c: &BlockingFigures,
+    after: &BlockingFunction,
+) -> Option<f64> {
+    let per_op = |f: Option<&BlockingFunction>, side: &BlockingFigures| {
+        crate::snapshot::per_op(f.map_or(0, |f| f.ns), side.ops)
+    };
+    let (nb, nc) = (per_op(before, b), per_op(Some(after), c));
+    let delta = nc - nb;
+    let relative = nb == 0.0 || delta / nb >= cx.thresholds.blocked_growth;
+    let big = delta >= cx.thresholds.blocked_ns_per_op;
+    (relative && big && beyond_noise(before.map_or(0, |f| f.ticks), b.ops, after.ticks, c.ops))
+        .then_some(delta)
+}
+
+/// Whether the candidate's tick rate per operation exceeds the baseline's by more than
+/// [`BLOCKING_SIGMAS`] Poisson deviations.
+fn beyond_noise(ticks_b: u64, ops_b: u64, ticks_c: u64, ops_c: u64) -> bool {
+    if ops_b == 0 || ops_c == 0 {
+        return false;
+    }
+    let (ob, oc) = (ops_b as f64, ops_c as f64);
+    let (rb, rc) = (ticks_b as f64 / ob, ticks_c as f64 / oc);
+    let sd = (ticks_b.max(1) as f64 / (ob * ob) + ticks_c.max(1) as f64 / (oc * oc)).sqrt();
+    rc - rb > BLOCKING_SIGMAS * sd
+}
+
+fn finding(
+    b: &BlockingFigures,
+    before: Option<&BlockingFunction>,
+    c: &BlockingFigures,
+    after: &BlockingFunction,
+    delta: f64,
+) -> Finding {
+    let wait = Wait::of(&after.path);
+    let name = short_name(&function_identity(&after.function));
+    let location = after.location.as_deref().unwrap_or("?");
+    let kinds = after
+        .kinds
+        .iter()
+        .take(3)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    Finding {
+        kind: FindingKind::Blocking,
+        title: format!(
+            "`{name}` blocks a runtime thread {} more per operation, {} (task kind {kinds})",
+            fmt_us(delta),
+            wait.what()
+        ),
+        evidence: vec![
+            Evidence::new(
+                "blocked inside polls per operation, this function",
+                fmt_us(crate::snapshot::per_op(before.map_or(0, |f| f.ns), b.ops)),
+                fmt_us(crate::snapshot::per_op(after.ns, c.ops)),
+            ),
+            Evidence::new(
+                "blocked inside polls per operation, every task kind",
+                fmt_us(b.ns_per_op()),
+                fmt_us(c.ns_per_op()),
+            ),
+        ],
+        sites: vec![format!("`{name}` ({location}){}", path_text(&after.path))],
+        functions: vec![after.function.clone()],
+        cost_ns_per_op: Some(delta),
+        share: None,
+        fix: wait.fix().into(),
+        // A runtime thread held off the CPU stalls every task queued behind it.
+        regression: true,
+    }
+}
+
+/// ` via `a` → `b``: the calls below the function, short names, the leaf last.
+fn path_text(path: &[String]) -> String {
+    if path.is_empty() {
+        return String::new();
+    }
+    let names: Vec<String> = path
+        .iter()
+        .map(|p| format!("`{}`", short_name(p)))
+        .collect();
+    format!(" via {}", names.join(" → "))
+}
+
+/// What a blocked stack waits on, read from the library calls below the program's function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// `fsync`, `fdatasync`, `sync_all`, `sync_data`.
+    Sync,
+    /// `nanosleep`, `thread::sleep`.
+    Sleep,
+    /// The C allocator's arena lock.
+    AllocatorLock,
+    /// A futex: a `Mutex`, `RwLock`, `Condvar`, parking_lot, a channel's blocking receive.
+    Lock,
+    /// DNS resolution.
+    Resolve,
+    /// File reads and writes, `open`, `stat`.
+    FileIo,
+    /// Something else off the CPU.
+    Other,
+}
+
+impl Wait {
+    fn of(path: &[String]) -> Wait {
+        let has = |words: &[&str]| path.iter().any(|p| words.iter().any(|w| p.contains(w)));
+        if has(&["fsync", "fdatasync", "sync_all", "sync_data", "syncfs"]) {
+            Wait::Sync
+        } else if has(&["nanosleep", "thread::sleep", "thread::functions::sleep"]) {
+            Wait::Sleep
+        } else if has(&["malloc", "_int_free", "cfree", "realloc"]) && has(&["lock_wait"]) {
+            Wait::AllocatorLock
+        } else if has(&[
+            "futex",
+            "Mutex",
+            "RwLock",
+            "Condvar",
+            "park",
+            "lock_wait",
+            "recv",
+        ]) {
+            Wait::Lock
+        } else if has(&["getaddrinfo", "to_socket_addrs", "lookup_host"]) {
+            Wait::Resolve
+        } else if has(&[
+            "std::fs::",
+            "pread",
+            "pwrite",
+            "__libc_read",
+            "__libc_write",
+            "open",
+        ]) {
+            Wait::FileIo
+        } else {
+            Wait::Other
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Wait::Sync => "waiting for the disk to sync",
+            Wait::Sleep => "sleeping",
+            Wait::AllocatorLock => "waiting for the C allocator's lock",
+            Wait::Lock => "waiting for a lock held by another thread",
+            Wait::Resolve => "resolving a name",
+            Wait::FileIo => "in file I/O",
+            Wait::Other => "off the CPU",
+        }
+    }
+
+    fn fix(self) -> &'static str {
+        match self {
+            Wait::Sync => {
+                "a sync on a runtime thread holds every task queued behind it: move it to \
+                 `tokio::task::spawn_blocking` (or a dedicated writer thread), and share one sync \
+                 among the writes that arrive together (group commit)"
+            }
+            Wait::Sleep => {
+                "`std::thread::sleep` stops the whole runtime thread: use \
+                 `tokio::time::sleep(..).await`, which parks only the task"
+            }
+            Wait::AllocatorLock => {
+                "threads contend for the C allocator's arena lock (memory allocated on one thread \
+                 and freed on another, e.g. across `spawn_blocking`): allocate less on that path, \
+                 or use an allocator with per-thread caches (mimalloc, jemalloc)"
+            }
+            Wait::Lock => {
+                "a blocking lock is contended between threads and the runtime thread waits for \
+                 it: hold it for less (no I/O or long work under it), shard it, or use \
+                 `tokio::sync::Mutex` when it must be held across an `.await`"
+            }
+            Wait::Resolve => {
+                "name resolution blocks: resolve once and keep the address, or use \
+                 `tokio::net::lookup_host`"
+            }
+            Wait::FileIo => {
+                "blocking file I/O on a runtime thread: use `tokio::fs` or \
+                 `tokio::task::spawn_blocking`, or batch the calls"
+            }
+            Wait::Other => {
+                "the call below this function blocks its runtime thread: move it to \
+                 `tokio::task::spawn_blocking`, or use its async counterpart"
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn what_a_stack_waits_on_comes_from_its_library_calls() {
+        let sync = path(&[
+            "std::fs::File::sync_all",
+            "std::sys::fs::File::fsync",
+            "fsync",
+        ]);
+        assert_eq!(Wait::of(&sync), Wait::Sync);
+        let sleep = path(&["std::thread::functions::sleep", "__GI___clock_nanosleep"]);
+        assert_eq!(Wait::of(&sleep), Wait::Sleep);
+        let lock = path(&["std::sync::poison::mutex::Mutex<T>::lock", "futex_wait"]);
+        assert_eq!(Wait::of(&lock), Wait::Lock);
+        let arena = path(&["_int_free", "__GI___lll_lock_wait_private", "futex_wait"]);
+        assert_eq!(Wait::of(&arena), Wait::AllocatorLock);
+        assert_eq!(Wait::of(&path(&["__libc_pread64"])), Wait::FileIo);
+        assert_eq!(Wait::of(&[]), Wait::Other);
+    }
+
+    #[test]
+    fn the_noise_of_tick_counts_is_poisson() {
+        // 100 against 130 ticks over the same operations: 2.0 deviations, noise.
+        assert!(!beyond_noise(100, 1000, 130, 1000));
+        // 100 against 200: 5.8 deviations.
+        assert!(beyond_noise(100, 1000, 200, 1000));
+        // Nothing against a few ticks is not a change; against 30 it is.
+        assert!(!beyond_noise(0, 1000, 3, 1000));
+        assert!(beyond_noise(0, 1000, 30, 1000));
+        // Per operation: the same ticks over twice the operations are half the rate.
+        assert!(!beyond_noise(100, 1000, 200, 2000));
+    }
+}

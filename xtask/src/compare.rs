@@ -100,7 +100,7 @@ pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn parse(args: &[String]) -> anyhow::Result<Option<Options>> {
+pub(crate) fn parse(args: &[String]) -> anyhow::Result<Option<Options>> {
     let mut baseline = None;
     let mut candidate = None;
     let mut out = None;

@@ -15,6 +15,7 @@ mod side;
 mod sizes;
 mod test;
 mod util;
+mod zoo;
 
 /// Tests that build whole sides take turns: they share the cores, and one seeds a target
 /// directory from `target/debug` while the other may be building into it.
@@ -44,6 +45,7 @@ fn main() -> ExitCode {
         "gate" => gate::run(rest),
         "moves" => moves::run(rest),
         "test" => test::run(rest),
+        "zoo" => zoo::run(rest),
         other => Err(anyhow::anyhow!(
             "unknown command {other:?}; `cargo xtask help` lists them"
         )),
@@ -69,5 +71,6 @@ Commands:
   moves       run a program under the memcpy tracer: where large values are copied, and which types
   profile     one build, the seeded workload under every probe, written as a snapshot directory
   compare     profile a baseline and a candidate and explain the difference, ranked (exit 1: regression)
+  zoo         the regression zoo: known patches compared against their base, scored on the true cause
   gate        CI's comparison of the tree against the committed baseline in xtask/gate (--bless updates it)
 ";

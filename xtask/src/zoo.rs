@@ -49,6 +49,13 @@ Options:
 struct Case {
     /// Its name (also its patch's, `NAME.patch`, unless `patch` says otherwise).
     name: String,
+    /// The patch's name when it is another case's (`NAME` of `NAME.patch`).
+    #[serde(default)]
+    patch: Option<String>,
+    /// Compare the other way round: the patched revision is the baseline and the base the
+    /// candidate (an improvement made of a known regression taken away).
+    #[serde(default)]
+    reverse: bool,
     /// What the change does, as its author would say.
     what: String,
     /// `slower`, `faster` or `nothing`.
@@ -69,8 +76,9 @@ enum Expect {
 /// How to recognise the true cause among the findings.
 #[derive(Debug, Clone, Deserialize)]
 struct Cause {
-    /// The finding kind (`blocking`, `allocations`, `type_grew`...).
-    kind: String,
+    /// The finding kinds that name it (`blocking`, `allocations`, `type_grew`...): a clone
+    /// is as truly named by its copies as by its allocations.
+    kinds: Vec<String>,
     /// Text one of which the finding's title or sites must contain (a function, a type).
     any_of: Vec<String>,
 }
@@ -81,7 +89,7 @@ impl Cause {
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
-        kind == self.kind
+        self.kinds.contains(&kind)
             && self.any_of.iter().any(|t| {
                 f.title.contains(t.as_str()) || f.sites.iter().any(|s| s.contains(t.as_str()))
             })
@@ -194,13 +202,18 @@ fn load_cases(root: &Path, only: Option<&[String]>) -> anyhow::Result<Vec<Case>>
 
 fn run_case(root: &Path, base: &str, case: &Case, ops: u64) -> Outcome {
     let started = Instant::now();
-    let result = patched_revision(root, base, case).and_then(|candidate| {
+    let result = patched_revision(root, base, case).and_then(|patched| {
         let out = target_dir(root).join("xtask").join("zoo").join(&case.name);
+        let (baseline, candidate) = if case.reverse {
+            (patched.as_str(), base)
+        } else {
+            (base, patched.as_str())
+        };
         let args: Vec<String> = [
             "--baseline",
-            base,
+            baseline,
             "--candidate",
-            &candidate,
+            candidate,
             "--out",
             &out.display().to_string(),
             "--ops",
@@ -296,11 +309,12 @@ fn table(outcomes: &[Outcome]) -> String {
 /// The case's patch committed on top of `base`, with a fixed author and date so that the same
 /// patch on the same base is the same commit (and its build is reused).
 fn patched_revision(root: &Path, base: &str, case: &Case) -> anyhow::Result<String> {
-    let patch = root.join("xtask/zoo").join(format!("{}.patch", case.name));
+    let name = case.patch.as_deref().unwrap_or(&case.name);
+    let patch = root.join("xtask/zoo").join(format!("{name}.patch"));
     if !patch.is_file() {
         bail!("case {}: no patch {}", case.name, patch.display());
     }
-    let dir: PathBuf = root.join(ZOO_WORKTREES).join(&case.name);
+    let dir: PathBuf = root.join(ZOO_WORKTREES).join(name);
     if dir.exists() {
         let _ = Command::new("git")
             .current_dir(root)
@@ -333,7 +347,7 @@ fn patched_revision(root: &Path, base: &str, case: &Case) -> anyhow::Result<Stri
                 "user.email=zoo@ddsplit.invalid",
             ])
             .args(["commit", "--quiet", "--all", "--message"])
-            .arg(format!("zoo: {}\n\n{}", case.name, case.what))
+            .arg(format!("zoo: {name}"))
             .env("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
             .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")
             .status()

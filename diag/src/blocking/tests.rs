@@ -24,14 +24,14 @@ fn profile_of(work: fn(), kind: &'static str) -> BlockingProfile {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap();
+        .expect("a current-thread runtime");
     let probes = TaskProbes::builder()
         .kind(kind)
         .without_runtime()
         .build()
-        .unwrap();
-    let task = probes.kind(kind).unwrap();
-    let profiler = BlockingProfiler::start(DEFAULT_HZ).unwrap();
+        .expect("one valid kind");
+    let task = probes.kind(kind).expect("the kind just registered");
+    let profiler = BlockingProfiler::start(DEFAULT_HZ).expect("no other profile runs");
     runtime.block_on(async {
         for _ in 0..100 {
             task.instrument(async {
@@ -74,7 +74,7 @@ fn a_sleep_inside_a_poll_is_blocked_time_of_its_kind_and_stack() {
         "the handler's frames are cut: {:?}",
         top.frames
     );
-    let leaf = &top.frames.last().unwrap().function;
+    let leaf = &top.frames.last().expect("a stack has frames").function;
     assert!(
         leaf.contains("nanosleep"),
         "the leaf is the blocking call: {leaf}"
@@ -103,11 +103,13 @@ fn one_profile_at_a_time_and_rates_in_range() {
         BlockingProfiler::start(0),
         Err(BlockingError::Frequency { hz: 0 })
     ));
-    let first = BlockingProfiler::start(100).unwrap();
+    let first = BlockingProfiler::start(100).expect("no other profile runs");
     assert!(matches!(
         BlockingProfiler::start(100),
         Err(BlockingError::Busy)
     ));
     drop(first);
-    BlockingProfiler::start(100).unwrap().stop();
+    BlockingProfiler::start(100)
+        .expect("the first one has ended")
+        .stop();
 }

@@ -34,15 +34,44 @@ pub(crate) fn findings(cx: &Context<'_>) -> Vec<Finding> {
         .filter_map(|k| {
             let before = find(b, k);
             let after = find(c, k)?;
-            grew(cx, b, before, c, after).map(|delta| (delta, finding(b, before, c, after, delta)))
+            grew(cx, b, before, c, after)
+                .map(|delta| (delta, finding(cx, b, before, c, after, delta)))
         })
         .collect();
     grown.sort_by(|x, y| y.0.total_cmp(&x.0));
-    grown
-        .into_iter()
-        .take(BLOCKING_FINDINGS_MAX)
-        .map(|(_, f)| f)
-        .collect()
+    grown.truncate(BLOCKING_FINDINGS_MAX);
+    mark_contention_symptoms(&mut grown, b);
+    grown.into_iter().map(|(_, f)| f).collect()
+}
+
+/// A lock that was already contended in the baseline waits longer whenever anything else
+/// slows the threads that hold it: when a larger blocking cause that is not such a lock is
+/// found, the lock's growth is its symptom, shown but not a regression of its own.
+fn mark_contention_symptoms(grown: &mut [(f64, Finding)], b: &BlockingFigures) {
+    let was_contended = |f: &Finding| {
+        let wait = Wait::of_finding(f);
+        matches!(wait, Wait::Lock | Wait::AllocatorLock)
+            && f.functions.first().is_some_and(|name| {
+                b.functions
+                    .iter()
+                    .any(|g| function_identity(&g.function) == function_identity(name))
+            })
+    };
+    let Some(cause) = grown.iter().position(|(_, f)| !was_contended(f)) else {
+        return;
+    };
+    let cause_delta = grown[cause].0;
+    let cause_title = grown[cause].1.title.clone();
+    for (delta, f) in grown.iter_mut() {
+        if *delta < cause_delta && was_contended(f) {
+            f.regression = false;
+            f.title.push_str(
+                " (a lock contended before, waiting longer as the change above slows its holders)",
+            );
+            f.fix =
+                format!("likely a symptom of: {cause_title}; fix that first, then compare again");
+        }
+    }
 }
 
 /// Extra blocked time per operation of both sides' every kind together (negative: less).
@@ -99,6 +128,7 @@ fn beyond_noise(ticks_b: u64, ops_b: u64, ticks_c: u64, ops_c: u64) -> bool {
 }
 
 fn finding(
+    cx: &Context<'_>,
     b: &BlockingFigures,
     before: Option<&BlockingFunction>,
     c: &BlockingFigures,
@@ -115,6 +145,30 @@ fn finding(
         .cloned()
         .collect::<Vec<_>>()
         .join(", ");
+    let mut evidence = vec![
+        Evidence::new(
+            "blocked inside polls per operation, this function",
+            fmt_us(crate::snapshot::per_op(before.map_or(0, |f| f.ns), b.ops)),
+            fmt_us(crate::snapshot::per_op(after.ns, c.ops)),
+        ),
+        Evidence::new(
+            "blocked inside polls per operation, every task kind",
+            fmt_us(b.ns_per_op()),
+            fmt_us(c.ns_per_op()),
+        ),
+        Evidence::new("waits on", "", wait.what()),
+    ];
+    // The call also costs CPU (a sync's journal work in the kernel, a lock's spinning): part
+    // of the same cause.
+    let cpu = cpu_growth(cx, &after.function);
+    if let Some((cb, cc)) = cpu {
+        evidence.push(Evidence::new(
+            "CPU per operation, this function",
+            fmt_us(cb),
+            fmt_us(cc),
+        ));
+    }
+    let cost = delta + cpu.map_or(0.0, |(cb, cc)| (cc - cb).max(0.0));
     Finding {
         kind: FindingKind::Blocking,
         title: format!(
@@ -122,21 +176,10 @@ fn finding(
             fmt_us(delta),
             wait.what()
         ),
-        evidence: vec![
-            Evidence::new(
-                "blocked inside polls per operation, this function",
-                fmt_us(crate::snapshot::per_op(before.map_or(0, |f| f.ns), b.ops)),
-                fmt_us(crate::snapshot::per_op(after.ns, c.ops)),
-            ),
-            Evidence::new(
-                "blocked inside polls per operation, every task kind",
-                fmt_us(b.ns_per_op()),
-                fmt_us(c.ns_per_op()),
-            ),
-        ],
+        evidence,
         sites: vec![format!("`{name}` ({location}){}", path_text(&after.path))],
         functions: vec![after.function.clone()],
-        cost_ns_per_op: Some(delta),
+        cost_ns_per_op: Some(cost),
         share: None,
         fix: wait.fix().into(),
         // A runtime thread held off the CPU stalls every task queued behind it.
@@ -144,15 +187,40 @@ fn finding(
     }
 }
 
-/// ` via `a` → `b``: the calls below the function, short names, the leaf last.
+/// CPU per operation charged to `function` on both sides, when both have a CPU profile.
+fn cpu_growth(cx: &Context<'_>, function: &str) -> Option<(f64, f64)> {
+    let b = cx.baseline.snapshot.cpu.as_ref()?;
+    let c = cx.candidate.snapshot.cpu.as_ref()?;
+    let id = function_identity(function);
+    let of = |side: &crate::snapshot::CpuFigures| {
+        let samples: u64 = side
+            .functions
+            .iter()
+            .filter(|f| function_identity(&f.function) == id)
+            .map(|f| f.samples)
+            .sum();
+        side.samples_to_ns_per_op(samples as f64)
+    };
+    Some((of(b), of(c)))
+}
+
+/// Calls shown below the function: the first two and the blocking call.
+const PATH_SHOWN: usize = 2;
+
+/// ` via `a` → `b` → … → `leaf``: the calls below the function, short names.
 fn path_text(path: &[String]) -> String {
-    if path.is_empty() {
+    let Some((leaf, rest)) = path.split_last() else {
         return String::new();
-    }
-    let names: Vec<String> = path
+    };
+    let mut names: Vec<String> = rest
         .iter()
+        .take(PATH_SHOWN)
         .map(|p| format!("`{}`", short_name(p)))
         .collect();
+    if rest.len() > PATH_SHOWN {
+        names.push("…".into());
+    }
+    names.push(format!("`{}`", short_name(leaf)));
     format!(" via {}", names.join(" → "))
 }
 
@@ -176,6 +244,29 @@ enum Wait {
 }
 
 impl Wait {
+    /// What a finding's stack waits on, from the "waits on" line of its evidence.
+    fn of_finding(f: &Finding) -> Wait {
+        let said = f
+            .evidence
+            .iter()
+            .find(|e| e.what == "waits on")
+            .map_or("", |e| e.candidate.as_str());
+        Wait::ALL
+            .into_iter()
+            .find(|w| w.what() == said)
+            .unwrap_or(Wait::Other)
+    }
+
+    const ALL: [Wait; 7] = [
+        Wait::Sync,
+        Wait::Sleep,
+        Wait::AllocatorLock,
+        Wait::Lock,
+        Wait::Resolve,
+        Wait::FileIo,
+        Wait::Other,
+    ];
+
     fn of(path: &[String]) -> Wait {
         let has = |words: &[&str]| path.iter().any(|p| words.iter().any(|w| p.contains(w)));
         if has(&["fsync", "fdatasync", "sync_all", "sync_data", "syncfs"]) {

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::render::verdict_line;
+use super::render::{lead, verdict_line};
 use super::{Comparison, fmt_us};
 
 /// A picture to embed: a title and an SVG document.
@@ -38,6 +38,9 @@ pub fn render_html(c: &Comparison, pictures: &[Picture]) -> String {
         "<p class=\"verdict {class}\">{}</p>",
         inline(&verdict_line(c))
     );
+    if let Some(lead) = lead(c) {
+        let _ = writeln!(out, "<p class=\"lead\">{}</p>", inline(&lead));
+    }
 
     let _ = writeln!(
         out,
@@ -195,28 +198,6 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_matches_the_standard_alphabet_and_padding() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"<svg/>"), "PHN2Zy8+");
-    }
-
-    #[test]
-    fn inline_markup_is_escaped_then_tagged() {
-        assert_eq!(
-            inline("`Result<A, B>` is **big**"),
-            "<code>Result&lt;A, B&gt;</code> is <b>big</b>"
-        );
-    }
-}
-
 /// Where each task kind's time goes per operation, with a stacked bar per side (on the CPU,
 /// blocked, idle, scheduled) drawn to one scale for every row.
 fn task_table(tasks: &[super::TaskChange]) -> String {
@@ -292,4 +273,26 @@ fn task_table(tasks: &[super::TaskChange]) -> String {
     }
     out.push_str("</table>\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_the_standard_alphabet_and_padding() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"<svg/>"), "PHN2Zy8+");
+    }
+
+    #[test]
+    fn inline_markup_is_escaped_then_tagged() {
+        assert_eq!(
+            inline("`Result<A, B>` is **big**"),
+            "<code>Result&lt;A, B&gt;</code> is <b>big</b>"
+        );
+    }
 }

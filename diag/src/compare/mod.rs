@@ -16,6 +16,7 @@ mod names;
 mod render;
 mod totals;
 mod types;
+mod waiting;
 mod wall;
 
 use serde::{Deserialize, Serialize};
@@ -189,6 +190,8 @@ pub enum FindingKind {
     StackFrames,
     /// A function's CPU per operation grew.
     HotSpot,
+    /// A task kind waits longer between polls, unexplained by CPU or blocking.
+    Waiting,
     /// The tail latency grew beyond the noise.
     Latency,
     /// A function blocks a runtime thread inside polls for longer.
@@ -206,6 +209,7 @@ impl FindingKind {
             FindingKind::Instructions => "instructions",
             FindingKind::StackFrames => "stack frames",
             FindingKind::HotSpot => "CPU hot spot",
+            FindingKind::Waiting => "waiting",
             FindingKind::Latency => "tail latency",
             FindingKind::Blocking => "blocking",
         }
@@ -444,10 +448,23 @@ pub fn compare(baseline: &Side<'_>, candidate: &Side<'_>, thresholds: &Threshold
     findings.extend(hotspots::cpu_findings(&context, &named));
     findings.extend(totals::findings(&context, &findings));
     findings.extend(latency_finding(wall.as_ref(), thresholds));
-    assign_shares(&mut findings, worker_time_delta(&context));
+    let tasks = hotspots::task_changes(&context);
+    let worker_delta = worker_time_delta(&context);
+    findings.extend(waiting::finding(
+        &context,
+        wall.as_ref(),
+        &tasks,
+        worker_delta,
+    ));
+    let slowdown = match (worker_delta, wall.as_ref()) {
+        (Some(d), Some(w)) if w.verdict == WallVerdict::Slower => {
+            Some(d.max(waiting::wall_equivalent(&context, w).unwrap_or(0.0)))
+        }
+        (d, _) => d,
+    };
+    assign_shares(&mut findings, slowdown);
     rank(&mut findings);
 
-    let tasks = hotspots::task_changes(&context);
     let figures = overview(&context, wall.as_ref());
     let wall_regression = wall
         .as_ref()
@@ -545,7 +562,9 @@ fn worker_time_delta(cx: &Context<'_>) -> Option<f64> {
     Some(cpu + blocking::total_delta(cx).unwrap_or(0.0).max(0.0))
 }
 
-/// Shares of the candidate's extra runtime-thread time per operation ([`worker_time_delta`]).
+/// Shares of the slowdown: of the candidate's extra runtime-thread time per operation
+/// ([`worker_time_delta`]), or of the wall-time change as runtime-thread time when that is
+/// larger (time spent waiting shows in the wall time only).
 fn assign_shares(findings: &mut [Finding], total: Option<f64>) {
     let Some(total) = total else { return };
     for f in findings {

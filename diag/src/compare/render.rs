@@ -14,6 +14,9 @@ pub fn render_markdown(c: &Comparison) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# `{}` → `{}`\n", c.baseline.label, c.candidate.label);
     let _ = writeln!(out, "{}\n", verdict_line(c));
+    if let Some(lead) = lead(c) {
+        let _ = writeln!(out, "{lead}\n");
+    }
     if let Some(w) = &c.wall {
         let _ = writeln!(
             out,
@@ -154,6 +157,42 @@ pub(crate) fn verdict_line(c: &Comparison) -> String {
         let _ = write!(line, " {blocker}.");
     }
     line
+}
+
+/// The report's first sentence after the verdict: the cause ranked first, its share of the
+/// slowdown, where it is and the fix; then how much of the slowdown the findings explain.
+pub(crate) fn lead(c: &Comparison) -> Option<String> {
+    let first = c.findings.first().filter(|_| c.regression)?;
+    let share = match first.share {
+        Some(share) if first.cost_ns_per_op.is_some_and(|n| n >= COST_VISIBLE_NS) => {
+            format!(", est. {:.0}% of the slowdown", share * 100.0)
+        }
+        _ => String::new(),
+    };
+    let place = first
+        .sites
+        .first()
+        .map_or(String::new(), |s| format!(", at {s}"));
+    let fix = first.fix.split(": ").next().unwrap_or(&first.fix);
+    let mut line = format!(
+        "**Most likely cause:** {}{share}{place}. **Try:** {fix}.",
+        first.title
+    );
+    let explained: f64 = c
+        .findings
+        .iter()
+        .filter_map(|f| f.share)
+        .sum::<f64>()
+        .min(1.0);
+    if c.findings.iter().any(|f| f.share.is_some()) {
+        let _ = write!(
+            line,
+            " The findings explain an estimated {:.0}% of the slowdown; {:.0}% is unexplained.",
+            explained * 100.0,
+            (1.0 - explained) * 100.0
+        );
+    }
+    Some(line)
 }
 
 fn figures_table(figures: &[Figure]) -> String {

@@ -54,6 +54,12 @@ struct Build {
     spin_ns: u64,
     /// Throughput factor of the wall runs.
     speed: f64,
+    /// Time per operation a function blocks its runtime thread in `fsync`, nanoseconds.
+    fsync_ns: u64,
+    /// Extra idle time per operation of the `gateway.get` task kind, nanoseconds.
+    extra_idle_ns: u64,
+    /// Extra time per operation the log's contended lock blocks, nanoseconds.
+    extra_contention_ns: u64,
 }
 
 const ERR_BIG: u64 = 49_216;
@@ -300,12 +306,77 @@ fn snapshot_of(b: Build, label: &str) -> Snapshot {
         ));
     }
     s.cpu = Some(CpuFigures::from_folded(&folded, OPS, 1000));
+    s.blocking = Some(blocking_of(b));
+    s.tasks = Some(tasks_of(b));
     s.sizes = Some(SizeFigures {
         file: "sizes.json".into(),
         prefix: "app".into(),
         types: 0,
     });
     s
+}
+
+/// Both sides block 4 µs per operation on a contended lock in the log (the machine's own
+/// contention); a build with `fsync_ns` blocks in `app::audit::append` too.
+fn blocking_of(b: Build) -> crate::snapshot::BlockingFigures {
+    let hz = 1000;
+    let contention_ns = 4_000 + b.extra_contention_ns;
+    let mut folded = format!(
+        "node.get;app::node::log::get (app/src/node/log.rs:200);std::sys::sync::rwlock::futex::RwLock::read_contended;syscall {}\n",
+        contention_ns / 1000 * OPS
+    );
+    if b.fsync_ns > 0 {
+        folded.push_str(&format!(
+            "gateway.put;app::gateway::put (app/src/gateway.rs:40);app::audit::append (app/src/audit.rs:{});std::fs::File::sync_data;fdatasync {}\n",
+            12 + b.fsync_ns % 7,
+            b.fsync_ns / 1000 * OPS
+        ));
+    }
+    let mut kinds = std::collections::BTreeMap::new();
+    kinds.insert(
+        "node.get".to_string(),
+        crate::blocking::Blocked {
+            ticks: contention_ns * OPS / 1_000_000,
+            ns: contention_ns * OPS,
+        },
+    );
+    if b.fsync_ns > 0 {
+        kinds.insert(
+            "gateway.put".to_string(),
+            crate::blocking::Blocked {
+                ticks: b.fsync_ns * OPS / 1_000_000,
+                ns: b.fsync_ns * OPS,
+            },
+        );
+    }
+    let summary = crate::blocking::BlockingSummary {
+        version: crate::blocking::BLOCKING_SUMMARY_VERSION,
+        hz,
+        duration_ns: 1_000_000_000,
+        kinds,
+        unknown_stack_ns: 0,
+        threads_unsampled: 0,
+    };
+    crate::snapshot::BlockingFigures::new(&folded, &summary, OPS)
+}
+
+/// Task figures: `gateway.get` polls 50 µs and idles 200 µs per operation (plus `extra_idle_ns`).
+fn tasks_of(b: Build) -> crate::snapshot::TaskFigures {
+    let json = format!(
+        r#"{{"version":1,"enabled":true,"uptime_ns":1,"tasks":{{"gateway.get":{{
+            "instrumented_count":{OPS},"dropped_count":{OPS},"first_poll_count":{OPS},
+            "total_first_poll_delay_ns":0,"total_poll_count":{},"total_poll_duration_ns":{},
+            "total_slow_poll_count":0,"total_slow_poll_duration_ns":0,"total_scheduled_count":0,
+            "total_scheduled_duration_ns":{},"total_long_delay_count":0,
+            "total_long_delay_duration_ns":0,"total_idle_count":{},"total_idle_duration_ns":{},
+            "max_idle_duration_ns":0}}}},"runtime":{{"workers_count":2}}}}"#,
+        3 * OPS,
+        50_000 * OPS,
+        10_000 * OPS,
+        2 * OPS,
+        (200_000 + b.extra_idle_ns) * OPS
+    );
+    crate::snapshot::TaskFigures::from_json(&json, OPS).expect("the fixture's tasks.json")
 }
 
 struct Pair {
@@ -776,4 +847,123 @@ fn a_block_the_size_of_a_future_is_a_boxed_future_only_through_box_pin_or_box_ne
     );
     let pinned = kinds("alloc::boxed::Box<T>::pin");
     assert!(pinned.contains(&FindingKind::BoxedFuture), "{pinned:?}");
+}
+
+#[test]
+fn a_sync_on_the_runtime_thread_is_named_first_with_its_call_and_the_fix() {
+    let c = run(&pair(
+        Build::default(),
+        Build {
+            fsync_ns: 300_000,
+            speed: 0.7,
+            ..Build::default()
+        },
+    ));
+    assert!(c.regression);
+    let first = &c.findings[0];
+    assert_eq!(first.kind, FindingKind::Blocking, "{:#?}", c.findings);
+    assert!(first.title.contains("`append`"), "{}", first.title);
+    assert!(first.title.contains("sync"), "{}", first.title);
+    assert!(
+        first.sites[0].contains("app/src/audit.rs"),
+        "{:?}",
+        first.sites
+    );
+    assert!(first.sites[0].contains("`fdatasync`"), "{:?}", first.sites);
+    assert!(first.fix.contains("spawn_blocking"), "{}", first.fix);
+    // The lock contention both sides share is not a finding.
+    assert_eq!(
+        c.findings
+            .iter()
+            .filter(|f| f.kind == FindingKind::Blocking)
+            .count(),
+        1
+    );
+    let get = c.tasks.iter().find(|t| t.kind == "gateway.get").unwrap();
+    assert_eq!(get.blocked_ns_per_op, Some((0.0, 0.0)));
+    assert!(render_markdown(&c).contains("**Most likely cause:** `append` blocks"));
+}
+
+#[test]
+fn a_lock_contended_before_that_waits_longer_beside_a_new_sync_is_its_symptom() {
+    let c = run(&pair(
+        Build::default(),
+        Build {
+            fsync_ns: 300_000,
+            extra_contention_ns: 40_000,
+            speed: 0.7,
+            ..Build::default()
+        },
+    ));
+    let blocking: Vec<&Finding> = c
+        .findings
+        .iter()
+        .filter(|f| f.kind == FindingKind::Blocking)
+        .collect();
+    assert_eq!(blocking.len(), 2, "{:#?}", c.findings);
+    assert!(blocking[0].title.contains("`append`") && blocking[0].regression);
+    assert!(blocking[1].title.contains("`get`"), "{}", blocking[1].title);
+    assert!(!blocking[1].regression, "the lock's growth is a symptom");
+    assert!(blocking[1].fix.contains("symptom"), "{}", blocking[1].fix);
+    // Alone, the same growth of the lock is a cause.
+    let alone = run(&pair(
+        Build::default(),
+        Build {
+            extra_contention_ns: 40_000,
+            speed: 0.9,
+            ..Build::default()
+        },
+    ));
+    assert!(alone.findings[0].regression && alone.findings[0].title.contains("`get`"));
+}
+
+#[test]
+fn a_blocking_call_that_moved_lines_is_the_same_call() {
+    let c = run(&pair(
+        Build {
+            fsync_ns: 300_000,
+            ..Build::default()
+        },
+        Build {
+            fsync_ns: 300_001,
+            ..Build::default()
+        },
+    ));
+    assert!(c.findings.is_empty(), "{:#?}", c.findings);
+}
+
+#[test]
+fn waiting_that_cpu_and_blocking_do_not_explain_names_the_task_kind() {
+    let c = run(&pair(
+        Build::default(),
+        Build {
+            extra_idle_ns: 400_000,
+            speed: 0.7,
+            ..Build::default()
+        },
+    ));
+    let first = &c.findings[0];
+    assert_eq!(first.kind, FindingKind::Waiting, "{:#?}", c.findings);
+    assert!(first.title.contains("`gateway.get`"), "{}", first.title);
+    assert!(first.fix.contains(".await"), "{}", first.fix);
+}
+
+#[test]
+fn waiting_that_extra_cpu_explains_is_a_symptom_not_a_finding() {
+    // 200 µs more CPU per operation on two workers is 100 µs of wall time per operation:
+    // throughput 5,000 → 3,333 ops/s, all of it explained.
+    let c = run(&pair(
+        Build::default(),
+        Build {
+            spin_ns: 200_000,
+            extra_idle_ns: 400_000,
+            speed: 2.0 / 3.0,
+            ..Build::default()
+        },
+    ));
+    assert!(
+        c.findings.iter().all(|f| f.kind != FindingKind::Waiting),
+        "{:#?}",
+        c.findings
+    );
 }

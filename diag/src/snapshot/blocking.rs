@@ -11,8 +11,9 @@ use crate::blocking::{Blocked, BlockingSummary};
 /// Most blocking functions kept per snapshot, by time.
 pub const BLOCKING_FUNCTIONS_MAX: usize = 40;
 
-/// Frames kept below a blocking function to show the call that blocked.
-const PATH_FRAMES_MAX: usize = 6;
+/// Frames kept below a blocking function: enough to tell what the call waits on (a lock's
+/// frames sit between the library call and the system call).
+const PATH_FRAMES_MAX: usize = 24;
 
 /// Where the program blocked: its own innermost function, and the library calls below it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -164,4 +165,46 @@ fn path_below(frames: &[&str], function: &str) -> Vec<String> {
 /// `file.rs` of `file.rs:123`.
 fn file_of(location: &str) -> &str {
     location.rsplit_once(':').map_or(location, |(file, _)| file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_blocked_stack_is_charged_to_the_programs_innermost_function_with_its_calls_below() {
+        let folded = "gateway.put;tokio::runtime::task::poll;app::gateway::put (app/src/gateway.rs:40);\
+                      app::audit::append (app/src/audit.rs:12);std::fs::File::sync_data \
+                      (library/std/src/fs.rs:900);fdatasync 3000\n\
+                      node.put;app::audit::append (app/src/audit.rs:14);std::fs::File::sync_data;fdatasync 1000\n";
+        let mut kinds = BTreeMap::new();
+        kinds.insert(
+            "gateway.put".to_string(),
+            Blocked {
+                ticks: 3,
+                ns: 3_000_000,
+            },
+        );
+        let summary = BlockingSummary {
+            version: crate::blocking::BLOCKING_SUMMARY_VERSION,
+            hz: 1000,
+            duration_ns: 1,
+            kinds,
+            unknown_stack_ns: 0,
+            threads_unsampled: 0,
+        };
+        let figures = BlockingFigures::new(folded, &summary, 10);
+        assert_eq!(
+            figures.functions.len(),
+            1,
+            "two lines of one function and file: {figures:?}"
+        );
+        let f = &figures.functions[0];
+        assert_eq!(f.function, "app::audit::append");
+        assert_eq!(f.location.as_deref(), Some("app/src/audit.rs:12"));
+        assert_eq!(f.path, ["std::fs::File::sync_data", "fdatasync"]);
+        assert_eq!(f.kinds, ["gateway.put", "node.put"]);
+        assert_eq!((f.ns, f.ticks), (4_000_000, 4));
+        assert_eq!(figures.kind_ns_per_op("gateway.put"), 300_000.0);
+    }
 }

@@ -1,0 +1,127 @@
+//! Waiting findings: the operations got slower (throughput or tail latency) while neither CPU
+//! nor blocking inside polls explains it, and one task kind now waits longer between its polls
+//! (idle: a lock or semaphore held across an `.await`, a queue, a timer, a slower peer).
+//!
+//! Evidence needed: the wall verdict (slower, or a p99 beyond its threshold), the task kinds'
+//! idle time per operation on both sides, and, to rule out a busier machine, the runtime-thread
+//! time per operation (CPU and blocked) of both sides. Idle time grows in every slowdown that
+//! makes a task's peers slower, so the finding is made only when the extra runtime-thread time
+//! explains less than half of the wall-time change.
+
+use super::{
+    Context, Evidence, Finding, FindingKind, TaskChange, WallComparison, WallVerdict, fmt_us,
+};
+
+/// Growth of a kind's idle time per operation that can name it: +50%...
+pub const IDLE_GROWTH_MIN: f64 = 0.5;
+
+/// ... and at least this much per operation, nanoseconds (20 µs).
+pub const IDLE_CHANGE_NS_PER_OP_MIN: f64 = 20_000.0;
+
+/// Share of the wall-time change the extra runtime-thread time may explain for waiting to be
+/// the cause: below half, CPU and blocking are not what slowed the operations.
+pub const EXPLAINED_SHARE_MAX: f64 = 0.5;
+
+/// The waiting finding, when the wall time regressed unexplained and a kind waits longer.
+pub(crate) fn finding(
+    cx: &Context<'_>,
+    wall: Option<&WallComparison>,
+    tasks: &[TaskChange],
+    worker_delta: Option<f64>,
+) -> Option<Finding> {
+    let w = wall?;
+    let slower = w.verdict == WallVerdict::Slower;
+    if !slower && !w.p99.grew_beyond(cx.thresholds.p99_growth) {
+        return None;
+    }
+    let unexplained = unexplained_worker_ns(cx, w, worker_delta);
+    if slower && unexplained.is_none() {
+        return None;
+    }
+    let kind = tasks
+        .iter()
+        .filter(|t| idle_grew(t))
+        .max_by(|a, b| idle_delta(a).total_cmp(&idle_delta(b)))?;
+    let (before, after) = kind.idle_ns_per_op;
+    Some(Finding {
+        kind: FindingKind::Waiting,
+        title: format!(
+            "task kind `{}` waits {} more per operation between its polls, which CPU and \
+             blocking do not explain",
+            kind.kind,
+            fmt_us(after - before)
+        ),
+        evidence: vec![
+            Evidence::new(
+                "idle time per operation (waiting to be woken)",
+                fmt_us(before),
+                fmt_us(after),
+            ),
+            Evidence::new(
+                "poll time per operation",
+                fmt_us(kind.poll_ns_per_op.0),
+                fmt_us(kind.poll_ns_per_op.1),
+            ),
+            Evidence::new(
+                "throughput",
+                format!("{:.0} ops/s", w.baseline.median),
+                format!("{:.0} ops/s", w.candidate.median),
+            ),
+            Evidence::new(
+                "latency p99",
+                fmt_us(w.baseline_latency_us.1 * 1e3),
+                fmt_us(w.candidate_latency_us.1 * 1e3),
+            ),
+        ],
+        sites: vec![format!("task kind `{}`", kind.kind)],
+        functions: Vec::new(),
+        cost_ns_per_op: unexplained,
+        share: None,
+        fix: "the tasks of this kind wait for something other tasks hold: an async lock or \
+              semaphore held across an `.await` (hold it only around the state it guards, never \
+              across I/O), a bounded queue or pool that is now too small, or a slower peer. The \
+              code that awaits in this kind's handler is where to look"
+            .into(),
+        regression: true,
+    })
+}
+
+/// The wall-time change not explained by extra runtime-thread time, as runtime-thread time per
+/// operation (what the change would cost if every worker were busy), when it is most of it.
+fn unexplained_worker_ns(
+    cx: &Context<'_>,
+    w: &WallComparison,
+    worker_delta: Option<f64>,
+) -> Option<f64> {
+    let wall_equivalent = wall_equivalent(cx, w)?;
+    let explained = worker_delta?.max(0.0);
+    (wall_equivalent > 0.0 && explained < EXPLAINED_SHARE_MAX * wall_equivalent)
+        .then_some(wall_equivalent - explained)
+}
+
+/// The wall-time change per operation as runtime-thread time: the extra wall time per
+/// operation of the whole system times the runtime's workers (negative: faster).
+pub(crate) fn wall_equivalent(cx: &Context<'_>, w: &WallComparison) -> Option<f64> {
+    let workers = cx
+        .candidate
+        .snapshot
+        .tasks
+        .as_ref()
+        .and_then(|t| t.runtime.get("workers_count").copied())
+        .filter(|&n| n >= 1.0)?;
+    if w.baseline.median <= 0.0 || w.candidate.median <= 0.0 {
+        return None;
+    }
+    let wall_ns_per_op = 1e9 / w.candidate.median - 1e9 / w.baseline.median;
+    Some(wall_ns_per_op * workers)
+}
+
+fn idle_delta(t: &TaskChange) -> f64 {
+    t.idle_ns_per_op.1 - t.idle_ns_per_op.0
+}
+
+fn idle_grew(t: &TaskChange) -> bool {
+    let (before, after) = t.idle_ns_per_op;
+    after - before >= IDLE_CHANGE_NS_PER_OP_MIN
+        && (before == 0.0 || (after - before) / before >= IDLE_GROWTH_MIN)
+}

@@ -48,7 +48,7 @@ Options:
   --concurrency N             client connections (default 16)
   --pairs N                   wall-time pairs to start with (default 5)
   --max-pairs N               most pairs when the verdict is unclear (default 12)
-  --skip PASSES               passes to leave out: cpu, blocking, heap, moves, sizes
+  --skip PASSES               passes to leave out: cpu, blocking, syscalls, heap, moves, sizes
   --max-throughput-drop PCT   throughput drop that fails, beyond the noise (default 3)
   --max-alloc-growth PCT      growth of allocations per operation that fails (default 2)
   --max-copy-growth PCT       growth of bytes copied per operation that fails (default 5)
@@ -61,6 +61,8 @@ Options:
   --max-blocked-us US         growth of one function's time blocked inside polls, µs per
                               operation, that fails, beyond the sampling noise (default 5)
   --max-blocked-growth PCT    ... and its relative growth that fails (default 50)
+  --max-syscall-growth PCT    growth of an I/O system call's count per operation that fails
+                              (default 25, and at least one call per operation)
   --json                      print the report as JSON instead of markdown
 
 Exit code: 0 no threshold crossed, 1 a regression, 2 could not compare.
@@ -152,6 +154,9 @@ pub(crate) fn parse(args: &[String]) -> anyhow::Result<Option<Options>> {
             "--max-blocked-us" => {
                 thresholds.blocked_ns_per_op =
                     number(&value("--max-blocked-us")?, "--max-blocked-us")? as f64 * 1e3
+            }
+            "--max-syscall-growth" => {
+                thresholds.syscall_growth = percent(&value("--max-syscall-growth")?)?
             }
             "--max-blocked-growth" => {
                 thresholds.blocked_growth = percent(&value("--max-blocked-growth")?)?

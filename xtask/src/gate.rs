@@ -167,6 +167,7 @@ fn gate_passes() -> PassSet {
     PassSet {
         cpu: false,
         blocking: false,
+        syscalls: false,
         ..PassSet::default()
     }
 }

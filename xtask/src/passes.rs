@@ -12,7 +12,7 @@ use diag::moves::{MovesReport, TraceRun};
 use diag::sizes::SizesReport;
 use diag::snapshot::{
     AllocFigures, BlockingFigures, CpuFigures, HeapFigures, InstructionFigures, Latency,
-    MoveFigures, PassOutcome, SizeFigures, TaskFigures, WallRun, Workload,
+    MoveFigures, PassOutcome, SizeFigures, SyscallFigures, TaskFigures, WallRun, Workload,
 };
 use serde::Deserialize;
 
@@ -37,6 +37,13 @@ pub const HEAP_OPS_DIVISOR: u64 = 4;
 
 /// The copy pass runs this fraction of the operations: the tracer slows every copy down.
 pub const MOVES_OPS_DIVISOR: u64 = 4;
+
+/// The system call pass runs an eighth of the workload: under strace every system call stops
+/// the process twice, about ten times slower.
+pub const SYSCALL_OPS_DIVISOR: u64 = 8;
+
+/// The tracer of the system call pass (Debian's `strace`).
+pub const STRACE: &str = "/usr/bin/strace";
 
 /// Arguments every pass gives `ddsplit local` besides ops, seed and concurrency: no fsync, so
 /// the disk's timing does not drown the CPU's (the comparison is of the program, not of the
@@ -149,24 +156,22 @@ fn local_args(built: &Built, w: &Workload, ops: u64, out: &Path, extra: &[&str])
     args
 }
 
-/// Runs `program` (the side's binary or another build of it) once in `dir`.
+/// Runs `command` (the side's binary, another build of it, or a tracer in front of it) with
+/// the workload's arguments, once in `dir`.
 fn run_local(
-    program: &Path,
+    mut command: Command,
     built: &Built,
     w: &Workload,
     ops: u64,
     dir: &Path,
     extra: &[&str],
-    env: &[(&str, &str)],
 ) -> anyhow::Result<RunFigures> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let args = local_args(built, w, ops, dir, extra);
+    let program = format!("{command:?}");
     let (stdout, stderr) = (dir.join("stdout.json"), dir.join("stderr.log"));
     let status = run_logged(
-        Command::new(program)
-            .args(&args)
-            .envs(env.iter().copied())
-            .current_dir(dir),
+        command.args(&args).current_dir(dir),
         &stdout,
         &stderr,
         RUN_TIME_MAX,
@@ -179,7 +184,7 @@ fn run_local(
     let Some(report) = report else {
         bail!(
             "`{} {}` exited with {status} without a JSON report; its last lines:\n{}",
-            program.display(),
+            program,
             args.join(" "),
             tail(&stderr, 15)
         );
@@ -230,7 +235,7 @@ fn run_local(
 
 /// One wall-time run (also the metrics run: allocation counters and task metrics come with it).
 pub fn wall(built: &Built, w: &Workload, dir: &Path) -> anyhow::Result<RunFigures> {
-    run_local(&built.binary, built, w, w.ops, dir, &[], &[])
+    run_local(Command::new(&built.binary), built, w, w.ops, dir, &[])
 }
 
 /// The CPU pass: the workload sampled by the profiler.
@@ -240,13 +245,12 @@ pub fn cpu(built: &Built, w: &Workload, dir: &Path) -> anyhow::Result<CpuFigures
     }
     let hz = CPU_PASS_HZ.to_string();
     let run = run_local(
-        &built.binary,
+        Command::new(&built.binary),
         built,
         w,
         w.ops * CPU_OPS_FACTOR,
         dir,
         &["--cpu-profile", "--cpu-profile-hz", &hz],
-        &[],
     )?;
     let folded_path = dir.join("cpu.folded");
     let folded = std::fs::read_to_string(&folded_path)
@@ -280,15 +284,9 @@ pub fn blocking(built: &Built, w: &Workload, dir: &Path) -> anyhow::Result<Block
     if !built.caps.blocking_profile || !built.caps.diag_out {
         bail!("this build has no --blocking-profile");
     }
-    let run = run_local(
-        &built.binary,
-        built,
-        w,
-        w.ops,
-        dir,
-        &["--blocking-profile"],
-        &[("DDSPLIT_TASK_PROBES", "all")],
-    )?;
+    let mut command = Command::new(&built.binary);
+    command.env("DDSPLIT_TASK_PROBES", "all");
+    let run = run_local(command, built, w, w.ops, dir, &["--blocking-profile"])?;
     let read = |name: &str| {
         let path = dir.join(name);
         std::fs::read_to_string(&path)
@@ -321,13 +319,35 @@ pub fn blocking(built: &Built, w: &Workload, dir: &Path) -> anyhow::Result<Block
     Ok(figures)
 }
 
+/// The system call pass: the workload (an eighth of it: every system call stops the process
+/// twice) under `strace -f -c`, counting calls per system call.
+pub fn syscalls(built: &Built, w: &Workload, dir: &Path) -> anyhow::Result<SyscallFigures> {
+    if !Path::new(STRACE).is_file() {
+        bail!("{STRACE} is not installed: `apt-get install strace` (cargo xtask test installs it)");
+    }
+    let ops = (w.ops / SYSCALL_OPS_DIVISOR).max(1);
+    let summary = dir.join("strace-summary.txt");
+    let mut command = Command::new(STRACE);
+    command
+        .args(["-f", "-qq", "-c", "-o"])
+        .arg(&summary)
+        .arg(&built.binary);
+    let run = run_local(command, built, w, ops, dir, &[])?;
+    let text = std::fs::read_to_string(&summary)
+        .with_context(|| format!("strace wrote no {}", summary.display()))?;
+    let mut figures = SyscallFigures::from_strace_summary(&text, run.wall.ops)
+        .with_context(|| format!("reading {}", summary.display()))?;
+    figures.file = relative(dir, "strace-summary.txt");
+    Ok(figures)
+}
+
 /// The heap pass: the workload (a quarter of it) with dhat as the global allocator.
 pub fn heap(built: &Built, w: &Workload, dir: &Path) -> anyhow::Result<HeapFigures> {
     let Some(dhat) = &built.dhat_binary else {
         bail!("this tree has no dhat-heap feature");
     };
     let ops = (w.ops / HEAP_OPS_DIVISOR).max(1);
-    let run = run_local(dhat, built, w, ops, dir, &[], &[])?;
+    let run = run_local(Command::new(dhat), built, w, ops, dir, &[])?;
     let path = [dir.join("dhat-heap.json")]
         .into_iter()
         .find(|p| p.is_file())

@@ -35,6 +35,7 @@ runs one seeded workload (`ddsplit local --ops N`) in several passes, heavy prob
   blocking the workload with the blocking sampler (1 kHz wall clock, every task kind): which
            functions hold a runtime thread off the CPU inside a poll (fsync, sleep, a
            contended lock), folded stacks and a flamegraph of blocked time
+  syscalls the workload / 8 under strace -f -c: calls per system call per operation
   heap     the workload / 4 under dhat (feature dhat-heap): allocation sites
   moves    the workload / 4 under the memcpy tracer: copies by site and type
   sizes    types, enums and futures from the binary's DWARF
@@ -48,7 +49,7 @@ flamegraph, the heap profile, the sizes and moves reports. `cargo xtask compare`
   --seed N          workload seed (default 7)
   --concurrency N   client connections (default 16)
   --runs N          wall-time runs (default 3)
-  --skip PASSES     passes to leave out, comma-separated (e.g. heap,moves,blocking)
+  --skip PASSES     passes to leave out, comma-separated (e.g. heap,moves,blocking,syscalls)
 ";
 
 /// The passes a profile can run.
@@ -56,6 +57,7 @@ flamegraph, the heap profile, the sizes and moves reports. `cargo xtask compare`
 pub struct PassSet {
     pub cpu: bool,
     pub blocking: bool,
+    pub syscalls: bool,
     pub heap: bool,
     pub moves: bool,
     pub sizes: bool,
@@ -66,6 +68,7 @@ impl Default for PassSet {
         PassSet {
             cpu: true,
             blocking: true,
+            syscalls: true,
             heap: true,
             moves: true,
             sizes: true,
@@ -80,11 +83,14 @@ impl PassSet {
             match name {
                 "cpu" => self.cpu = false,
                 "blocking" => self.blocking = false,
+                "syscalls" => self.syscalls = false,
                 "heap" => self.heap = false,
                 "moves" => self.moves = false,
                 "sizes" => self.sizes = false,
                 other => {
-                    bail!("no pass {other:?} to skip (passes: cpu, blocking, heap, moves, sizes)")
+                    bail!(
+                        "no pass {other:?} to skip (passes: cpu, blocking, syscalls, heap, moves, sizes)"
+                    )
                 }
             }
         }
@@ -177,10 +183,17 @@ impl SideProfile {
 
     /// Steps [`SideProfile::probe_passes`] takes with `passes`.
     pub fn probe_steps(set: PassSet) -> u64 {
-        [set.sizes, set.cpu, set.blocking, set.heap, set.moves]
-            .iter()
-            .filter(|p| **p)
-            .count() as u64
+        [
+            set.sizes,
+            set.cpu,
+            set.blocking,
+            set.syscalls,
+            set.heap,
+            set.moves,
+        ]
+        .iter()
+        .filter(|p| **p)
+        .count() as u64
     }
 
     /// Runs every pass but the wall-time runs.
@@ -224,6 +237,22 @@ impl SideProfile {
                     b.ns_per_op() / 1e3
                 ),
                 None => format!("{label}: blocking: {}", outcome(s, "blocking")),
+            });
+        }
+        if set.syscalls {
+            progress.say(&format!("{label}: system calls (strace)"));
+            s.syscalls = passes::record(&mut s.passes, "syscalls", || {
+                passes::syscalls(&self.built, &s.workload, &self.dir.join("syscalls"))
+            });
+            progress.done(&match &s.syscalls {
+                Some(f) => format!(
+                    "{label}: system calls: {:.1} I/O calls per operation",
+                    diag::snapshot::IO_SYSCALLS
+                        .iter()
+                        .map(|n| f.per_op(n))
+                        .sum::<f64>()
+                ),
+                None => format!("{label}: system calls: {}", outcome(s, "syscalls")),
             });
         }
         if set.heap {

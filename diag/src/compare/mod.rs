@@ -14,6 +14,7 @@ mod hotspots;
 mod html;
 mod names;
 mod render;
+mod syscalls;
 mod totals;
 mod types;
 mod waiting;
@@ -76,6 +77,11 @@ pub const DEFAULT_BLOCKED_NS_PER_OP: f64 = 5_000.0;
 /// contention and page-cache misses already block a little and move with the machine's load;
 /// a new blocking call multiplies it.
 pub const DEFAULT_BLOCKED_GROWTH: f64 = 0.5;
+/// Default growth of an I/O system call's count per operation that is a regression: +25% (and
+/// at least one call per operation). Counts of a seeded run repeat closely, but how many bytes
+/// a socket read finds waiting follows the timing, so reads and writes of sockets move by a few
+/// percent between runs of one build.
+pub const DEFAULT_SYSCALL_GROWTH: f64 = 0.25;
 /// Default size at which a future with no counterpart in the baseline is a regression: 8 KiB.
 /// New code brings new futures; only a large one is a change worth failing on by itself.
 pub const DEFAULT_NEW_FUTURE_FAIL_BYTES: u64 = 8 * 1024;
@@ -116,6 +122,13 @@ pub struct Thresholds {
     /// Relative growth of one function's blocked time that fails (fraction).
     #[serde(default = "default_blocked_growth")]
     pub blocked_growth: f64,
+    /// Growth of an I/O system call's count per operation that fails (fraction).
+    #[serde(default = "default_syscall_growth")]
+    pub syscall_growth: f64,
+}
+
+fn default_syscall_growth() -> f64 {
+    DEFAULT_SYSCALL_GROWTH
 }
 
 fn default_blocked_ns_per_op() -> f64 {
@@ -159,6 +172,7 @@ impl Default for Thresholds {
             p99_growth: DEFAULT_P99_GROWTH,
             blocked_ns_per_op: DEFAULT_BLOCKED_NS_PER_OP,
             blocked_growth: DEFAULT_BLOCKED_GROWTH,
+            syscall_growth: DEFAULT_SYSCALL_GROWTH,
         }
     }
 }
@@ -196,6 +210,8 @@ pub enum FindingKind {
     Latency,
     /// A function blocks a runtime thread inside polls for longer.
     Blocking,
+    /// An I/O system call is made more often per operation.
+    Syscalls,
 }
 
 impl FindingKind {
@@ -212,6 +228,7 @@ impl FindingKind {
             FindingKind::Waiting => "waiting",
             FindingKind::Latency => "tail latency",
             FindingKind::Blocking => "blocking",
+            FindingKind::Syscalls => "system calls",
         }
     }
 }
@@ -444,6 +461,7 @@ pub fn compare(baseline: &Side<'_>, candidate: &Side<'_>, thresholds: &Threshold
     findings.extend(hotspots::instruction_findings(&context));
     findings.extend(hotspots::stack_frame_findings(&context));
     findings.extend(blocking::findings(&context));
+    findings.extend(syscalls::findings(&context));
     let named: Vec<String> = findings.iter().flat_map(|f| f.functions.clone()).collect();
     findings.extend(hotspots::cpu_findings(&context, &named));
     findings.extend(totals::findings(&context, &findings));
@@ -649,6 +667,12 @@ fn overview(context: &Context<'_>, wall: Option<&WallComparison>) -> Vec<Figure>
             ca.peak_live_bytes as f64,
             "B",
         );
+    }
+    if let (Some(bs), Some(cs)) = (&b.syscalls, &c.syscalls) {
+        let io = |s: &crate::snapshot::SyscallFigures| {
+            crate::snapshot::IO_SYSCALLS.iter().map(|n| s.per_op(n)).sum::<f64>()
+        };
+        push("I/O system calls per operation", io(bs), io(cs), "");
     }
     if let (Some(bm), Some(cm)) = (&b.moves, &c.moves) {
         push(

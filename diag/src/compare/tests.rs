@@ -60,6 +60,10 @@ struct Build {
     extra_idle_ns: u64,
     /// Extra time per operation the log's contended lock blocks, nanoseconds.
     extra_contention_ns: u64,
+    /// Extra `sendto` calls per operation, made by the connection loop.
+    extra_sends: u64,
+    /// `futex` calls per operation (they follow the timing, not the code).
+    futexes: u64,
 }
 
 const ERR_BIG: u64 = 49_216;
@@ -299,6 +303,11 @@ fn snapshot_of(b: Build, label: &str) -> Snapshot {
             boxed_allocs * 500
         ));
     }
+    // 2 µs of CPU per `sendto`.
+    folded.push_str(&format!(
+        "main;app::server::Connection::run (app/src/server.rs:90);tokio::net::TcpStream::poll_write;__libc_sendto {}\n",
+        (20 + b.extra_sends) * 2 * OPS / 1000
+    ));
     if b.spin_ns > 0 {
         folded.push_str(&format!(
             "main;app::gateway::spin (app/src/gateway.rs:5) {}\n",
@@ -307,6 +316,7 @@ fn snapshot_of(b: Build, label: &str) -> Snapshot {
     }
     s.cpu = Some(CpuFigures::from_folded(&folded, OPS, 1000));
     s.blocking = Some(blocking_of(b));
+    s.syscalls = Some(syscalls_of(b));
     s.tasks = Some(tasks_of(b));
     s.sizes = Some(SizeFigures {
         file: "sizes.json".into(),
@@ -314,6 +324,21 @@ fn snapshot_of(b: Build, label: &str) -> Snapshot {
         types: 0,
     });
     s
+}
+
+/// 20 `sendto` and 20 `recvfrom` calls per operation, plus `extra_sends`.
+fn syscalls_of(b: Build) -> crate::snapshot::SyscallFigures {
+    let text = format!(
+        "% time     seconds  usecs/call     calls    errors syscall\n\
+         ------ ----------- ----------- --------- --------- ----------------\n\
+          50.00    0.100000           1 {:>9}           sendto\n\
+          40.00    0.100000           1 {:>9}        12 recvfrom\n\
+          10.00    0.100000           1 {:>9}           futex\n",
+        (20 + b.extra_sends) * OPS,
+        20 * OPS,
+        b.futexes * OPS
+    );
+    crate::snapshot::SyscallFigures::from_strace_summary(&text, OPS).expect("the fixture's table")
 }
 
 /// Both sides block 4 µs per operation on a contended lock in the log (the machine's own
@@ -966,4 +991,37 @@ fn waiting_that_extra_cpu_explains_is_a_symptom_not_a_finding() {
         "{:#?}",
         c.findings
     );
+}
+
+#[test]
+fn many_more_small_writes_are_named_with_the_function_that_makes_them() {
+    let c = run(&pair(
+        Build::default(),
+        Build {
+            extra_sends: 30,
+            speed: 0.9,
+            ..Build::default()
+        },
+    ));
+    let first = &c.findings[0];
+    assert_eq!(first.kind, FindingKind::Syscalls, "{:#?}", c.findings);
+    assert!(first.title.contains("30.00 more `sendto`"), "{}", first.title);
+    assert!(first.title.contains("`Connection::run`"), "{}", first.title);
+    assert!(first.sites[0].contains("app/src/server.rs:90"), "{:?}", first.sites);
+    assert!(first.fix.contains("BufWriter"), "{}", first.fix);
+}
+
+#[test]
+fn scheduling_system_calls_that_follow_the_timing_are_not_compared() {
+    let c = run(&pair(
+        Build {
+            futexes: 10,
+            ..Build::default()
+        },
+        Build {
+            futexes: 40,
+            ..Build::default()
+        },
+    ));
+    assert!(c.findings.is_empty(), "{:#?}", c.findings);
 }

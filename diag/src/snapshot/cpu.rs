@@ -63,6 +63,20 @@ pub struct FunctionSamples {
     pub samples: u64,
 }
 
+/// CPU samples in one system call wrapper (a C function at the leaf: `__libc_sendto`,
+/// `__GI___libc_write`), charged to the program function that called it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyscallCaller {
+    /// The wrapper at the leaf of the stacks.
+    pub wrapper: String,
+    /// The program's function that made the call.
+    pub function: String,
+    /// Its file and line.
+    pub location: Option<String>,
+    /// Samples.
+    pub samples: u64,
+}
+
 /// A CPU profile, summarized.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CpuFigures {
@@ -76,6 +90,10 @@ pub struct CpuFigures {
     pub categories: BTreeMap<CpuCategory, u64>,
     /// The functions with the most samples (at most [`CPU_FUNCTIONS_MAX`]), most first.
     pub functions: Vec<FunctionSamples>,
+    /// Samples in system call wrappers by wrapper and caller (at most [`CPU_FUNCTIONS_MAX`]),
+    /// most first: who makes the system calls that a count of them says grew.
+    #[serde(default)]
+    pub syscall_callers: Vec<SyscallCaller>,
     /// The folded stacks, relative to the snapshot directory.
     pub folded_file: String,
     /// The folded stacks rooted at task kinds, when the program wrote them.
@@ -90,6 +108,7 @@ impl CpuFigures {
     pub fn from_folded(folded: &str, ops: u64, hz: u32) -> CpuFigures {
         let mut categories: BTreeMap<CpuCategory, u64> = BTreeMap::new();
         let mut functions: HashMap<(String, Option<String>), u64> = HashMap::new();
+        let mut callers: HashMap<(String, String, Option<String>), u64> = HashMap::new();
         let mut samples = 0;
         for line in folded.lines() {
             let Some((stack, count)) = line.rsplit_once(' ') else {
@@ -100,10 +119,35 @@ impl CpuFigures {
             };
             let frames: Vec<&str> = stack.split(';').collect();
             samples += count;
-            *categories.entry(classify_stack(&frames)).or_default() += count;
+            let category = classify_stack(&frames);
+            *categories.entry(category).or_default() += count;
             let (function, location) = charged_function(&frames);
+            if category == CpuCategory::Syscall
+                && let Some(leaf) = frames.last()
+            {
+                let wrapper = parse_frame(leaf).0.to_string();
+                *callers
+                    .entry((wrapper, function.clone(), location.clone()))
+                    .or_default() += count;
+            }
             *functions.entry((function, location)).or_default() += count;
         }
+        let mut syscall_callers: Vec<SyscallCaller> = callers
+            .into_iter()
+            .map(|((wrapper, function, location), samples)| SyscallCaller {
+                wrapper,
+                function,
+                location,
+                samples,
+            })
+            .collect();
+        syscall_callers.sort_by(|a, b| {
+            b.samples
+                .cmp(&a.samples)
+                .then_with(|| a.function.cmp(&b.function))
+                .then_with(|| a.wrapper.cmp(&b.wrapper))
+        });
+        syscall_callers.truncate(CPU_FUNCTIONS_MAX);
         let mut functions: Vec<FunctionSamples> = functions
             .into_iter()
             .map(|((function, location), samples)| FunctionSamples {
@@ -124,6 +168,7 @@ impl CpuFigures {
             samples,
             categories,
             functions,
+            syscall_callers,
             folded_file: String::new(),
             tasks_folded_file: None,
             flamegraph_file: None,

@@ -9,6 +9,7 @@
 mod blocking;
 mod cpu;
 mod heap;
+mod syscalls;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,8 +18,11 @@ use serde::{Deserialize, Serialize};
 
 pub use blocking::{BLOCKING_FUNCTIONS_MAX, BlockingFigures, BlockingFunction};
 pub(crate) use cpu::is_allocator_routine;
-pub use cpu::{CpuCategory, CpuFigures, FunctionSamples, classify_stack, parse_frame};
+pub use cpu::{
+    CpuCategory, CpuFigures, FunctionSamples, SyscallCaller, classify_stack, parse_frame,
+};
 pub use heap::{HeapFigures, HeapSite};
+pub use syscalls::{IO_SYSCALLS, StraceSummaryError, SyscallFigures};
 
 use crate::moves::MovesReport;
 
@@ -85,6 +89,9 @@ pub struct Snapshot {
     /// Blocking inside polls (wall time off the CPU), by task kind and function.
     #[serde(default)]
     pub blocking: Option<BlockingFigures>,
+    /// System call counts.
+    #[serde(default)]
+    pub syscalls: Option<SyscallFigures>,
     /// The heap profile.
     pub heap: Option<HeapFigures>,
     /// Copies traced by the memcpy tracer.
@@ -109,6 +116,7 @@ impl Snapshot {
             tasks: None,
             cpu: None,
             blocking: None,
+            syscalls: None,
             heap: None,
             moves: None,
             sizes: None,

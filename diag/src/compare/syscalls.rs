@@ -1,0 +1,234 @@
+//! System call findings: an I/O system call made more often per operation (many small reads
+//! or writes, a file opened per request, a connection per call).
+//!
+//! Evidence needed: `strace -c` counts of both sides. A call is named when its count per
+//! operation grew by the threshold and by at least one call per operation, and beyond four
+//! Poisson deviations of the counts. Where: the CPU profiles' samples in the call's C wrapper,
+//! charged to the program function that made it (the one whose samples there grew most). Its
+//! cost is the extra CPU in system calls, shared among the call findings by the calls each adds.
+
+use std::collections::BTreeSet;
+
+use super::{Context, Evidence, Finding, FindingKind, fmt_count, fmt_us, short_name};
+use crate::snapshot::{CpuCategory, CpuFigures, IO_SYSCALLS, SyscallFigures};
+
+/// Poisson deviations of the two counts a change must exceed.
+pub const SYSCALL_SIGMAS: f64 = 4.0;
+
+/// Calls per operation below this change are never a finding.
+pub const SYSCALL_CHANGE_PER_OP_MIN: f64 = 1.0;
+
+/// The system call findings, most calls added first.
+pub(crate) fn findings(cx: &Context<'_>) -> Vec<Finding> {
+    let (Some(b), Some(c)) = (
+        &cx.baseline.snapshot.syscalls,
+        &cx.candidate.snapshot.syscalls,
+    ) else {
+        return Vec::new();
+    };
+    let names: BTreeSet<&String> = b.calls.keys().chain(c.calls.keys()).collect();
+    let mut grown: Vec<(&str, f64, f64)> = names
+        .into_iter()
+        .filter(|n| IO_SYSCALLS.contains(&n.as_str()))
+        .map(|n| (n.as_str(), b.per_op(n), c.per_op(n)))
+        .filter(|&(n, before, after)| grew(cx, b, c, n, before, after))
+        .collect();
+    grown.sort_by(|x, y| (y.2 - y.1).total_cmp(&(x.2 - x.1)));
+    let added: f64 = grown.iter().map(|(_, b, a)| a - b).sum();
+    let syscall_cpu = cx.cpu.map(|cpu| cpu.delta(CpuCategory::Syscall).max(0.0));
+    grown
+        .into_iter()
+        .map(|(name, before, after)| {
+            let cost = syscall_cpu.map(|cpu| cpu * (after - before) / added.max(f64::MIN_POSITIVE));
+            finding(cx, name, before, after, cost)
+        })
+        .collect()
+}
+
+fn grew(
+    cx: &Context<'_>,
+    b: &SyscallFigures,
+    c: &SyscallFigures,
+    name: &str,
+    before: f64,
+    after: f64,
+) -> bool {
+    let delta = after - before;
+    if delta < SYSCALL_CHANGE_PER_OP_MIN
+        || (before > 0.0 && delta / before < cx.thresholds.syscall_growth)
+    {
+        return false;
+    }
+    let (nb, nc) = (
+        b.calls.get(name).copied().unwrap_or(0) as f64,
+        c.calls.get(name).copied().unwrap_or(0) as f64,
+    );
+    let (ob, oc) = (b.ops.max(1) as f64, c.ops.max(1) as f64);
+    let sd = (nb.max(1.0) / (ob * ob) + nc.max(1.0) / (oc * oc)).sqrt();
+    delta > SYSCALL_SIGMAS * sd
+}
+
+fn finding(cx: &Context<'_>, name: &str, before: f64, after: f64, cost: Option<f64>) -> Finding {
+    let caller = caller_that_grew(cx, name);
+    let family = Family::of(name);
+    let mut evidence = vec![Evidence::new(
+        format!("`{name}` calls per operation"),
+        fmt_count(before),
+        fmt_count(after),
+    )];
+    let sites = match &caller {
+        Some((function, location, sb, sc)) => {
+            evidence.push(Evidence::new(
+                format!(
+                    "CPU per operation in `{name}` called from `{}`",
+                    short_name(function)
+                ),
+                fmt_us(*sb),
+                fmt_us(*sc),
+            ));
+            vec![format!(
+                "`{}` ({}) via `{name}`",
+                short_name(&super::function_identity(function)),
+                location.as_deref().unwrap_or("?")
+            )]
+        }
+        None => vec![format!(
+            "`{name}` (no CPU samples in its wrapper say who calls it)"
+        )],
+    };
+    Finding {
+        kind: FindingKind::Syscalls,
+        title: format!(
+            "{} more `{name}` calls per operation ({} → {}){}",
+            fmt_count(after - before),
+            fmt_count(before),
+            fmt_count(after),
+            caller.as_ref().map_or(String::new(), |(f, ..)| format!(
+                ", from `{}`",
+                short_name(&super::function_identity(f))
+            ))
+        ),
+        evidence,
+        sites,
+        functions: caller.map(|(f, ..)| vec![f]).unwrap_or_default(),
+        cost_ns_per_op: cost,
+        share: None,
+        fix: family.fix().into(),
+        regression: true,
+    }
+}
+
+/// The program function whose CPU in `name`'s wrapper grew most: (function, location, ns/op
+/// before, after).
+fn caller_that_grew(cx: &Context<'_>, name: &str) -> Option<(String, Option<String>, f64, f64)> {
+    let (b, c) = (
+        cx.baseline.snapshot.cpu.as_ref()?,
+        cx.candidate.snapshot.cpu.as_ref()?,
+    );
+    let of = |side: &CpuFigures, function: &str| {
+        let samples: u64 = side
+            .syscall_callers
+            .iter()
+            .filter(|s| s.function == function && wraps(&s.wrapper, name))
+            .map(|s| s.samples)
+            .sum();
+        side.samples_to_ns_per_op(samples as f64)
+    };
+    c.syscall_callers
+        .iter()
+        .filter(|s| wraps(&s.wrapper, name))
+        .map(|s| (s, of(b, &s.function), of(c, &s.function)))
+        .filter(|(_, before, after)| after > before)
+        .max_by(|x, y| (x.2 - x.1).total_cmp(&(y.2 - y.1)))
+        .map(|(s, before, after)| (s.function.clone(), s.location.clone(), before, after))
+}
+
+/// Whether a C wrapper (`__libc_sendto`, `__GI___libc_write`, `__send`) makes system call
+/// `name`.
+fn wraps(wrapper: &str, name: &str) -> bool {
+    let bare = wrapper
+        .trim_start_matches('_')
+        .trim_start_matches("GI_")
+        .trim_start_matches('_')
+        .trim_start_matches("libc_");
+    let base = name.trim_end_matches("64");
+    bare == name
+        || bare.trim_end_matches("64") == base
+        || (name.starts_with(bare) && name.len() <= bare.len() + 2)
+}
+
+/// Which kind of work a system call does, for the fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Write,
+    Read,
+    Sync,
+    File,
+    Connection,
+}
+
+impl Family {
+    fn of(name: &str) -> Family {
+        match name {
+            n if n.starts_with("fsync") || n.starts_with("fdatasync") || n.starts_with("sync_") => {
+                Family::Sync
+            }
+            n if n.contains("write") || n.starts_with("send") => Family::Write,
+            n if n.contains("read") || n.starts_with("recv") => Family::Read,
+            "connect" | "accept4" | "socket" | "shutdown" => Family::Connection,
+            _ => Family::File,
+        }
+    }
+
+    fn fix(self) -> &'static str {
+        match self {
+            Family::Write => {
+                "many small writes: write through a buffer larger than a message (`BufWriter` with \
+                 enough capacity, flushed once per message), or gather a message's parts into one \
+                 `write_vectored`"
+            }
+            Family::Read => {
+                "many small reads: read through a buffer larger than a message (`BufReader` with \
+                 enough capacity), or read a known length at once (`read_exact` into the whole \
+                 buffer)"
+            }
+            Family::Sync => {
+                "more syncs per operation: share one sync among the writes that arrive together \
+                 (group commit), or sync once per batch"
+            }
+            Family::File => {
+                "files opened, closed or looked up per operation: keep the file open, cache what \
+                 its metadata says"
+            }
+            Family::Connection => {
+                "connections made per operation: keep them open and reuse them (a pool)"
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn c_wrappers_are_matched_to_their_system_calls() {
+        assert!(wraps("__libc_sendto", "sendto"));
+        assert!(wraps("__send", "sendto"));
+        assert!(wraps("__GI___libc_write", "write"));
+        assert!(wraps("__libc_pread64", "pread64"));
+        assert!(wraps("pread64", "pread64"));
+        assert!(!wraps("__libc_recvfrom", "sendto"));
+        assert!(!wraps("__libc_write", "pwrite64"));
+    }
+
+    #[test]
+    fn the_fix_follows_what_the_call_does() {
+        assert_eq!(Family::of("sendto"), Family::Write);
+        assert_eq!(Family::of("pwrite64"), Family::Write);
+        assert_eq!(Family::of("recvfrom"), Family::Read);
+        assert_eq!(Family::of("fdatasync"), Family::Sync);
+        assert_eq!(Family::of("openat"), Family::File);
+        assert_eq!(Family::of("connect"), Family::Connection);
+    }
+}

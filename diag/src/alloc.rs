@@ -40,6 +40,26 @@
 //! | [`bytes_deallocated_total`](AllocCounts::bytes_deallocated_total) | bytes given back by deallocations, plus the shrinkage of reallocations |
 //! | [`live_bytes`](AllocCounts::live_bytes) | bytes allocated minus bytes deallocated |
 //! | [`peak_live_bytes`](AllocCounts::peak_live_bytes) | the highest `live_bytes` seen |
+//!
+//! **Budgets.** An [`AllocBudget`] pins what one unit of work may allocate, so a change that
+//! adds allocations to it fails a test that names the work:
+//!
+//! ```rust,standalone_crate
+//! use diag::alloc::{AllocBudget, AllocScope};
+//!
+//! #[global_allocator]
+//! static GLOBAL: diag::alloc::CountingAlloc = diag::alloc::CountingAlloc::system();
+//!
+//! const PARSE: AllocBudget = AllocBudget::new("parse a header", 1, 64);
+//!
+//! fn main() {
+//!     let scope = AllocScope::new();
+//!     let fields: Vec<u32> = Vec::with_capacity(8);
+//!     drop(fields);
+//!     PARSE.check(&scope.counts()).unwrap(); // one allocation of 32 bytes: within budget
+//!     assert!(AllocBudget::new("nothing", 0, 0).check(&scope.counts()).is_err());
+//! }
+//! ```
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -51,6 +71,65 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use serde::Serialize;
+
+/// What one unit of work (a request of one kind, a parse) may allocate: at most
+/// `allocations_max` allocations and `bytes_max` bytes, as counted by a scope around it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AllocBudget {
+    /// The work, for the message (`"gateway get of a 64 KiB record"`).
+    pub what: &'static str,
+    /// Most allocations.
+    pub allocations_max: u64,
+    /// Most bytes allocated.
+    pub bytes_max: u64,
+}
+
+/// Work that allocated past its budget.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{what} allocated {allocations} times ({bytes} bytes); its budget is {allocations_max} \
+     allocations and {bytes_max} bytes: find the new allocation with `cargo xtask compare` \
+     (or raise the budget in the change that means to spend it)"
+)]
+pub struct BudgetExceeded {
+    /// The work.
+    pub what: &'static str,
+    /// Allocations counted.
+    pub allocations: u64,
+    /// Bytes counted.
+    pub bytes: u64,
+    /// The budget's allocations.
+    pub allocations_max: u64,
+    /// The budget's bytes.
+    pub bytes_max: u64,
+}
+
+impl AllocBudget {
+    /// A budget for `what`.
+    pub const fn new(what: &'static str, allocations_max: u64, bytes_max: u64) -> AllocBudget {
+        AllocBudget {
+            what,
+            allocations_max,
+            bytes_max,
+        }
+    }
+
+    /// `Ok` when `counts` are within the budget.
+    pub fn check(&self, counts: &AllocCounts) -> Result<(), BudgetExceeded> {
+        if counts.allocations_total <= self.allocations_max
+            && counts.bytes_allocated_total <= self.bytes_max
+        {
+            return Ok(());
+        }
+        Err(BudgetExceeded {
+            what: self.what,
+            allocations: counts.allocations_total,
+            bytes: counts.bytes_allocated_total,
+            allocations_max: self.allocations_max,
+            bytes_max: self.bytes_max,
+        })
+    }
+}
 
 /// A global allocator that counts every allocation, deallocation and reallocation (and their
 /// bytes) before handing the call to `A`.

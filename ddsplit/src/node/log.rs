@@ -195,8 +195,13 @@ impl FragmentLog {
                 index: key.index,
             })?;
         let shared = Arc::clone(&self.shared);
+        // The buffer is allocated here, on the runtime thread, not on the blocking-pool thread:
+        // glibc gives each thread its arena, and a buffer freed by a runtime thread into a
+        // blocking thread's arena waits for that arena's lock (the blocking profile showed
+        // `node.get` blocked in `_int_free` and `malloc` on the arena lock).
+        let buf = vec![0u8; location.len as usize];
         let bytes = tokio::task::spawn_blocking(move || {
-            let mut buf = vec![0u8; location.len as usize];
+            let mut buf = buf;
             shared
                 .file
                 .read_exact_at(&mut buf, location.offset)
@@ -205,7 +210,9 @@ impl FragmentLog {
         .await
         .map_err(|e| DistriErr::io("fragment read task", io::Error::other(e)))?
         .map_err(|e| DistriErr::io("reading fragment from log", e))?;
-        match Fragment::decode(Bytes::from(bytes.clone())) {
+        // One buffer: the fragment shares it, and an error's excerpt borrows it.
+        let bytes = Bytes::from(bytes);
+        match Fragment::decode(bytes.clone()) {
             Ok(fragment)
                 if fragment.header().record_id == key.id
                     && fragment.header().index == key.index =>

@@ -9,6 +9,7 @@
 static GLOBAL: diag::alloc::CountingAlloc = diag::alloc::CountingAlloc::system();
 
 mod bad_input;
+mod budgets;
 mod chaos;
 mod cli;
 mod cluster;

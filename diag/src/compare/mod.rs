@@ -670,7 +670,10 @@ fn overview(context: &Context<'_>, wall: Option<&WallComparison>) -> Vec<Figure>
     }
     if let (Some(bs), Some(cs)) = (&b.syscalls, &c.syscalls) {
         let io = |s: &crate::snapshot::SyscallFigures| {
-            crate::snapshot::IO_SYSCALLS.iter().map(|n| s.per_op(n)).sum::<f64>()
+            crate::snapshot::IO_SYSCALLS
+                .iter()
+                .map(|n| s.per_op(n))
+                .sum::<f64>()
         };
         push("I/O system calls per operation", io(bs), io(cs), "");
     }

@@ -163,9 +163,20 @@ pub(crate) fn verdict_line(c: &Comparison) -> String {
 /// slowdown, where it is and the fix; then how much of the slowdown the findings explain.
 pub(crate) fn lead(c: &Comparison) -> Option<String> {
     let first = c.findings.first().filter(|_| c.regression)?;
+    // A slowdown only when the wall time says so; otherwise the costs are shares of the extra
+    // runtime-thread time the profiles measured.
+    let of_what = if c
+        .wall
+        .as_ref()
+        .is_some_and(|w| w.verdict == WallVerdict::Slower)
+    {
+        "the slowdown"
+    } else {
+        "the extra runtime-thread time"
+    };
     let share = match first.share {
         Some(share) if first.cost_ns_per_op.is_some_and(|n| n >= COST_VISIBLE_NS) => {
-            format!(", est. {:.0}% of the slowdown", share * 100.0)
+            format!(", est. {:.0}% of {of_what}", share * 100.0)
         }
         _ => String::new(),
     };
@@ -187,7 +198,7 @@ pub(crate) fn lead(c: &Comparison) -> Option<String> {
     if c.findings.iter().any(|f| f.share.is_some()) {
         let _ = write!(
             line,
-            " The findings explain an estimated {:.0}% of the slowdown; {:.0}% is unexplained.",
+            " The findings explain an estimated {:.0}% of {of_what}; {:.0}% is unexplained.",
             explained * 100.0,
             (1.0 - explained) * 100.0
         );

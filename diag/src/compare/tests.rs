@@ -1005,9 +1005,17 @@ fn many_more_small_writes_are_named_with_the_function_that_makes_them() {
     ));
     let first = &c.findings[0];
     assert_eq!(first.kind, FindingKind::Syscalls, "{:#?}", c.findings);
-    assert!(first.title.contains("30.00 more `sendto`"), "{}", first.title);
+    assert!(
+        first.title.contains("30.00 more `sendto`"),
+        "{}",
+        first.title
+    );
     assert!(first.title.contains("`Connection::run`"), "{}", first.title);
-    assert!(first.sites[0].contains("app/src/server.rs:90"), "{:?}", first.sites);
+    assert!(
+        first.sites[0].contains("app/src/server.rs:90"),
+        "{:?}",
+        first.sites
+    );
     assert!(first.fix.contains("BufWriter"), "{}", first.fix);
 }
 

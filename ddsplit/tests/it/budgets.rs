@@ -1,0 +1,129 @@
+//! Allocation budgets per request kind: what one request of each kind may allocate, client,
+//! gateway and nodes together, in a cluster whose every task runs on the test's thread. A change
+//! that adds allocations to a request fails the test of its kind, with the counts.
+
+use bytes::Bytes;
+use ddsplit::client::Client;
+use ddsplit::local::{LocalCluster, LocalClusterConfig};
+use ddsplit::node::log::FsyncPolicy;
+use ddsplit::store::{FragmentStore, RemoteStore};
+use ddsplit::wire::FragmentKey;
+use diag::alloc::{AllocBudget, AllocCounts, AllocScope};
+
+use crate::support::record;
+
+// Each budget is the median measured when it was set (the same in three runs): one allocation
+// more per request fails, so a change that means to spend one says so by raising its budget.
+// Bytes have 1% of room (a record id's text, a header's length).
+
+/// A put of a 64 KiB record through the gateway, the client's and the nodes' share included.
+/// Measured: 79 allocations, 280,090 bytes (the record, its six fragments, their frames).
+const PUT_64K: AllocBudget = AllocBudget::new("a gateway put of a 64 KiB record", 79, 283_000);
+
+/// A get of a 64 KiB record through the gateway.
+/// Measured: 61 allocations, 274,392 bytes.
+const GET_64K: AllocBudget = AllocBudget::new("a gateway get of a 64 KiB record", 61, 277_200);
+
+/// One fragment read from a node, the client's share included.
+/// Measured: 11 allocations, 33,429 bytes.
+const NODE_GET: AllocBudget = AllocBudget::new("a node get of one fragment", 11, 33_800);
+
+/// Requests before measuring: connections opened, pools and lazily built tables filled.
+const WARMUP: usize = 8;
+
+/// Requests measured per kind; the budget holds for their median. One request in ten or so
+/// allocates a few times more than the others (a pooled connection replaced, a table that
+/// grows), so the largest would make the budget loose; the median is the same run after run.
+const MEASURED: usize = 21;
+
+const RECORD_BYTES: usize = 64 * 1024;
+
+/// The median counts of [`MEASURED`] puts, gets and node gets, in a fresh cluster.
+fn median_counts() -> [AllocCounts; 3] {
+    // Every task of the client, the gateway and the nodes is polled on this thread, so a
+    // thread-local scope sees a request's async work; the nodes' log writers are threads of
+    // their own, and fragment reads run on the blocking pool (their buffers are allocated on
+    // this thread).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        // Quorum k + m: a put's last fragment write ends inside its own scope, not the next's.
+        let config = LocalClusterConfig {
+            fsync: FsyncPolicy::Never,
+            write_quorum: Some(6),
+            ..LocalClusterConfig::default()
+        };
+        let cluster = LocalCluster::start(config).await.unwrap();
+        let mut client = Client::new(cluster.gateway_addr());
+        let node = RemoteStore::new(cluster.node_addrs()[0], std::time::Duration::from_secs(5));
+        let data: Bytes = record(7, RECORD_BYTES);
+        let mut ids = Vec::new();
+        for _ in 0..WARMUP {
+            ids.push(client.put(data.clone()).await.unwrap());
+        }
+        let mut measured: [Vec<AllocCounts>; 3] = Default::default();
+        for i in 0..MEASURED {
+            let put = AllocScope::new();
+            ids.push(client.put(data.clone()).await.unwrap());
+            measured[0].push(put.counts());
+            let get = AllocScope::new();
+            assert_eq!(client.get(ids[i]).await.unwrap(), data);
+            measured[1].push(get.counts());
+            let fragment = first_fragment_on(&node, &ids).await;
+            let node_get = AllocScope::new();
+            node.get_fragment(fragment).await.unwrap();
+            measured[2].push(node_get.counts());
+        }
+        cluster.shutdown().await.unwrap();
+        measured.map(|counts| median(&counts))
+    })
+}
+
+/// The median allocations and the median bytes of `counts`.
+fn median(counts: &[AllocCounts]) -> AllocCounts {
+    let middle = |mut values: Vec<u64>| {
+        values.sort_unstable();
+        values[values.len() / 2]
+    };
+    AllocCounts {
+        allocations_total: middle(counts.iter().map(|c| c.allocations_total).collect()),
+        bytes_allocated_total: middle(counts.iter().map(|c| c.bytes_allocated_total).collect()),
+        ..AllocCounts::default()
+    }
+}
+
+/// A fragment the node holds, found by listing (outside the measured scope).
+async fn first_fragment_on(node: &RemoteStore, ids: &[ddsplit::id::RecordId]) -> FragmentKey {
+    let keys = node.list_fragments(None, 1024).await.unwrap();
+    keys.into_iter()
+        .find(|k| ids.contains(&k.id))
+        .expect("the node holds a fragment of some record")
+}
+
+#[test]
+fn each_request_kind_allocates_within_its_budget() {
+    assert!(
+        diag::alloc::is_counting(),
+        "the test binary counts allocations"
+    );
+    let [put, get, node_get] = median_counts();
+    let results = [
+        PUT_64K.check(&put),
+        GET_64K.check(&get),
+        NODE_GET.check(&node_get),
+    ];
+    let failed: Vec<String> = results
+        .iter()
+        .filter_map(|r| r.as_ref().err().map(ToString::to_string))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{}\n(median counts: put {put:?}, get {get:?}, node get {node_get:?})",
+        failed.join("\n")
+    );
+    // A budget that nothing spends says nothing: each kind allocates at least its data.
+    assert!(put.bytes_allocated_total >= RECORD_BYTES as u64, "{put:?}");
+    assert!(get.bytes_allocated_total >= RECORD_BYTES as u64, "{get:?}");
+}

@@ -10,7 +10,9 @@
 
 use std::collections::BTreeSet;
 
-use super::{Context, Evidence, Finding, FindingKind, fmt_us, function_identity, short_name};
+use super::{
+    Context, Evidence, Finding, FindingKind, WallVerdict, fmt_us, function_identity, short_name,
+};
 use crate::snapshot::{BlockingFigures, BlockingFunction};
 
 /// Standard deviations of the tick counts' difference a change must exceed.
@@ -40,37 +42,45 @@ pub(crate) fn findings(cx: &Context<'_>) -> Vec<Finding> {
         .collect();
     grown.sort_by(|x, y| y.0.total_cmp(&x.0));
     grown.truncate(BLOCKING_FINDINGS_MAX);
-    mark_contention_symptoms(&mut grown, b);
+    mark_contention_symptoms(cx, &mut grown, b);
     grown.into_iter().map(|(_, f)| f).collect()
 }
 
-/// A lock that was already contended in the baseline waits longer whenever anything else
-/// slows the threads that hold it: when a larger blocking cause that is not such a lock is
-/// found, the lock's growth is its symptom, shown but not a regression of its own.
-fn mark_contention_symptoms(grown: &mut [(f64, Finding)], b: &BlockingFigures) {
+/// A lock that was already contended in the baseline waits longer whenever anything else slows
+/// the threads that hold it, or the machine is busier. Its growth is a symptom, shown after the
+/// causes and never a regression, when a larger blocking cause that is not such a lock is
+/// found, or when the wall time did not get slower (then the waits moved with the machine's
+/// load, not with the code).
+fn mark_contention_symptoms(cx: &Context<'_>, grown: &mut [(f64, Finding)], b: &BlockingFigures) {
     let was_contended = |f: &Finding| {
-        let wait = Wait::of_finding(f);
-        matches!(wait, Wait::Lock | Wait::AllocatorLock)
+        matches!(Wait::of_finding(f), Wait::Lock | Wait::AllocatorLock)
             && f.functions.first().is_some_and(|name| {
                 b.functions
                     .iter()
                     .any(|g| function_identity(&g.function) == function_identity(name))
             })
     };
-    let Some(cause) = grown.iter().position(|(_, f)| !was_contended(f)) else {
-        return;
-    };
-    let cause_delta = grown[cause].0;
-    let cause_title = grown[cause].1.title.clone();
-    for (delta, f) in grown.iter_mut() {
-        if *delta < cause_delta && was_contended(f) {
-            f.regression = false;
-            f.title.push_str(
-                " (a lock contended before, waiting longer as the change above slows its holders)",
-            );
-            f.fix =
-                format!("likely a symptom of: {cause_title}; fix that first, then compare again");
-        }
+    let slower = cx.wall.is_some_and(|w| w.verdict == WallVerdict::Slower);
+    let cause = grown
+        .iter()
+        .find(|(_, f)| !was_contended(f))
+        .map(|(delta, f)| (*delta, f.title.clone()));
+    for (delta, f) in grown.iter_mut().filter(|(_, f)| was_contended(f)) {
+        let because = match &cause {
+            Some((cause_delta, title)) if *delta < *cause_delta => {
+                format!("likely a symptom of: {title}; fix that first, then compare again")
+            }
+            _ if !slower => "the wall time did not get slower: this lock was contended \
+                             before and waits longer with the machine's load; compare again on \
+                             a quiet machine if it persists"
+                .to_string(),
+            _ => continue,
+        };
+        f.regression = false;
+        f.symptom = true;
+        f.title
+            .push_str(" (a lock contended before, waiting longer)");
+        f.fix = because;
     }
 }
 
@@ -184,6 +194,7 @@ fn finding(
         fix: wait.fix().into(),
         // A runtime thread held off the CPU stalls every task queued behind it.
         regression: true,
+        symptom: false,
     }
 }
 

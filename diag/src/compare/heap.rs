@@ -139,6 +139,7 @@ pub(crate) fn findings(
                   allocation"
                 .into(),
             regression: true,
+            symptom: false,
         });
     }
     if out.findings.is_empty()
@@ -369,6 +370,7 @@ fn boxed_finding(
             share: None,
             fix: fix.into(),
             regression: true,
+            symptom: false,
         },
         claimed,
     )
@@ -431,6 +433,7 @@ fn boxed_from_sizes(cx: &Context<'_>, counted: Option<(f64, f64)>) -> Option<Fin
         share: None,
         fix: ASYNC_TRAIT_FIX.into(),
         regression: grew,
+        symptom: false,
     })
 }
 
@@ -466,6 +469,7 @@ fn counter_finding(cx: &Context<'_>, before: f64, after: f64) -> Option<Finding>
         share: None,
         fix: "profile the heap (the heap pass, dhat) to see which sites allocate more".into(),
         regression: true,
+        symptom: false,
     })
 }
 

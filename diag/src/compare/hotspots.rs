@@ -140,6 +140,7 @@ pub(crate) fn copy_findings(
                 share: None,
                 fix: copy_fix(function).into(),
                 regression: true,
+                symptom: false,
             }
         })
         .collect()
@@ -208,6 +209,7 @@ pub(crate) fn instruction_findings(cx: &Context<'_>) -> Vec<Finding> {
                      the functions with `callgrind_annotate`"
                 ),
                 regression: true,
+                symptom: false,
             })
         })
         .collect()
@@ -291,6 +293,7 @@ pub(crate) fn stack_frame_findings(cx: &Context<'_>) -> Vec<Finding> {
               (`thread_stack_size`, `RUST_MIN_STACK`), or they overflow"
             .into(),
         regression: new >= cx.thresholds.stack_frame_fail_bytes,
+        symptom: false,
     })
     .into_iter()
     .collect()
@@ -361,6 +364,7 @@ pub(crate) fn cpu_findings(cx: &Context<'_>, named: &[String]) -> Vec<Finding> {
                 },
                 // A hot spot explains a slowdown; on its own it is not a threshold.
                 regression: false,
+                symptom: false,
             }
         })
         .collect()

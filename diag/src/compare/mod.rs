@@ -281,6 +281,10 @@ pub struct Finding {
     pub fix: String,
     /// True when it crossed a threshold.
     pub regression: bool,
+    /// True when it is the effect of another finding (a lock that waits longer because a new
+    /// cause slows its holders): shown, ranked after the causes, never a regression.
+    #[serde(default)]
+    pub symptom: bool,
 }
 
 /// CPU per operation of both sides, by category.
@@ -444,6 +448,7 @@ pub fn compare(baseline: &Side<'_>, candidate: &Side<'_>, thresholds: &Threshold
         candidate,
         thresholds,
         cpu: cpu.as_ref(),
+        wall: wall.as_ref(),
     };
 
     let mut findings = Vec::new();
@@ -548,6 +553,7 @@ fn latency_finding(wall: Option<&WallComparison>, thresholds: &Thresholds) -> Op
               thread. The task kinds' scheduled and idle times below say which kind waits"
             .into(),
         regression: true,
+        symptom: false,
     })
 }
 
@@ -557,6 +563,7 @@ pub(crate) struct Context<'a> {
     pub candidate: &'a Side<'a>,
     pub thresholds: &'a Thresholds,
     pub cpu: Option<&'a CpuComparison>,
+    pub wall: Option<&'a WallComparison>,
 }
 
 impl Context<'_> {
@@ -593,12 +600,14 @@ fn assign_shares(findings: &mut [Finding], total: Option<f64>) {
     }
 }
 
-/// Most costly first; findings without a cost after, regressions first, then by kind.
+/// Causes before symptoms; most costly first; findings without a cost after, regressions
+/// first, then by kind.
 fn rank(findings: &mut [Finding]) {
     findings.sort_by(|a, b| {
         let cost = |f: &Finding| f.cost_ns_per_op.unwrap_or(f64::NEG_INFINITY);
-        cost(b)
-            .total_cmp(&cost(a))
+        a.symptom
+            .cmp(&b.symptom)
+            .then_with(|| cost(b).total_cmp(&cost(a)))
             .then_with(|| b.regression.cmp(&a.regression))
             .then_with(|| a.kind.cmp(&b.kind))
             .then_with(|| a.title.cmp(&b.title))

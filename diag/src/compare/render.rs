@@ -162,7 +162,7 @@ pub(crate) fn verdict_line(c: &Comparison) -> String {
 /// The report's first sentence after the verdict: the cause ranked first, its share of the
 /// slowdown, where it is and the fix; then how much of the slowdown the findings explain.
 pub(crate) fn lead(c: &Comparison) -> Option<String> {
-    let first = c.findings.first().filter(|_| c.regression)?;
+    let first = c.findings.iter().find(|f| f.regression)?;
     // A slowdown only when the wall time says so; otherwise the costs are shares of the extra
     // runtime-thread time the profiles measured.
     let of_what = if c

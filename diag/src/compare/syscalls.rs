@@ -115,6 +115,7 @@ fn finding(cx: &Context<'_>, name: &str, before: f64, after: f64, cost: Option<f
         share: None,
         fix: family.fix().into(),
         regression: true,
+        symptom: false,
     }
 }
 

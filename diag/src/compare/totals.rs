@@ -107,6 +107,7 @@ pub(crate) fn findings(cx: &Context<'_>, found: &[Finding]) -> Vec<Finding> {
             share: None,
             fix: t.fix.into(),
             regression: true,
+            symptom: false,
         })
         .collect()
 }

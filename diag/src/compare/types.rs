@@ -531,6 +531,7 @@ fn group_finding(
         share: None,
         fix,
         regression: true,
+        symptom: false,
     }
 }
 
@@ -596,6 +597,7 @@ fn future_finding(f: &Changed, after: &SizesReport, thresholds: &Thresholds) -> 
         // is large in itself: new code brings new futures.
         regression: f.delta() >= threshold
             && (f.before > 0 || f.after >= thresholds.new_future_fail_bytes),
+        symptom: false,
     }
 }
 

@@ -83,6 +83,7 @@ pub(crate) fn finding(
               code that awaits in this kind's handler is where to look"
             .into(),
         regression: true,
+        symptom: false,
     })
 }
 

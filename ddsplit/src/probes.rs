@@ -62,12 +62,12 @@ pub fn admin(registry: &Arc<Registry>, profiles: bool) -> Admin {
 /// connection's own work (frames in and out) is what is left once no handler is on the stack.
 pub fn task_view() -> TaskView {
     let store = "ddsplit::store::LocalStore as ddsplit::store::FragmentStore>::";
+    // Repair is an `impl Gateway` of its own module: `ddsplit::gateway::repair::<impl
+    // ddsplit::gateway::Gateway>::repair`.
+    let repair = "ddsplit::gateway::Gateway>::";
     TaskView::new(["ddsplit"])
-        .rule(
-            "ddsplit::gateway::Gateway::repair_scan",
-            "gateway.repair_scan",
-        )
-        .rule("ddsplit::gateway::Gateway::repair", "gateway.repair")
+        .rule(format!("{repair}repair_scan"), "gateway.repair_scan")
+        .rule(format!("{repair}repair"), "gateway.repair")
         .rule("ddsplit::gateway::Gateway::query", "gateway.query")
         .rule("ddsplit::gateway::Gateway::put", "gateway.put")
         .rule("ddsplit::gateway::Gateway::get", "gateway.get")

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use object::{Object, ObjectSection};
+use object::{Object, ObjectSection, ObjectSymbol};
 
 /// The DWARF reader used throughout: a slice of the mapped file (or of a decompressed copy).
 pub type Reader<'a> = gimli::EndianSlice<'a, gimli::RunTimeEndian>;
@@ -71,6 +71,24 @@ impl MappedBinary {
             path: self.path.clone(),
             error,
         })
+    }
+
+    /// The names of the binary's function symbols, demangled without their hashes
+    /// (`ddsplit::gateway::Gateway::get::{{closure}}`): what a profile of it can name.
+    pub fn function_names(&self) -> Result<Vec<String>, BinaryError> {
+        let object = self.object()?;
+        let mut names: Vec<String> = object
+            .symbols()
+            .filter(|s| s.kind() == object::SymbolKind::Text)
+            .filter_map(|s| s.name().ok())
+            .map(|raw| match rustc_demangle::try_demangle(raw) {
+                Ok(name) => format!("{name:#}"),
+                Err(_) => raw.to_string(),
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
     }
 }
 

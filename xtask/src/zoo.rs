@@ -28,7 +28,7 @@ const CASES_FILE: &str = "xtask/zoo/cases.json";
 const ZOO_WORKTREES: &str = ".xtask/zoo";
 
 const USAGE: &str = "\
-cargo xtask zoo [--only NAME[,NAME...]] [--base REV] [--ops N] [--list]
+cargo xtask zoo [--only NAME[,NAME...]] [--base REV] [--ops N] [--list] [--saved]
 
 Runs the regression zoo: each case of xtask/zoo/cases.json is a patch committed on top of REV
 (default HEAD), compared against REV by `cargo xtask compare` (revision mode, both sides built in
@@ -42,6 +42,9 @@ Options:
   --base REV     the revision every patch applies to (default HEAD)
   --ops N        operations per wall run (default 20000)
   --list         list the cases and their expected causes
+  --saved        explain again the snapshots the last run saved (target/xtask/zoo/NAME/), without
+                 building or running anything: for working on the engine's rules. Its wall
+                 times were measured then, so it is no substitute for a fresh run
 ";
 
 /// One case of the zoo.
@@ -111,6 +114,7 @@ pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
     let mut base = "HEAD".to_string();
     let mut ops = ZOO_OPS;
     let mut list = false;
+    let mut saved = false;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut value = |flag: &str| {
@@ -123,6 +127,7 @@ pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
             "--base" => base = value("--base")?,
             "--ops" => ops = crate::profile::number(&value("--ops")?, "--ops")?,
             "--list" => list = true,
+            "--saved" => saved = true,
             "-h" | "--help" => {
                 print!("{USAGE}");
                 return Ok(ExitCode::SUCCESS);
@@ -157,7 +162,11 @@ pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
             case.name,
             case.what
         );
-        outcomes.push(run_case(&root, &base, case, ops));
+        outcomes.push(if saved {
+            rescore_case(&root, case)
+        } else {
+            run_case(&root, &base, case, ops)
+        });
     }
     print!("{}", table(&outcomes));
     let passed = outcomes.iter().filter(|o| o.passed).count();
@@ -227,6 +236,42 @@ fn run_case(root: &Path, base: &str, case: &Case, ops: u64) -> Outcome {
         eprintln!("  report: {}", report.display());
         Ok(comparison)
     });
+    let seconds = started.elapsed().as_secs_f64();
+    match result {
+        Ok(c) => score(case, &c, seconds),
+        Err(e) => Outcome {
+            name: case.name.clone(),
+            rank: None,
+            false_findings: 0,
+            passed: false,
+            seconds,
+            note: format!("could not compare: {e:#}"),
+        },
+    }
+}
+
+/// The case explained again from the snapshots its last run saved.
+fn rescore_case(root: &Path, case: &Case) -> Outcome {
+    let started = Instant::now();
+    let dir = target_dir(root).join("xtask").join("zoo").join(&case.name);
+    let result = (|| {
+        for side in ["baseline", "candidate"] {
+            if !dir.join(side).join("snapshot.json").is_file() {
+                bail!("no saved {side} in {}: run the case first", dir.display());
+            }
+        }
+        let args: Vec<String> = [
+            "--baseline".to_string(),
+            dir.join("baseline").display().to_string(),
+            "--candidate".to_string(),
+            dir.join("candidate").display().to_string(),
+            "--out".to_string(),
+            dir.join("saved").display().to_string(),
+        ]
+        .to_vec();
+        let options = compare::parse(&args)?.context("compare options")?;
+        Ok(compare::run_comparison(&options)?.0)
+    })();
     let seconds = started.elapsed().as_secs_f64();
     match result {
         Ok(c) => score(case, &c, seconds),

@@ -420,3 +420,28 @@ fn the_heap_profile_build_writes_dhat_json_and_refuses_cpu_profiles() {
     let (status, body) = http_get(admin, "/debug/pprof/profile?seconds=1");
     assert_eq!(status, 409, "{}", String::from_utf8_lossy(&body));
 }
+
+/// The CPU task view names DDSplit's functions by path: a rename (`Gateway::get` to
+/// `Gateway::read`) would silently leave its task kind empty, so every rule must name a function
+/// the built binary has.
+#[test]
+fn every_task_view_rule_names_a_function_of_the_binary() {
+    let binary = diag::binary::MappedBinary::open(Path::new(ddsplit_bin())).unwrap();
+    let functions = binary.function_names().unwrap();
+    assert!(
+        functions.iter().any(|f| f.starts_with("ddsplit::")),
+        "the binary has symbols"
+    );
+    let view = ddsplit::probes::task_view();
+    let unmatched: Vec<String> = view
+        .rules()
+        .iter()
+        .filter(|rule| !functions.iter().any(|f| rule.matches(f)))
+        .map(|rule| format!("{} ({})", rule.pattern, rule.kind))
+        .collect();
+    assert!(
+        unmatched.is_empty(),
+        "task-view rules that name no function of {}: {unmatched:?}",
+        ddsplit_bin()
+    );
+}

@@ -60,7 +60,8 @@ pub struct TaskRule {
 }
 
 impl TaskRule {
-    fn matches(&self, function: &str) -> bool {
+    /// Whether the rule names `function` (a frame's demangled function).
+    pub fn matches(&self, function: &str) -> bool {
         let pattern = self.pattern.as_str();
         let mut from = 0;
         while let Some(at) = function[from..].find(pattern) {
@@ -117,6 +118,11 @@ impl TaskView {
             user_crates: user_crates.into_iter().map(Into::into).collect(),
             rules: Vec::new(),
         }
+    }
+
+    /// The rules, in the order they were added (the first that names a frame decides).
+    pub fn rules(&self) -> &[TaskRule] {
+        &self.rules
     }
 
     /// Adds a rule: stacks running `pattern` are of task kind `kind`, unless an earlier rule

@@ -42,18 +42,21 @@ pub(crate) fn findings(cx: &Context<'_>) -> Vec<Finding> {
         .collect();
     grown.sort_by(|x, y| y.0.total_cmp(&x.0));
     grown.truncate(BLOCKING_FINDINGS_MAX);
-    mark_contention_symptoms(cx, &mut grown, b);
     grown.into_iter().map(|(_, f)| f).collect()
 }
 
 /// A lock that was already contended in the baseline waits longer whenever anything else slows
 /// the threads that hold it, or the machine is busier. Its growth is a symptom, shown after the
-/// causes and never a regression, when a larger blocking cause that is not such a lock is
-/// found, or when the wall time did not get slower (then the waits moved with the machine's
-/// load, not with the code).
-fn mark_contention_symptoms(cx: &Context<'_>, grown: &mut [(f64, Finding)], b: &BlockingFigures) {
+/// causes and never a regression, when another regression costs more (a new sync, futures that
+/// got larger to copy), or when the wall time did not get slower (then the waits moved with
+/// the machine's load, not with the code). Runs over every stage's findings.
+pub(crate) fn mark_symptoms(cx: &Context<'_>, findings: &mut [Finding]) {
+    let Some(b) = cx.baseline.snapshot.blocking.as_ref() else {
+        return;
+    };
     let was_contended = |f: &Finding| {
-        matches!(Wait::of_finding(f), Wait::Lock | Wait::AllocatorLock)
+        f.kind == FindingKind::Blocking
+            && matches!(Wait::of_finding(f), Wait::Lock | Wait::AllocatorLock)
             && f.functions.first().is_some_and(|name| {
                 b.functions
                     .iter()
@@ -61,13 +64,18 @@ fn mark_contention_symptoms(cx: &Context<'_>, grown: &mut [(f64, Finding)], b: &
             })
     };
     let slower = cx.wall.is_some_and(|w| w.verdict == WallVerdict::Slower);
-    let cause = grown
+    let cost = |f: &Finding| f.cost_ns_per_op.unwrap_or(0.0);
+    let cause = findings
         .iter()
-        .find(|(_, f)| !was_contended(f))
-        .map(|(delta, f)| (*delta, f.title.clone()));
-    for (delta, f) in grown.iter_mut().filter(|(_, f)| was_contended(f)) {
+        .filter(|f| f.regression && !was_contended(f))
+        .max_by(|x, y| cost(x).total_cmp(&cost(y)))
+        .map(|f| (cost(f), f.title.clone()));
+    for f in findings.iter_mut() {
+        if !was_contended(f) {
+            continue;
+        }
         let because = match &cause {
-            Some((cause_delta, title)) if *delta < *cause_delta => {
+            Some((cause_cost, title)) if cost(f) < *cause_cost => {
                 format!("likely a symptom of: {title}; fix that first, then compare again")
             }
             _ if !slower => "the wall time did not get slower: this lock was contended \
@@ -168,9 +176,10 @@ fn finding(
         ),
         Evidence::new("waits on", "", wait.what()),
     ];
-    // The call also costs CPU (a sync's journal work in the kernel, a lock's spinning): part
-    // of the same cause.
-    let cpu = cpu_growth(cx, &after.function);
+    // A new blocking call also brings its CPU (a sync's journal work in the kernel): part of
+    // the same cause. A call that blocked before keeps its CPU apart: the function's CPU may
+    // have grown for any other reason.
+    let cpu = cpu_growth(cx, &after.function).filter(|_| before.is_none_or(|f| f.ns == 0));
     if let Some((cb, cc)) = cpu {
         evidence.push(Evidence::new(
             "CPU per operation, this function",

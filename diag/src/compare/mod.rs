@@ -479,6 +479,7 @@ pub fn compare(baseline: &Side<'_>, candidate: &Side<'_>, thresholds: &Threshold
         &tasks,
         worker_delta,
     ));
+    blocking::mark_symptoms(&context, &mut findings);
     let slowdown = match (worker_delta, wall.as_ref()) {
         (Some(d), Some(w)) if w.verdict == WallVerdict::Slower => {
             Some(d.max(waiting::wall_equivalent(&context, w).unwrap_or(0.0)))

@@ -45,7 +45,7 @@ pub(crate) fn findings(cx: &Context<'_>, found: &[Finding]) -> Vec<Finding> {
     let (b, c) = (cx.baseline.snapshot, cx.candidate.snapshot);
     let mut totals = Vec::new();
     if let (Some(ba), Some(ca)) = (&b.alloc, &c.alloc) {
-        totals.push(Total {
+        let count = Total {
             what: "allocations per operation",
             before: ba.allocations_per_op(),
             after: ca.allocations_per_op(),
@@ -56,14 +56,26 @@ pub(crate) fn findings(cx: &Context<'_>, found: &[Finding]) -> Vec<Finding> {
             bytes: false,
             fix: "the heap profile's sites say where; without one, run `cargo xtask compare` \
                   with the heap pass",
-        });
+        };
+        // As many blocks, larger ones: when a type grew, it is that type living on the heap (a
+        // spawned task's future, a boxed value), and the type's finding explains the bytes.
+        let larger_blocks: &'static [FindingKind] = if count.crossed() {
+            &[FindingKind::Allocations, FindingKind::BoxedFuture]
+        } else {
+            &[
+                FindingKind::Allocations,
+                FindingKind::BoxedFuture,
+                FindingKind::TypeGrew,
+            ]
+        };
+        totals.push(count);
         totals.push(Total {
             what: "bytes allocated per operation",
             before: ba.bytes_per_op(),
             after: ca.bytes_per_op(),
             growth: cx.thresholds.alloc_bytes_growth,
             change_min: ALLOC_BYTES_CHANGE_PER_OP_MIN,
-            kinds: &[FindingKind::Allocations, FindingKind::BoxedFuture],
+            kinds: larger_blocks,
             category: CpuCategory::Alloc,
             bytes: true,
             fix: "larger buffers or values on the heap: the heap profile's sites (bytes per \

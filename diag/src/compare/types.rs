@@ -121,11 +121,128 @@ pub(crate) fn findings(cx: &Context<'_>, notes: &mut Vec<String>) -> TypeFinding
             large_delta,
         ));
     }
-    for f in futures.iter().take(FUTURE_FINDINGS_MAX) {
-        out.claimed_sizes.push(f.after);
-        out.findings.push(future_finding(f, after, cx.thresholds));
+    for g in futures.iter().take(FUTURE_FINDINGS_MAX) {
+        let owners = HashSet::new();
+        let copies = moves.1.map(|c| {
+            let mut copies = attribute(c, g, &owners, |t| t.after, false);
+            let wrapped = grown_by(moves.0, c, g, &copies.sites);
+            copies.sites.extend(wrapped);
+            copies
+        });
+        let base_copies = moves
+            .0
+            .map(|b| attribute(b, g, &owners, |t| t.before, false));
+        if let Some(c) = &copies {
+            out.claimed_sites.extend(c.sites.iter().map(site_key));
+        }
+        out.claimed_sizes.extend(g.all().map(|t| t.after));
+        let mut finding = future_finding(&g.root, after, cx.thresholds);
+        add_future_copies(cx, &mut finding, g, copies, base_copies, large_delta);
+        out.findings.push(finding);
     }
     out
+}
+
+/// Largest difference, in bytes, between a copy site's growth and a future's for the copy to be
+/// of that future inside a wrapper (alignment and the wrapper's own fields moving).
+const WRAPPED_GROWTH_SLACK: u64 = 64;
+
+/// Copy sites of the candidate that copy a future of `group` inside a wrapper the sizes report
+/// does not list as grown (a `tracing::Instrumented`, a monitor's future, a `FuturesUnordered`
+/// task): a site whose copies have a type naming one of the group's futures in its generic
+/// arguments, or whose copies grew by one of their growths since the baseline's at the same
+/// function and file. Sites already in `claimed` are left out.
+fn grown_by(
+    baseline: Option<&MoveFigures>,
+    candidate: &MoveFigures,
+    group: &Group,
+    claimed: &[MoveSite],
+) -> Vec<MoveSite> {
+    let deltas: Vec<u64> = group.all().map(Changed::delta).collect();
+    let smallest = deltas.iter().copied().min().unwrap_or(0);
+    let file = |location: &str| {
+        location
+            .rsplit_once(':')
+            .map_or(location, |(f, _)| f)
+            .to_string()
+    };
+    let claimed: HashSet<String> = claimed.iter().map(site_key).collect();
+    let grew_as_root = |c: &MoveSite| {
+        baseline.is_some_and(|baseline| {
+            baseline.sites.iter().any(|b| {
+                b.function == c.function
+                    && file(&b.location) == file(&c.location)
+                    && b.size < c.size
+                    && deltas
+                        .iter()
+                        .any(|d| (c.size - b.size).abs_diff(*d) <= WRAPPED_GROWTH_SLACK)
+            })
+        })
+    };
+    let names_one = |c: &MoveSite| {
+        c.types
+            .iter()
+            .any(|t| group.all().any(|g| contains_type(t, &g.name)))
+    };
+    candidate
+        .sites
+        .iter()
+        .filter(|c| c.size > smallest && !claimed.contains(&site_key(c)))
+        .filter(|c| names_one(c) || grew_as_root(c))
+        .cloned()
+        .collect()
+}
+
+/// The copies of a grown future and of the futures that grew by holding it: the finding's
+/// evidence, sites and cost (its share of the extra CPU in `memcpy`).
+fn add_future_copies(
+    cx: &Context<'_>,
+    finding: &mut Finding,
+    g: &Group,
+    copies: Option<Copies>,
+    base_copies: Option<Copies>,
+    large_delta: f64,
+) {
+    if !g.followers.is_empty() {
+        finding.evidence.push(Evidence::new(
+            "futures that grew by holding it",
+            "",
+            g.followers.len().to_string(),
+        ));
+    }
+    let Some(c) = copies else { return };
+    let base = base_copies.as_ref().map_or(0.0, Copies::bytes_per_op);
+    let added = c.bytes_per_op() - base;
+    finding.evidence.push(Evidence::new(
+        "bytes copied per operation (it and the futures holding it)",
+        fmt_bytes(base),
+        fmt_bytes(c.bytes_per_op()),
+    ));
+    if added > 0.0 {
+        finding.title.push_str(&format!(
+            "; copies of it and of the futures holding it move {} more per operation",
+            fmt_bytes(added)
+        ));
+        if let Some(cpu) = cx.cpu.filter(|_| large_delta > 0.0) {
+            finding.cost_ns_per_op = Some(
+                cpu.delta(crate::snapshot::CpuCategory::Copy).max(0.0)
+                    * (added / large_delta).min(1.0),
+            );
+        }
+    }
+    let mut by_bytes = c.sites;
+    by_bytes.sort_by_key(|s| std::cmp::Reverse(s.bytes));
+    finding
+        .sites
+        .extend(by_bytes.iter().take(SITES_SHOWN_MAX).map(|s| {
+            format!(
+                "`{}` ({}): {} × {}/op",
+                short_name(&s.function),
+                s.location,
+                site_size(s),
+                fmt_count(crate::snapshot::per_op(s.count, c.ops))
+            )
+        }));
 }
 
 /// Copy sites charged to a group, per operation.
@@ -267,8 +384,8 @@ fn changed_types(before: &SizesReport, after: &SizesReport, prefix: &str) -> Vec
 }
 
 /// Groups the changes of at least `threshold` bytes under root types; returns the groups
-/// (largest growth first) and the futures that grew for reasons of their own.
-fn group(changed: &[Changed], threshold: u64, after: &SizesReport) -> (Vec<Group>, Vec<Changed>) {
+/// (largest growth first) and the groups of futures that grew for reasons of their own.
+fn group(changed: &[Changed], threshold: u64, after: &SizesReport) -> (Vec<Group>, Vec<Group>) {
     let mut candidates: Vec<&Changed> = changed
         .iter()
         .filter(|c| c.delta() >= threshold && !is_compiler_made(&c.name))
@@ -342,20 +459,41 @@ fn group(changed: &[Changed], threshold: u64, after: &SizesReport) -> (Vec<Group
             break;
         }
     }
-    let mut own: Vec<Changed> = pending
+    let own: Vec<Changed> = pending
         .into_iter()
         .filter(|c| is_future_name(&c.name) && !is_boxed_trait_block(&c.name))
         .cloned()
         .collect();
-    // Of futures nested in each other, the innermost (smallest) holds the cause.
-    own.sort_by(|a, b| {
-        b.delta()
-            .cmp(&a.delta())
-            .then_with(|| a.after.cmp(&b.after))
-    });
+    (groups, future_groups(own, &held_of))
+}
+
+/// Futures that grew for a reason of their own, grouped under the innermost: a future that
+/// awaits (holds) another grown future grew because of it, so the inner one is the finding and
+/// the outer ones are its followers, their copies its cost.
+fn future_groups(mut own: Vec<Changed>, held_of: &dyn Fn(&str) -> Vec<String>) -> Vec<Group> {
+    // Innermost first: a future is smaller than the futures that hold it.
+    own.sort_by(|a, b| a.after.cmp(&b.after).then_with(|| a.name.cmp(&b.name)));
+    let mut groups: Vec<Group> = Vec::new();
+    for f in own {
+        let held = held_of(&f.name);
+        let holds = |g: &Group| {
+            g.all()
+                .any(|inner| held.iter().any(|h| contains_type(h, &inner.name)))
+        };
+        match groups.iter_mut().find(|g| holds(g)) {
+            Some(g) => g.followers.push(f),
+            None => groups.push(Group {
+                root: f,
+                members: Vec::new(),
+                followers: Vec::new(),
+            }),
+        }
+    }
+    // Nested futures the sizes report does not link, grown by the same bytes, are one cause.
     let mut seen_deltas = HashSet::new();
-    own.retain(|f| seen_deltas.insert(f.delta()));
-    (groups, own)
+    groups.retain(|g| seen_deltas.insert(g.root.delta()));
+    groups.sort_by(|a, b| b.root.delta().cmp(&a.root.delta()));
+    groups
 }
 
 fn group_finding(

@@ -492,7 +492,7 @@ fn future_groups(mut own: Vec<Changed>, held_of: &dyn Fn(&str) -> Vec<String>) -
     // Nested futures the sizes report does not link, grown by the same bytes, are one cause.
     let mut seen_deltas = HashSet::new();
     groups.retain(|g| seen_deltas.insert(g.root.delta()));
-    groups.sort_by(|a, b| b.root.delta().cmp(&a.root.delta()));
+    groups.sort_by_key(|g| std::cmp::Reverse(g.root.delta()));
     groups
 }
 

@@ -386,28 +386,47 @@ fn changed_types(before: &SizesReport, after: &SizesReport, prefix: &str) -> Vec
 /// Groups the changes of at least `threshold` bytes under root types; returns the groups
 /// (largest growth first) and the groups of futures that grew for reasons of their own.
 fn group(changed: &[Changed], threshold: u64, after: &SizesReport) -> (Vec<Group>, Vec<Group>) {
-    let mut candidates: Vec<&Changed> = changed
+    let candidates: Vec<&Changed> = changed
         .iter()
         .filter(|c| c.delta() >= threshold && !is_compiler_made(&c.name))
         .collect();
-    candidates.sort_by(|a, b| {
-        a.name
-            .len()
-            .cmp(&b.name.len())
-            .then_with(|| a.name.cmp(&b.name))
-    });
-    let mut groups: Vec<Group> = Vec::new();
-    for c in candidates {
-        match groups
-            .iter_mut()
-            .find(|g| contains_type(&c.name, &g.root.name))
-        {
-            Some(g) => g.members.push(c.clone()),
-            None => groups.push(Group {
-                root: c.clone(),
-                members: Vec::new(),
-                followers: Vec::new(),
-            }),
+    // A type holds another when it names it (`Result<_, DistriErr>`) or has a field or a
+    // variant's field of it (`Append { entry: Entry }`, `Entry::Compact(CompactPlan)`).
+    let holds = |outer: &Changed, inner: &Changed| {
+        outer.name != inner.name
+            && (contains_type(&outer.name, &inner.name)
+                || field_types(after, &outer.name)
+                    .iter()
+                    .any(|t| contains_type(t, &inner.name)))
+    };
+    // The roots hold no other grown type: the innermost thing that changed.
+    let mut groups: Vec<Group> = candidates
+        .iter()
+        .filter(|c| !candidates.iter().any(|o| holds(c, o)))
+        .map(|c| Group {
+            root: (*c).clone(),
+            members: Vec::new(),
+            followers: Vec::new(),
+        })
+        .collect();
+    let mut rest: Vec<&Changed> = candidates
+        .iter()
+        .copied()
+        .filter(|c| !groups.iter().any(|g| g.root.name == c.name))
+        .collect();
+    loop {
+        let before = rest.len();
+        rest.retain(
+            |c| match groups.iter_mut().find(|g| g.all().any(|t| holds(c, t))) {
+                Some(g) => {
+                    g.members.push((*c).clone());
+                    false
+                }
+                None => true,
+            },
+        );
+        if rest.len() == before {
+            break;
         }
     }
     groups.sort_by(|a, b| {
@@ -746,6 +765,17 @@ fn own_large_field<'a>(g: &Group, after: &'a SizesReport) -> Option<&'a FieldInf
         .type_named(&g.root.name)
         .and_then(|t| t.largest_field())
         .filter(|f| f.size * 2 >= g.root.after)
+}
+
+/// The types of a type's fields, and of its variants' fields.
+fn field_types(report: &SizesReport, name: &str) -> Vec<String> {
+    report.type_named(name).map_or_else(Vec::new, |t| {
+        t.fields
+            .iter()
+            .chain(t.variants.iter().flat_map(|v| &v.fields))
+            .map(|f| f.type_name.clone())
+            .collect()
+    })
 }
 
 /// Futures, closures and async blocks: types the compiler names, not the program.

@@ -48,9 +48,10 @@ pub(crate) fn findings(cx: &Context<'_>) -> Vec<Finding> {
 /// A lock that was already contended in the baseline waits longer whenever anything else slows
 /// the threads that hold it, or the machine is busier. Its growth is a symptom, shown after the
 /// causes and never a regression, when another regression costs more (a new sync, futures that
-/// got larger to copy), or when the wall time did not get slower (then the waits moved with
-/// the machine's load, not with the code). Runs over every stage's findings.
-pub(crate) fn mark_symptoms(cx: &Context<'_>, findings: &mut [Finding]) {
+/// got larger to copy); and it is no finding at all when the wall time did not get slower and
+/// nothing else regressed (the waits moved with the machine's load, not with the code). Runs
+/// over every stage's findings.
+pub(crate) fn mark_symptoms(cx: &Context<'_>, findings: &mut Vec<Finding>) {
     let Some(b) = cx.baseline.snapshot.blocking.as_ref() else {
         return;
     };
@@ -70,25 +71,16 @@ pub(crate) fn mark_symptoms(cx: &Context<'_>, findings: &mut [Finding]) {
         .filter(|f| f.regression && !was_contended(f))
         .max_by(|x, y| cost(x).total_cmp(&cost(y)))
         .map(|f| (cost(f), f.title.clone()));
-    for f in findings.iter_mut() {
-        if !was_contended(f) {
+    findings.retain(|f| slower || cause.is_some() || !was_contended(f));
+    for f in findings.iter_mut().filter(|f| was_contended(f)) {
+        let Some((_, title)) = cause.as_ref().filter(|(c, _)| cost(f) < *c) else {
             continue;
-        }
-        let because = match &cause {
-            Some((cause_cost, title)) if cost(f) < *cause_cost => {
-                format!("likely a symptom of: {title}; fix that first, then compare again")
-            }
-            _ if !slower => "the wall time did not get slower: this lock was contended \
-                             before and waits longer with the machine's load; compare again on \
-                             a quiet machine if it persists"
-                .to_string(),
-            _ => continue,
         };
         f.regression = false;
         f.symptom = true;
         f.title
             .push_str(" (a lock contended before, waiting longer)");
-        f.fix = because;
+        f.fix = format!("likely a symptom of: {title}; fix that first, then compare again");
     }
 }
 

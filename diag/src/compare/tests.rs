@@ -940,7 +940,7 @@ fn a_lock_contended_before_that_waits_longer_beside_a_new_sync_is_its_symptom() 
         },
     ));
     assert!(alone.findings[0].regression && alone.findings[0].title.contains("`get`"));
-    // The same growth while the wall time stays: the machine's load, shown, not a regression.
+    // The same growth while the wall time stays and nothing else changed: the machine's load.
     let quiet = run(&pair(
         Build::default(),
         Build {
@@ -948,8 +948,7 @@ fn a_lock_contended_before_that_waits_longer_beside_a_new_sync_is_its_symptom() 
             ..Build::default()
         },
     ));
-    assert!(!quiet.regression, "{:#?}", quiet.findings);
-    assert!(quiet.findings.iter().all(|f| f.symptom || !f.regression));
+    assert!(quiet.findings.is_empty(), "{:#?}", quiet.findings);
 }
 
 #[test]

@@ -48,8 +48,8 @@ pub(crate) fn findings(cx: &Context<'_>) -> Vec<Finding> {
 /// A lock that was already contended in the baseline waits longer whenever anything else slows
 /// the threads that hold it, or the machine is busier. Its growth is a symptom, shown after the
 /// causes and never a regression, when another regression costs more (a new sync, futures that
-/// got larger to copy); and it is no finding at all when the wall time did not get slower and
-/// nothing else regressed (the waits moved with the machine's load, not with the code). Runs
+/// got larger to copy) or the wall time did not get slower; and it is no finding at all when
+/// the wall time did not get slower and nothing else regressed (the waits moved with the machine's load, not with the code). Runs
 /// over every stage's findings.
 pub(crate) fn mark_symptoms(cx: &Context<'_>, findings: &mut Vec<Finding>) {
     let Some(b) = cx.baseline.snapshot.blocking.as_ref() else {
@@ -73,14 +73,16 @@ pub(crate) fn mark_symptoms(cx: &Context<'_>, findings: &mut Vec<Finding>) {
         .map(|f| (cost(f), f.title.clone()));
     findings.retain(|f| slower || cause.is_some() || !was_contended(f));
     for f in findings.iter_mut().filter(|f| was_contended(f)) {
-        let Some((_, title)) = cause.as_ref().filter(|(c, _)| cost(f) < *c) else {
-            continue;
+        f.fix = match &cause {
+            Some((c, title)) if cost(f) < *c || !slower => {
+                format!("likely a symptom of: {title}; fix that first, then compare again")
+            }
+            _ => continue,
         };
         f.regression = false;
         f.symptom = true;
         f.title
             .push_str(" (a lock contended before, waiting longer)");
-        f.fix = format!("likely a symptom of: {title}; fix that first, then compare again");
     }
 }
 

@@ -307,6 +307,14 @@ fn attribute(
         .map(&size)
         .filter(|&s| s >= moves.threshold_bytes)
         .collect();
+    // A copy of no known type whose size lies between a grown type's growth and its size is a
+    // part of it (the grown field with some of its neighbours, without the tag).
+    let windows: Vec<(u64, u64)> = group
+        .all()
+        .filter(|t| t.delta() >= moves.threshold_bytes)
+        .map(|t| (t.delta(), size(t)))
+        .collect();
+    let in_window = |n: u64| windows.iter().any(|&(lo, hi)| lo <= n && n <= hi);
     // A method of a grown type copies on its behalf (an inline buffer filled in place).
     let is_method_of_group = |function: &str| partial && is_method_of(function, owners);
     let sites: Vec<MoveSite> = moves
@@ -317,6 +325,7 @@ fn attribute(
                 || (s.size > 0
                     && (s.types.iter().any(|t| names.contains(t.as_str()))
                         || sizes.contains(&s.size)
+                        || (partial && s.types.is_empty() && in_window(s.size))
                         || (partial
                             && s.types.is_empty()
                             && sizes.iter().any(|&t| {

@@ -1042,3 +1042,83 @@ fn scheduling_system_calls_that_follow_the_timing_are_not_compared() {
     ));
     assert!(c.findings.is_empty(), "{:#?}", c.findings);
 }
+
+#[test]
+fn types_that_grew_by_holding_a_new_type_in_a_field_or_variant_are_one_finding_under_it() {
+    let field = |name: &str, type_name: &str, size: u64| FieldInfo {
+        name: name.into(),
+        type_name: type_name.into(),
+        size,
+        offset: 0,
+        is_future: false,
+    };
+    let with = |mut t: TypeInfo, fields: Vec<FieldInfo>, variants: Vec<VariantInfo>| {
+        t.fields = fields;
+        t.variants = variants;
+        t
+    };
+    let base = sizes(
+        vec![
+            ty("app::log::Entry", 80),
+            with(
+                ty("app::log::Append", 96),
+                vec![field("entry", "app::log::Entry", 80)],
+                Vec::new(),
+            ),
+        ],
+        Vec::new(),
+        Vec::new(),
+    );
+    let cand = sizes(
+        vec![
+            ty("app::log::Plan", 24_576),
+            with(
+                ty("app::log::Entry", 24_584),
+                Vec::new(),
+                vec![VariantInfo {
+                    name: "Compact".into(),
+                    size: 24_576,
+                    fields: vec![field("__0", "app::log::Plan", 24_576)],
+                }],
+            ),
+            with(
+                ty("app::log::Append", 24_600),
+                vec![field("entry", "app::log::Entry", 24_584)],
+                Vec::new(),
+            ),
+        ],
+        Vec::new(),
+        Vec::new(),
+    );
+    let snapshot = snapshot_of(Build::default(), "same");
+    let c = compare(
+        &Side {
+            snapshot: &snapshot,
+            sizes: Some(&base),
+        },
+        &Side {
+            snapshot: &snapshot,
+            sizes: Some(&cand),
+        },
+        &Thresholds::default(),
+    );
+    let grown: Vec<&Finding> = c
+        .findings
+        .iter()
+        .filter(|f| f.kind == FindingKind::TypeGrew)
+        .collect();
+    assert_eq!(grown.len(), 1, "{grown:#?}");
+    assert!(
+        grown[0].title.starts_with("`Plan` (24,576 B) appeared"),
+        "{}",
+        grown[0].title
+    );
+    assert!(
+        grown[0]
+            .evidence
+            .iter()
+            .any(|e| e.what == "types that grew with it" && e.candidate.starts_with('2')),
+        "{:?}",
+        grown[0].evidence
+    );
+}

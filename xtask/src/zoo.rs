@@ -236,18 +236,7 @@ fn run_case(root: &Path, base: &str, case: &Case, ops: u64) -> Outcome {
         eprintln!("  report: {}", report.display());
         Ok(comparison)
     });
-    let seconds = started.elapsed().as_secs_f64();
-    match result {
-        Ok(c) => score(case, &c, seconds),
-        Err(e) => Outcome {
-            name: case.name.clone(),
-            rank: None,
-            false_findings: 0,
-            passed: false,
-            seconds,
-            note: format!("could not compare: {e:#}"),
-        },
-    }
+    outcome(case, result, started)
 }
 
 /// The case explained again from the snapshots its last run saved.
@@ -272,6 +261,11 @@ fn rescore_case(root: &Path, case: &Case) -> Outcome {
         let options = compare::parse(&args)?.context("compare options")?;
         Ok(compare::run_comparison(&options)?.0)
     })();
+    outcome(case, result, started)
+}
+
+/// How a case went: its score, or why it could not be compared.
+fn outcome(case: &Case, result: anyhow::Result<Comparison>, started: Instant) -> Outcome {
     let seconds = started.elapsed().as_secs_f64();
     match result {
         Ok(c) => score(case, &c, seconds),

@@ -3,14 +3,11 @@
 //! that adds allocations to a request fails the test of its kind, with the counts.
 
 use bytes::Bytes;
-use ddsplit::client::Client;
-use ddsplit::local::{LocalCluster, LocalClusterConfig};
-use ddsplit::node::log::FsyncPolicy;
 use ddsplit::store::{FragmentStore, RemoteStore};
 use ddsplit::wire::FragmentKey;
 use diag::alloc::{AllocBudget, AllocCounts, AllocScope};
 
-use crate::support::record;
+use crate::support::{on_one_thread_cluster, record};
 
 // Each budget is the median measured when it was set (the same in three runs): one allocation
 // more per request fails, so a change that means to spend one says so by raising its budget.
@@ -40,23 +37,9 @@ const RECORD_BYTES: usize = 64 * 1024;
 
 /// The median counts of [`MEASURED`] puts, gets and node gets, in a fresh cluster.
 fn median_counts() -> [AllocCounts; 3] {
-    // Every task of the client, the gateway and the nodes is polled on this thread, so a
-    // thread-local scope sees a request's async work; the nodes' log writers are threads of
-    // their own, and fragment reads run on the blocking pool (their buffers are allocated on
-    // this thread).
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        // Quorum k + m: a put's last fragment write ends inside its own scope, not the next's.
-        let config = LocalClusterConfig {
-            fsync: FsyncPolicy::Never,
-            write_quorum: Some(6),
-            ..LocalClusterConfig::default()
-        };
-        let cluster = LocalCluster::start(config).await.unwrap();
-        let mut client = Client::new(cluster.gateway_addr());
+    // The nodes' log writers are threads of their own, and fragment reads run on the blocking
+    // pool (their buffers are allocated on this thread).
+    on_one_thread_cluster(async |cluster, client| {
         let node = RemoteStore::new(cluster.node_addrs()[0], std::time::Duration::from_secs(5));
         let data: Bytes = record(7, RECORD_BYTES);
         let mut ids = Vec::new();
@@ -76,7 +59,6 @@ fn median_counts() -> [AllocCounts; 3] {
             node.get_fragment(fragment).await.unwrap();
             measured[2].push(node_get.counts());
         }
-        cluster.shutdown().await.unwrap();
         measured.map(|counts| median(&counts))
     })
 }

@@ -14,7 +14,9 @@ use diag::alloc::{AllocCounts, AllocScope};
 #[cfg(not(feature = "dhat-heap"))]
 use diag::cpu::protos::{self, Message as _};
 
-use crate::support::{COMMAND_TIMEOUT, ddsplit_bin, output_within, record, within};
+use crate::support::{
+    COMMAND_TIMEOUT, ddsplit_bin, on_one_thread_cluster, output_within, record, within,
+};
 
 /// How long the load of the pprof test may take to stop once told: the put or get it is in,
 /// bounded by the client's timeouts.
@@ -55,22 +57,8 @@ const WARMUP_PUTS: usize = 8;
 /// Allocations of each of [`MEASURED_PUTS`] puts (client, gateway and nodes' request handling,
 /// all on this thread), in a fresh cluster.
 fn allocations_per_put() -> Vec<AllocCounts> {
-    // A single-threaded runtime: every task of the client, the gateway and the nodes is polled
-    // on this thread, so a thread-local scope sees all of a put's async work (the nodes' log
-    // writers are threads of their own and are not counted).
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        // Quorum k + m: a put's last fragment write ends inside its own scope, not the next's.
-        let config = LocalClusterConfig {
-            fsync: FsyncPolicy::Never,
-            write_quorum: Some(6),
-            ..LocalClusterConfig::default()
-        };
-        let cluster = LocalCluster::start(config).await.unwrap();
-        let mut client = Client::new(cluster.gateway_addr());
+    // The nodes' log writers are threads of their own and are not counted.
+    on_one_thread_cluster(async |_, client| {
         let data = record(1, 10_000);
         for _ in 0..WARMUP_PUTS {
             client.put(data.clone()).await.unwrap();
@@ -81,7 +69,6 @@ fn allocations_per_put() -> Vec<AllocCounts> {
             client.put(data.clone()).await.unwrap();
             counts.push(scope.counts());
         }
-        cluster.shutdown().await.unwrap();
         counts
     })
 }

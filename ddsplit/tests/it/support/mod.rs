@@ -485,3 +485,28 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
         .expect("an HTTP status line");
     (status, body.to_string())
 }
+
+/// A cluster whose every task runs on one current-thread runtime (so a thread-local allocation
+/// scope sees a request's async work), without fsync, whose puts wait for all k + m fragments
+/// (a put's last fragment write ends inside its own scope, not the next's). Runs `body` with it
+/// and a client of its gateway, then shuts it down.
+pub fn on_one_thread_cluster<T>(
+    body: impl AsyncFnOnce(&ddsplit::local::LocalCluster, &mut ddsplit::client::Client) -> T,
+) -> T {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let config = ddsplit::local::LocalClusterConfig {
+            fsync: ddsplit::node::log::FsyncPolicy::Never,
+            write_quorum: Some(6),
+            ..ddsplit::local::LocalClusterConfig::default()
+        };
+        let cluster = ddsplit::local::LocalCluster::start(config).await.unwrap();
+        let mut client = ddsplit::client::Client::new(cluster.gateway_addr());
+        let out = body(&cluster, &mut client).await;
+        cluster.shutdown().await.unwrap();
+        out
+    })
+}

@@ -526,6 +526,12 @@ fn latency_finding(wall: Option<&WallComparison>, thresholds: &Thresholds) -> Op
     if !w.p99.grew_beyond(thresholds.p99_growth) {
         return None;
     }
+    // With throughput down, every latency grows by the slowdown (a closed loop: latency is
+    // connections over throughput); the tail is a finding of its own only when it grew past
+    // the threshold beyond that.
+    if w.verdict == WallVerdict::Slower && w.p99.ratio * w.ratio < 1.0 + thresholds.p99_growth {
+        return None;
+    }
     let (b, c) = (w.baseline_latency_us, w.candidate_latency_us);
     Some(Finding {
         kind: FindingKind::Latency,

@@ -18,6 +18,9 @@ use crate::snapshot::{BlockingFigures, BlockingFunction};
 /// Standard deviations of the tick counts' difference a change must exceed.
 pub const BLOCKING_SIGMAS: f64 = 3.0;
 
+/// The evidence line that says whether the call blocked in the baseline already.
+const BLOCKED_BEFORE: &str = "this call blocked in the baseline too";
+
 /// Most blocking findings in one report.
 const BLOCKING_FINDINGS_MAX: usize = 5;
 
@@ -29,7 +32,7 @@ pub(crate) fn findings(cx: &Context<'_>) -> Vec<Finding> {
     ) else {
         return Vec::new();
     };
-    let keys: BTreeSet<(String, String)> =
+    let keys: BTreeSet<(String, String, String)> =
         b.functions.iter().chain(&c.functions).map(key).collect();
     let mut grown: Vec<(f64, Finding)> = keys
         .iter()
@@ -52,17 +55,12 @@ pub(crate) fn findings(cx: &Context<'_>) -> Vec<Finding> {
 /// the wall time did not get slower and nothing else regressed (the waits moved with the machine's load, not with the code). Runs
 /// over every stage's findings.
 pub(crate) fn mark_symptoms(cx: &Context<'_>, findings: &mut Vec<Finding>) {
-    let Some(b) = cx.baseline.snapshot.blocking.as_ref() else {
-        return;
-    };
     let was_contended = |f: &Finding| {
         f.kind == FindingKind::Blocking
             && matches!(Wait::of_finding(f), Wait::Lock | Wait::AllocatorLock)
-            && f.functions.first().is_some_and(|name| {
-                b.functions
-                    .iter()
-                    .any(|g| function_identity(&g.function) == function_identity(name))
-            })
+            && f.evidence
+                .iter()
+                .any(|e| e.what == BLOCKED_BEFORE && e.baseline == "yes")
     };
     let slower = cx.wall.is_some_and(|w| w.verdict == WallVerdict::Slower);
     let cost = |f: &Finding| f.cost_ns_per_op.unwrap_or(0.0);
@@ -95,16 +93,24 @@ pub(crate) fn total_delta(cx: &Context<'_>) -> Option<f64> {
 
 /// A function matched across builds by what it is: its name without closures and generics,
 /// and its file (not its line).
-fn key(f: &BlockingFunction) -> (String, String) {
+fn key(f: &BlockingFunction) -> (String, String, String) {
     let file = f
         .location
         .as_deref()
         .map(|l| l.rsplit_once(':').map_or(l, |(file, _)| file))
         .unwrap_or_default();
-    (function_identity(&f.function), file.to_string())
+    let call = f
+        .path
+        .first()
+        .map(|c| function_identity(c))
+        .unwrap_or_default();
+    (function_identity(&f.function), file.to_string(), call)
 }
 
-fn find<'a>(side: &'a BlockingFigures, k: &(String, String)) -> Option<&'a BlockingFunction> {
+fn find<'a>(
+    side: &'a BlockingFigures,
+    k: &(String, String, String),
+) -> Option<&'a BlockingFunction> {
     side.functions.iter().find(|f| key(f) == *k)
 }
 
@@ -169,6 +175,15 @@ fn finding(
             fmt_us(c.ns_per_op()),
         ),
         Evidence::new("waits on", "", wait.what()),
+        Evidence::new(
+            BLOCKED_BEFORE,
+            if before.is_some_and(|f| f.ns > 0) {
+                "yes"
+            } else {
+                "no"
+            },
+            "",
+        ),
     ];
     // A new blocking call also brings its CPU (a sync's journal work in the kernel): part of
     // the same cause. A call that blocked before keeps its CPU apart: the function's CPU may

@@ -57,7 +57,8 @@ impl BlockingFigures {
     /// µs), `summary` from `blocking.json`.
     pub fn new(folded: &str, summary: &BlockingSummary, ops: u64) -> BlockingFigures {
         let tick_ns = 1e9 / f64::from(summary.hz.max(1));
-        let mut by_function: HashMap<(String, Option<String>), Accumulated> = HashMap::new();
+        let mut by_function: HashMap<(String, Option<String>, Option<String>), Accumulated> =
+            HashMap::new();
         for line in folded.lines() {
             let Some((stack, us)) = line.rsplit_once(' ') else {
                 continue;
@@ -71,10 +72,13 @@ impl BlockingFigures {
             };
             let (function, location) = charged_function(frames);
             let path = path_below(frames, &function);
-            // Matched by function and file, not line: a moved line is the same site.
+            // A site is the function, its file (not its line: a moved line is the same site)
+            // and the call it blocked in (a new lock in a function that blocked before is a
+            // new site).
             let key = (
                 function,
                 location.as_deref().map(|l| file_of(l).to_string()),
+                path.first().cloned(),
             );
             by_function
                 .entry(key)
@@ -83,7 +87,7 @@ impl BlockingFigures {
         }
         let mut functions: Vec<BlockingFunction> = by_function
             .into_iter()
-            .map(|((function, _), acc)| acc.into_function(function, tick_ns))
+            .map(|((function, _, _), acc)| acc.into_function(function, tick_ns))
             .collect();
         functions.sort_by(|a, b| b.ns.cmp(&a.ns).then_with(|| a.function.cmp(&b.function)));
         functions.truncate(BLOCKING_FUNCTIONS_MAX);

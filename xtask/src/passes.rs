@@ -354,7 +354,7 @@ pub fn heap(built: &Built, w: &Workload, dir: &Path) -> anyhow::Result<HeapFigur
         .with_context(|| format!("the heap pass wrote no dhat-heap.json in {}", dir.display()))?;
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
-    let mut figures = HeapFigures::from_dhat_json(&text, run.wall.ops)?;
+    let mut figures = HeapFigures::from_dhat_json_in(&text, run.wall.ops, &[PROJECT_PREFIX])?;
     for site in &mut figures.sites {
         if let Some(l) = &mut site.location {
             *l = in_workspace(l);

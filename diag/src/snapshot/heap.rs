@@ -74,8 +74,21 @@ struct ProgramPoint {
 }
 
 impl HeapFigures {
-    /// Reads a dhat profile of a run of `ops` operations.
+    /// Reads a dhat profile of a run of `ops` operations; a site is the innermost frame that is
+    /// not the standard library's, the allocator's or the profiler's.
     pub fn from_dhat_json(text: &str, ops: u64) -> Result<HeapFigures, DhatError> {
+        HeapFigures::from_dhat_json_in(text, ops, &[])
+    }
+
+    /// [`from_dhat_json`](HeapFigures::from_dhat_json), with each site at the innermost frame of
+    /// the program's own `crates` (`["myapp"]`): an allocation that `bytes` or `tokio` makes on
+    /// the program's behalf is the program function's that called them, with the library's
+    /// frames as the way there. With no crates, any frame outside std counts.
+    pub fn from_dhat_json_in(
+        text: &str,
+        ops: u64,
+        crates: &[&str],
+    ) -> Result<HeapFigures, DhatError> {
         let file: DhatFile = serde_json::from_str(text).map_err(|e| DhatError(format!("{e}")))?;
         if file.version != 2 {
             return Err(DhatError(format!(
@@ -94,7 +107,10 @@ impl HeapFigures {
                 .filter_map(|&i| file.ftbl.get(i))
                 .map(|f| parse_frame(strip_address(f)))
                 .collect();
-            let user = frames.iter().position(|(f, _)| is_program_function(f));
+            let user = frames
+                .iter()
+                .position(|(f, _)| is_program_function(f) && in_crates(f, crates))
+                .or_else(|| frames.iter().position(|(f, _)| is_program_function(f)));
             let (function, location, via) = match user {
                 Some(i) => (
                     frames[i].0.to_string(),
@@ -162,6 +178,17 @@ fn drop_column(location: &str) -> String {
     }
 }
 
+/// Whether `function` belongs to one of `crates` (any function, when there are none): its first
+/// path segment, inside a trait impl's `<...>` too (`<myapp::Store as Trait>::get`).
+fn in_crates(function: &str, crates: &[&str]) -> bool {
+    if crates.is_empty() {
+        return true;
+    }
+    let name = function.trim_start_matches(['<', '&', '*']);
+    let first = name.split("::").next().unwrap_or_default();
+    crates.contains(&first)
+}
+
 /// A frame of the program rather than of the allocator, std or the profiler.
 fn is_program_function(function: &str) -> bool {
     let f = function.trim_start_matches('<');
@@ -220,5 +247,27 @@ mod tests {
         let v3 = PROFILE.replace("\"dhatFileVersion\":2", "\"dhatFileVersion\":3");
         let err = HeapFigures::from_dhat_json(&v3, 1).unwrap_err();
         assert!(err.to_string().contains("dhatFileVersion 3"), "{err}");
+    }
+
+    #[test]
+    fn an_allocation_a_library_makes_for_the_program_is_the_program_functions() {
+        let profile = r#"{"dhatFileVersion":2,"mode":"rust-heap","verb":"Allocated",
+          "bklt":true,"bkacc":false,"tu":"µs","Mtu":"s","tuth":10,"cmd":"x","pid":1,"tg":1,"te":2,
+          "pps":[{"tb":4096,"tbk":4,"tl":1,"mb":1,"mbk":1,"gb":1,"gbk":1,"eb":0,"ebk":0,"fs":[1,2,3,4]}],
+          "ftbl":["[root]",
+            "0x1: alloc::vec::Vec<T>::with_capacity (src/vec/mod.rs:524:9)",
+            "0x2: bytes::bytes_mut::BytesMut::with_capacity (bytes-1.12.2/src/bytes_mut.rs:162:9)",
+            "0x3: app::wire::read_frame (app/src/wire.rs:80:5)",
+            "0x4: app::server::serve (app/src/server.rs:10:5)"]}"#;
+        let any = HeapFigures::from_dhat_json(profile, 1).unwrap();
+        assert_eq!(
+            any.sites[0].function,
+            "bytes::bytes_mut::BytesMut::with_capacity"
+        );
+        let own = HeapFigures::from_dhat_json_in(profile, 1, &["app"]).unwrap();
+        let site = &own.sites[0];
+        assert_eq!(site.function, "app::wire::read_frame");
+        assert_eq!(site.location.as_deref(), Some("app/src/wire.rs:80"));
+        assert_eq!(site.via[0], "bytes::bytes_mut::BytesMut::with_capacity");
     }
 }

@@ -206,7 +206,13 @@ fn finding(
         ),
         evidence,
         sites: vec![format!("`{name}` ({location}){}", path_text(&after.path))],
-        functions: vec![after.function.clone()],
+        // The function's CPU is this finding's only when it took it as its cost (a new call);
+        // otherwise a CPU hot spot of the same function stays a finding of its own.
+        functions: if cpu.is_some() {
+            vec![after.function.clone()]
+        } else {
+            Vec::new()
+        },
         cost_ns_per_op: Some(cost),
         share: None,
         fix: wait.fix().into(),

@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use super::{
     Context, Evidence, Finding, FindingKind, WallVerdict, fmt_us, function_identity, short_name,
 };
-use crate::snapshot::{BlockingFigures, BlockingFunction};
+use crate::snapshot::{BlockingFigures, BlockingFunction, file_of};
 
 /// Standard deviations of the tick counts' difference a change must exceed.
 pub const BLOCKING_SIGMAS: f64 = 3.0;
@@ -94,11 +94,7 @@ pub(crate) fn total_delta(cx: &Context<'_>) -> Option<f64> {
 /// A function matched across builds by what it is: its name without closures and generics,
 /// and its file (not its line).
 fn key(f: &BlockingFunction) -> (String, String, String) {
-    let file = f
-        .location
-        .as_deref()
-        .map(|l| l.rsplit_once(':').map_or(l, |(file, _)| file))
-        .unwrap_or_default();
+    let file = f.location.as_deref().map(file_of).unwrap_or_default();
     let call = f
         .path
         .first()
@@ -114,6 +110,11 @@ fn find<'a>(
     side.functions.iter().find(|f| key(f) == *k)
 }
 
+/// A function's blocked time per operation on one side (0 when it did not block there).
+fn ns_per_op(f: Option<&BlockingFunction>, side: &BlockingFigures) -> f64 {
+    crate::snapshot::per_op(f.map_or(0, |f| f.ns), side.ops)
+}
+
 /// The growth of blocked ns per operation, when it is a finding.
 fn grew(
     cx: &Context<'_>,
@@ -122,10 +123,7 @@ fn grew(
     c: &BlockingFigures,
     after: &BlockingFunction,
 ) -> Option<f64> {
-    let per_op = |f: Option<&BlockingFunction>, side: &BlockingFigures| {
-        crate::snapshot::per_op(f.map_or(0, |f| f.ns), side.ops)
-    };
-    let (nb, nc) = (per_op(before, b), per_op(Some(after), c));
+    let (nb, nc) = (ns_per_op(before, b), ns_per_op(Some(after), c));
     let delta = nc - nb;
     let relative = nb == 0.0 || delta / nb >= cx.thresholds.blocked_growth;
     let big = delta >= cx.thresholds.blocked_ns_per_op;
@@ -166,8 +164,8 @@ fn finding(
     let mut evidence = vec![
         Evidence::new(
             "blocked inside polls per operation, this function",
-            fmt_us(crate::snapshot::per_op(before.map_or(0, |f| f.ns), b.ops)),
-            fmt_us(crate::snapshot::per_op(after.ns, c.ops)),
+            fmt_us(ns_per_op(before, b)),
+            fmt_us(ns_per_op(Some(after), c)),
         ),
         Evidence::new(
             "blocked inside polls per operation, every task kind",

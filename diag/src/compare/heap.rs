@@ -214,10 +214,7 @@ impl<'a> SiteKey<'a> {
     fn of(site: &'a HeapSite) -> SiteKey<'a> {
         SiteKey {
             function: &site.function,
-            file: site
-                .location
-                .as_deref()
-                .map(|l| l.rsplit_once(':').map_or(l, |(file, _)| file)),
+            file: site.location.as_deref().map(crate::snapshot::file_of),
             via: site.via.first().map(String::as_str),
         }
     }

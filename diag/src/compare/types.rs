@@ -160,12 +160,7 @@ fn grown_by(
 ) -> Vec<MoveSite> {
     let deltas: Vec<u64> = group.all().map(Changed::delta).collect();
     let smallest = deltas.iter().copied().min().unwrap_or(0);
-    let file = |location: &str| {
-        location
-            .rsplit_once(':')
-            .map_or(location, |(f, _)| f)
-            .to_string()
-    };
+    let file = crate::snapshot::file_of;
     let claimed: HashSet<String> = claimed.iter().map(site_key).collect();
     let grew_as_root = |c: &MoveSite| {
         baseline.is_some_and(|baseline| {

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 
 use super::cpu::{charged_function, parse_frame};
+use super::file_of;
 use crate::blocking::{Blocked, BlockingSummary};
 
 /// Most blocking functions kept per snapshot, by time.
@@ -164,11 +165,6 @@ fn path_below(frames: &[&str], function: &str) -> Vec<String> {
         path.push(leaf.to_string());
     }
     path
-}
-
-/// `file.rs` of `file.rs:123`.
-fn file_of(location: &str) -> &str {
-    location.rsplit_once(':').map_or(location, |(file, _)| file)
 }
 
 #[cfg(test)]

@@ -471,6 +471,12 @@ pub struct PassOutcome {
 }
 
 /// `total / ops`, 0 when there were no operations.
+/// The file of a `file:line` location (the location itself when it has no line): sites are
+/// matched by file, so that a moved line is the same site.
+pub(crate) fn file_of(location: &str) -> &str {
+    location.rsplit_once(':').map_or(location, |(file, _)| file)
+}
+
 pub fn per_op(total: u64, ops: u64) -> f64 {
     if ops == 0 {
         0.0

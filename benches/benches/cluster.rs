@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ddsplit::client::Client;
 use ddsplit::local::{LocalCluster, LocalClusterConfig};
-use ddsplit::node::log::FsyncPolicy;
+use ddsplit::store::log::FsyncPolicy;
 use ddsplit_benches::record;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use ddsplit::codec::{CodecParams, Fragment, split};
 use ddsplit::id::RecordId;
-use ddsplit::node::log::{FragmentLog, FsyncPolicy};
+use ddsplit::store::log::{FragmentLog, FsyncPolicy};
 use ddsplit::store::{FragmentStore, LocalStore};
 use ddsplit::wire::FragmentKey;
 use ddsplit_benches::record;

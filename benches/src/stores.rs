@@ -215,7 +215,7 @@ mod tests {
     use std::sync::Arc;
 
     use ddsplit::codec::{CodecParams, split};
-    use ddsplit::node::log::{FragmentLog, FsyncPolicy};
+    use ddsplit::store::log::{FragmentLog, FsyncPolicy};
 
     use super::*;
 

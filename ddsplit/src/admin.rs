@@ -79,13 +79,11 @@ impl std::fmt::Debug for Admin {
 }
 
 impl Admin {
-    /// An endpoint serving `/healthz` and `/metrics` from `registry`, and `/debug/tasks` from
-    /// its task probes.
+    /// An endpoint serving `/healthz` and `/metrics` from `registry`; other parts add routes.
     pub fn new(registry: Arc<Registry>) -> Admin {
-        let tasks = Arc::new(crate::tasks::TasksRoute::new(registry.tasks().clone()));
         Admin {
             registry,
-            routes: vec![tasks],
+            routes: Vec::new(),
         }
     }
 

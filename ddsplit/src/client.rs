@@ -9,8 +9,8 @@ use crate::error::{DistriErr, SuccessCode};
 use crate::gateway::repair::RepairReport;
 use crate::id::RecordId;
 use crate::limits::{FRAGMENT_TIMEOUT, QUERY_COUNT_MAX, RECORD_SIZE_MAX, REPAIR_IDS_MAX};
-use crate::query::DistriQuery;
-use crate::wire::{QueryAnswer, Request, Response};
+use crate::query::{DistriQuery, QueryAnswer};
+use crate::wire::{Request, Response};
 
 /// How long the client waits for a gateway's answer: a gateway may spend a fragment timeout on
 /// a slow node and then read from another, so allow for a few.

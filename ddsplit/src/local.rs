@@ -9,10 +9,10 @@ use crate::admin::{self, Admin};
 use crate::codec::CodecParams;
 use crate::gateway::{self, GatewayConfig, RunningGateway};
 use crate::metrics::Registry;
-use crate::node::log::FsyncPolicy;
 use crate::node::{self, NodeConfig, RunningNode};
 use crate::server::ServerConfig;
 use crate::shutdown::{self, ShutdownTrigger};
+use crate::store::log::FsyncPolicy;
 
 /// Default number of nodes of a local cluster: k + m with the default split.
 pub const LOCAL_NODES_DEFAULT: usize = 6;

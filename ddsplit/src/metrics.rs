@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use diag::tasks::TaskProbes;
 
+use crate::op::{Op, Role};
 use crate::tasks::ServerTasks;
-use crate::wire::OP_NAMES;
 
 /// Upper bounds (seconds) of the latency histogram buckets; a last `+Inf` bucket is implied.
 pub const LATENCY_BUCKETS_S: [f64; 14] = [
@@ -38,9 +38,9 @@ pub struct OpMetrics {
 /// Counters of every operation of one server (a node or a gateway).
 #[derive(Debug)]
 pub struct ServiceMetrics {
-    role: &'static str,
+    role: Role,
     instance: String,
-    ops: [OpMetrics; OP_NAMES.len()],
+    ops: [OpMetrics; Op::COUNT],
     /// Connections accepted.
     pub connections_total: AtomicU64,
     /// Connections refused because the server was at its connection limit.
@@ -55,8 +55,8 @@ pub struct ServiceMetrics {
 }
 
 impl ServiceMetrics {
-    /// Metrics of a server with `role` ("node" or "gateway") at `instance` (its address).
-    pub fn new(role: &'static str, instance: String) -> ServiceMetrics {
+    /// Metrics of a server with `role` at `instance` (its address).
+    pub fn new(role: Role, instance: String) -> ServiceMetrics {
         ServiceMetrics {
             role,
             instance,
@@ -75,8 +75,8 @@ impl ServiceMetrics {
         self
     }
 
-    /// `node` or `gateway`.
-    pub fn role(&self) -> &'static str {
+    /// The server's role.
+    pub fn role(&self) -> Role {
         self.role
     }
 
@@ -86,8 +86,8 @@ impl ServiceMetrics {
     }
 
     /// Records one request of operation `op` that took `elapsed`.
-    pub fn record(&self, op: usize, elapsed: Duration, is_error: bool) {
-        let m = &self.ops[op];
+    pub fn record(&self, op: Op, elapsed: Duration, is_error: bool) {
+        let m = &self.ops[op.slot()];
         m.requests_total.fetch_add(1, Ordering::Relaxed);
         if is_error {
             m.errors_total.fetch_add(1, Ordering::Relaxed);
@@ -103,17 +103,17 @@ impl ServiceMetrics {
     }
 
     /// Records the allocations of one request of operation `op`.
-    pub fn record_alloc(&self, op: usize, counts: &diag::alloc::AllocCounts) {
-        let m = &self.ops[op];
+    pub fn record_alloc(&self, op: Op, counts: &diag::alloc::AllocCounts) {
+        let m = &self.ops[op.slot()];
         m.allocations_total
             .fetch_add(counts.allocations_total, Ordering::Relaxed);
         m.allocated_bytes_total
             .fetch_add(counts.bytes_allocated_total, Ordering::Relaxed);
     }
 
-    /// Counters of operation `op` (an index into [`OP_NAMES`]).
-    pub fn op(&self, op: usize) -> &OpMetrics {
-        &self.ops[op]
+    /// Counters of operation `op`.
+    pub fn op(&self, op: Op) -> &OpMetrics {
+        &self.ops[op.slot()]
     }
 }
 
@@ -176,7 +176,7 @@ impl Registry {
     pub fn tasks(&self) -> &TaskProbes {
         self.tasks.get_or_init(|| {
             let probes = crate::tasks::probes_from_env();
-            self.add_source(crate::tasks::source(&probes));
+            self.add_source(Arc::new(TasksSource::new(probes.clone())));
             probes
         })
     }
@@ -201,6 +201,35 @@ impl Registry {
         }
         render_samples(&samples, &mut out);
         out
+    }
+}
+
+/// The task and runtime figures on `/metrics`.
+#[derive(Debug)]
+pub struct TasksSource {
+    probes: TaskProbes,
+}
+
+impl TasksSource {
+    /// `/metrics` samples of `probes`.
+    pub fn new(probes: TaskProbes) -> TasksSource {
+        TasksSource { probes }
+    }
+}
+
+impl MetricsSource for TasksSource {
+    fn collect(&self, out: &mut Vec<Sample>) {
+        for sample in self.probes.snapshot().metric_samples() {
+            let labels = sample.labels();
+            out.push(Sample {
+                family: sample.family,
+                kind: sample.kind.as_str(),
+                help: sample.help,
+                suffix: "",
+                labels,
+                value: sample.value,
+            });
+        }
     }
 }
 
@@ -232,8 +261,15 @@ fn render_samples(samples: &[Sample], out: &mut String) {
     }
 }
 
+/// The operations `s` has handled at least once, with their names.
+fn used_ops(s: &ServiceMetrics) -> impl Iterator<Item = (Op, &'static str)> + '_ {
+    Op::ALL
+        .into_iter()
+        .filter(|&op| s.op(op).requests_total.load(Ordering::Relaxed) > 0)
+        .map(|op| (op, op.name()))
+}
+
 fn render_services(services: &[Arc<ServiceMetrics>], out: &mut String) {
-    let used = |s: &ServiceMetrics, op: usize| s.ops[op].requests_total.load(Ordering::Relaxed) > 0;
     family(
         out,
         "ddsplit_requests_total",
@@ -241,12 +277,13 @@ fn render_services(services: &[Arc<ServiceMetrics>], out: &mut String) {
         "Requests handled, by server role and operation.",
     );
     for s in services {
-        for (op, name) in OP_NAMES.iter().enumerate().filter(|(op, _)| used(s, *op)) {
-            let v = s.ops[op].requests_total.load(Ordering::Relaxed);
+        for (op, name) in used_ops(s) {
+            let v = s.op(op).requests_total.load(Ordering::Relaxed);
             let _ = writeln!(
                 out,
                 "ddsplit_requests_total{{role=\"{}\",instance=\"{}\",op=\"{name}\"}} {v}",
-                s.role, s.instance
+                s.role.name(),
+                s.instance
             );
         }
     }
@@ -257,12 +294,13 @@ fn render_services(services: &[Arc<ServiceMetrics>], out: &mut String) {
         "Requests answered with an error, by role and operation.",
     );
     for s in services {
-        for (op, name) in OP_NAMES.iter().enumerate().filter(|(op, _)| used(s, *op)) {
-            let v = s.ops[op].errors_total.load(Ordering::Relaxed);
+        for (op, name) in used_ops(s) {
+            let v = s.op(op).errors_total.load(Ordering::Relaxed);
             let _ = writeln!(
                 out,
                 "ddsplit_request_errors_total{{role=\"{}\",instance=\"{}\",op=\"{name}\"}} {v}",
-                s.role, s.instance
+                s.role.name(),
+                s.instance
             );
         }
     }
@@ -273,11 +311,12 @@ fn render_services(services: &[Arc<ServiceMetrics>], out: &mut String) {
         "Time from a request's frame read to its response written.",
     );
     for s in services {
-        for (op, name) in OP_NAMES.iter().enumerate().filter(|(op, _)| used(s, *op)) {
-            let m = &s.ops[op];
+        for (op, name) in used_ops(s) {
+            let m = s.op(op);
             let labels = format!(
                 "role=\"{}\",instance=\"{}\",op=\"{name}\"",
-                s.role, s.instance
+                s.role.name(),
+                s.instance
             );
             let mut cumulative = 0;
             for (i, le) in LATENCY_BUCKETS_S.iter().enumerate() {
@@ -337,7 +376,7 @@ fn render_services(services: &[Arc<ServiceMetrics>], out: &mut String) {
             let _ = writeln!(
                 out,
                 "{name}{{role=\"{}\",instance=\"{}\"}} {}",
-                s.role,
+                s.role.name(),
                 s.instance,
                 get(s).load(Ordering::Relaxed)
             );
@@ -347,7 +386,6 @@ fn render_services(services: &[Arc<ServiceMetrics>], out: &mut String) {
 
 /// Allocations per request: divided by `ddsplit_requests_total`, the allocations per operation.
 fn render_request_allocations(services: &[Arc<ServiceMetrics>], out: &mut String) {
-    let used = |s: &ServiceMetrics, op: usize| s.ops[op].requests_total.load(Ordering::Relaxed) > 0;
     for (name, help, get) in [
         (
             "ddsplit_request_allocations_total",
@@ -362,13 +400,13 @@ fn render_request_allocations(services: &[Arc<ServiceMetrics>], out: &mut String
     ] {
         family(out, name, "counter", help);
         for s in services {
-            for (op, op_name) in OP_NAMES.iter().enumerate().filter(|(op, _)| used(s, *op)) {
+            for (op, op_name) in used_ops(s) {
                 let _ = writeln!(
                     out,
                     "{name}{{role=\"{}\",instance=\"{}\",op=\"{op_name}\"}} {}",
-                    s.role,
+                    s.role.name(),
                     s.instance,
-                    get(&s.ops[op]).load(Ordering::Relaxed)
+                    get(s.op(op)).load(Ordering::Relaxed)
                 );
             }
         }
@@ -382,11 +420,11 @@ mod tests {
     #[test]
     fn histogram_buckets_are_cumulative_and_counts_match() {
         let registry = Registry::default();
-        let m = Arc::new(ServiceMetrics::new("gateway", "127.0.0.1:1".into()));
+        let m = Arc::new(ServiceMetrics::new(Role::Gateway, "127.0.0.1:1".into()));
         registry.add_service(Arc::clone(&m));
-        m.record(6, Duration::from_micros(50), false);
-        m.record(6, Duration::from_millis(3), true);
-        m.record(6, Duration::from_secs(10), false);
+        m.record(Op::Get, Duration::from_micros(50), false);
+        m.record(Op::Get, Duration::from_millis(3), true);
+        m.record(Op::Get, Duration::from_secs(10), false);
         let text = registry.render();
         let labels = "role=\"gateway\",instance=\"127.0.0.1:1\",op=\"get\"";
         assert!(

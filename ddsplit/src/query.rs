@@ -11,8 +11,8 @@ use std::str::FromStr;
 
 use bytes::Bytes;
 
-use crate::error::ErrorCode;
 use crate::id::RecordId;
+use crate::status::ErrorCode;
 
 /// One answer of a batch query: the bytes, or an error code and message.
 pub type QueryAnswer = Result<Bytes, (ErrorCode, String)>;

@@ -112,7 +112,7 @@ pub async fn serve<H: Handler>(
                     Err(_) => {
                         metrics.connections_refused_total.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(%peer, limit = config.connections_max, "connection refused: at the connection limit");
-                        spawn_named(&format!("{}.refuse", metrics.role()), refuse(stream, config.connections_max));
+                        spawn_named(&format!("{}.refuse", metrics.role().name()), refuse(stream, config.connections_max));
                     }
                 }
             }
@@ -223,8 +223,9 @@ impl<H: Handler> Connection<H> {
                 Ok(None) => break,
                 Ok(Some((kind, payload))) => match Request::decode(kind, payload) {
                     Ok(request) => {
-                        let op = request.op_index();
-                        let span = tracing::debug_span!("request", op = request.op_name(), peer = %self.peer);
+                        let op = request.op();
+                        let span =
+                            tracing::debug_span!("request", op = op.name(), peer = %self.peer);
                         // The handler runs inline, inside the monitor of its operation's kind,
                         // and its allocations are counted wherever it is polled.
                         let kind = self.metrics.tasks().op(op);
@@ -288,7 +289,7 @@ impl RunningServer {
     ) -> io::Result<RunningServer> {
         let addr = listener.local_addr()?;
         let (trigger, shutdown) = crate::shutdown::channel();
-        let name = format!("{}.accept", metrics.role());
+        let name = format!("{}.accept", metrics.role().name());
         let task = spawn_named(&name, serve(listener, handler, metrics, config, shutdown));
         Ok(RunningServer {
             addr,

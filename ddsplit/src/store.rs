@@ -15,8 +15,11 @@ use crate::conn::Conn;
 use crate::error::{DistriErr, ErrorCode, SuccessCode};
 use crate::id::RecordId;
 use crate::limits::{FRAGMENT_TIMEOUT, LIST_ENTRIES_MAX, NODE_POOL_IDLE_MAX};
-use crate::node::log::FragmentLog;
 use crate::wire::{FragmentKey, Request, Response};
+
+pub mod log;
+
+use self::log::FragmentLog;
 
 /// Where fragments live. Every fragment operation of a node and of a gateway goes through it.
 // In the default build dispatch is static (the `Store` enum), so the futures' `Send`-ness is

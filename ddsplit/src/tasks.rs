@@ -9,15 +9,11 @@
 //! monitors cost, so it is not the default); `off` nothing (to measure the cost).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::Context as _;
 use diag::tasks::{Snapshot, TaskKind, TaskProbes};
-use futures::future::BoxFuture;
 
-use crate::admin::{AdminRoute, HttpResponse};
-use crate::metrics::{MetricsSource, Sample};
-use crate::wire::OP_NAMES;
+use crate::op::{Op, Role};
 
 /// Environment variable that picks the task monitors: `on` (default), `all` or `off`
 /// ([`TaskProbeLevel`]).
@@ -37,27 +33,14 @@ pub enum TaskProbeLevel {
 /// The file `--diag-out DIR` writes the task figures to.
 pub const TASKS_JSON: &str = "tasks.json";
 
-/// Every task kind: (role, operation in [`OP_NAMES`] or `conn` for the connection tasks, kind).
-const KINDS: [(&str, &str, &str); 14] = [
-    ("gateway", "conn", "gateway.conn"),
-    ("gateway", "put", "gateway.put"),
-    ("gateway", "get", "gateway.get"),
-    ("gateway", "query", "gateway.query"),
-    ("gateway", "delete", "gateway.delete"),
-    ("gateway", "cluster_stats", "gateway.stats"),
-    ("gateway", "repair", "gateway.repair"),
-    ("gateway", "repair_scan", "gateway.repair_scan"),
-    ("node", "conn", "node.conn"),
-    ("node", "put_fragment", "node.put"),
-    ("node", "get_fragment", "node.get"),
-    ("node", "delete_fragments", "node.delete"),
-    ("node", "list_fragments", "node.list"),
-    ("node", "node_stats", "node.stats"),
-];
+/// The roles, each with its connection tasks' kind and its operations' kinds.
+const ROLES: [Role; 2] = [Role::Gateway, Role::Node];
 
-/// The names of every task kind of DDSplit.
+/// The names of every task kind of DDSplit: each role's connection kind, then its operations'.
 pub fn task_kinds() -> impl Iterator<Item = &'static str> {
-    KINDS.iter().map(|&(_, _, kind)| kind)
+    ROLES
+        .into_iter()
+        .flat_map(|role| std::iter::once(role.conn_kind()).chain(Op::of(role).map(Op::task_kind)))
 }
 
 /// Reads [`TASK_PROBES_ENV`]: unset or `on` for [`TaskProbeLevel::Handlers`], `all`, `off`.
@@ -81,10 +64,7 @@ fn parse_level(value: &str) -> anyhow::Result<TaskProbeLevel> {
 /// The task probes of a process at `level`, with the sampler running when built inside a
 /// runtime.
 pub fn probes(level: TaskProbeLevel) -> TaskProbes {
-    let kinds = KINDS
-        .iter()
-        .filter(|&&(_, op, _)| op != "conn" || level == TaskProbeLevel::All)
-        .map(|&(_, _, kind)| kind);
+    let kinds = task_kinds().filter(|kind| level == TaskProbeLevel::All || !is_conn_kind(kind));
     let probes = TaskProbes::builder()
         .kinds(kinds)
         .enabled(level != TaskProbeLevel::Off)
@@ -93,6 +73,10 @@ pub fn probes(level: TaskProbeLevel) -> TaskProbes {
     // Outside a runtime there is no sampler; snapshots are then taken on demand.
     let _ = probes.start_sampler();
     probes
+}
+
+fn is_conn_kind(kind: &str) -> bool {
+    ROLES.iter().any(|role| role.conn_kind() == kind)
 }
 
 /// [`probes`] at the level [`TASK_PROBES_ENV`] asks for (a bad value is refused by the
@@ -105,22 +89,25 @@ pub fn probes_from_env() -> TaskProbes {
 #[derive(Clone, Debug)]
 pub struct ServerTasks {
     conn: TaskKind,
-    /// Indexed like [`OP_NAMES`]; the other role's operations get a kind that is off (they are
+    /// Indexed by [`Op::slot`]; the other role's operations get a kind that is off (they are
     /// refused at once).
-    ops: [TaskKind; OP_NAMES.len()],
+    ops: [TaskKind; Op::COUNT],
 }
 
 impl ServerTasks {
-    /// The kinds of a server with `role` (`gateway` or `node`) from `probes`; a kind the probes
-    /// do not measure keeps its name (spawned tasks carry it) and measures nothing.
-    pub fn new(role: &str, probes: &TaskProbes) -> ServerTasks {
-        let kind = |op: &str| match KINDS.iter().find(|&&(r, o, _)| r == role && o == op) {
-            Some(&(_, _, name)) => probes.kind(name).unwrap_or_else(|| TaskKind::off(name)),
-            None => TaskKind::off("other"),
-        };
+    /// The kinds of a server with `role` from `probes`; a kind the probes do not measure keeps
+    /// its name (spawned tasks carry it) and measures nothing.
+    pub fn new(role: Role, probes: &TaskProbes) -> ServerTasks {
+        let kind = |name: &'static str| probes.kind(name).unwrap_or_else(|| TaskKind::off(name));
         ServerTasks {
-            conn: kind("conn"),
-            ops: std::array::from_fn(|op| kind(OP_NAMES[op])),
+            conn: kind(role.conn_kind()),
+            ops: Op::ALL.map(|op| {
+                if op.role() == role {
+                    kind(op.task_kind())
+                } else {
+                    TaskKind::off("other")
+                }
+            }),
         }
     }
 
@@ -137,74 +124,9 @@ impl ServerTasks {
         &self.conn
     }
 
-    /// The kind of operation `op` (an index into [`OP_NAMES`]).
-    pub fn op(&self, op: usize) -> &TaskKind {
-        &self.ops[op]
-    }
-}
-
-/// The task and runtime figures on `/metrics`.
-#[derive(Debug)]
-pub struct TasksSource {
-    probes: TaskProbes,
-}
-
-impl TasksSource {
-    /// `/metrics` samples of `probes`.
-    pub fn new(probes: TaskProbes) -> TasksSource {
-        TasksSource { probes }
-    }
-}
-
-impl MetricsSource for TasksSource {
-    fn collect(&self, out: &mut Vec<Sample>) {
-        for sample in self.probes.snapshot().metric_samples() {
-            let labels = sample.labels();
-            out.push(Sample {
-                family: sample.family,
-                kind: sample.kind.as_str(),
-                help: sample.help,
-                suffix: "",
-                labels,
-                value: sample.value,
-            });
-        }
-    }
-}
-
-/// `/debug/tasks`: the latest snapshot as JSON (cumulative figures and the last interval).
-#[derive(Debug)]
-pub struct TasksRoute {
-    probes: TaskProbes,
-}
-
-impl TasksRoute {
-    /// The route for `probes`.
-    pub fn new(probes: TaskProbes) -> TasksRoute {
-        TasksRoute { probes }
-    }
-}
-
-impl AdminRoute for TasksRoute {
-    fn path(&self) -> &'static str {
-        "/debug/tasks"
-    }
-
-    fn describe(&self) -> &'static str {
-        "task and runtime metrics per task kind (JSON)"
-    }
-
-    fn get(&self, _query: &str) -> BoxFuture<'static, HttpResponse> {
-        let snapshot = self.probes.snapshot();
-        Box::pin(async move {
-            match serde_json::to_vec_pretty(&snapshot) {
-                Ok(mut body) => {
-                    body.push(b'\n');
-                    HttpResponse::text("application/json", body)
-                }
-                Err(e) => HttpResponse::error(503, format!("encoding the snapshot: {e}")),
-            }
-        })
+    /// The kind of operation `op`.
+    pub fn op(&self, op: Op) -> &TaskKind {
+        &self.ops[op.slot()]
     }
 }
 
@@ -225,11 +147,6 @@ pub fn write_json(dir: &Path, probes: &TaskProbes) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// `probes` as a metrics source (what [`crate::metrics::Registry::tasks`] registers).
-pub(crate) fn source(probes: &TaskProbes) -> Arc<dyn MetricsSource> {
-    Arc::new(TasksSource::new(probes.clone()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,14 +165,14 @@ mod tests {
     #[test]
     fn connection_tasks_are_measured_only_at_level_all() {
         let names = |level| -> Vec<&str> { probes(level).kinds().map(|k| k.name()).collect() };
-        assert_eq!(names(TaskProbeLevel::All).len(), KINDS.len());
+        assert_eq!(names(TaskProbeLevel::All).len(), task_kinds().count());
         let handlers = names(TaskProbeLevel::Handlers);
-        assert_eq!(handlers.len(), KINDS.len() - 2);
+        assert_eq!(handlers.len(), task_kinds().count() - 2);
         assert!(
             !handlers.iter().any(|k| k.ends_with(".conn")),
             "{handlers:?}"
         );
-        let gateway = ServerTasks::new("gateway", &probes(TaskProbeLevel::Handlers));
+        let gateway = ServerTasks::new(Role::Gateway, &probes(TaskProbeLevel::Handlers));
         assert_eq!(
             gateway.conn().name(),
             "gateway.conn",
@@ -267,10 +184,10 @@ mod tests {
     #[test]
     fn every_operation_of_a_role_has_its_kind() {
         let probes = probes(TaskProbeLevel::All);
-        let gateway = ServerTasks::new("gateway", &probes);
-        let node = ServerTasks::new("node", &probes);
+        let gateway = ServerTasks::new(Role::Gateway, &probes);
+        let node = ServerTasks::new(Role::Node, &probes);
         let names = |tasks: &ServerTasks| -> Vec<&str> {
-            (0..OP_NAMES.len()).map(|op| tasks.op(op).name()).collect()
+            Op::ALL.iter().map(|&op| tasks.op(op).name()).collect()
         };
         assert_eq!(
             names(&gateway),
@@ -308,10 +225,5 @@ mod tests {
         );
         assert_eq!(gateway.conn().name(), "gateway.conn");
         assert_eq!(node.conn().name(), "node.conn");
-        // Every kind names a real operation of its role.
-        for (role, op, kind) in KINDS {
-            assert!(op == "conn" || OP_NAMES.contains(&op), "{op}");
-            assert!(kind.starts_with(&format!("{role}.")), "{kind}");
-        }
     }
 }

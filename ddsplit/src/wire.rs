@@ -14,13 +14,14 @@ use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::codec::{CodecError, Fragment};
-use crate::error::{DistriErr, ErrorCode, SuccessCode};
 use crate::id::RecordId;
 use crate::limits::{
     ERROR_MESSAGE_BYTES_MAX, FRAGMENT_HEADER_LEN, FRAGMENT_PAYLOAD_MAX, FRAME_BODY_MAX,
     LIST_ENTRIES_MAX, QUERY_COUNT_MAX, RECORD_SIZE_MAX, REPAIR_IDS_MAX,
 };
-use crate::query::{ByteRange, DistriQuery};
+use crate::op::Op;
+use crate::query::{ByteRange, DistriQuery, QueryAnswer};
+use crate::status::{ErrorCode, SuccessCode};
 
 /// Version byte of every frame this build speaks.
 pub const PROTOCOL_VERSION: u8 = 1;
@@ -112,30 +113,12 @@ pub enum Request {
     /// Gateway: counters of the gateway and its nodes as JSON.
     ClusterStats,
     /// Gateway: bring these records back to k + m intact fragments; answered with a JSON
-    /// report ([`crate::gateway::repair`]).
+    /// report (the gateway's repair report).
     Repair { ids: Vec<RecordId> },
     /// Gateway: repair the next page of records the nodes hold after `after` (a scrub);
     /// answered with a JSON report carrying the cursor of the next page.
     RepairScan { after: Option<RecordId> },
 }
-
-/// Names of the operations, indexed by [`Request::op_index`].
-pub const OP_NAMES: [&str; 12] = [
-    "put_fragment",
-    "get_fragment",
-    "delete_fragments",
-    "list_fragments",
-    "node_stats",
-    "put",
-    "get",
-    "query",
-    "delete",
-    "cluster_stats",
-    "repair",
-    "repair_scan",
-];
-
-pub use crate::query::QueryAnswer;
 
 /// A response to a [`Request`].
 #[derive(Debug, Clone, PartialEq)]
@@ -150,17 +133,8 @@ pub enum Response {
     Error { code: ErrorCode, message: String },
 }
 
-impl Response {
-    /// The error frame for `err`, its message cut to [`ERROR_MESSAGE_BYTES_MAX`].
-    pub fn error(err: &DistriErr) -> Response {
-        Response::Error {
-            code: err.code(),
-            message: cut_message(err.to_string()),
-        }
-    }
-}
-
-fn cut_message(mut message: String) -> String {
+/// `message` cut to [`ERROR_MESSAGE_BYTES_MAX`] at a character boundary.
+pub(crate) fn cut_message(mut message: String) -> String {
     if message.len() > ERROR_MESSAGE_BYTES_MAX {
         let mut end = ERROR_MESSAGE_BYTES_MAX;
         while !message.is_char_boundary(end) {
@@ -171,19 +145,23 @@ fn cut_message(mut message: String) -> String {
     message
 }
 
+/// Kind bytes of frames: a request's is its operation's ([`Op::request_kind`]), a response's has
+/// the high bit set.
 mod kind {
-    pub const PUT_FRAGMENT: u8 = 0x01;
-    pub const GET_FRAGMENT: u8 = 0x02;
-    pub const DELETE_FRAGMENTS: u8 = 0x03;
-    pub const LIST_FRAGMENTS: u8 = 0x04;
-    pub const NODE_STATS: u8 = 0x05;
-    pub const PUT: u8 = 0x11;
-    pub const GET: u8 = 0x12;
-    pub const QUERY: u8 = 0x13;
-    pub const DELETE: u8 = 0x14;
-    pub const CLUSTER_STATS: u8 = 0x15;
-    pub const REPAIR: u8 = 0x16;
-    pub const REPAIR_SCAN: u8 = 0x17;
+    use crate::op::Op;
+
+    pub const PUT_FRAGMENT: u8 = Op::PutFragment.request_kind();
+    pub const GET_FRAGMENT: u8 = Op::GetFragment.request_kind();
+    pub const DELETE_FRAGMENTS: u8 = Op::DeleteFragments.request_kind();
+    pub const LIST_FRAGMENTS: u8 = Op::ListFragments.request_kind();
+    pub const NODE_STATS: u8 = Op::NodeStats.request_kind();
+    pub const PUT: u8 = Op::Put.request_kind();
+    pub const GET: u8 = Op::Get.request_kind();
+    pub const QUERY: u8 = Op::Query.request_kind();
+    pub const DELETE: u8 = Op::Delete.request_kind();
+    pub const CLUSTER_STATS: u8 = Op::ClusterStats.request_kind();
+    pub const REPAIR: u8 = Op::Repair.request_kind();
+    pub const REPAIR_SCAN: u8 = Op::RepairScan.request_kind();
     pub const DONE: u8 = 0x81;
     pub const FRAGMENT: u8 = 0x82;
     pub const STORED: u8 = 0x83;
@@ -408,26 +386,21 @@ impl Request {
         Ok(request)
     }
 
-    /// A short name of the operation, for logs and metrics.
-    pub fn op_name(&self) -> &'static str {
-        OP_NAMES[self.op_index()]
-    }
-
-    /// Position of the operation in [`OP_NAMES`].
-    pub fn op_index(&self) -> usize {
+    /// The operation the request asks for.
+    pub fn op(&self) -> Op {
         match self {
-            Request::PutFragment(_) => 0,
-            Request::GetFragment(_) => 1,
-            Request::DeleteFragments { .. } => 2,
-            Request::ListFragments { .. } => 3,
-            Request::NodeStats => 4,
-            Request::Put { .. } => 5,
-            Request::Get { .. } => 6,
-            Request::Query { .. } => 7,
-            Request::Delete { .. } => 8,
-            Request::ClusterStats => 9,
-            Request::Repair { .. } => 10,
-            Request::RepairScan { .. } => 11,
+            Request::PutFragment(_) => Op::PutFragment,
+            Request::GetFragment(_) => Op::GetFragment,
+            Request::DeleteFragments { .. } => Op::DeleteFragments,
+            Request::ListFragments { .. } => Op::ListFragments,
+            Request::NodeStats => Op::NodeStats,
+            Request::Put { .. } => Op::Put,
+            Request::Get { .. } => Op::Get,
+            Request::Query { .. } => Op::Query,
+            Request::Delete { .. } => Op::Delete,
+            Request::ClusterStats => Op::ClusterStats,
+            Request::Repair { .. } => Op::Repair,
+            Request::RepairScan { .. } => Op::RepairScan,
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use ddsplit::node::log::{FragmentLog, FsyncPolicy, LOG_FILE_NAME};
+use ddsplit::store::log::{FragmentLog, FsyncPolicy, LOG_FILE_NAME};
 use libfuzzer_sys::fuzz_target;
 
 fn runtime() -> &'static tokio::runtime::Runtime {

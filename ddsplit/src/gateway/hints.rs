@@ -88,7 +88,7 @@ mod tests {
 
     use super::*;
     use crate::codec::{CodecParams, split};
-    use crate::node::log::{FragmentLog, FsyncPolicy};
+    use crate::store::log::{FragmentLog, FsyncPolicy};
     use crate::store::{LocalStore, local_handle};
 
     fn fragments(id: u128) -> Vec<Fragment> {

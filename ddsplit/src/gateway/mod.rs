@@ -22,13 +22,14 @@ use crate::limits::{
     FRAGMENT_TIMEOUT, NODES_MAX, QUERY_CONCURRENCY_MAX, QUERY_RESPONSE_BYTES_MAX, SPARE_NODES_MAX,
 };
 use crate::metrics::{Registry, ServiceMetrics};
-use crate::query::{self, DistriQuery, answer_batch};
+use crate::op::Role;
+use crate::query::{self, DistriQuery, QueryAnswer, answer_batch};
 use crate::server::{self, Handler, RunningServer, ServerConfig};
 // Trait objects (the story build) call trait methods without the import.
 #[cfg_attr(feature = "story-async-trait", allow(unused_imports))]
 use crate::store::FragmentStore;
 use crate::store::{RemoteStore, StoreHandle, remote_handle};
-use crate::wire::{FragmentKey, QueryAnswer, Request, Response};
+use crate::wire::{FragmentKey, Request, Response};
 use hints::Spares;
 use placement::Placement;
 
@@ -475,7 +476,7 @@ impl Handler for GatewayHandler {
             other => Err(DistriErr::BadRequest(
                 format!(
                     "{} is a fragment node operation; this is the gateway",
-                    other.op_name()
+                    other.op().name()
                 )
                 .into(),
             )),
@@ -484,7 +485,7 @@ impl Handler for GatewayHandler {
             if !e.is_not_found() {
                 tracing::warn!(error = %e, "gateway request failed");
             }
-            Response::error(&e)
+            Response::from(&e)
         })
     }
 }
@@ -526,7 +527,7 @@ pub async fn start(config: GatewayConfig, registry: &Registry) -> anyhow::Result
         .with_context(|| format!("binding gateway listener on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let metrics =
-        Arc::new(ServiceMetrics::new("gateway", addr.to_string()).with_tasks(registry.tasks()));
+        Arc::new(ServiceMetrics::new(Role::Gateway, addr.to_string()).with_tasks(registry.tasks()));
     registry.add_service(Arc::clone(&metrics));
     let handler = Arc::new(GatewayHandler {
         gateway: Arc::clone(&gateway),

@@ -1,7 +1,5 @@
 //! The fragment node: a TCP server that stores fragments durably in its [`log::FragmentLog`].
 
-pub mod log;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,13 +8,14 @@ use anyhow::Context as _;
 
 use crate::error::DistriErr;
 use crate::metrics::{MetricsSource, Registry, Sample, ServiceMetrics};
+use crate::op::Role;
 use crate::server::{self, Handler, RunningServer, ServerConfig};
 // Trait objects (the story build) call trait methods without the import.
 #[cfg_attr(feature = "story-async-trait", allow(unused_imports))]
 use crate::store::FragmentStore;
+use crate::store::log::{FragmentLog, FsyncPolicy};
 use crate::store::{LocalStore, StoreHandle, local_handle};
 use crate::wire::{Request, Response};
-use log::{FragmentLog, FsyncPolicy};
 
 /// How to run a node.
 #[derive(Clone, Debug)]
@@ -61,7 +60,7 @@ impl Handler for NodeHandler {
             other => Err(DistriErr::BadRequest(
                 format!(
                     "{} is a gateway operation; this is a fragment node",
-                    other.op_name()
+                    other.op().name()
                 )
                 .into(),
             )),
@@ -70,7 +69,7 @@ impl Handler for NodeHandler {
             if !e.is_not_found() {
                 tracing::warn!(error = %e, "node request failed");
             }
-            Response::error(&e)
+            Response::from(&e)
         })
     }
 }
@@ -107,7 +106,7 @@ pub async fn start(config: NodeConfig, registry: &Registry) -> anyhow::Result<Ru
         .with_context(|| format!("binding node listener on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let metrics =
-        Arc::new(ServiceMetrics::new("node", addr.to_string()).with_tasks(registry.tasks()));
+        Arc::new(ServiceMetrics::new(Role::Node, addr.to_string()).with_tasks(registry.tasks()));
     registry.add_service(Arc::clone(&metrics));
     registry.add_source(Arc::new(LogGauges {
         log: log.clone(),

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ddsplit::client::Client;
 use ddsplit::local::{LocalCluster, LocalClusterConfig};
-use ddsplit::node::log::FsyncPolicy;
+use ddsplit::store::log::FsyncPolicy;
 use diag::alloc::{AllocCounts, AllocScope};
 #[cfg(not(feature = "dhat-heap"))]
 use diag::cpu::protos::{self, Message as _};

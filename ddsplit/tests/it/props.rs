@@ -8,8 +8,8 @@ use ddsplit::codec::{CodecParams, Fragment, FragmentHeader, reassemble, split};
 use ddsplit::error::{ErrorCode, SuccessCode};
 use ddsplit::id::RecordId;
 use ddsplit::limits::{FRAGMENT_COUNT_MAX, FRAGMENT_HEADER_LEN, RECORD_SIZE_MAX};
-use ddsplit::node::log::{FragmentLog, FsyncPolicy, LOG_FILE_NAME};
 use ddsplit::query::{ByteRange, DistriQuery};
+use ddsplit::store::log::{FragmentLog, FsyncPolicy, LOG_FILE_NAME};
 use ddsplit::wire::{FragmentKey, Request, Response, read_frame};
 use proptest::prelude::*;
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use ddsplit::codec::{CodecParams, split};
 use ddsplit::id::RecordId;
-use ddsplit::node::log::LOG_FILE_NAME;
+use ddsplit::store::log::LOG_FILE_NAME;
 use ddsplit::wire::{FragmentKey, Request, Response, read_frame};
 
 use crate::support::{

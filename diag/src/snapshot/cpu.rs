@@ -447,7 +447,7 @@ mod tests {
             CpuCategory::Executor
         );
         assert_eq!(
-            stack("tokio::runtime::task::harness::poll;ddsplit::node::log::write;fdatasync"),
+            stack("tokio::runtime::task::harness::poll;ddsplit::store::log::write;fdatasync"),
             CpuCategory::Syscall
         );
         assert_eq!(

@@ -27,11 +27,11 @@ use ddsplit::limits::{
 use ddsplit::load::{self, LoadConfig, LoadReport};
 use ddsplit::local::{LOCAL_NODES_DEFAULT, LocalCluster, LocalClusterConfig};
 use ddsplit::metrics::Registry;
-use ddsplit::node::log::FsyncPolicy;
 use ddsplit::node::{self, NodeConfig};
 use ddsplit::probes::{ProbeArgs, ProbeRun};
 use ddsplit::query::DistriQuery;
 use ddsplit::server::ServerConfig;
+use ddsplit::store::log::FsyncPolicy;
 use ddsplit::units::parse_duration;
 
 /// Splits records into erasure-coded fragments on distinct nodes, and reassembles them.

@@ -249,7 +249,7 @@ impl NodeProc {
 
     /// The node's log file.
     pub fn log_path(&self) -> PathBuf {
-        self.data_dir.join(ddsplit::node::log::LOG_FILE_NAME)
+        self.data_dir.join(ddsplit::store::log::LOG_FILE_NAME)
     }
 }
 
@@ -499,7 +499,7 @@ pub fn on_one_thread_cluster<T>(
         .unwrap();
     runtime.block_on(async {
         let config = ddsplit::local::LocalClusterConfig {
-            fsync: ddsplit::node::log::FsyncPolicy::Never,
+            fsync: ddsplit::store::log::FsyncPolicy::Never,
             write_quorum: Some(6),
             ..ddsplit::local::LocalClusterConfig::default()
         };

@@ -40,13 +40,13 @@ const LATENCY_MAX_US: u64 = 60_000_000;
 /// The operations of the workload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Op {
+pub enum LoadOp {
     Put,
     Get,
     Query,
 }
 
-const OPS: [Op; 3] = [Op::Put, Op::Get, Op::Query];
+const LOAD_OPS: [LoadOp; 3] = [LoadOp::Put, LoadOp::Get, LoadOp::Query];
 
 /// Relative weights of the operations, written `put:20,get:70,query:10`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,10 +82,10 @@ impl FromStr for Mix {
 }
 
 impl Mix {
-    fn pick(&self, rng: &mut SmallRng) -> Op {
+    fn pick(&self, rng: &mut SmallRng) -> LoadOp {
         let total: u32 = self.weights.iter().sum();
         let mut roll = rng.gen_range(0..total);
-        for (op, weight) in OPS.iter().zip(self.weights) {
+        for (op, weight) in LOAD_OPS.iter().zip(self.weights) {
             if roll < weight {
                 return *op;
             }
@@ -247,7 +247,7 @@ pub struct LoadReport {
     /// Record bytes written and read per second.
     pub bytes_per_s: f64,
     pub latency_us: Latency,
-    pub per_op: BTreeMap<Op, OpReport>,
+    pub per_op: BTreeMap<LoadOp, OpReport>,
     /// A few distinct error messages.
     pub error_samples: Vec<String>,
     pub seed: u64,
@@ -330,7 +330,7 @@ impl Recorder {
         }
     }
 
-    fn record(&self, op: Op, elapsed: Duration, outcome: Result<u64, String>) {
+    fn record(&self, op: LoadOp, elapsed: Duration, outcome: Result<u64, String>) {
         let i = op as usize;
         let us = (elapsed.as_micros() as u64).clamp(1, LATENCY_MAX_US);
         self.histograms
@@ -382,7 +382,7 @@ impl Recorder {
             .expect("histogram lock is never poisoned")
             .clone();
         let mut per_op = BTreeMap::new();
-        for op in OPS {
+        for op in LOAD_OPS {
             let i = op as usize;
             let ops = self.ops[i].load(Ordering::Relaxed);
             if ops > 0 {
@@ -532,12 +532,12 @@ impl Worker {
         Ok(bytes)
     }
 
-    async fn one(&mut self, op: Op) {
+    async fn one(&mut self, op: LoadOp) {
         let started = Instant::now();
         let outcome = match op {
-            Op::Put => self.put().await,
-            Op::Get => self.get().await,
-            Op::Query => self.query().await,
+            LoadOp::Put => self.put().await,
+            LoadOp::Get => self.get().await,
+            LoadOp::Query => self.query().await,
         };
         self.recorder.record(op, started.elapsed(), outcome);
     }
@@ -662,7 +662,7 @@ pub async fn run_measured(
                         ticks.tick().await;
                     }
                     let op = match mix.pick(&mut worker.rng) {
-                        _ if worker.pool.is_empty() => Op::Put,
+                        _ if worker.pool.is_empty() => LoadOp::Put,
                         op => op,
                     };
                     worker.one(op).await;
@@ -736,7 +736,7 @@ mod tests {
     fn mix_parses_and_picks_by_weight() {
         let mix: Mix = "put:1,get:3".parse().unwrap();
         let mut rng = SmallRng::seed_from_u64(1);
-        let gets = (0..4000).filter(|_| mix.pick(&mut rng) == Op::Get).count();
+        let gets = (0..4000).filter(|_| mix.pick(&mut rng) == LoadOp::Get).count();
         assert!((2800..3200).contains(&gets), "{gets}");
         assert!("put:0".parse::<Mix>().is_err());
         assert!("scan:1".parse::<Mix>().is_err());

@@ -17,13 +17,14 @@ use bytes::Bytes;
 use hdrhistogram::Histogram;
 use rand::rngs::SmallRng;
 use rand::{Rng, RngCore, SeedableRng};
-use serde::Serialize;
 
 use crate::client::Client;
 use crate::id::RecordId;
 use crate::limits::{QUERY_COUNT_MAX, RECORD_SIZE_MAX};
 use crate::query::{ByteRange, DistriQuery};
 use crate::units::{ByteSize, parse_duration};
+
+pub use ddsplit_report::{AllocReport, Latency, LoadOp, LoadReport, OpReport, REPORT_VERSION};
 
 /// Records each worker remembers for reading back; past it, a random one is forgotten.
 pub const WORKER_POOL_MAX: usize = 4096;
@@ -36,15 +37,6 @@ pub const LOAD_RATE_MAX: f64 = 1_000_000.0;
 const ERROR_SAMPLES_MAX: usize = 5;
 /// Highest latency the histograms track (longer ones are clamped): one minute.
 const LATENCY_MAX_US: u64 = 60_000_000;
-
-/// The operations of the workload.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LoadOp {
-    Put,
-    Get,
-    Query,
-}
 
 const LOAD_OPS: [LoadOp; 3] = [LoadOp::Put, LoadOp::Get, LoadOp::Query];
 
@@ -202,107 +194,14 @@ impl LoadConfig {
     }
 }
 
-/// Latency percentiles in microseconds.
-#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq)]
-pub struct Latency {
-    pub p50: u64,
-    pub p99: u64,
-    pub p999: u64,
-    pub max: u64,
-    pub mean: f64,
-}
-
-impl Latency {
-    fn of(h: &Histogram<u64>) -> Latency {
-        Latency {
-            p50: h.value_at_quantile(0.5),
-            p99: h.value_at_quantile(0.99),
-            p999: h.value_at_quantile(0.999),
-            max: h.max(),
-            mean: h.mean(),
-        }
-    }
-}
-
-/// Results of one operation kind.
-#[derive(Clone, Debug, Serialize)]
-pub struct OpReport {
-    pub ops: u64,
-    pub errors: u64,
-    pub bytes: u64,
-    pub latency_us: Latency,
-}
-
-/// The result of a load run (`--json` prints it).
-#[derive(Clone, Debug, Serialize)]
-pub struct LoadReport {
-    /// Operations completed (successful or not).
-    pub ops: u64,
-    /// Operations that failed.
-    pub errors: u64,
-    /// Reads that returned bytes different from what was written: must be 0.
-    pub wrong_data: u64,
-    pub elapsed_s: f64,
-    pub ops_per_s: f64,
-    /// Record bytes written and read per second.
-    pub bytes_per_s: f64,
-    pub latency_us: Latency,
-    pub per_op: BTreeMap<LoadOp, OpReport>,
-    /// A few distinct error messages.
-    pub error_samples: Vec<String>,
-    pub seed: u64,
-    pub concurrency: usize,
-    /// Allocations of this whole process over the measured phase (absent when the process's
-    /// global allocator does not count: see `diag::alloc`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub alloc: Option<AllocReport>,
-}
-
-impl LoadReport {
-    /// A table for people.
-    pub fn table(&self) -> String {
-        let mut out = String::new();
-        out.push_str(&format!(
-            "{:<7} {:>9} {:>7} {:>10} {:>9} {:>9} {:>9} {:>9}\n",
-            "op", "ops", "errors", "MiB", "p50 µs", "p99 µs", "p99.9 µs", "max µs"
-        ));
-        let row = |name: &str, ops: u64, errors: u64, bytes: u64, l: &Latency| {
-            format!(
-                "{name:<7} {ops:>9} {errors:>7} {:>10.1} {:>9} {:>9} {:>9} {:>9}\n",
-                bytes as f64 / (1 << 20) as f64,
-                l.p50,
-                l.p99,
-                l.p999,
-                l.max
-            )
-        };
-        for (op, r) in &self.per_op {
-            out.push_str(&row(
-                &format!("{op:?}").to_lowercase(),
-                r.ops,
-                r.errors,
-                r.bytes,
-                &r.latency_us,
-            ));
-        }
-        let bytes: u64 = self.per_op.values().map(|r| r.bytes).sum();
-        out.push_str(&row("all", self.ops, self.errors, bytes, &self.latency_us));
-        out.push_str(&format!(
-            "{:.0} ops/s, {:.1} MiB/s over {:.1} s, {} workers, seed {}; wrong data: {}\n",
-            self.ops_per_s,
-            self.bytes_per_s / (1 << 20) as f64,
-            self.elapsed_s,
-            self.concurrency,
-            self.seed,
-            self.wrong_data
-        ));
-        if let Some(alloc) = &self.alloc {
-            out.push_str(&alloc.line());
-        }
-        for sample in &self.error_samples {
-            out.push_str(&format!("error: {sample}\n"));
-        }
-        out
+/// The percentiles of `h`.
+fn latency_of(h: &Histogram<u64>) -> Latency {
+    Latency {
+        p50: h.value_at_quantile(0.5),
+        p99: h.value_at_quantile(0.99),
+        p999: h.value_at_quantile(0.999),
+        max: h.max(),
+        mean: h.mean(),
     }
 }
 
@@ -392,7 +291,7 @@ impl Recorder {
                         ops,
                         errors: self.errors[i].load(Ordering::Relaxed),
                         bytes: self.bytes[i].load(Ordering::Relaxed),
-                        latency_us: Latency::of(&hs[i]),
+                        latency_us: latency_of(&hs[i]),
                     },
                 );
             }
@@ -401,13 +300,14 @@ impl Recorder {
         let bytes: u64 = self.bytes.iter().map(|b| b.load(Ordering::Relaxed)).sum();
         let secs = elapsed.as_secs_f64().max(1e-9);
         LoadReport {
+            version: REPORT_VERSION,
             ops,
             errors: self.total_errors(),
             wrong_data: self.wrong_data.load(Ordering::Relaxed),
             elapsed_s: secs,
             ops_per_s: ops as f64 / secs,
             bytes_per_s: bytes as f64 / secs,
-            latency_us: Latency::of(&self.overall()),
+            latency_us: latency_of(&self.overall()),
             per_op,
             error_samples: self
                 .error_samples
@@ -571,7 +471,7 @@ impl LoadProgress {
 
     /// Latency percentiles so far, over all operations.
     pub fn latency(&self) -> Latency {
-        Latency::of(&self.recorder.overall())
+        latency_of(&self.recorder.overall())
     }
 
     /// Time since measuring started (zero during preload).
@@ -677,54 +577,20 @@ pub async fn run_measured(
     let elapsed = begin.elapsed();
     let alloc = diag::alloc::process().since(&alloc_begin);
     let mut report = recorder.report(elapsed, &config);
-    report.alloc = diag::alloc::is_counting().then(|| AllocReport::new(&alloc, report.ops));
+    report.alloc = diag::alloc::is_counting().then(|| alloc_report(&alloc, report.ops));
     Ok(report)
 }
 
-/// The allocations of a load run (the process's, over the measured phase) in the load report.
-#[derive(Clone, Copy, Debug, Serialize, PartialEq)]
-pub struct AllocReport {
-    /// Successful allocations (`alloc`, `alloc_zeroed`).
-    pub allocations: u64,
-    /// Deallocations.
-    pub deallocations: u64,
-    /// Reallocations (counted apart from allocations).
-    pub reallocations: u64,
-    /// Bytes allocated, plus the growth of reallocations.
-    pub bytes_allocated: u64,
-    /// The highest live heap bytes of the process during the phase.
-    pub peak_live_bytes: u64,
-    /// `allocations / ops`.
-    pub allocations_per_op: f64,
-    /// `bytes_allocated / ops`.
-    pub bytes_allocated_per_op: f64,
-}
-
-impl AllocReport {
-    /// The report of `counts` over `ops` operations.
-    pub fn new(counts: &diag::alloc::AllocCounts, ops: u64) -> AllocReport {
-        AllocReport {
-            allocations: counts.allocations_total,
-            deallocations: counts.deallocations_total,
-            reallocations: counts.reallocations_total,
-            bytes_allocated: counts.bytes_allocated_total,
-            peak_live_bytes: counts.peak_live_bytes,
-            allocations_per_op: counts.allocations_per_op(ops),
-            bytes_allocated_per_op: counts.bytes_allocated_per_op(ops),
-        }
-    }
-
-    /// One line of the load table.
-    pub fn line(&self) -> String {
-        format!(
-            "allocations: {:.1}/op, {:.1} KiB/op ({} allocations, {} reallocations, {:.1} MiB); peak live heap {:.1} MiB\n",
-            self.allocations_per_op,
-            self.bytes_allocated_per_op / 1024.0,
-            self.allocations,
-            self.reallocations,
-            self.bytes_allocated as f64 / (1 << 20) as f64,
-            self.peak_live_bytes as f64 / (1 << 20) as f64,
-        )
+/// The allocation report of `counts` over `ops` operations.
+fn alloc_report(counts: &diag::alloc::AllocCounts, ops: u64) -> AllocReport {
+    AllocReport {
+        allocations: counts.allocations_total,
+        deallocations: counts.deallocations_total,
+        reallocations: counts.reallocations_total,
+        bytes_allocated: counts.bytes_allocated_total,
+        peak_live_bytes: counts.peak_live_bytes,
+        allocations_per_op: counts.allocations_per_op(ops),
+        bytes_allocated_per_op: counts.bytes_allocated_per_op(ops),
     }
 }
 
@@ -736,7 +602,9 @@ mod tests {
     fn mix_parses_and_picks_by_weight() {
         let mix: Mix = "put:1,get:3".parse().unwrap();
         let mut rng = SmallRng::seed_from_u64(1);
-        let gets = (0..4000).filter(|_| mix.pick(&mut rng) == LoadOp::Get).count();
+        let gets = (0..4000)
+            .filter(|_| mix.pick(&mut rng) == LoadOp::Get)
+            .count();
         assert!((2800..3200).contains(&gets), "{gets}");
         assert!("put:0".parse::<Mix>().is_err());
         assert!("scan:1".parse::<Mix>().is_err());

@@ -18,12 +18,7 @@ use crate::passes::{self, DEFAULT_CONCURRENCY, DEFAULT_OPS, DEFAULT_SEED};
 use crate::profile::{PassSet, Progress, SideProfile, build_preload, number};
 use crate::side::{self, SideSpec};
 use crate::util::{target_dir, workspace_root};
-
-/// Wall-time pairs run at first.
-pub const DEFAULT_PAIRS: usize = 5;
-
-/// Most pairs run when the first ones leave the verdict within the noise of the threshold.
-pub const DEFAULT_PAIRS_MAX: usize = 12;
+use crate::wall_pairs::{DEFAULT_PAIRS, DEFAULT_PAIRS_MAX, abba_order};
 
 const USAGE: &str = "\
 cargo xtask compare --baseline SPEC --candidate SPEC [OPTIONS] [-- EXTRA DDSPLIT LOCAL ARGS]
@@ -314,7 +309,7 @@ fn interleave_wall_runs(
 ) -> anyhow::Result<()> {
     let mut pairs = 0;
     loop {
-        for i in crate::gate::abba_order(pairs) {
+        for i in abba_order(pairs) {
             if let Resolved::Profiled(p) = &mut sides[i] {
                 let name = if i == 0 { "baseline" } else { "candidate" };
                 progress.say(&format!("wall pair {}: {name}", pairs + 1));

@@ -107,8 +107,8 @@ fn parse(args: &[String]) -> anyhow::Result<Option<GateOptions>> {
     let mut o = GateOptions {
         bless: false,
         wall: true,
-        pairs: crate::compare::DEFAULT_PAIRS,
-        pairs_max: crate::compare::DEFAULT_PAIRS_MAX,
+        pairs: crate::wall_pairs::DEFAULT_PAIRS,
+        pairs_max: crate::wall_pairs::DEFAULT_PAIRS_MAX,
         thresholds: Thresholds {
             throughput_drop: GATE_THROUGHPUT_DROP,
             alloc_growth: GATE_ALLOC_GROWTH,
@@ -440,7 +440,7 @@ fn wall_against_revision(
     let names = ["baseline revision", "tree"];
     let mut n = 0;
     loop {
-        for i in abba_order(n) {
+        for i in crate::wall_pairs::abba_order(n) {
             progress.say(&format!("wall pair {}: {}", n + 1, names[i]));
             let ops_per_s = sides[i].wall_run(n)?;
             progress.done(&format!(
@@ -463,12 +463,6 @@ fn wall_against_revision(
             progress.add_steps(2);
         }
     }
-}
-
-/// Which side runs first in wall pair `n`: A B, then B A, and so on, so that neither side
-/// always runs first (a machine that warms up or slows down during a pair favours no side).
-pub fn abba_order(n: usize) -> [usize; 2] {
-    if n.is_multiple_of(2) { [0, 1] } else { [1, 0] }
 }
 
 /// Reads the committed baseline.

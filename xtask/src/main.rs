@@ -15,6 +15,7 @@ mod side;
 mod sizes;
 mod test;
 mod util;
+mod wall_pairs;
 mod zoo;
 
 /// Tests that build whole sides take turns: they share the cores, and one seeds a target

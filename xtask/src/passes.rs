@@ -7,6 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use ddsplit_report::{LoadReport, ReportError};
 use diag::blocking::{BLOCKING_SUMMARY_VERSION, BlockingSummary};
 use diag::moves::{MovesReport, TraceRun};
 use diag::sizes::SizesReport;
@@ -14,7 +15,6 @@ use diag::snapshot::{
     AllocFigures, BlockingFigures, CpuFigures, HeapFigures, InstructionFigures, Latency,
     MoveFigures, PassOutcome, SizeFigures, SyscallFigures, TaskFigures, WallRun, Workload,
 };
-use serde::Deserialize;
 
 use crate::side::Built;
 use crate::util::{run_logged, tail};
@@ -75,39 +75,17 @@ pub fn workload(ops: u64, seed: u64, concurrency: u64, extra: &[String]) -> Work
     }
 }
 
-/// What `ddsplit local --json` prints.
-#[derive(Debug, Deserialize)]
-struct LoadJson {
-    ops: u64,
-    errors: u64,
-    wrong_data: u64,
-    elapsed_s: f64,
-    ops_per_s: f64,
-    latency_us: LatencyJson,
-    #[serde(default)]
-    alloc: Option<AllocJson>,
-    #[serde(default)]
-    error_samples: Vec<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct LatencyJson {
-    p50: u64,
-    p99: u64,
-    p999: u64,
-    max: u64,
-}
-
-#[derive(Debug, Deserialize)]
-struct AllocJson {
-    allocations: u64,
-    #[serde(default)]
-    deallocations: u64,
-    #[serde(default)]
-    reallocations: u64,
-    bytes_allocated: u64,
-    #[serde(default)]
-    peak_live_bytes: u64,
+/// The last load report on `stdout` (`ddsplit local --json` prints one line); a report of a
+/// version this xtask does not read is an error, not a missing report.
+fn last_report(stdout: &str) -> anyhow::Result<Option<LoadReport>> {
+    for line in stdout.lines().rev().filter(|l| l.starts_with('{')) {
+        match LoadReport::from_json(line) {
+            Ok(report) => return Ok(Some(report)),
+            Err(e @ ReportError::Version(_)) => return Err(e.into()),
+            Err(ReportError::Malformed(_)) => continue,
+        }
+    }
+    Ok(None)
 }
 
 /// The figures of one run of the workload.
@@ -119,6 +97,19 @@ pub struct RunFigures {
     pub alloc: Option<AllocFigures>,
     /// Task and runtime metrics, when the binary writes them.
     pub tasks: Option<TaskFigures>,
+}
+
+/// The task figures a run wrote to `path`: none when the binary writes none, an error when the
+/// file is there but cannot be read.
+fn read_tasks(path: &Path, ops: u64) -> anyhow::Result<Option<TaskFigures>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let figures = TaskFigures::from_json(&text, ops)
+        .with_context(|| format!("{} is not a task snapshot", path.display()))?;
+    Ok(Some(figures))
 }
 
 /// The command line of one run: `ddsplit local` with the workload, `ops` operations, writing
@@ -177,11 +168,7 @@ fn run_local(
         RUN_TIME_MAX,
     )?;
     let text = std::fs::read_to_string(&stdout).unwrap_or_default();
-    let report: Option<LoadJson> = text
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok());
-    let Some(report) = report else {
+    let Some(report) = last_report(&text)? else {
         bail!(
             "`{} {}` exited with {status} without a JSON report; its last lines:\n{}",
             program,
@@ -211,9 +198,7 @@ fn run_local(
         bytes_allocated: a.bytes_allocated,
         peak_live_bytes: a.peak_live_bytes,
     });
-    let tasks = std::fs::read_to_string(dir.join("tasks.json"))
-        .ok()
-        .and_then(|t| TaskFigures::from_json(&t, report.ops).ok());
+    let tasks = read_tasks(&dir.join("tasks.json"), report.ops)?;
     Ok(RunFigures {
         wall: WallRun {
             ops: report.ops,
@@ -241,7 +226,7 @@ pub fn wall(built: &Built, w: &Workload, dir: &Path) -> anyhow::Result<RunFigure
 /// The CPU pass: the workload sampled by the profiler.
 pub fn cpu(built: &Built, w: &Workload, dir: &Path) -> anyhow::Result<CpuFigures> {
     if !built.caps.cpu_profile || !built.caps.diag_out {
-        bail!("this build has no --cpu-profile");
+        return Err(Skipped("this build has no --cpu-profile").into());
     }
     let hz = CPU_PASS_HZ.to_string();
     let run = run_local(
@@ -282,7 +267,7 @@ pub fn cpu(built: &Built, w: &Workload, dir: &Path) -> anyhow::Result<CpuFigures
 /// (the connection tasks too: a connection loop can block as well as a handler).
 pub fn blocking(built: &Built, w: &Workload, dir: &Path) -> anyhow::Result<BlockingFigures> {
     if !built.caps.blocking_profile || !built.caps.diag_out {
-        bail!("this build has no --blocking-profile");
+        return Err(Skipped("this build has no --blocking-profile").into());
     }
     let mut command = Command::new(&built.binary);
     command.env("DDSPLIT_TASK_PROBES", "all");
@@ -344,7 +329,7 @@ pub fn syscalls(built: &Built, w: &Workload, dir: &Path) -> anyhow::Result<Sysca
 /// The heap pass: the workload (a quarter of it) with dhat as the global allocator.
 pub fn heap(built: &Built, w: &Workload, dir: &Path) -> anyhow::Result<HeapFigures> {
     let Some(dhat) = &built.dhat_binary else {
-        bail!("this tree has no dhat-heap feature");
+        return Err(Skipped("this tree has no dhat-heap feature").into());
     };
     let ops = (w.ops / HEAP_OPS_DIVISOR).max(1);
     let run = run_local(Command::new(dhat), built, w, ops, dir, &[])?;
@@ -381,17 +366,12 @@ pub fn moves(
         .capture_stdout(true)
         .run()?;
     let stdout = String::from_utf8_lossy(&traced.stdout);
-    let ops_done = stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str::<LoadJson>(l).ok())
-        .map(|r| r.ops)
-        .with_context(|| {
-            format!(
-                "the traced run exited with {} without a JSON report",
-                traced.status
-            )
-        })?;
+    let ops_done = last_report(&stdout)?.map(|r| r.ops).with_context(|| {
+        format!(
+            "the traced run exited with {} without a JSON report",
+            traced.status
+        )
+    })?;
     let report = MovesReport::build(&traced.trace, &built.binary, sizes)?;
     std::fs::write(dir.join("moves.json"), report.to_json())
         .with_context(|| format!("cannot write {}", dir.join("moves.json").display()))?;
@@ -488,6 +468,19 @@ fn cpu_features_under_valgrind(codec_work: &Path, dir: &Path) -> anyhow::Result<
     Ok(features)
 }
 
+/// Why a pass did not run although nothing failed: the build or tree has no such probe (an
+/// older revision, a build without the feature). Recorded as "skipped", not "failed".
+#[derive(Debug)]
+pub struct Skipped(pub &'static str);
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for Skipped {}
+
 /// Runs `pass`, recording its outcome; a failed pass leaves its figures out and says why.
 pub fn record<T>(
     passes: &mut Vec<PassOutcome>,
@@ -501,9 +494,7 @@ pub fn record<T>(
         Ok(v) => ("ok", String::new(), Some(v)),
         Err(e) => {
             let detail = format!("{e:#}");
-            let status = if detail.starts_with("this build has no")
-                || detail.starts_with("this tree has no")
-            {
+            let status = if e.chain().any(|cause| cause.is::<Skipped>()) {
                 "skipped"
             } else {
                 "failed"

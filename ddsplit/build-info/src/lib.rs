@@ -12,10 +12,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 /// Files and directories, relative to the workspace root, whose contents make the `ddsplit`
-/// binary: the ddsplit and diag packages' sources and manifests, this crate, the workspace
+/// binary: the ddsplit and diag packages' sources and manifests, this crate and the report's, the workspace
 /// manifest, the lock file and cargo's configuration. Tests, fuzz targets, examples and
 /// fixtures are left out: they are not in the binary.
-pub const SOURCE_INPUTS: [&str; 10] = [
+pub const SOURCE_INPUTS: [&str; 12] = [
     "Cargo.toml",
     "Cargo.lock",
     ".cargo/config.toml",
@@ -24,6 +24,8 @@ pub const SOURCE_INPUTS: [&str; 10] = [
     "ddsplit/src",
     "ddsplit/build-info/Cargo.toml",
     "ddsplit/build-info/src",
+    "ddsplit/report/Cargo.toml",
+    "ddsplit/report/src",
     "diag/Cargo.toml",
     "diag/src",
 ];

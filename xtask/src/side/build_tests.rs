@@ -33,10 +33,10 @@ const SUMMARY: &str = "Print this binary's build identity";
 
 /// Commits `ddsplit --help` with `from` replaced by `to`; returns the commit.
 fn commit_replacing(repo: &Path, from: &str, to: &str) -> String {
-    let main = repo.join("ddsplit/src/bin/ddsplit/main.rs");
-    let text = std::fs::read_to_string(&main).unwrap();
-    assert!(text.contains(from), "{from:?} is not in {}", main.display());
-    std::fs::write(&main, text.replacen(from, to, 1)).unwrap();
+    let cli = repo.join("ddsplit/src/bin/ddsplit/cli.rs");
+    let text = std::fs::read_to_string(&cli).unwrap();
+    assert!(text.contains(from), "{from:?} is not in {}", cli.display());
+    std::fs::write(&cli, text.replacen(from, to, 1)).unwrap();
     git(repo, &["commit", "--quiet", "-am", to]);
     git(repo, &["rev-parse", "HEAD"])
 }

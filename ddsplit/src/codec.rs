@@ -335,9 +335,9 @@ pub fn reassemble(fragments: &[Fragment]) -> Result<Bytes, CodecError> {
             match fragment {
                 Some(f) => record.extend_from_slice(&f.payload),
                 None => {
-                    let shard = restored.remove(&i).ok_or(CodecError::Engine(format!(
-                        "engine did not restore shard {i}"
-                    )))?;
+                    let shard = restored.remove(&i).ok_or_else(|| {
+                        CodecError::Engine(format!("engine did not restore shard {i}"))
+                    })?;
                     record.extend_from_slice(&shard);
                 }
             }

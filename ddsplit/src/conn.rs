@@ -55,7 +55,7 @@ impl Conn {
             .map_err(|e| DistriErr::io("sending request", e))?;
         let (kind, payload) = read_frame(&mut self.reader)
             .await?
-            .ok_or(WireError::Io("server closed the connection".into()))?;
+            .ok_or_else(|| WireError::Io("server closed the connection".into()))?;
         match Response::decode(kind, payload)? {
             Response::Error { code, message } => Err(DistriErr::Remote {
                 code,

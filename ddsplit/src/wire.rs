@@ -10,7 +10,7 @@
 //! for it. A frame whose length prefix is bad ends the connection; any other malformed frame
 //! gets an error frame and the connection goes on, since frame boundaries are still known.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::codec::{CodecError, Fragment};
@@ -22,6 +22,10 @@ use crate::limits::{
 use crate::op::Op;
 use crate::query::{ByteRange, DistriQuery, QueryAnswer};
 use crate::status::{ErrorCode, SuccessCode};
+
+mod out_head;
+
+use out_head::OutHead;
 
 /// Version byte of every frame this build speaks.
 pub const PROTOCOL_VERSION: u8 = 1;
@@ -175,13 +179,13 @@ mod kind {
 /// An encoded frame: a small head, and a large tail (a payload) written without copying it.
 #[derive(Debug)]
 pub struct OutFrame {
-    head: BytesMut,
+    head: OutHead,
     tail: Bytes,
 }
 
 impl OutFrame {
     fn new(kind: u8) -> OutFrame {
-        let mut head = BytesMut::with_capacity(64);
+        let mut head = OutHead::new();
         head.put_u32(0); // length, filled in by `finish`
         head.put_u8(PROTOCOL_VERSION);
         head.put_u8(kind);
@@ -213,7 +217,7 @@ impl OutFrame {
 
     /// Writes the frame to `out` (without flushing).
     pub async fn write_to<W: AsyncWrite + Unpin>(&self, out: &mut W) -> std::io::Result<()> {
-        out.write_all(&self.head).await?;
+        out.write_all(&self.head[..]).await?;
         if !self.tail.is_empty() {
             out.write_all(&self.tail).await?;
         }
@@ -231,7 +235,7 @@ fn put_fragment_into(frame: &mut OutFrame, fragment: &Fragment) {
     frame.tail = fragment.payload().clone();
 }
 
-fn put_key(buf: &mut BytesMut, key: FragmentKey) {
+fn put_key(buf: &mut OutHead, key: FragmentKey) {
     buf.put_slice(&key.id.to_bytes());
     buf.put_u8(key.index);
 }
@@ -550,7 +554,7 @@ impl Response {
     }
 }
 
-fn put_string(buf: &mut BytesMut, text: &str) {
+fn put_string(buf: &mut OutHead, text: &str) {
     buf.put_u32(text.len() as u32);
     buf.put_slice(text.as_bytes());
 }

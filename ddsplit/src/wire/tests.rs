@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::codec::{CodecParams, split};
+use bytes::BufMut;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 async fn round_trip_frame(frame: &OutFrame) -> (u8, Bytes) {

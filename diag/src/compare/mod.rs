@@ -9,12 +9,20 @@
 //! adds. Findings whose cost cannot be estimated rank after those whose cost can.
 
 mod blocking;
+mod context;
+mod copies;
+mod format;
 mod heap;
-mod hotspots;
+mod hot_spots;
 mod html;
+mod instructions;
+mod latency;
 mod names;
+mod overview;
 mod render;
+mod stack_frames;
 mod syscalls;
+mod task_changes;
 mod totals;
 mod types;
 mod waiting;
@@ -27,6 +35,11 @@ pub use names::short_name;
 pub use render::render_markdown;
 pub use wall::{
     PairedChange, Spread, WALL_SE_FLOOR, WALL_SIGMAS, WallComparison, WallVerdict, median,
+};
+
+use context::Context;
+pub(crate) use format::{
+    fmt_bytes, fmt_count, fmt_us, function_identity, ratio, site_size, size_or_absent,
 };
 
 use crate::sizes::SizesReport;
@@ -458,20 +471,20 @@ pub fn compare(baseline: &Side<'_>, candidate: &Side<'_>, thresholds: &Threshold
     claimed_sites.extend(heap_findings.claimed_sites.iter().cloned());
     findings.extend(type_findings.findings);
     findings.extend(heap_findings.findings);
-    findings.extend(hotspots::copy_findings(
+    findings.extend(copies::copy_findings(
         &context,
         &claimed_sites,
         &type_findings.claimed_functions,
     ));
-    findings.extend(hotspots::instruction_findings(&context));
-    findings.extend(hotspots::stack_frame_findings(&context));
+    findings.extend(instructions::instruction_findings(&context));
+    findings.extend(stack_frames::stack_frame_findings(&context));
     findings.extend(blocking::findings(&context));
     findings.extend(syscalls::findings(&context));
     let named: Vec<String> = findings.iter().flat_map(|f| f.functions.clone()).collect();
-    findings.extend(hotspots::cpu_findings(&context, &named));
+    findings.extend(hot_spots::cpu_findings(&context, &named));
     findings.extend(totals::findings(&context, &findings));
-    findings.extend(latency_finding(wall.as_ref(), thresholds));
-    let tasks = hotspots::task_changes(&context);
+    findings.extend(latency::finding(wall.as_ref(), thresholds));
+    let tasks = task_changes::task_changes(&context);
     let worker_delta = worker_time_delta(&context);
     findings.extend(waiting::finding(
         &context,
@@ -489,7 +502,7 @@ pub fn compare(baseline: &Side<'_>, candidate: &Side<'_>, thresholds: &Threshold
     assign_shares(&mut findings, slowdown);
     rank(&mut findings);
 
-    let figures = overview(&context, wall.as_ref());
+    let figures = overview::figures(&context, wall.as_ref());
     let wall_regression = wall
         .as_ref()
         .is_some_and(|w| w.verdict == WallVerdict::Slower);
@@ -517,72 +530,6 @@ pub fn compare(baseline: &Side<'_>, candidate: &Side<'_>, thresholds: &Threshold
         notes,
         missing_passes,
         blockers: Vec::new(),
-    }
-}
-
-/// A finding when the p99 latency grew past its threshold, beyond the noise of the pairs.
-fn latency_finding(wall: Option<&WallComparison>, thresholds: &Thresholds) -> Option<Finding> {
-    let w = wall?;
-    if !w.p99.grew_beyond(thresholds.p99_growth) {
-        return None;
-    }
-    // With throughput down, every latency grows by the slowdown (a closed loop: latency is
-    // connections over throughput); the tail is a finding of its own only when it grew past
-    // the threshold beyond that.
-    if w.verdict == WallVerdict::Slower && w.p99.ratio * w.ratio < 1.0 + thresholds.p99_growth {
-        return None;
-    }
-    let (b, c) = (w.baseline_latency_us, w.candidate_latency_us);
-    Some(Finding {
-        kind: FindingKind::Latency,
-        title: format!(
-            "p99 latency grew {:+.0}% (from {} to {}) with throughput {:+.1}%",
-            (w.p99.ratio - 1.0) * 100.0,
-            fmt_us(b.1 * 1e3),
-            fmt_us(c.1 * 1e3),
-            w.change() * 100.0
-        ),
-        evidence: vec![
-            Evidence::new("latency p50", fmt_us(b.0 * 1e3), fmt_us(c.0 * 1e3)),
-            Evidence::new("latency p99", fmt_us(b.1 * 1e3), fmt_us(c.1 * 1e3)),
-            Evidence::new(
-                "p99 ratio over the pairs (median, standard error)",
-                "",
-                format!("{:.2} ± {:.1}%", w.p99.ratio, w.p99.standard_error * 100.0),
-            ),
-        ],
-        sites: Vec::new(),
-        functions: Vec::new(),
-        cost_ns_per_op: None,
-        share: None,
-        fix: "some requests wait where others do not: a lock or semaphore held across an \
-              `.await`, a queue in front of a shared resource, a blocking call on a runtime \
-              thread. The task kinds' scheduled and idle times below say which kind waits"
-            .into(),
-        regression: true,
-        symptom: false,
-    })
-}
-
-/// What every finding producer reads.
-pub(crate) struct Context<'a> {
-    pub baseline: &'a Side<'a>,
-    pub candidate: &'a Side<'a>,
-    pub thresholds: &'a Thresholds,
-    pub cpu: Option<&'a CpuComparison>,
-    pub wall: Option<&'a WallComparison>,
-}
-
-impl Context<'_> {
-    /// The project's path prefix (`ddsplit`), from the candidate's sizes figures.
-    pub fn prefix(&self) -> String {
-        self.candidate
-            .snapshot
-            .sizes
-            .as_ref()
-            .or(self.baseline.snapshot.sizes.as_ref())
-            .map(|s| s.prefix.clone())
-            .unwrap_or_default()
     }
 }
 
@@ -619,160 +566,6 @@ fn rank(findings: &mut [Finding]) {
             .then_with(|| a.kind.cmp(&b.kind))
             .then_with(|| a.title.cmp(&b.title))
     });
-}
-
-/// The per-operation figures of the overview table.
-fn overview(context: &Context<'_>, wall: Option<&WallComparison>) -> Vec<Figure> {
-    let (b, c) = (context.baseline.snapshot, context.candidate.snapshot);
-    let mut out = Vec::new();
-    let mut push = |what: &str, baseline: f64, candidate: f64, unit: &str| {
-        out.push(Figure {
-            what: what.into(),
-            baseline,
-            candidate,
-            unit: unit.into(),
-        })
-    };
-    if let Some(w) = wall {
-        push("throughput", w.baseline.median, w.candidate.median, "ops/s");
-        push(
-            "latency p50",
-            w.baseline_latency_us.0,
-            w.candidate_latency_us.0,
-            "µs",
-        );
-        push(
-            "latency p99",
-            w.baseline_latency_us.1,
-            w.candidate_latency_us.1,
-            "µs",
-        );
-    }
-    if let Some(cpu) = context.cpu {
-        push(
-            "CPU per operation",
-            cpu.total.0 / 1e3,
-            cpu.total.1 / 1e3,
-            "µs",
-        );
-        for (category, bv, cv) in &cpu.categories {
-            push(
-                &format!("  in {}", category.name()),
-                bv / 1e3,
-                cv / 1e3,
-                "µs",
-            );
-        }
-    }
-    if let (Some(ba), Some(ca)) = (&b.alloc, &c.alloc) {
-        push(
-            "allocations per operation",
-            ba.allocations_per_op(),
-            ca.allocations_per_op(),
-            "",
-        );
-        push(
-            "bytes allocated per operation",
-            ba.bytes_per_op(),
-            ca.bytes_per_op(),
-            "B",
-        );
-        push(
-            "peak live heap",
-            ba.peak_live_bytes as f64,
-            ca.peak_live_bytes as f64,
-            "B",
-        );
-    }
-    if let (Some(bs), Some(cs)) = (&b.syscalls, &c.syscalls) {
-        let io = |s: &crate::snapshot::SyscallFigures| {
-            crate::snapshot::IO_SYSCALLS
-                .iter()
-                .map(|n| s.per_op(n))
-                .sum::<f64>()
-        };
-        push("I/O system calls per operation", io(bs), io(cs), "");
-    }
-    if let (Some(bm), Some(cm)) = (&b.moves, &c.moves) {
-        push(
-            "memcpy/memmove calls per operation",
-            crate::snapshot::per_op(bm.copies, bm.ops),
-            crate::snapshot::per_op(cm.copies, cm.ops),
-            "",
-        );
-        push(
-            "bytes in large copies per operation",
-            bm.large_bytes_per_op(),
-            cm.large_bytes_per_op(),
-            "B",
-        );
-    }
-    out
-}
-
-/// A function's name without the closures and generic arguments profilers and debug info add
-/// differently: `a::B::call::{{closure}}` and `a::B::call` are the same function here.
-pub(crate) fn function_identity(name: &str) -> String {
-    let mut out = String::new();
-    let mut depth = 0usize;
-    for ch in name.chars() {
-        match ch {
-            '<' if !out.is_empty() => depth += 1,
-            '>' if depth > 0 => depth -= 1,
-            _ if depth == 0 => out.push(ch),
-            _ => {}
-        }
-    }
-    out.replace("::{{closure}}", "").replace("::{closure}", "")
-}
-
-/// `a / b`, 0 when `b` is 0.
-pub(crate) fn ratio(a: f64, b: f64) -> f64 {
-    if b == 0.0 { 0.0 } else { a / b }
-}
-
-/// A number of bytes with thousands separators.
-/// A size, or `absent` for a type or frame one side does not have (size 0).
-pub(crate) fn size_or_absent(bytes: u64) -> String {
-    if bytes == 0 {
-        "absent".into()
-    } else {
-        fmt_bytes(bytes as f64)
-    }
-}
-
-/// The size of a copy site's copies: the tracer's row of various sizes (size 0) gives its mean.
-pub(crate) fn site_size(site: &crate::snapshot::MoveSite) -> String {
-    if site.size == 0 {
-        format!(
-            "{} on average",
-            fmt_bytes(site.bytes as f64 / site.count.max(1) as f64)
-        )
-    } else {
-        fmt_bytes(site.size as f64)
-    }
-}
-
-pub(crate) fn fmt_bytes(n: f64) -> String {
-    if n >= 10.0 * 1024.0 * 1024.0 {
-        format!("{:.1} MiB", n / (1024.0 * 1024.0))
-    } else {
-        format!("{} B", crate::sizes::render_bytes(n.round() as u64))
-    }
-}
-
-/// A per-operation count: whole numbers as such, small ones with decimals.
-pub(crate) fn fmt_count(n: f64) -> String {
-    if n.abs() >= 100.0 {
-        crate::sizes::render_bytes(n.round() as u64)
-    } else {
-        format!("{n:.2}")
-    }
-}
-
-/// Nanoseconds as microseconds.
-pub(crate) fn fmt_us(ns: f64) -> String {
-    format!("{:.1} µs", ns / 1e3)
 }
 
 #[cfg(test)]

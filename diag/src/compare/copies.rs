@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use super::claims::{Claims, Stage};
 use super::names::short_name;
 use super::types::site_key;
 use super::{
@@ -14,15 +15,12 @@ use crate::snapshot::{CpuCategory, per_op};
 /// Copy findings of functions no other finding explains, at most.
 const COPY_FINDINGS_MAX: usize = 3;
 
-/// Copies that grew at sites no other finding claimed, by function (`claimed_functions`: those
-/// whose every copy another finding explains).
-pub(crate) fn copy_findings(
-    cx: &Context<'_>,
-    claimed: &[String],
-    claimed_functions: &[String],
-) -> Vec<Finding> {
+/// The copies stage, after types and heap: copies that grew at sites no earlier finding
+/// claimed, by function (leaving out the functions whose every copy a type explains).
+pub(crate) fn findings(cx: &Context<'_>, claims: &Claims) -> Stage {
+    let (claimed, claimed_functions) = (&claims.sites, &claims.copy_functions);
     let (Some(bm), Some(cm)) = (&cx.baseline.snapshot.moves, &cx.candidate.snapshot.moves) else {
-        return Vec::new();
+        return Stage::default();
     };
     // Per function: the baseline's bytes and the candidate's bytes not explained elsewhere,
     // from the complete totals by function where the snapshots have them.
@@ -129,7 +127,8 @@ pub(crate) fn copy_findings(
                 symptom: false,
             }
         })
-        .collect()
+        .collect::<Vec<_>>()
+        .into()
 }
 
 /// Functions that copy bytes of data from one buffer to another (I/O buffers, a slice copied

@@ -2,6 +2,7 @@
 //! call whose size is a future's, the mark of `#[async_trait]`) and other allocation sites that
 //! appeared or grew.
 
+use super::claims::{Claims, Stage};
 use super::names::short_name;
 use super::types::{is_boxed_trait_block, site_key};
 use super::{
@@ -14,12 +15,6 @@ const SITE_FINDINGS_MAX: usize = 5;
 
 /// Boxed-future sites named in their finding, at most.
 const BOXED_SITES_SHOWN_MAX: usize = 6;
-
-/// What the heap findings found, and which copy sites they explain.
-pub(crate) struct HeapFindings {
-    pub findings: Vec<Finding>,
-    pub claimed_sites: Vec<String>,
-}
 
 /// One site on both sides, per operation.
 struct SiteChange<'a> {
@@ -36,16 +31,11 @@ impl SiteChange<'_> {
     }
 }
 
-/// The heap findings; copies of sizes in `claimed_sizes` are already explained elsewhere.
-pub(crate) fn findings(
-    cx: &Context<'_>,
-    claimed_sizes: &[u64],
-    notes: &mut Vec<String>,
-) -> HeapFindings {
-    let mut out = HeapFindings {
-        findings: Vec::new(),
-        claimed_sites: Vec::new(),
-    };
+/// The heap stage, after the types: boxed futures and allocation sites. The copies of a
+/// future into its box are the boxed futures' (claimed), except those of sizes the types
+/// claimed.
+pub(crate) fn findings(cx: &Context<'_>, claims: &Claims, notes: &mut Vec<String>) -> Stage {
+    let mut out = Stage::default();
     let (b, c) = (cx.baseline.snapshot, cx.candidate.snapshot);
     let counted = match (&b.alloc, &c.alloc) {
         (Some(ba), Some(ca)) => Some((ba.allocations_per_op(), ca.allocations_per_op())),
@@ -85,11 +75,11 @@ pub(crate) fn findings(
             cx,
             &boxed,
             counted,
-            claimed_sizes,
+            &claims.sizes,
             cost_of(boxed.iter().map(|s| s.delta()).sum()),
         );
         out.findings.push(finding);
-        out.claimed_sites.extend(claimed);
+        out.claims.sites.extend(claimed);
     }
     let mut other = other;
     other.sort_by(|a, b| b.delta().total_cmp(&a.delta()));

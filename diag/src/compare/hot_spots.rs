@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use super::claims::{Claims, Stage};
 use super::names::short_name;
 use super::{Context, Evidence, Finding, FindingKind, fmt_us, function_identity};
 use crate::snapshot::CpuFigures;
@@ -18,14 +19,15 @@ const HOT_SPOT_SIGMAS: f64 = 4.0;
 /// changes do not explain a throughput change worth a finding.
 const HOT_SPOT_SHARE_MIN: f64 = 0.02;
 
-/// Functions whose CPU per operation grew beyond the sampling noise, except those already
-/// named by another finding (`named` holds their functions).
-pub(crate) fn cpu_findings(cx: &Context<'_>, named: &[String]) -> Vec<Finding> {
+/// The hot spots stage, after every stage that names functions: functions whose CPU per
+/// operation grew beyond the sampling noise, except those an earlier finding names.
+pub(crate) fn findings(cx: &Context<'_>, claims: &Claims) -> Stage {
+    let named = &claims.functions;
     let (Some(b), Some(c)) = (&cx.baseline.snapshot.cpu, &cx.candidate.snapshot.cpu) else {
-        return Vec::new();
+        return Stage::default();
     };
     if b.ops == 0 || c.ops == 0 {
-        return Vec::new();
+        return Stage::default();
     }
     let functions: BTreeSet<&str> = c.functions.iter().map(|f| f.function.as_str()).collect();
     let base_total = b.ns_per_op(None);
@@ -86,7 +88,8 @@ pub(crate) fn cpu_findings(cx: &Context<'_>, named: &[String]) -> Vec<Finding> {
                 symptom: false,
             }
         })
-        .collect()
+        .collect::<Vec<_>>()
+        .into()
 }
 
 /// Whether a function's share of its side's samples grew beyond the noise: the machine can

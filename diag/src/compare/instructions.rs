@@ -4,7 +4,7 @@
 use super::{Context, Evidence, Finding, FindingKind};
 
 /// Instruction counts that grew past the threshold.
-pub(crate) fn instruction_findings(cx: &Context<'_>) -> Vec<Finding> {
+pub(crate) fn findings(cx: &Context<'_>) -> Vec<Finding> {
     let (Some(b), Some(c)) = (
         &cx.baseline.snapshot.instructions,
         &cx.candidate.snapshot.instructions,

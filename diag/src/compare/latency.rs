@@ -1,11 +1,11 @@
 //! The tail latency finding: the p99 grew past its threshold beyond the noise of the pairs, and
 //! beyond what the throughput change alone explains.
 
-use super::{Evidence, Finding, FindingKind, Thresholds, WallComparison, WallVerdict, fmt_us};
+use super::{Context, Evidence, Finding, FindingKind, WallVerdict, fmt_us};
 
 /// A finding when the p99 latency grew past its threshold, beyond the noise of the pairs.
-pub(crate) fn finding(wall: Option<&WallComparison>, thresholds: &Thresholds) -> Option<Finding> {
-    let w = wall?;
+pub(crate) fn finding(cx: &Context<'_>) -> Option<Finding> {
+    let (w, thresholds) = (cx.wall?, cx.thresholds);
     if !w.p99.grew_beyond(thresholds.p99_growth) {
         return None;
     }

@@ -9,6 +9,7 @@
 //! adds. Findings whose cost cannot be estimated rank after those whose cost can.
 
 mod blocking;
+mod claims;
 mod context;
 mod copies;
 mod format;
@@ -37,6 +38,7 @@ pub use wall::{
     PairedChange, Spread, WALL_SE_FLOOR, WALL_SIGMAS, WallComparison, WallVerdict, median,
 };
 
+use claims::Found;
 use context::Context;
 pub(crate) use format::{
     fmt_bytes, fmt_count, fmt_us, function_identity, ratio, site_size, size_or_absent,
@@ -435,19 +437,82 @@ pub struct Comparison {
 /// Compares `candidate` against `baseline`.
 pub fn compare(baseline: &Side<'_>, candidate: &Side<'_>, thresholds: &Thresholds) -> Comparison {
     let (b, c) = (baseline.snapshot, candidate.snapshot);
-    let mut notes = Vec::new();
-    if b.workload != c.workload {
-        notes.push(format!(
-            "the two sides ran different workloads ({:?} vs {:?}): figures are per operation, but \
-             compare with care",
-            b.workload, c.workload
-        ));
-    }
+    let mut notes = workload_notes(b, c);
     let wall = WallComparison::of(&b.wall, &c.wall, thresholds.throughput_drop);
     if wall.is_none() {
         notes.push("no wall-time runs on one side: throughput not compared".into());
     }
-    let cpu = match (&b.cpu, &c.cpu) {
+    let cpu = cpu_comparison(b, c, &mut notes);
+    let cx = Context {
+        baseline,
+        candidate,
+        thresholds,
+        cpu: cpu.as_ref(),
+        wall: wall.as_ref(),
+    };
+    let tasks = task_changes::every_kind(&cx);
+    let findings = run_stages(&cx, &tasks, &mut notes);
+    let figures = overview::figures(&cx, wall.as_ref());
+    let missing_passes = missing_passes(b, c, &mut notes);
+    let wall_regression = wall
+        .as_ref()
+        .is_some_and(|w| w.verdict == WallVerdict::Slower);
+    Comparison {
+        baseline: b.build.clone(),
+        candidate: c.build.clone(),
+        thresholds: *thresholds,
+        regression: wall_regression || findings.iter().any(|f| f.regression),
+        wall,
+        cpu,
+        figures,
+        findings,
+        tasks,
+        notes,
+        missing_passes,
+        blockers: Vec::new(),
+    }
+}
+
+/// The stages, in order: each may claim what a later one would otherwise report again (see
+/// [`Claims`](claims::Claims): a stage that reads a claim runs after the stages that make it).
+/// Then the symptoms among the findings, their shares, and their ranking.
+fn run_stages(cx: &Context<'_>, tasks: &[TaskChange], notes: &mut Vec<String>) -> Vec<Finding> {
+    let mut found = Found::default();
+    found.add(types::findings(cx, notes));
+    found.add(heap::findings(cx, &found.claims, notes));
+    found.add(copies::findings(cx, &found.claims));
+    found.add(instructions::findings(cx).into());
+    found.add(stack_frames::findings(cx).into());
+    found.add(blocking::findings(cx).into());
+    found.add(syscalls::findings(cx).into());
+    found.add(hot_spots::findings(cx, &found.claims));
+    found.add(totals::findings(cx, &found.claims));
+    found.add(latency::finding(cx).into());
+    // Waiting is a finding only when the threads' time leaves the slowdown unexplained.
+    let worker_delta = worker_time_delta(cx);
+    found.add(waiting::finding(cx, tasks, worker_delta).into());
+    let mut findings = found.findings;
+    blocking::mark_symptoms(cx, &mut findings);
+    assign_shares(&mut findings, slowdown(cx, worker_delta));
+    rank(&mut findings);
+    findings
+}
+
+/// A note when the sides ran different workloads.
+fn workload_notes(b: &Snapshot, c: &Snapshot) -> Vec<String> {
+    if b.workload == c.workload {
+        return Vec::new();
+    }
+    vec![format!(
+        "the two sides ran different workloads ({:?} vs {:?}): figures are per operation, but \
+         compare with care",
+        b.workload, c.workload
+    )]
+}
+
+/// CPU per operation by category, when both sides have a CPU profile.
+fn cpu_comparison(b: &Snapshot, c: &Snapshot, notes: &mut Vec<String>) -> Option<CpuComparison> {
+    match (&b.cpu, &c.cpu) {
         (Some(bc), Some(cc)) => Some(CpuComparison::of(bc, cc)),
         _ => {
             notes.push(
@@ -455,82 +520,22 @@ pub fn compare(baseline: &Side<'_>, candidate: &Side<'_>, thresholds: &Threshold
             );
             None
         }
-    };
-    let context = Context {
-        baseline,
-        candidate,
-        thresholds,
-        cpu: cpu.as_ref(),
-        wall: wall.as_ref(),
-    };
+    }
+}
 
-    let mut findings = Vec::new();
-    let type_findings = types::findings(&context, &mut notes);
-    let heap_findings = heap::findings(&context, &type_findings.claimed_sizes, &mut notes);
-    let mut claimed_sites = type_findings.claimed_sites.clone();
-    claimed_sites.extend(heap_findings.claimed_sites.iter().cloned());
-    findings.extend(type_findings.findings);
-    findings.extend(heap_findings.findings);
-    findings.extend(copies::copy_findings(
-        &context,
-        &claimed_sites,
-        &type_findings.claimed_functions,
-    ));
-    findings.extend(instructions::instruction_findings(&context));
-    findings.extend(stack_frames::stack_frame_findings(&context));
-    findings.extend(blocking::findings(&context));
-    findings.extend(syscalls::findings(&context));
-    let named: Vec<String> = findings.iter().flat_map(|f| f.functions.clone()).collect();
-    findings.extend(hot_spots::cpu_findings(&context, &named));
-    findings.extend(totals::findings(&context, &findings));
-    findings.extend(latency::finding(wall.as_ref(), thresholds));
-    let tasks = task_changes::task_changes(&context);
-    let worker_delta = worker_time_delta(&context);
-    findings.extend(waiting::finding(
-        &context,
-        wall.as_ref(),
-        &tasks,
-        worker_delta,
-    ));
-    blocking::mark_symptoms(&context, &mut findings);
-    let slowdown = match (worker_delta, wall.as_ref()) {
-        (Some(d), Some(w)) if w.verdict == WallVerdict::Slower => {
-            Some(d.max(waiting::wall_equivalent(&context, w).unwrap_or(0.0)))
-        }
-        (d, _) => d,
-    };
-    assign_shares(&mut findings, slowdown);
-    rank(&mut findings);
-
-    let figures = overview::figures(&context, wall.as_ref());
-    let wall_regression = wall
-        .as_ref()
-        .is_some_and(|w| w.verdict == WallVerdict::Slower);
-    let regression = wall_regression || findings.iter().any(|f| f.regression);
-    let mut missing_passes = Vec::new();
+/// The passes that did not produce figures on a side, each with a note saying why.
+fn missing_passes(b: &Snapshot, c: &Snapshot, notes: &mut Vec<String>) -> Vec<String> {
+    let mut missing = Vec::new();
     for (side, snapshot) in [("baseline", b), ("candidate", c)] {
         for pass in snapshot.passes.iter().filter(|p| p.status != "ok") {
             notes.push(format!(
                 "{side} pass `{}` {}: {}",
                 pass.name, pass.status, pass.detail
             ));
-            missing_passes.push(format!("{} ({side}: {})", pass.name, pass.status));
+            missing.push(format!("{} ({side}: {})", pass.name, pass.status));
         }
     }
-    Comparison {
-        baseline: b.build.clone(),
-        candidate: c.build.clone(),
-        thresholds: *thresholds,
-        wall,
-        cpu,
-        figures,
-        findings,
-        tasks,
-        regression,
-        notes,
-        missing_passes,
-        blockers: Vec::new(),
-    }
+    missing
 }
 
 /// The candidate's extra runtime-thread time per operation: CPU, plus the time threads spent
@@ -541,9 +546,19 @@ fn worker_time_delta(cx: &Context<'_>) -> Option<f64> {
     Some(cpu + blocking::total_delta(cx).unwrap_or(0.0).max(0.0))
 }
 
-/// Shares of the slowdown: of the candidate's extra runtime-thread time per operation
-/// ([`worker_time_delta`]), or of the wall-time change as runtime-thread time when that is
-/// larger (time spent waiting shows in the wall time only).
+/// The slowdown the shares are of: the candidate's extra runtime-thread time per operation
+/// ([`worker_time_delta`]), or the wall-time change as runtime-thread time when the wall time
+/// got slower and that is larger (time spent waiting shows in the wall time only).
+fn slowdown(cx: &Context<'_>, worker_delta: Option<f64>) -> Option<f64> {
+    match (worker_delta, cx.wall) {
+        (Some(d), Some(w)) if w.verdict == WallVerdict::Slower => {
+            Some(d.max(waiting::wall_equivalent(cx, w).unwrap_or(0.0)))
+        }
+        (d, _) => d,
+    }
+}
+
+/// Each finding's share of the slowdown (`total`, see [`slowdown`]).
 fn assign_shares(findings: &mut [Finding], total: Option<f64>) {
     let Some(total) = total else { return };
     for f in findings {

@@ -14,7 +14,7 @@ const STACK_FRAME_GROWTH_BYTES_MIN: u64 = 16 * 1024;
 const STACK_FRAMES_SHOWN_MAX: usize = 4;
 
 /// Functions whose stack frames grew (from the unwind info of the sizes reports).
-pub(crate) fn stack_frame_findings(cx: &Context<'_>) -> Vec<Finding> {
+pub(crate) fn findings(cx: &Context<'_>) -> Vec<Finding> {
     let (Some(b), Some(c)) = (cx.baseline.sizes, cx.candidate.sizes) else {
         return Vec::new();
     };

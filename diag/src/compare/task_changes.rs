@@ -16,7 +16,7 @@ fn blocked_pair(cx: &Context<'_>, kind: &str) -> Option<(f64, f64)> {
 }
 
 /// Every task kind of either side, with how its polls changed.
-pub(crate) fn task_changes(cx: &Context<'_>) -> Vec<TaskChange> {
+pub(crate) fn every_kind(cx: &Context<'_>) -> Vec<TaskChange> {
     let (Some(b), Some(c)) = (&cx.baseline.snapshot.tasks, &cx.candidate.snapshot.tasks) else {
         return Vec::new();
     };

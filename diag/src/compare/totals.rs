@@ -6,6 +6,7 @@
 //! A total yields a finding only when no finding of its kind already crossed a threshold: the
 //! total is then the evidence of that finding, not a second cause.
 
+use super::claims::{Claims, Stage};
 use super::{
     ALLOC_BYTES_CHANGE_PER_OP_MIN, ALLOC_CHANGE_PER_OP_MIN, COPY_CHANGE_BYTES_PER_OP_MIN, Context,
     Evidence, Finding, FindingKind, fmt_bytes, fmt_count,
@@ -40,8 +41,9 @@ impl Total {
     }
 }
 
-/// Findings for the totals that crossed their threshold unexplained by `found`.
-pub(crate) fn findings(cx: &Context<'_>, found: &[Finding]) -> Vec<Finding> {
+/// The totals stage, after every site finding: the totals that crossed their threshold while no
+/// finding of their kinds did.
+pub(crate) fn findings(cx: &Context<'_>, claims: &Claims) -> Stage {
     let (b, c) = (cx.baseline.snapshot, cx.candidate.snapshot);
     let mut totals = Vec::new();
     if let (Some(ba), Some(ca)) = (&b.alloc, &c.alloc) {
@@ -99,11 +101,7 @@ pub(crate) fn findings(cx: &Context<'_>, found: &[Finding]) -> Vec<Finding> {
     totals
         .into_iter()
         .filter(|t| t.crossed())
-        .filter(|t| {
-            !found
-                .iter()
-                .any(|f| f.regression && t.kinds.contains(&f.kind))
-        })
+        .filter(|t| !claims.crossed.iter().any(|k| t.kinds.contains(k)))
         .map(|t| Finding {
             kind: t.kinds[0],
             title: format!(
@@ -121,5 +119,6 @@ pub(crate) fn findings(cx: &Context<'_>, found: &[Finding]) -> Vec<Finding> {
             regression: true,
             symptom: false,
         })
-        .collect()
+        .collect::<Vec<_>>()
+        .into()
 }

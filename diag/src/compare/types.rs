@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::claims::Stage;
 use super::names::short_name;
 use super::{
     Context, Evidence, Finding, FindingKind, Thresholds, fmt_bytes, fmt_count, site_size,
@@ -24,17 +25,6 @@ const RESULTS_SHOWN_MAX: usize = 2;
 
 /// Copy sites named in a finding, at most.
 const SITES_SHOWN_MAX: usize = 4;
-
-/// What the type findings found, and which copy sites they explain.
-pub(crate) struct TypeFindings {
-    pub findings: Vec<Finding>,
-    /// Copy sites (see [`site_key`]) charged to a finding here.
-    pub claimed_sites: Vec<String>,
-    /// Sizes of every type charged to a finding here.
-    pub claimed_sizes: Vec<u64>,
-    /// Functions whose every copy is charged to a finding here.
-    pub claimed_functions: Vec<String>,
-}
 
 /// A type whose size changed between the sides.
 #[derive(Debug, Clone)]
@@ -68,14 +58,10 @@ impl Group {
     }
 }
 
-/// The findings of types and futures that grew.
-pub(crate) fn findings(cx: &Context<'_>, notes: &mut Vec<String>) -> TypeFindings {
-    let mut out = TypeFindings {
-        findings: Vec::new(),
-        claimed_sites: Vec::new(),
-        claimed_sizes: Vec::new(),
-        claimed_functions: Vec::new(),
-    };
+/// The first stage: the findings of types and futures that grew. It claims the sizes of their
+/// types, the copy sites charged to them, and the functions whose every copy is.
+pub(crate) fn findings(cx: &Context<'_>, notes: &mut Vec<String>) -> Stage {
+    let mut out = Stage::default();
     let (Some(before), Some(after)) = (cx.baseline.sizes, cx.candidate.sizes) else {
         notes.push("no sizes report on one side: type sizes not compared".into());
         return out;
@@ -107,11 +93,12 @@ pub(crate) fn findings(cx: &Context<'_>, notes: &mut Vec<String>) -> TypeFinding
             .0
             .map(|b| attribute(b, g, &owners, |t| t.before, false));
         if let Some(c) = &copies {
-            out.claimed_sites.extend(c.sites.iter().map(site_key));
-            out.claimed_functions
+            out.claims.sites.extend(c.sites.iter().map(site_key));
+            out.claims
+                .copy_functions
                 .extend(c.functions.iter().map(|f| f.0.clone()));
         }
-        out.claimed_sizes.extend(g.all().map(|t| t.after));
+        out.claims.sizes.extend(g.all().map(|t| t.after));
         out.findings.push(group_finding(
             cx,
             g,
@@ -133,9 +120,9 @@ pub(crate) fn findings(cx: &Context<'_>, notes: &mut Vec<String>) -> TypeFinding
             .0
             .map(|b| attribute(b, g, &owners, |t| t.before, false));
         if let Some(c) = &copies {
-            out.claimed_sites.extend(c.sites.iter().map(site_key));
+            out.claims.sites.extend(c.sites.iter().map(site_key));
         }
-        out.claimed_sizes.extend(g.all().map(|t| t.after));
+        out.claims.sizes.extend(g.all().map(|t| t.after));
         let mut finding = future_finding(&g.root, after, cx.thresholds);
         add_future_copies(cx, &mut finding, g, copies, base_copies, large_delta);
         out.findings.push(finding);

@@ -25,11 +25,10 @@ pub const EXPLAINED_SHARE_MAX: f64 = 0.5;
 /// The waiting finding, when the wall time regressed unexplained and a kind waits longer.
 pub(crate) fn finding(
     cx: &Context<'_>,
-    wall: Option<&WallComparison>,
     tasks: &[TaskChange],
     worker_delta: Option<f64>,
 ) -> Option<Finding> {
-    let w = wall?;
+    let w = cx.wall?;
     let slower = w.verdict == WallVerdict::Slower;
     if !slower && !w.p99.grew_beyond(cx.thresholds.p99_growth) {
         return None;

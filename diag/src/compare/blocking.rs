@@ -10,6 +10,8 @@
 
 use std::collections::BTreeSet;
 
+use serde::{Deserialize, Serialize};
+
 use super::{
     Context, Evidence, Finding, FindingKind, WallVerdict, fmt_us, function_identity, short_name,
 };
@@ -55,13 +57,7 @@ pub(crate) fn findings(cx: &Context<'_>) -> Vec<Finding> {
 /// the wall time did not get slower and nothing else regressed (the waits moved with the machine's load, not with the code). Runs
 /// over every stage's findings.
 pub(crate) fn mark_symptoms(cx: &Context<'_>, findings: &mut Vec<Finding>) {
-    let was_contended = |f: &Finding| {
-        f.kind == FindingKind::Blocking
-            && matches!(Wait::of_finding(f), Wait::Lock | Wait::AllocatorLock)
-            && f.evidence
-                .iter()
-                .any(|e| e.what == BLOCKED_BEFORE && e.baseline == "yes")
-    };
+    let was_contended = |f: &Finding| f.blocked_call.is_some_and(|c| c.was_contended());
     let slower = cx.wall.is_some_and(|w| w.verdict == WallVerdict::Slower);
     let cost = |f: &Finding| f.cost_ns_per_op.unwrap_or(0.0);
     let cause = findings
@@ -152,6 +148,10 @@ fn finding(
     delta: f64,
 ) -> Finding {
     let wait = Wait::of(&after.path);
+    let call = BlockedCall {
+        wait,
+        blocked_before: before.is_some_and(|f| f.ns > 0),
+    };
     let name = short_name(&function_identity(&after.function));
     let location = after.location.as_deref().unwrap_or("?");
     let kinds = after
@@ -175,11 +175,7 @@ fn finding(
         Evidence::new("waits on", "", wait.what()),
         Evidence::new(
             BLOCKED_BEFORE,
-            if before.is_some_and(|f| f.ns > 0) {
-                "yes"
-            } else {
-                "no"
-            },
+            if call.blocked_before { "yes" } else { "no" },
             "",
         ),
     ];
@@ -217,6 +213,7 @@ fn finding(
         // A runtime thread held off the CPU stalls every task queued behind it.
         regression: true,
         symptom: false,
+        blocked_call: Some(call),
     }
 }
 
@@ -257,9 +254,28 @@ fn path_text(path: &[String]) -> String {
     format!(" via {}", names.join(" → "))
 }
 
+/// What a blocking finding's call does: what it waits on, and whether it blocked in the
+/// baseline too. The finding's evidence says the same in words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockedCall {
+    /// What the stack below the function waits on.
+    pub wait: Wait,
+    /// True when the call blocked in the baseline already.
+    pub blocked_before: bool,
+}
+
+impl BlockedCall {
+    /// A lock that was already contended in the baseline: its longer wait may be the effect of
+    /// another cause (see [`mark_symptoms`]).
+    fn was_contended(self) -> bool {
+        self.blocked_before && matches!(self.wait, Wait::Lock | Wait::AllocatorLock)
+    }
+}
+
 /// What a blocked stack waits on, read from the library calls below the program's function.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Wait {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Wait {
     /// `fsync`, `fdatasync`, `sync_all`, `sync_data`.
     Sync,
     /// `nanosleep`, `thread::sleep`.
@@ -277,29 +293,7 @@ enum Wait {
 }
 
 impl Wait {
-    /// What a finding's stack waits on, from the "waits on" line of its evidence.
-    fn of_finding(f: &Finding) -> Wait {
-        let said = f
-            .evidence
-            .iter()
-            .find(|e| e.what == "waits on")
-            .map_or("", |e| e.candidate.as_str());
-        Wait::ALL
-            .into_iter()
-            .find(|w| w.what() == said)
-            .unwrap_or(Wait::Other)
-    }
-
-    const ALL: [Wait; 7] = [
-        Wait::Sync,
-        Wait::Sleep,
-        Wait::AllocatorLock,
-        Wait::Lock,
-        Wait::Resolve,
-        Wait::FileIo,
-        Wait::Other,
-    ];
-
+    /// What the calls of `path` (the program's function first) wait on.
     fn of(path: &[String]) -> Wait {
         let has = |words: &[&str]| path.iter().any(|p| words.iter().any(|w| p.contains(w)));
         if has(&["fsync", "fdatasync", "sync_all", "sync_data", "syncfs"]) {
@@ -334,7 +328,8 @@ impl Wait {
         }
     }
 
-    fn what(self) -> &'static str {
+    /// What it waits on, as the finding's title and evidence say.
+    pub fn what(self) -> &'static str {
         match self {
             Wait::Sync => "waiting for the disk to sync",
             Wait::Sleep => "sleeping",
@@ -346,7 +341,8 @@ impl Wait {
         }
     }
 
-    fn fix(self) -> &'static str {
+    /// The fix to try.
+    pub fn fix(self) -> &'static str {
         match self {
             Wait::Sync => {
                 "a sync on a runtime thread holds every task queued behind it: move it to \

@@ -125,6 +125,7 @@ pub(crate) fn findings(cx: &Context<'_>, claims: &Claims) -> Stage {
                 fix: copy_fix(function).into(),
                 regression: true,
                 symptom: false,
+                blocked_call: None,
             }
         })
         .collect::<Vec<_>>()

@@ -130,6 +130,7 @@ pub(crate) fn findings(cx: &Context<'_>, claims: &Claims, notes: &mut Vec<String
                 .into(),
             regression: true,
             symptom: false,
+            blocked_call: None,
         });
     }
     if out.findings.is_empty()
@@ -360,6 +361,7 @@ fn boxed_finding(
             fix: fix.into(),
             regression: true,
             symptom: false,
+            blocked_call: None,
         },
         claimed,
     )
@@ -423,6 +425,7 @@ fn boxed_from_sizes(cx: &Context<'_>, counted: Option<(f64, f64)>) -> Option<Fin
         fix: ASYNC_TRAIT_FIX.into(),
         regression: grew,
         symptom: false,
+        blocked_call: None,
     })
 }
 
@@ -464,6 +467,7 @@ fn counter_finding(cx: &Context<'_>, before: f64, after: f64) -> Option<Finding>
         fix: "profile the heap (the heap pass, dhat) to see which sites allocate more".into(),
         regression: true,
         symptom: false,
+        blocked_call: None,
     })
 }
 

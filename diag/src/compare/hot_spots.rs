@@ -86,6 +86,7 @@ pub(crate) fn findings(cx: &Context<'_>, claims: &Claims) -> Stage {
                 // A hot spot explains a slowdown; on its own it is not a threshold.
                 regression: false,
                 symptom: false,
+                blocked_call: None,
             }
         })
         .collect::<Vec<_>>()

@@ -34,6 +34,7 @@ pub(crate) fn findings(cx: &Context<'_>) -> Vec<Finding> {
                 ),
                 regression: true,
                 symptom: false,
+                blocked_call: None,
             })
         })
         .collect()

@@ -44,5 +44,6 @@ pub(crate) fn finding(cx: &Context<'_>) -> Option<Finding> {
             .into(),
         regression: true,
         symptom: false,
+        blocked_call: None,
     })
 }

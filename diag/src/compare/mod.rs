@@ -31,6 +31,7 @@ mod wall;
 
 use serde::{Deserialize, Serialize};
 
+pub use blocking::{BlockedCall, Wait};
 pub use html::{Picture, render_html};
 pub use names::short_name;
 pub use render::render_markdown;
@@ -300,6 +301,10 @@ pub struct Finding {
     /// cause slows its holders): shown, ranked after the causes, never a regression.
     #[serde(default)]
     pub symptom: bool,
+    /// For a blocking finding: what the call waits on and whether it blocked in the baseline
+    /// too (what the symptom rule reads); `None` for the other kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked_call: Option<BlockedCall>,
 }
 
 /// CPU per operation of both sides, by category.

@@ -85,6 +85,7 @@ pub(crate) fn findings(cx: &Context<'_>) -> Vec<Finding> {
             .into(),
         regression: new >= cx.thresholds.stack_frame_fail_bytes,
         symptom: false,
+        blocked_call: None,
     })
     .into_iter()
     .collect()

@@ -118,6 +118,7 @@ pub(crate) fn findings(cx: &Context<'_>, claims: &Claims) -> Stage {
             fix: t.fix.into(),
             regression: true,
             symptom: false,
+            blocked_call: None,
         })
         .collect::<Vec<_>>()
         .into()

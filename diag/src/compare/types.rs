@@ -680,6 +680,7 @@ fn group_finding(
         fix,
         regression: true,
         symptom: false,
+        blocked_call: None,
     }
 }
 
@@ -746,6 +747,7 @@ fn future_finding(f: &Changed, after: &SizesReport, thresholds: &Thresholds) -> 
         regression: f.delta() >= threshold
             && (f.before > 0 || f.after >= thresholds.new_future_fail_bytes),
         symptom: false,
+        blocked_call: None,
     }
 }
 

@@ -83,6 +83,7 @@ pub(crate) fn finding(
             .into(),
         regression: true,
         symptom: false,
+        blocked_call: None,
     })
 }
 

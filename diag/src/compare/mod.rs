@@ -46,7 +46,7 @@ pub(crate) use format::{
 };
 
 use crate::sizes::SizesReport;
-use crate::snapshot::{BuildIdentity, CpuCategory, CpuFigures, Snapshot};
+use crate::snapshot::{BuildIdentity, CpuCategory, CpuFigures, PassStatus, Snapshot};
 
 /// Default throughput drop that is a regression (when beyond the noise): 3%.
 pub const DEFAULT_THROUGHPUT_DROP: f64 = 0.03;
@@ -532,7 +532,11 @@ fn cpu_comparison(b: &Snapshot, c: &Snapshot, notes: &mut Vec<String>) -> Option
 fn missing_passes(b: &Snapshot, c: &Snapshot, notes: &mut Vec<String>) -> Vec<String> {
     let mut missing = Vec::new();
     for (side, snapshot) in [("baseline", b), ("candidate", c)] {
-        for pass in snapshot.passes.iter().filter(|p| p.status != "ok") {
+        for pass in snapshot
+            .passes
+            .iter()
+            .filter(|p| p.status != PassStatus::Ok)
+        {
             notes.push(format!(
                 "{side} pass `{}` {}: {}",
                 pass.name, pass.status, pass.detail

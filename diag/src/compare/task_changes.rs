@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::{Context, TaskChange};
+use crate::snapshot::TaskFigures;
 
 /// Poll time per operation below this change is never notable: 1 µs.
 const POLL_CHANGE_NS_PER_OP_MIN: f64 = 1_000.0;
@@ -24,17 +25,21 @@ pub(crate) fn every_kind(cx: &Context<'_>) -> Vec<TaskChange> {
     kinds
         .into_iter()
         .map(|kind| {
-            let pair = |name: &str| (b.per_op(kind, name), c.per_op(kind, name));
-            let poll = pair("total_poll_duration_ns");
+            // A kind absent on one side did not run there: its figures count as 0 on that side.
+            let pair = |figure: fn(&crate::tasks::TaskFigures) -> u64| {
+                let of = |side: &TaskFigures| side.per_op(kind, figure).unwrap_or(0.0);
+                (of(b), of(c))
+            };
+            let poll = pair(|k| k.total_poll_duration_ns);
             let notable = poll.1 - poll.0 >= POLL_CHANGE_NS_PER_OP_MIN
                 && (poll.0 == 0.0 || (poll.1 - poll.0) / poll.0 >= cx.thresholds.poll_growth);
             TaskChange {
                 kind: kind.clone(),
-                polls_per_op: pair("total_poll_count"),
+                polls_per_op: pair(|k| k.total_poll_count),
                 poll_ns_per_op: poll,
-                scheduled_ns_per_op: pair("total_scheduled_duration_ns"),
-                slow_polls_per_op: pair("total_slow_poll_count"),
-                idle_ns_per_op: pair("total_idle_duration_ns"),
+                scheduled_ns_per_op: pair(|k| k.total_scheduled_duration_ns),
+                slow_polls_per_op: pair(|k| k.total_slow_poll_count),
+                idle_ns_per_op: pair(|k| k.total_idle_duration_ns),
                 blocked_ns_per_op: blocked_pair(cx, kind),
                 notable,
             }

@@ -108,8 +108,8 @@ pub(crate) fn wall_equivalent(cx: &Context<'_>, w: &WallComparison) -> Option<f6
         .snapshot
         .tasks
         .as_ref()
-        .and_then(|t| t.runtime.get("workers_count").copied())
-        .filter(|&n| n >= 1.0)?;
+        .and_then(|t| t.workers())
+        .filter(|&n| n >= 1)? as f64;
     if w.baseline.median <= 0.0 || w.candidate.median <= 0.0 {
         return None;
     }

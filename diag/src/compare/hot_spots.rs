@@ -22,16 +22,34 @@ const HOT_SPOT_SHARE_MIN: f64 = 0.02;
 /// The hot spots stage, after every stage that names functions: functions whose CPU per
 /// operation grew beyond the sampling noise, except those an earlier finding names.
 pub(crate) fn findings(cx: &Context<'_>, claims: &Claims) -> Stage {
-    let named = &claims.functions;
     let (Some(b), Some(c)) = (&cx.baseline.snapshot.cpu, &cx.candidate.snapshot.cpu) else {
         return Stage::default();
     };
     if b.ops == 0 || c.ops == 0 {
         return Stage::default();
     }
+    let mut grown: Vec<(&str, f64, f64)> = grown_beyond_noise(b, c)
+        .into_iter()
+        .filter(|(f, _, _)| {
+            let id = function_identity(f);
+            !claims.functions.iter().any(|n| function_identity(n) == id)
+        })
+        .collect();
+    grown.sort_by(|a, b| (b.2 - b.1).total_cmp(&(a.2 - a.1)));
+    grown
+        .into_iter()
+        .take(HOT_SPOTS_MAX)
+        .map(|(function, before, after)| hot_spot(c, function, before, after))
+        .collect::<Vec<_>>()
+        .into()
+}
+
+/// The candidate's functions whose CPU per operation grew beyond the sampling noise and by a
+/// share of the baseline's CPU worth a finding (function, baseline ns/op, candidate ns/op).
+fn grown_beyond_noise<'a>(b: &CpuFigures, c: &'a CpuFigures) -> Vec<(&'a str, f64, f64)> {
     let functions: BTreeSet<&str> = c.functions.iter().map(|f| f.function.as_str()).collect();
     let base_total = b.ns_per_op(None);
-    let mut grown: Vec<(&str, f64, f64)> = functions
+    functions
         .into_iter()
         .filter_map(|f| {
             let (nb, nc) = (b.function_samples(f) as f64, c.function_samples(f) as f64);
@@ -45,52 +63,44 @@ pub(crate) fn findings(cx: &Context<'_>, claims: &Claims) -> Stage {
             (significant && share_grew(nb, nc, b.samples as f64, c.samples as f64))
                 .then_some((f, rb, rc))
         })
-        .filter(|(f, _, _)| {
-            let id = function_identity(f);
-            !named.iter().any(|n| function_identity(n) == id)
-        })
-        .collect();
-    grown.sort_by(|a, b| (b.2 - b.1).total_cmp(&(a.2 - a.1)));
-    grown
-        .into_iter()
-        .take(HOT_SPOTS_MAX)
-        .map(|(function, before, after)| {
-            let location = location_of(c, function);
-            Finding {
-                kind: FindingKind::HotSpot,
-                title: format!(
-                    "`{}` uses {} more CPU per operation",
-                    short_name(function),
-                    fmt_us(after - before)
-                ),
-                evidence: vec![Evidence::new(
-                    "CPU per operation",
-                    fmt_us(before),
-                    fmt_us(after),
-                )],
-                sites: vec![format!("`{}` ({})", short_name(function), location)],
-                functions: vec![function.to_string()],
-                cost_ns_per_op: Some(after - before),
-                share: None,
-                fix: if crate::snapshot::is_allocator_routine(function) {
-                    "this is the global allocator itself: the candidate's allocator spends more \
-                     per operation here than the baseline's (zeroing or searching memory it \
-                     reuses, where another hands out fresh pages); keep the faster allocator, or \
-                     allocate less (reuse buffers)"
-                        .into()
-                } else {
-                    "open the differential flamegraph at this function: the red frames above it \
-                     are what grew"
-                        .into()
-                },
-                // A hot spot explains a slowdown; on its own it is not a threshold.
-                regression: false,
-                symptom: false,
-                blocked_call: None,
-            }
-        })
-        .collect::<Vec<_>>()
-        .into()
+        .collect()
+}
+
+/// The finding of one function whose CPU per operation grew.
+fn hot_spot(c: &CpuFigures, function: &str, before: f64, after: f64) -> Finding {
+    let location = location_of(c, function);
+    Finding {
+        kind: FindingKind::HotSpot,
+        title: format!(
+            "`{}` uses {} more CPU per operation",
+            short_name(function),
+            fmt_us(after - before)
+        ),
+        evidence: vec![Evidence::new(
+            "CPU per operation",
+            fmt_us(before),
+            fmt_us(after),
+        )],
+        sites: vec![format!("`{}` ({})", short_name(function), location)],
+        functions: vec![function.to_string()],
+        cost_ns_per_op: Some(after - before),
+        share: None,
+        fix: if crate::snapshot::is_allocator_routine(function) {
+            "this is the global allocator itself: the candidate's allocator spends more per \
+             operation here than the baseline's (zeroing or searching memory it reuses, where \
+             another hands out fresh pages); keep the faster allocator, or allocate less (reuse \
+             buffers)"
+                .into()
+        } else {
+            "open the differential flamegraph at this function: the red frames above it are what \
+             grew"
+                .into()
+        },
+        // A hot spot explains a slowdown; on its own it is not a threshold.
+        regression: false,
+        symptom: false,
+        blocked_call: None,
+    }
 }
 
 /// Whether a function's share of its side's samples grew beyond the noise: the machine can

@@ -54,8 +54,8 @@ pub(crate) fn findings(cx: &Context<'_>) -> Vec<Finding> {
 /// the threads that hold it, or the machine is busier. Its growth is a symptom, shown after the
 /// causes and never a regression, when another regression costs more (a new sync, futures that
 /// got larger to copy) or the wall time did not get slower; and it is no finding at all when
-/// the wall time did not get slower and nothing else regressed (the waits moved with the machine's load, not with the code). Runs
-/// over every stage's findings.
+/// the wall time did not get slower and nothing else regressed (the waits moved with the
+/// machine's load, not with the code). Runs over every stage's findings.
 pub(crate) fn mark_symptoms(cx: &Context<'_>, findings: &mut Vec<Finding>) {
     let was_contended = |f: &Finding| f.blocked_call.is_some_and(|c| c.was_contended());
     let slower = cx.wall.is_some_and(|w| w.verdict == WallVerdict::Slower);
@@ -139,6 +139,8 @@ fn beyond_noise(ticks_b: u64, ops_b: u64, ticks_c: u64, ops_c: u64) -> bool {
     rc - rb > BLOCKING_SIGMAS * sd
 }
 
+/// The finding of one function that blocks longer: its cost is the blocked time added, and the
+/// CPU of a new blocking call.
 fn finding(
     cx: &Context<'_>,
     b: &BlockingFigures,
@@ -154,31 +156,8 @@ fn finding(
     };
     let name = short_name(&function_identity(&after.function));
     let location = after.location.as_deref().unwrap_or("?");
-    let kinds = after
-        .kinds
-        .iter()
-        .take(3)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut evidence = vec![
-        Evidence::new(
-            "blocked inside polls per operation, this function",
-            fmt_us(ns_per_op(before, b)),
-            fmt_us(ns_per_op(Some(after), c)),
-        ),
-        Evidence::new(
-            "blocked inside polls per operation, every task kind",
-            fmt_us(b.ns_per_op()),
-            fmt_us(c.ns_per_op()),
-        ),
-        Evidence::new("waits on", "", wait.what()),
-        Evidence::new(
-            BLOCKED_BEFORE,
-            if call.blocked_before { "yes" } else { "no" },
-            "",
-        ),
-    ];
+    let kinds = after.kinds[..after.kinds.len().min(3)].join(", ");
+    let mut evidence = blocked_evidence(b, before, c, after, call);
     // A new blocking call also brings its CPU (a sync's journal work in the kernel): part of
     // the same cause. A call that blocked before keeps its CPU apart: the function's CPU may
     // have grown for any other reason.
@@ -215,6 +194,35 @@ fn finding(
         symptom: false,
         blocked_call: Some(call),
     }
+}
+
+/// The function's blocked time and every kind's on both sides, what it waits on, and whether it
+/// blocked before.
+fn blocked_evidence(
+    b: &BlockingFigures,
+    before: Option<&BlockingFunction>,
+    c: &BlockingFigures,
+    after: &BlockingFunction,
+    call: BlockedCall,
+) -> Vec<Evidence> {
+    vec![
+        Evidence::new(
+            "blocked inside polls per operation, this function",
+            fmt_us(ns_per_op(before, b)),
+            fmt_us(ns_per_op(Some(after), c)),
+        ),
+        Evidence::new(
+            "blocked inside polls per operation, every task kind",
+            fmt_us(b.ns_per_op()),
+            fmt_us(c.ns_per_op()),
+        ),
+        Evidence::new("waits on", "", call.wait.what()),
+        Evidence::new(
+            BLOCKED_BEFORE,
+            if call.blocked_before { "yes" } else { "no" },
+            "",
+        ),
+    ]
 }
 
 /// CPU per operation charged to `function` on both sides, when both have a CPU profile.

@@ -50,28 +50,7 @@ pub(crate) fn finding(
             kind.kind,
             fmt_us(after - before)
         ),
-        evidence: vec![
-            Evidence::new(
-                "idle time per operation (waiting to be woken)",
-                fmt_us(before),
-                fmt_us(after),
-            ),
-            Evidence::new(
-                "poll time per operation",
-                fmt_us(kind.poll_ns_per_op.0),
-                fmt_us(kind.poll_ns_per_op.1),
-            ),
-            Evidence::new(
-                "throughput",
-                format!("{:.0} ops/s", w.baseline.median),
-                format!("{:.0} ops/s", w.candidate.median),
-            ),
-            Evidence::new(
-                "latency p99",
-                fmt_us(w.baseline_latency_us.1 * 1e3),
-                fmt_us(w.candidate_latency_us.1 * 1e3),
-            ),
-        ],
+        evidence: evidence(kind, w),
         sites: vec![format!("task kind `{}`", kind.kind)],
         functions: Vec::new(),
         cost_ns_per_op: unexplained,
@@ -85,6 +64,33 @@ pub(crate) fn finding(
         symptom: false,
         blocked_call: None,
     })
+}
+
+/// The kind's idle and poll time, and the wall figures that got worse.
+fn evidence(kind: &TaskChange, w: &WallComparison) -> Vec<Evidence> {
+    let (before, after) = kind.idle_ns_per_op;
+    vec![
+        Evidence::new(
+            "idle time per operation (waiting to be woken)",
+            fmt_us(before),
+            fmt_us(after),
+        ),
+        Evidence::new(
+            "poll time per operation",
+            fmt_us(kind.poll_ns_per_op.0),
+            fmt_us(kind.poll_ns_per_op.1),
+        ),
+        Evidence::new(
+            "throughput",
+            format!("{:.0} ops/s", w.baseline.median),
+            format!("{:.0} ops/s", w.candidate.median),
+        ),
+        Evidence::new(
+            "latency p99",
+            fmt_us(w.baseline_latency_us.1 * 1e3),
+            fmt_us(w.candidate_latency_us.1 * 1e3),
+        ),
+    ]
 }
 
 /// The wall-time change not explained by extra runtime-thread time, as runtime-thread time per

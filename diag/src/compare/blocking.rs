@@ -10,6 +10,8 @@
 
 use std::collections::BTreeSet;
 
+use serde::{Deserialize, Serialize};
+
 use super::{
     Context, Evidence, Finding, FindingKind, WallVerdict, fmt_us, function_identity, short_name,
 };
@@ -52,16 +54,10 @@ pub(crate) fn findings(cx: &Context<'_>) -> Vec<Finding> {
 /// the threads that hold it, or the machine is busier. Its growth is a symptom, shown after the
 /// causes and never a regression, when another regression costs more (a new sync, futures that
 /// got larger to copy) or the wall time did not get slower; and it is no finding at all when
-/// the wall time did not get slower and nothing else regressed (the waits moved with the machine's load, not with the code). Runs
-/// over every stage's findings.
+/// the wall time did not get slower and nothing else regressed (the waits moved with the
+/// machine's load, not with the code). Runs over every stage's findings.
 pub(crate) fn mark_symptoms(cx: &Context<'_>, findings: &mut Vec<Finding>) {
-    let was_contended = |f: &Finding| {
-        f.kind == FindingKind::Blocking
-            && matches!(Wait::of_finding(f), Wait::Lock | Wait::AllocatorLock)
-            && f.evidence
-                .iter()
-                .any(|e| e.what == BLOCKED_BEFORE && e.baseline == "yes")
-    };
+    let was_contended = |f: &Finding| f.blocked_call.is_some_and(|c| c.was_contended());
     let slower = cx.wall.is_some_and(|w| w.verdict == WallVerdict::Slower);
     let cost = |f: &Finding| f.cost_ns_per_op.unwrap_or(0.0);
     let cause = findings
@@ -143,6 +139,8 @@ fn beyond_noise(ticks_b: u64, ops_b: u64, ticks_c: u64, ops_c: u64) -> bool {
     rc - rb > BLOCKING_SIGMAS * sd
 }
 
+/// The finding of one function that blocks longer: its cost is the blocked time added, and the
+/// CPU of a new blocking call.
 fn finding(
     cx: &Context<'_>,
     b: &BlockingFigures,
@@ -152,37 +150,14 @@ fn finding(
     delta: f64,
 ) -> Finding {
     let wait = Wait::of(&after.path);
+    let call = BlockedCall {
+        wait,
+        blocked_before: before.is_some_and(|f| f.ns > 0),
+    };
     let name = short_name(&function_identity(&after.function));
     let location = after.location.as_deref().unwrap_or("?");
-    let kinds = after
-        .kinds
-        .iter()
-        .take(3)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut evidence = vec![
-        Evidence::new(
-            "blocked inside polls per operation, this function",
-            fmt_us(ns_per_op(before, b)),
-            fmt_us(ns_per_op(Some(after), c)),
-        ),
-        Evidence::new(
-            "blocked inside polls per operation, every task kind",
-            fmt_us(b.ns_per_op()),
-            fmt_us(c.ns_per_op()),
-        ),
-        Evidence::new("waits on", "", wait.what()),
-        Evidence::new(
-            BLOCKED_BEFORE,
-            if before.is_some_and(|f| f.ns > 0) {
-                "yes"
-            } else {
-                "no"
-            },
-            "",
-        ),
-    ];
+    let kinds = after.kinds[..after.kinds.len().min(3)].join(", ");
+    let mut evidence = blocked_evidence(b, before, c, after, call);
     // A new blocking call also brings its CPU (a sync's journal work in the kernel): part of
     // the same cause. A call that blocked before keeps its CPU apart: the function's CPU may
     // have grown for any other reason.
@@ -217,7 +192,37 @@ fn finding(
         // A runtime thread held off the CPU stalls every task queued behind it.
         regression: true,
         symptom: false,
+        blocked_call: Some(call),
     }
+}
+
+/// The function's blocked time and every kind's on both sides, what it waits on, and whether it
+/// blocked before.
+fn blocked_evidence(
+    b: &BlockingFigures,
+    before: Option<&BlockingFunction>,
+    c: &BlockingFigures,
+    after: &BlockingFunction,
+    call: BlockedCall,
+) -> Vec<Evidence> {
+    vec![
+        Evidence::new(
+            "blocked inside polls per operation, this function",
+            fmt_us(ns_per_op(before, b)),
+            fmt_us(ns_per_op(Some(after), c)),
+        ),
+        Evidence::new(
+            "blocked inside polls per operation, every task kind",
+            fmt_us(b.ns_per_op()),
+            fmt_us(c.ns_per_op()),
+        ),
+        Evidence::new("waits on", "", call.wait.what()),
+        Evidence::new(
+            BLOCKED_BEFORE,
+            if call.blocked_before { "yes" } else { "no" },
+            "",
+        ),
+    ]
 }
 
 /// CPU per operation charged to `function` on both sides, when both have a CPU profile.
@@ -257,9 +262,28 @@ fn path_text(path: &[String]) -> String {
     format!(" via {}", names.join(" → "))
 }
 
+/// What a blocking finding's call does: what it waits on, and whether it blocked in the
+/// baseline too. The finding's evidence says the same in words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockedCall {
+    /// What the stack below the function waits on.
+    pub wait: Wait,
+    /// True when the call blocked in the baseline already.
+    pub blocked_before: bool,
+}
+
+impl BlockedCall {
+    /// A lock that was already contended in the baseline: its longer wait may be the effect of
+    /// another cause (see [`mark_symptoms`]).
+    fn was_contended(self) -> bool {
+        self.blocked_before && matches!(self.wait, Wait::Lock | Wait::AllocatorLock)
+    }
+}
+
 /// What a blocked stack waits on, read from the library calls below the program's function.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Wait {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Wait {
     /// `fsync`, `fdatasync`, `sync_all`, `sync_data`.
     Sync,
     /// `nanosleep`, `thread::sleep`.
@@ -277,29 +301,7 @@ enum Wait {
 }
 
 impl Wait {
-    /// What a finding's stack waits on, from the "waits on" line of its evidence.
-    fn of_finding(f: &Finding) -> Wait {
-        let said = f
-            .evidence
-            .iter()
-            .find(|e| e.what == "waits on")
-            .map_or("", |e| e.candidate.as_str());
-        Wait::ALL
-            .into_iter()
-            .find(|w| w.what() == said)
-            .unwrap_or(Wait::Other)
-    }
-
-    const ALL: [Wait; 7] = [
-        Wait::Sync,
-        Wait::Sleep,
-        Wait::AllocatorLock,
-        Wait::Lock,
-        Wait::Resolve,
-        Wait::FileIo,
-        Wait::Other,
-    ];
-
+    /// What the calls of `path` (the program's function first) wait on.
     fn of(path: &[String]) -> Wait {
         let has = |words: &[&str]| path.iter().any(|p| words.iter().any(|w| p.contains(w)));
         if has(&["fsync", "fdatasync", "sync_all", "sync_data", "syncfs"]) {
@@ -334,7 +336,8 @@ impl Wait {
         }
     }
 
-    fn what(self) -> &'static str {
+    /// What it waits on, as the finding's title and evidence say.
+    pub fn what(self) -> &'static str {
         match self {
             Wait::Sync => "waiting for the disk to sync",
             Wait::Sleep => "sleeping",
@@ -346,7 +349,8 @@ impl Wait {
         }
     }
 
-    fn fix(self) -> &'static str {
+    /// The fix to try.
+    pub fn fix(self) -> &'static str {
         match self {
             Wait::Sync => {
                 "a sync on a runtime thread holds every task queued behind it: move it to \

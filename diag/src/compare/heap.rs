@@ -2,6 +2,7 @@
 //! call whose size is a future's, the mark of `#[async_trait]`) and other allocation sites that
 //! appeared or grew.
 
+use super::claims::{Claims, Stage};
 use super::names::short_name;
 use super::types::{is_boxed_trait_block, site_key};
 use super::{
@@ -14,12 +15,6 @@ const SITE_FINDINGS_MAX: usize = 5;
 
 /// Boxed-future sites named in their finding, at most.
 const BOXED_SITES_SHOWN_MAX: usize = 6;
-
-/// What the heap findings found, and which copy sites they explain.
-pub(crate) struct HeapFindings {
-    pub findings: Vec<Finding>,
-    pub claimed_sites: Vec<String>,
-}
 
 /// One site on both sides, per operation.
 struct SiteChange<'a> {
@@ -36,16 +31,11 @@ impl SiteChange<'_> {
     }
 }
 
-/// The heap findings; copies of sizes in `claimed_sizes` are already explained elsewhere.
-pub(crate) fn findings(
-    cx: &Context<'_>,
-    claimed_sizes: &[u64],
-    notes: &mut Vec<String>,
-) -> HeapFindings {
-    let mut out = HeapFindings {
-        findings: Vec::new(),
-        claimed_sites: Vec::new(),
-    };
+/// The heap stage, after the types: boxed futures and allocation sites. The copies of a
+/// future into its box are the boxed futures' (claimed), except those of sizes the types
+/// claimed.
+pub(crate) fn findings(cx: &Context<'_>, claims: &Claims, notes: &mut Vec<String>) -> Stage {
+    let mut out = Stage::default();
     let (b, c) = (cx.baseline.snapshot, cx.candidate.snapshot);
     let counted = match (&b.alloc, &c.alloc) {
         (Some(ba), Some(ca)) => Some((ba.allocations_per_op(), ca.allocations_per_op())),
@@ -53,101 +43,106 @@ pub(crate) fn findings(
     };
     let (Some(bh), Some(ch)) = (&b.heap, &c.heap) else {
         notes.push("no heap profile on one side: allocation sites not compared".into());
-        if let Some(f) = boxed_from_sizes(cx, counted) {
-            out.findings.push(f);
-        } else if let Some(f) =
-            counted.and_then(|(before, after)| counter_finding(cx, before, after))
-        {
-            out.findings.push(f);
-        }
+        out.findings
+            .extend(boxed_from_sizes(cx, counted).or_else(|| counter_finding(cx, counted)));
         return out;
     };
     let changes = site_changes(cx, bh, ch);
-    let growth = cx.thresholds.site_alloc_growth;
-    let grown: Vec<&SiteChange<'_>> = changes
-        .iter()
-        .filter(|s| {
-            s.delta() >= ALLOC_CHANGE_PER_OP_MIN
-                && (s.before == 0.0 || s.delta() / s.before >= growth)
-        })
-        .collect();
+    let grown = grown_sites(cx, &changes);
+    // The extra CPU in the allocator is shared among the sites by the allocations each adds.
     let total_added: f64 = grown.iter().map(|s| s.delta()).sum();
     let alloc_cost = cx.cpu.map(|cpu| cpu.delta(CpuCategory::Alloc).max(0.0));
     let cost_of = |added: f64| -> Option<f64> {
         let cost = alloc_cost?;
         (total_added > 0.0).then(|| cost * added / total_added)
     };
-
-    let (boxed, other): (Vec<&SiteChange<'_>>, Vec<&SiteChange<'_>>) =
+    let (boxed, mut other): (Vec<&SiteChange<'_>>, Vec<&SiteChange<'_>>) =
         grown.into_iter().partition(|s| s.future.is_some());
     if !boxed.is_empty() {
-        let (finding, claimed) = boxed_finding(
-            cx,
-            &boxed,
-            counted,
-            claimed_sizes,
-            cost_of(boxed.iter().map(|s| s.delta()).sum()),
-        );
+        let cost = cost_of(boxed.iter().map(|s| s.delta()).sum());
+        let (finding, claimed) = boxed_finding(cx, &boxed, counted, &claims.sizes, cost);
         out.findings.push(finding);
-        out.claimed_sites.extend(claimed);
+        out.claims.sites.extend(claimed);
     }
-    let mut other = other;
     other.sort_by(|a, b| b.delta().total_cmp(&a.delta()));
     for s in other.iter().take(SITE_FINDINGS_MAX) {
-        let name = short_name(&s.site.function);
-        let location = s.site.location.clone().unwrap_or_else(|| "?".into());
-        let mut evidence = vec![
-            Evidence::new(
-                "allocations per operation here",
-                fmt_count(s.before),
-                fmt_count(s.after),
-            ),
-            Evidence::new(
-                "bytes per allocation",
-                "",
-                fmt_bytes(s.site.bytes_per_block() as f64),
-            ),
-        ];
-        if let Some((before, after)) = counted {
-            evidence.push(Evidence::new(
-                "allocations per operation, whole process",
-                fmt_count(before),
-                fmt_count(after),
-            ));
-        }
-        out.findings.push(Finding {
-            kind: FindingKind::Allocations,
-            title: if s.before == 0.0 {
-                format!(
-                    "new allocations in `{name}`: {} per operation",
-                    fmt_count(s.after)
-                )
-            } else {
-                format!(
-                    "allocations in `{name}` grew from {} to {} per operation",
-                    fmt_count(s.before),
-                    fmt_count(s.after)
-                )
-            },
-            evidence,
-            sites: vec![format!("`{name}` ({location}){}", via(s.site))],
-            functions: vec![s.site.function.clone()],
-            cost_ns_per_op: cost_of(s.delta()),
-            share: None,
-            fix: "allocate once and reuse (a buffer kept by the caller), keep small values on the \
-                  stack, or share the data (`Bytes`, `Arc`) instead of copying it into a new \
-                  allocation"
-                .into(),
-            regression: true,
-            symptom: false,
-        });
+        out.findings
+            .push(site_finding(s, counted, cost_of(s.delta())));
     }
-    if out.findings.is_empty()
-        && let Some(f) = counted.and_then(|(before, after)| counter_finding(cx, before, after))
-    {
-        out.findings.push(f);
+    if out.findings.is_empty() {
+        out.findings.extend(counter_finding(cx, counted));
     }
     out
+}
+
+/// The sites whose allocations per operation grew past the site threshold.
+fn grown_sites<'a, 'b>(cx: &Context<'_>, changes: &'b [SiteChange<'a>]) -> Vec<&'b SiteChange<'a>> {
+    let growth = cx.thresholds.site_alloc_growth;
+    changes
+        .iter()
+        .filter(|s| {
+            s.delta() >= ALLOC_CHANGE_PER_OP_MIN
+                && (s.before == 0.0 || s.delta() / s.before >= growth)
+        })
+        .collect()
+}
+
+/// The finding of one allocation site that appeared or grew (`counted`: the whole process's
+/// allocations per operation, both sides).
+fn site_finding(s: &SiteChange<'_>, counted: Option<(f64, f64)>, cost: Option<f64>) -> Finding {
+    let name = short_name(&s.site.function);
+    let location = s.site.location.clone().unwrap_or_else(|| "?".into());
+    let mut evidence = vec![
+        Evidence::new(
+            "allocations per operation here",
+            fmt_count(s.before),
+            fmt_count(s.after),
+        ),
+        Evidence::new(
+            "bytes per allocation",
+            "",
+            fmt_bytes(s.site.bytes_per_block() as f64),
+        ),
+    ];
+    evidence.extend(whole_process_evidence(counted));
+    Finding {
+        kind: FindingKind::Allocations,
+        title: if s.before == 0.0 {
+            format!(
+                "new allocations in `{name}`: {} per operation",
+                fmt_count(s.after)
+            )
+        } else {
+            format!(
+                "allocations in `{name}` grew from {} to {} per operation",
+                fmt_count(s.before),
+                fmt_count(s.after)
+            )
+        },
+        evidence,
+        sites: vec![format!("`{name}` ({location}){}", via(s.site))],
+        functions: vec![s.site.function.clone()],
+        cost_ns_per_op: cost,
+        share: None,
+        fix: "allocate once and reuse (a buffer kept by the caller), keep small values on the \
+              stack, or share the data (`Bytes`, `Arc`) instead of copying it into a new \
+              allocation"
+            .into(),
+        regression: true,
+        symptom: false,
+        blocked_call: None,
+    }
+}
+
+/// The whole process's allocations per operation, as a line of evidence.
+fn whole_process_evidence(counted: Option<(f64, f64)>) -> Option<Evidence> {
+    counted.map(|(before, after)| {
+        Evidence::new(
+            "allocations per operation, whole process",
+            fmt_count(before),
+            fmt_count(after),
+        )
+    })
 }
 
 /// The changes of the candidate's allocation sites. A site is matched across builds by what it
@@ -249,6 +244,8 @@ fn boxed_future(site: &HeapSite, size: u64, futures: &[(&str, u64)]) -> Option<S
     }
 }
 
+/// The finding of the sites that box a future per call, with the copies of the futures into
+/// their boxes (claimed, except those of `claimed_sizes`, the types' copies).
 fn boxed_finding(
     cx: &Context<'_>,
     boxed: &[&SiteChange<'_>],
@@ -263,65 +260,113 @@ fn boxed_finding(
     let async_trait = boxed.iter().any(|s| {
         s.future.as_deref().is_some_and(is_boxed_trait_block) && is_trait_method(&s.site.function)
     });
-    let mut methods: Vec<String> = boxed
-        .iter()
-        .map(|s| method_name(&s.site.function))
-        .collect();
-    methods.dedup();
+    let sizes = block_sizes(boxed);
     let mut evidence = vec![Evidence::new(
         "boxed futures per operation",
         fmt_count(before),
         fmt_count(after),
     )];
-    if let Some((b, c)) = counted {
-        evidence.push(Evidence::new(
-            "allocations per operation, whole process",
-            fmt_count(b),
-            fmt_count(c),
-        ));
-    }
-    let mut sizes: Vec<u64> = boxed.iter().map(|s| s.site.bytes_per_block()).collect();
-    sizes.sort_unstable();
-    sizes.dedup();
+    evidence.extend(whole_process_evidence(counted));
     evidence.push(Evidence::new(
         "bytes per boxed future",
         "",
-        sizes
-            .iter()
-            .map(|s| fmt_bytes(*s as f64))
-            .collect::<Vec<_>>()
-            .join(", "),
+        sizes_text(&sizes),
     ));
-    // Moving the future into its box copies it: those copies belong here too.
-    let mut claimed = Vec::new();
-    let mut copy_cost = None;
-    if let (Some(bm), Some(cm)) = (&cx.baseline.snapshot.moves, &cx.candidate.snapshot.moves) {
-        let own: Vec<_> = cm
-            .sites
-            .iter()
-            .filter(|s| sizes.contains(&s.size) && !claimed_sizes.contains(&s.size))
-            .collect();
-        if !own.is_empty() {
-            let bytes = per_op(own.iter().map(|s| s.bytes).sum(), cm.ops);
-            evidence.push(Evidence::new(
-                "bytes copied into the boxes per operation",
-                "",
-                fmt_bytes(bytes),
-            ));
-            claimed.extend(own.iter().map(|s| site_key(s)));
-            let large_delta = (cm.large_bytes_per_op() - bm.large_bytes_per_op()).max(0.0);
-            if let Some(cpu) = cx.cpu
-                && large_delta > 0.0
-            {
-                copy_cost =
-                    Some(cpu.delta(CpuCategory::Copy).max(0.0) * (bytes / large_delta).min(1.0));
-            }
-        }
+    let into_boxes = copies_into_boxes(cx, &sizes, claimed_sizes);
+    let (mut claimed, mut copy_cost) = (Vec::new(), None);
+    if let Some(copies) = into_boxes {
+        evidence.push(copies.evidence);
+        claimed = copies.sites;
+        copy_cost = copies.cost;
     }
+    let (functions, sites) = boxed_sites(boxed);
+    let finding = Finding {
+        kind: FindingKind::BoxedFuture,
+        title: boxed_title(boxed, after - before, async_trait),
+        evidence,
+        sites,
+        functions,
+        cost_ns_per_op: match (cost, copy_cost) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        },
+        share: None,
+        fix: if async_trait {
+            ASYNC_TRAIT_FIX
+        } else {
+            BOX_PIN_FIX
+        }
+        .into(),
+        regression: true,
+        symptom: false,
+        blocked_call: None,
+    };
+    (finding, claimed)
+}
+
+/// The sizes of the boxed futures' blocks, smallest first.
+fn block_sizes(boxed: &[&SiteChange<'_>]) -> Vec<u64> {
+    let mut sizes: Vec<u64> = boxed.iter().map(|s| s.site.bytes_per_block()).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    sizes
+}
+
+/// `1,184 B, 2,048 B`.
+fn sizes_text(sizes: &[u64]) -> String {
+    let texts: Vec<String> = sizes.iter().map(|s| fmt_bytes(*s as f64)).collect();
+    texts.join(", ")
+}
+
+/// What to do about futures boxed by hand.
+const BOX_PIN_FIX: &str = "futures are boxed per call (`Box::pin`): call the `async fn` \
+     directly, or keep one boxed future alive and reuse it";
+
+/// The copies that move futures into their boxes.
+struct IntoBoxes {
+    evidence: Evidence,
+    /// Their sites ([`site_key`]).
+    sites: Vec<String>,
+    /// Their share of the extra CPU in `memcpy`.
+    cost: Option<f64>,
+}
+
+/// Moving a future into its box copies it: the candidate's copies of a boxed future's size
+/// (`sizes`), except sizes a grown type claimed.
+fn copies_into_boxes(cx: &Context<'_>, sizes: &[u64], claimed_sizes: &[u64]) -> Option<IntoBoxes> {
+    let (Some(bm), Some(cm)) = (&cx.baseline.snapshot.moves, &cx.candidate.snapshot.moves) else {
+        return None;
+    };
+    let own: Vec<_> = cm
+        .sites
+        .iter()
+        .filter(|s| sizes.contains(&s.size) && !claimed_sizes.contains(&s.size))
+        .collect();
+    if own.is_empty() {
+        return None;
+    }
+    let bytes = per_op(own.iter().map(|s| s.bytes).sum(), cm.ops);
+    let large_delta = (cm.large_bytes_per_op() - bm.large_bytes_per_op()).max(0.0);
+    Some(IntoBoxes {
+        evidence: Evidence::new(
+            "bytes copied into the boxes per operation",
+            "",
+            fmt_bytes(bytes),
+        ),
+        sites: own.iter().map(|s| site_key(s)).collect(),
+        cost: cx
+            .cpu
+            .filter(|_| large_delta > 0.0)
+            .map(|cpu| cpu.delta(CpuCategory::Copy).max(0.0) * (bytes / large_delta).min(1.0)),
+    })
+}
+
+/// The boxing sites, most allocations added first: their functions, and the first sites' lines.
+fn boxed_sites(boxed: &[&SiteChange<'_>]) -> (Vec<String>, Vec<String>) {
     let mut sites: Vec<&&SiteChange<'_>> = boxed.iter().collect();
     sites.sort_by(|a, b| b.delta().total_cmp(&a.delta()));
     let functions = sites.iter().map(|s| s.site.function.clone()).collect();
-    let sites = sites
+    let lines = sites
         .iter()
         .take(BOXED_SITES_SHOWN_MAX)
         .map(|s| {
@@ -334,44 +379,29 @@ fn boxed_finding(
             )
         })
         .collect();
-    let title = format!(
+    (functions, lines)
+}
+
+/// `a boxed future per call of `Store::get`, ...: N allocations per operation`.
+fn boxed_title(boxed: &[&SiteChange<'_>], added: f64, async_trait: bool) -> String {
+    let mut methods: Vec<String> = boxed
+        .iter()
+        .map(|s| method_name(&s.site.function))
+        .collect();
+    methods.dedup();
+    format!(
         "a boxed future per call of {}: {} allocations per operation{}",
         methods
             .iter()
             .map(|m| format!("`{m}`"))
             .collect::<Vec<_>>()
             .join(", "),
-        fmt_count(after - before),
+        fmt_count(added),
         if async_trait {
             " (the `#[async_trait]` pattern)"
         } else {
             ""
         }
-    );
-    let fix = if async_trait {
-        ASYNC_TRAIT_FIX
-    } else {
-        "futures are boxed per call (`Box::pin`): call the `async fn` directly, or keep one \
-         boxed future alive and reuse it"
-    };
-    let cost = match (cost, copy_cost) {
-        (Some(a), Some(b)) => Some(a + b),
-        (a, b) => a.or(b),
-    };
-    (
-        Finding {
-            kind: FindingKind::BoxedFuture,
-            title,
-            evidence,
-            sites,
-            functions,
-            cost_ns_per_op: cost,
-            share: None,
-            fix: fix.into(),
-            regression: true,
-            symptom: false,
-        },
-        claimed,
     )
 }
 
@@ -403,13 +433,7 @@ fn boxed_from_sizes(cx: &Context<'_>, counted: Option<(f64, f64)>) -> Option<Fin
         "0",
         boxed.len().to_string(),
     )];
-    if let Some((b, c)) = counted {
-        evidence.push(Evidence::new(
-            "allocations per operation, whole process",
-            fmt_count(b),
-            fmt_count(c),
-        ));
-    }
+    evidence.extend(whole_process_evidence(counted));
     let grew = counted.is_some_and(|(b, c)| c - b >= ALLOC_CHANGE_PER_OP_MIN);
     Some(Finding {
         kind: FindingKind::BoxedFuture,
@@ -433,6 +457,7 @@ fn boxed_from_sizes(cx: &Context<'_>, counted: Option<(f64, f64)>) -> Option<Fin
         fix: ASYNC_TRAIT_FIX.into(),
         regression: grew,
         symptom: false,
+        blocked_call: None,
     })
 }
 
@@ -448,7 +473,8 @@ const ASYNC_TRAIT_FIX: &str = "`#[async_trait]` turns every `async fn` of the tr
      and call them through the concrete type or an enum of the implementations";
 
 /// A finding from the whole-process counters alone, when the heap profile cannot say where.
-fn counter_finding(cx: &Context<'_>, before: f64, after: f64) -> Option<Finding> {
+fn counter_finding(cx: &Context<'_>, counted: Option<(f64, f64)>) -> Option<Finding> {
+    let (before, after) = counted?;
     let delta = after - before;
     if delta < ALLOC_CHANGE_PER_OP_MIN
         || (before > 0.0 && delta / before < cx.thresholds.alloc_growth)
@@ -474,6 +500,7 @@ fn counter_finding(cx: &Context<'_>, before: f64, after: f64) -> Option<Finding>
         fix: "profile the heap (the heap pass, dhat) to see which sites allocate more".into(),
         regression: true,
         symptom: false,
+        blocked_call: None,
     })
 }
 

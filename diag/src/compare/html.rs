@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::render::{lead, verdict_line};
-use super::{Comparison, fmt_us};
+use super::{Comparison, Figure, Finding, TaskChange, fmt_us};
 
 /// A picture to embed: a title and an SVG document.
 #[derive(Debug, Clone)]
@@ -18,6 +18,40 @@ pub struct Picture {
 
 /// The page, with `pictures` (flamegraphs) embedded at the end.
 pub fn render_html(c: &Comparison, pictures: &[Picture]) -> String {
+    let mut out = head(c);
+    out.push_str(&figures_table(&c.figures));
+    let _ = writeln!(out, "<h2>Findings, most costly first</h2>");
+    if c.findings.is_empty() {
+        let _ = writeln!(
+            out,
+            "<p>No finding: nothing measured crossed a threshold or the noise.</p>"
+        );
+    }
+    for (i, f) in c.findings.iter().enumerate() {
+        out.push_str(&finding_card(i + 1, f));
+    }
+    out.push_str(&task_table(&c.tasks));
+    for p in pictures {
+        let _ = writeln!(
+            out,
+            "<h2>{}</h2><object class=\"flame\" type=\"image/svg+xml\" data=\"data:image/svg+xml;base64,{}\"></object>",
+            escape(&p.title),
+            base64(p.svg.as_bytes())
+        );
+    }
+    if !c.notes.is_empty() {
+        let _ = writeln!(out, "<h2>Notes</h2><ul>");
+        for n in &c.notes {
+            let _ = writeln!(out, "<li>{}</li>", inline(n));
+        }
+        let _ = writeln!(out, "</ul>");
+    }
+    let _ = writeln!(out, "</body></html>");
+    out
+}
+
+/// The document's head, the two builds, the verdict and the lead sentence.
+fn head(c: &Comparison) -> String {
     let mut out = String::new();
     let _ = write!(
         out,
@@ -41,12 +75,17 @@ pub fn render_html(c: &Comparison, pictures: &[Picture]) -> String {
     if let Some(lead) = lead(c) {
         let _ = writeln!(out, "<p class=\"lead\">{}</p>", inline(&lead));
     }
+    out
+}
 
+/// The overview: every per-operation figure on both sides, with its change.
+fn figures_table(figures: &[Figure]) -> String {
+    let mut out = String::new();
     let _ = writeln!(
         out,
         "<table><tr><th>per operation</th><th>baseline</th><th>candidate</th><th>change</th></tr>"
     );
-    for f in &c.figures {
+    for f in figures {
         let change = if f.baseline == 0.0 {
             String::new()
         } else {
@@ -62,81 +101,59 @@ pub fn render_html(c: &Comparison, pictures: &[Picture]) -> String {
         );
     }
     let _ = writeln!(out, "</table>");
+    out
+}
 
-    let _ = writeln!(out, "<h2>Findings, most costly first</h2>");
-    if c.findings.is_empty() {
+/// One finding as a card: title, tags, evidence, sites and the fix.
+fn finding_card(rank: usize, f: &Finding) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "<section class=\"finding{}\"><h3>{}. {}</h3>",
+        if f.regression { " crossed" } else { "" },
+        rank,
+        inline(&f.title)
+    );
+    let cost = super::render::cost_tag(f);
+    let _ = writeln!(
+        out,
+        "<p class=\"tags\">{} · {}{}</p>",
+        f.kind.label(),
+        escape(&cost),
+        if f.regression {
+            " · <b>crossed a threshold</b>"
+        } else {
+            ""
+        }
+    );
+    if !f.evidence.is_empty() {
         let _ = writeln!(
             out,
-            "<p>No finding: nothing measured crossed a threshold or the noise.</p>"
+            "<table><tr><th>evidence</th><th>baseline</th><th>candidate</th></tr>"
         );
-    }
-    for (i, f) in c.findings.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "<section class=\"finding{}\"><h3>{}. {}</h3>",
-            if f.regression { " crossed" } else { "" },
-            i + 1,
-            inline(&f.title)
-        );
-        let cost = super::render::cost_tag(f);
-        let _ = writeln!(
-            out,
-            "<p class=\"tags\">{} · {}{}</p>",
-            f.kind.label(),
-            escape(&cost),
-            if f.regression {
-                " · <b>crossed a threshold</b>"
-            } else {
-                ""
-            }
-        );
-        if !f.evidence.is_empty() {
+        for e in &f.evidence {
             let _ = writeln!(
                 out,
-                "<table><tr><th>evidence</th><th>baseline</th><th>candidate</th></tr>"
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                inline(&e.what),
+                inline(&e.baseline),
+                inline(&e.candidate)
             );
-            for e in &f.evidence {
-                let _ = writeln!(
-                    out,
-                    "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-                    inline(&e.what),
-                    inline(&e.baseline),
-                    inline(&e.candidate)
-                );
-            }
-            let _ = writeln!(out, "</table>");
         }
-        if !f.sites.is_empty() {
-            let _ = writeln!(out, "<ul>");
-            for s in &f.sites {
-                let _ = writeln!(out, "<li>{}</li>", inline(s));
-            }
-            let _ = writeln!(out, "</ul>");
-        }
-        let _ = writeln!(
-            out,
-            "<p class=\"fix\"><b>Fix to try:</b> {}</p></section>",
-            inline(&f.fix)
-        );
+        let _ = writeln!(out, "</table>");
     }
-
-    out.push_str(&task_table(&c.tasks));
-    for p in pictures {
-        let _ = writeln!(
-            out,
-            "<h2>{}</h2><object class=\"flame\" type=\"image/svg+xml\" data=\"data:image/svg+xml;base64,{}\"></object>",
-            escape(&p.title),
-            base64(p.svg.as_bytes())
-        );
-    }
-    if !c.notes.is_empty() {
-        let _ = writeln!(out, "<h2>Notes</h2><ul>");
-        for n in &c.notes {
-            let _ = writeln!(out, "<li>{}</li>", inline(n));
+    if !f.sites.is_empty() {
+        let _ = writeln!(out, "<ul>");
+        for s in &f.sites {
+            let _ = writeln!(out, "<li>{}</li>", inline(s));
         }
         let _ = writeln!(out, "</ul>");
     }
-    let _ = writeln!(out, "</body></html>");
+    let _ = writeln!(
+        out,
+        "<p class=\"fix\"><b>Fix to try:</b> {}</p></section>",
+        inline(&f.fix)
+    );
     out
 }
 
@@ -200,43 +217,25 @@ fn base64(bytes: &[u8]) -> String {
 
 /// Where each task kind's time goes per operation, with a stacked bar per side (on the CPU,
 /// blocked, idle, scheduled) drawn to one scale for every row.
-fn task_table(tasks: &[super::TaskChange]) -> String {
-    let rows: Vec<&super::TaskChange> = tasks
+fn task_table(tasks: &[TaskChange]) -> String {
+    let rows: Vec<&TaskChange> = tasks
         .iter()
         .filter(|t| t.polls_per_op.0 > 0.0 || t.polls_per_op.1 > 0.0)
         .collect();
     if rows.is_empty() {
         return String::new();
     }
-    let parts = |t: &super::TaskChange, side: usize| {
-        let (cpu, blocked) = t.poll_split();
-        let pick = |p: (f64, f64)| if side == 0 { p.0 } else { p.1 };
-        [
-            pick(cpu),
-            blocked.map_or(0.0, pick),
-            pick(t.idle_ns_per_op),
-            pick(t.scheduled_ns_per_op),
-        ]
-    };
     let scale = rows
         .iter()
-        .flat_map(|t| [parts(t, 0), parts(t, 1)])
+        .flat_map(|t| {
+            [
+                time_parts(t, Side::Baseline),
+                time_parts(t, Side::Candidate),
+            ]
+        })
         .map(|p| p.iter().sum::<f64>())
         .fold(0.0, f64::max)
         .max(1.0);
-    let bar = |p: [f64; 4]| {
-        let mut out = String::from("<div class=\"bar\">");
-        for (value, class) in p.iter().zip(["cpu", "blocked", "idle", "sched"]) {
-            let _ = write!(
-                out,
-                "<span class=\"{class}\" style=\"width:{:.2}%\" title=\"{class} {}\"></span>",
-                value / scale * 100.0,
-                fmt_us(*value)
-            );
-        }
-        out.push_str("</div>");
-        out
-    };
     let mut out = String::from(
         "<h2>Where each task kind's time goes (per operation)</h2><p>Bars: baseline above, \
          candidate below; <span class=\"cpu\">&nbsp;on the CPU in polls&nbsp;</span> \
@@ -247,32 +246,77 @@ fn task_table(tasks: &[super::TaskChange]) -> String {
          <th>on the CPU</th><th>blocked</th><th>idle</th><th>scheduled</th><th>slow polls/op</th></tr>\n",
     );
     for t in rows {
-        let (b, c) = (parts(t, 0), parts(t, 1));
-        let pair = |i: usize| format!("{} → {}", fmt_us(b[i]), fmt_us(c[i]));
-        let _ = writeln!(
-            out,
-            "<tr{}><td><code>{}</code></td><td>{}{}</td><td>{:.2} → {:.2}</td><td>{}</td><td>{}</td>\
-             <td>{}</td><td>{}</td><td>{:.3} → {:.3}</td></tr>",
-            if t.notable { " class=\"crossed\"" } else { "" },
-            escape(&t.kind),
-            bar(b),
-            bar(c),
-            t.polls_per_op.0,
-            t.polls_per_op.1,
-            pair(0),
-            if t.blocked_ns_per_op.is_some() {
-                pair(1)
-            } else {
-                "not profiled".into()
-            },
-            pair(2),
-            pair(3),
-            t.slow_polls_per_op.0,
-            t.slow_polls_per_op.1,
-        );
+        out.push_str(&task_row(t, scale));
     }
     out.push_str("</table>\n");
     out
+}
+
+/// Which side of a task change.
+#[derive(Clone, Copy)]
+enum Side {
+    Baseline,
+    Candidate,
+}
+
+/// One side's time per operation of a task kind: on the CPU in polls, blocked in polls, idle,
+/// scheduled.
+fn time_parts(t: &TaskChange, side: Side) -> [f64; 4] {
+    let (cpu, blocked) = t.poll_split();
+    let pick = |p: (f64, f64)| match side {
+        Side::Baseline => p.0,
+        Side::Candidate => p.1,
+    };
+    [
+        pick(cpu),
+        blocked.map_or(0.0, pick),
+        pick(t.idle_ns_per_op),
+        pick(t.scheduled_ns_per_op),
+    ]
+}
+
+/// One side's stacked bar, `scale` nanoseconds wide.
+fn bar(parts: [f64; 4], scale: f64) -> String {
+    let mut out = String::from("<div class=\"bar\">");
+    for (value, class) in parts.iter().zip(["cpu", "blocked", "idle", "sched"]) {
+        let _ = write!(
+            out,
+            "<span class=\"{class}\" style=\"width:{:.2}%\" title=\"{class} {}\"></span>",
+            value / scale * 100.0,
+            fmt_us(*value)
+        );
+    }
+    out.push_str("</div>");
+    out
+}
+
+/// One task kind's row: both bars, polls, each part of its time, slow polls.
+fn task_row(t: &TaskChange, scale: f64) -> String {
+    let (b, c) = (
+        time_parts(t, Side::Baseline),
+        time_parts(t, Side::Candidate),
+    );
+    let pair = |i: usize| format!("{} → {}", fmt_us(b[i]), fmt_us(c[i]));
+    format!(
+        "<tr{}><td><code>{}</code></td><td>{}{}</td><td>{:.2} → {:.2}</td><td>{}</td><td>{}</td>\
+         <td>{}</td><td>{}</td><td>{:.3} → {:.3}</td></tr>\n",
+        if t.notable { " class=\"crossed\"" } else { "" },
+        escape(&t.kind),
+        bar(b, scale),
+        bar(c, scale),
+        t.polls_per_op.0,
+        t.polls_per_op.1,
+        pair(0),
+        if t.blocked_ns_per_op.is_some() {
+            pair(1)
+        } else {
+            "not profiled".into()
+        },
+        pair(2),
+        pair(3),
+        t.slow_polls_per_op.0,
+        t.slow_polls_per_op.1,
+    )
 }
 
 #[cfg(test)]

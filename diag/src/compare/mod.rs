@@ -9,12 +9,21 @@
 //! adds. Findings whose cost cannot be estimated rank after those whose cost can.
 
 mod blocking;
+mod claims;
+mod context;
+mod copies;
+mod format;
 mod heap;
-mod hotspots;
+mod hot_spots;
 mod html;
+mod instructions;
+mod latency;
 mod names;
+mod overview;
 mod render;
+mod stack_frames;
 mod syscalls;
+mod task_changes;
 mod totals;
 mod types;
 mod waiting;
@@ -22,6 +31,7 @@ mod wall;
 
 use serde::{Deserialize, Serialize};
 
+pub use blocking::{BlockedCall, Wait};
 pub use html::{Picture, render_html};
 pub use names::short_name;
 pub use render::render_markdown;
@@ -29,8 +39,14 @@ pub use wall::{
     PairedChange, Spread, WALL_SE_FLOOR, WALL_SIGMAS, WallComparison, WallVerdict, median,
 };
 
+use claims::Found;
+use context::Context;
+pub(crate) use format::{
+    fmt_bytes, fmt_count, fmt_us, function_identity, ratio, site_size, size_or_absent,
+};
+
 use crate::sizes::SizesReport;
-use crate::snapshot::{BuildIdentity, CpuCategory, CpuFigures, Snapshot};
+use crate::snapshot::{BuildIdentity, CpuCategory, CpuFigures, PassStatus, Snapshot};
 
 /// Default throughput drop that is a regression (when beyond the noise): 3%.
 pub const DEFAULT_THROUGHPUT_DROP: f64 = 0.03;
@@ -285,6 +301,10 @@ pub struct Finding {
     /// cause slows its holders): shown, ranked after the causes, never a regression.
     #[serde(default)]
     pub symptom: bool,
+    /// For a blocking finding: what the call waits on and whether it blocked in the baseline
+    /// too (what the symptom rule reads); `None` for the other kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked_call: Option<BlockedCall>,
 }
 
 /// CPU per operation of both sides, by category.
@@ -422,19 +442,82 @@ pub struct Comparison {
 /// Compares `candidate` against `baseline`.
 pub fn compare(baseline: &Side<'_>, candidate: &Side<'_>, thresholds: &Thresholds) -> Comparison {
     let (b, c) = (baseline.snapshot, candidate.snapshot);
-    let mut notes = Vec::new();
-    if b.workload != c.workload {
-        notes.push(format!(
-            "the two sides ran different workloads ({:?} vs {:?}): figures are per operation, but \
-             compare with care",
-            b.workload, c.workload
-        ));
-    }
+    let mut notes = workload_notes(b, c);
     let wall = WallComparison::of(&b.wall, &c.wall, thresholds.throughput_drop);
     if wall.is_none() {
         notes.push("no wall-time runs on one side: throughput not compared".into());
     }
-    let cpu = match (&b.cpu, &c.cpu) {
+    let cpu = cpu_comparison(b, c, &mut notes);
+    let cx = Context {
+        baseline,
+        candidate,
+        thresholds,
+        cpu: cpu.as_ref(),
+        wall: wall.as_ref(),
+    };
+    let tasks = task_changes::every_kind(&cx);
+    let findings = run_stages(&cx, &tasks, &mut notes);
+    let figures = overview::figures(&cx, wall.as_ref());
+    let missing_passes = missing_passes(b, c, &mut notes);
+    let wall_regression = wall
+        .as_ref()
+        .is_some_and(|w| w.verdict == WallVerdict::Slower);
+    Comparison {
+        baseline: b.build.clone(),
+        candidate: c.build.clone(),
+        thresholds: *thresholds,
+        regression: wall_regression || findings.iter().any(|f| f.regression),
+        wall,
+        cpu,
+        figures,
+        findings,
+        tasks,
+        notes,
+        missing_passes,
+        blockers: Vec::new(),
+    }
+}
+
+/// The stages, in order: each may claim what a later one would otherwise report again (see
+/// [`Claims`](claims::Claims): a stage that reads a claim runs after the stages that make it).
+/// Then the symptoms among the findings, their shares, and their ranking.
+fn run_stages(cx: &Context<'_>, tasks: &[TaskChange], notes: &mut Vec<String>) -> Vec<Finding> {
+    let mut found = Found::default();
+    found.add(types::findings(cx, notes));
+    found.add(heap::findings(cx, &found.claims, notes));
+    found.add(copies::findings(cx, &found.claims));
+    found.add(instructions::findings(cx).into());
+    found.add(stack_frames::findings(cx).into());
+    found.add(blocking::findings(cx).into());
+    found.add(syscalls::findings(cx).into());
+    found.add(hot_spots::findings(cx, &found.claims));
+    found.add(totals::findings(cx, &found.claims));
+    found.add(latency::finding(cx).into());
+    // Waiting is a finding only when the threads' time leaves the slowdown unexplained.
+    let worker_delta = worker_time_delta(cx);
+    found.add(waiting::finding(cx, tasks, worker_delta).into());
+    let mut findings = found.findings;
+    blocking::mark_symptoms(cx, &mut findings);
+    assign_shares(&mut findings, slowdown(cx, worker_delta));
+    rank(&mut findings);
+    findings
+}
+
+/// A note when the sides ran different workloads.
+fn workload_notes(b: &Snapshot, c: &Snapshot) -> Vec<String> {
+    if b.workload == c.workload {
+        return Vec::new();
+    }
+    vec![format!(
+        "the two sides ran different workloads ({:?} vs {:?}): figures are per operation, but \
+         compare with care",
+        b.workload, c.workload
+    )]
+}
+
+/// CPU per operation by category, when both sides have a CPU profile.
+fn cpu_comparison(b: &Snapshot, c: &Snapshot, notes: &mut Vec<String>) -> Option<CpuComparison> {
+    match (&b.cpu, &c.cpu) {
         (Some(bc), Some(cc)) => Some(CpuComparison::of(bc, cc)),
         _ => {
             notes.push(
@@ -442,148 +525,26 @@ pub fn compare(baseline: &Side<'_>, candidate: &Side<'_>, thresholds: &Threshold
             );
             None
         }
-    };
-    let context = Context {
-        baseline,
-        candidate,
-        thresholds,
-        cpu: cpu.as_ref(),
-        wall: wall.as_ref(),
-    };
+    }
+}
 
-    let mut findings = Vec::new();
-    let type_findings = types::findings(&context, &mut notes);
-    let heap_findings = heap::findings(&context, &type_findings.claimed_sizes, &mut notes);
-    let mut claimed_sites = type_findings.claimed_sites.clone();
-    claimed_sites.extend(heap_findings.claimed_sites.iter().cloned());
-    findings.extend(type_findings.findings);
-    findings.extend(heap_findings.findings);
-    findings.extend(hotspots::copy_findings(
-        &context,
-        &claimed_sites,
-        &type_findings.claimed_functions,
-    ));
-    findings.extend(hotspots::instruction_findings(&context));
-    findings.extend(hotspots::stack_frame_findings(&context));
-    findings.extend(blocking::findings(&context));
-    findings.extend(syscalls::findings(&context));
-    let named: Vec<String> = findings.iter().flat_map(|f| f.functions.clone()).collect();
-    findings.extend(hotspots::cpu_findings(&context, &named));
-    findings.extend(totals::findings(&context, &findings));
-    findings.extend(latency_finding(wall.as_ref(), thresholds));
-    let tasks = hotspots::task_changes(&context);
-    let worker_delta = worker_time_delta(&context);
-    findings.extend(waiting::finding(
-        &context,
-        wall.as_ref(),
-        &tasks,
-        worker_delta,
-    ));
-    blocking::mark_symptoms(&context, &mut findings);
-    let slowdown = match (worker_delta, wall.as_ref()) {
-        (Some(d), Some(w)) if w.verdict == WallVerdict::Slower => {
-            Some(d.max(waiting::wall_equivalent(&context, w).unwrap_or(0.0)))
-        }
-        (d, _) => d,
-    };
-    assign_shares(&mut findings, slowdown);
-    rank(&mut findings);
-
-    let figures = overview(&context, wall.as_ref());
-    let wall_regression = wall
-        .as_ref()
-        .is_some_and(|w| w.verdict == WallVerdict::Slower);
-    let regression = wall_regression || findings.iter().any(|f| f.regression);
-    let mut missing_passes = Vec::new();
+/// The passes that did not produce figures on a side, each with a note saying why.
+fn missing_passes(b: &Snapshot, c: &Snapshot, notes: &mut Vec<String>) -> Vec<String> {
+    let mut missing = Vec::new();
     for (side, snapshot) in [("baseline", b), ("candidate", c)] {
-        for pass in snapshot.passes.iter().filter(|p| p.status != "ok") {
+        for pass in snapshot
+            .passes
+            .iter()
+            .filter(|p| p.status != PassStatus::Ok)
+        {
             notes.push(format!(
                 "{side} pass `{}` {}: {}",
                 pass.name, pass.status, pass.detail
             ));
-            missing_passes.push(format!("{} ({side}: {})", pass.name, pass.status));
+            missing.push(format!("{} ({side}: {})", pass.name, pass.status));
         }
     }
-    Comparison {
-        baseline: b.build.clone(),
-        candidate: c.build.clone(),
-        thresholds: *thresholds,
-        wall,
-        cpu,
-        figures,
-        findings,
-        tasks,
-        regression,
-        notes,
-        missing_passes,
-        blockers: Vec::new(),
-    }
-}
-
-/// A finding when the p99 latency grew past its threshold, beyond the noise of the pairs.
-fn latency_finding(wall: Option<&WallComparison>, thresholds: &Thresholds) -> Option<Finding> {
-    let w = wall?;
-    if !w.p99.grew_beyond(thresholds.p99_growth) {
-        return None;
-    }
-    // With throughput down, every latency grows by the slowdown (a closed loop: latency is
-    // connections over throughput); the tail is a finding of its own only when it grew past
-    // the threshold beyond that.
-    if w.verdict == WallVerdict::Slower && w.p99.ratio * w.ratio < 1.0 + thresholds.p99_growth {
-        return None;
-    }
-    let (b, c) = (w.baseline_latency_us, w.candidate_latency_us);
-    Some(Finding {
-        kind: FindingKind::Latency,
-        title: format!(
-            "p99 latency grew {:+.0}% (from {} to {}) with throughput {:+.1}%",
-            (w.p99.ratio - 1.0) * 100.0,
-            fmt_us(b.1 * 1e3),
-            fmt_us(c.1 * 1e3),
-            w.change() * 100.0
-        ),
-        evidence: vec![
-            Evidence::new("latency p50", fmt_us(b.0 * 1e3), fmt_us(c.0 * 1e3)),
-            Evidence::new("latency p99", fmt_us(b.1 * 1e3), fmt_us(c.1 * 1e3)),
-            Evidence::new(
-                "p99 ratio over the pairs (median, standard error)",
-                "",
-                format!("{:.2} ± {:.1}%", w.p99.ratio, w.p99.standard_error * 100.0),
-            ),
-        ],
-        sites: Vec::new(),
-        functions: Vec::new(),
-        cost_ns_per_op: None,
-        share: None,
-        fix: "some requests wait where others do not: a lock or semaphore held across an \
-              `.await`, a queue in front of a shared resource, a blocking call on a runtime \
-              thread. The task kinds' scheduled and idle times below say which kind waits"
-            .into(),
-        regression: true,
-        symptom: false,
-    })
-}
-
-/// What every finding producer reads.
-pub(crate) struct Context<'a> {
-    pub baseline: &'a Side<'a>,
-    pub candidate: &'a Side<'a>,
-    pub thresholds: &'a Thresholds,
-    pub cpu: Option<&'a CpuComparison>,
-    pub wall: Option<&'a WallComparison>,
-}
-
-impl Context<'_> {
-    /// The project's path prefix (`ddsplit`), from the candidate's sizes figures.
-    pub fn prefix(&self) -> String {
-        self.candidate
-            .snapshot
-            .sizes
-            .as_ref()
-            .or(self.baseline.snapshot.sizes.as_ref())
-            .map(|s| s.prefix.clone())
-            .unwrap_or_default()
-    }
+    missing
 }
 
 /// The candidate's extra runtime-thread time per operation: CPU, plus the time threads spent
@@ -594,9 +555,19 @@ fn worker_time_delta(cx: &Context<'_>) -> Option<f64> {
     Some(cpu + blocking::total_delta(cx).unwrap_or(0.0).max(0.0))
 }
 
-/// Shares of the slowdown: of the candidate's extra runtime-thread time per operation
-/// ([`worker_time_delta`]), or of the wall-time change as runtime-thread time when that is
-/// larger (time spent waiting shows in the wall time only).
+/// The slowdown the shares are of: the candidate's extra runtime-thread time per operation
+/// ([`worker_time_delta`]), or the wall-time change as runtime-thread time when the wall time
+/// got slower and that is larger (time spent waiting shows in the wall time only).
+fn slowdown(cx: &Context<'_>, worker_delta: Option<f64>) -> Option<f64> {
+    match (worker_delta, cx.wall) {
+        (Some(d), Some(w)) if w.verdict == WallVerdict::Slower => {
+            Some(d.max(waiting::wall_equivalent(cx, w).unwrap_or(0.0)))
+        }
+        (d, _) => d,
+    }
+}
+
+/// Each finding's share of the slowdown (`total`, see [`slowdown`]).
 fn assign_shares(findings: &mut [Finding], total: Option<f64>) {
     let Some(total) = total else { return };
     for f in findings {
@@ -619,160 +590,6 @@ fn rank(findings: &mut [Finding]) {
             .then_with(|| a.kind.cmp(&b.kind))
             .then_with(|| a.title.cmp(&b.title))
     });
-}
-
-/// The per-operation figures of the overview table.
-fn overview(context: &Context<'_>, wall: Option<&WallComparison>) -> Vec<Figure> {
-    let (b, c) = (context.baseline.snapshot, context.candidate.snapshot);
-    let mut out = Vec::new();
-    let mut push = |what: &str, baseline: f64, candidate: f64, unit: &str| {
-        out.push(Figure {
-            what: what.into(),
-            baseline,
-            candidate,
-            unit: unit.into(),
-        })
-    };
-    if let Some(w) = wall {
-        push("throughput", w.baseline.median, w.candidate.median, "ops/s");
-        push(
-            "latency p50",
-            w.baseline_latency_us.0,
-            w.candidate_latency_us.0,
-            "µs",
-        );
-        push(
-            "latency p99",
-            w.baseline_latency_us.1,
-            w.candidate_latency_us.1,
-            "µs",
-        );
-    }
-    if let Some(cpu) = context.cpu {
-        push(
-            "CPU per operation",
-            cpu.total.0 / 1e3,
-            cpu.total.1 / 1e3,
-            "µs",
-        );
-        for (category, bv, cv) in &cpu.categories {
-            push(
-                &format!("  in {}", category.name()),
-                bv / 1e3,
-                cv / 1e3,
-                "µs",
-            );
-        }
-    }
-    if let (Some(ba), Some(ca)) = (&b.alloc, &c.alloc) {
-        push(
-            "allocations per operation",
-            ba.allocations_per_op(),
-            ca.allocations_per_op(),
-            "",
-        );
-        push(
-            "bytes allocated per operation",
-            ba.bytes_per_op(),
-            ca.bytes_per_op(),
-            "B",
-        );
-        push(
-            "peak live heap",
-            ba.peak_live_bytes as f64,
-            ca.peak_live_bytes as f64,
-            "B",
-        );
-    }
-    if let (Some(bs), Some(cs)) = (&b.syscalls, &c.syscalls) {
-        let io = |s: &crate::snapshot::SyscallFigures| {
-            crate::snapshot::IO_SYSCALLS
-                .iter()
-                .map(|n| s.per_op(n))
-                .sum::<f64>()
-        };
-        push("I/O system calls per operation", io(bs), io(cs), "");
-    }
-    if let (Some(bm), Some(cm)) = (&b.moves, &c.moves) {
-        push(
-            "memcpy/memmove calls per operation",
-            crate::snapshot::per_op(bm.copies, bm.ops),
-            crate::snapshot::per_op(cm.copies, cm.ops),
-            "",
-        );
-        push(
-            "bytes in large copies per operation",
-            bm.large_bytes_per_op(),
-            cm.large_bytes_per_op(),
-            "B",
-        );
-    }
-    out
-}
-
-/// A function's name without the closures and generic arguments profilers and debug info add
-/// differently: `a::B::call::{{closure}}` and `a::B::call` are the same function here.
-pub(crate) fn function_identity(name: &str) -> String {
-    let mut out = String::new();
-    let mut depth = 0usize;
-    for ch in name.chars() {
-        match ch {
-            '<' if !out.is_empty() => depth += 1,
-            '>' if depth > 0 => depth -= 1,
-            _ if depth == 0 => out.push(ch),
-            _ => {}
-        }
-    }
-    out.replace("::{{closure}}", "").replace("::{closure}", "")
-}
-
-/// `a / b`, 0 when `b` is 0.
-pub(crate) fn ratio(a: f64, b: f64) -> f64 {
-    if b == 0.0 { 0.0 } else { a / b }
-}
-
-/// A number of bytes with thousands separators.
-/// A size, or `absent` for a type or frame one side does not have (size 0).
-pub(crate) fn size_or_absent(bytes: u64) -> String {
-    if bytes == 0 {
-        "absent".into()
-    } else {
-        fmt_bytes(bytes as f64)
-    }
-}
-
-/// The size of a copy site's copies: the tracer's row of various sizes (size 0) gives its mean.
-pub(crate) fn site_size(site: &crate::snapshot::MoveSite) -> String {
-    if site.size == 0 {
-        format!(
-            "{} on average",
-            fmt_bytes(site.bytes as f64 / site.count.max(1) as f64)
-        )
-    } else {
-        fmt_bytes(site.size as f64)
-    }
-}
-
-pub(crate) fn fmt_bytes(n: f64) -> String {
-    if n >= 10.0 * 1024.0 * 1024.0 {
-        format!("{:.1} MiB", n / (1024.0 * 1024.0))
-    } else {
-        format!("{} B", crate::sizes::render_bytes(n.round() as u64))
-    }
-}
-
-/// A per-operation count: whole numbers as such, small ones with decimals.
-pub(crate) fn fmt_count(n: f64) -> String {
-    if n.abs() >= 100.0 {
-        crate::sizes::render_bytes(n.round() as u64)
-    } else {
-        format!("{n:.2}")
-    }
-}
-
-/// Nanoseconds as microseconds.
-pub(crate) fn fmt_us(ns: f64) -> String {
-    format!("{:.1} µs", ns / 1e3)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Comparison, Figure, Finding, WallVerdict, fmt_us};
+use super::{Comparison, Figure, Finding, WallComparison, WallVerdict, fmt_us};
 use crate::snapshot::BuildIdentity;
 
 /// A cost below this (nanoseconds per operation) is reported as not measurable.
@@ -18,21 +18,7 @@ pub fn render_markdown(c: &Comparison) -> String {
         let _ = writeln!(out, "{lead}\n");
     }
     if let Some(w) = &c.wall {
-        let _ = writeln!(
-            out,
-            "Throughput of {} interleaved pairs of runs: baseline {:.0}–{:.0} ops/s, candidate \
-             {:.0}–{:.0} ops/s; pair ratios {:.3}–{:.3} (median {:.3}); the machine's noise for one \
-             pair is ±{:.1}%.\n",
-            w.pairs,
-            w.baseline.min,
-            w.baseline.max,
-            w.candidate.min,
-            w.candidate.max,
-            w.ratio_range.0,
-            w.ratio_range.1,
-            w.ratio,
-            w.noise * 100.0
-        );
+        out.push_str(&throughput_line(w));
     }
     out.push_str(&figures_table(&c.figures));
     if let Some(cpu) = &c.cpu {
@@ -118,6 +104,24 @@ fn task_table(kinds: &[&super::TaskChange]) -> String {
         );
     }
     out
+}
+
+/// The throughput of the pairs of runs on both sides, their ratios and the noise.
+fn throughput_line(w: &WallComparison) -> String {
+    format!(
+        "Throughput of {} interleaved pairs of runs: baseline {:.0}–{:.0} ops/s, candidate \
+         {:.0}–{:.0} ops/s; pair ratios {:.3}–{:.3} (median {:.3}); the machine's noise for one \
+         pair is ±{:.1}%.\n\n",
+        w.pairs,
+        w.baseline.min,
+        w.baseline.max,
+        w.candidate.min,
+        w.candidate.max,
+        w.ratio_range.0,
+        w.ratio_range.1,
+        w.ratio,
+        w.noise * 100.0
+    )
 }
 
 /// One sentence: regression or not, and the throughput change with its noise.

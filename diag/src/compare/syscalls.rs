@@ -116,6 +116,7 @@ fn finding(cx: &Context<'_>, name: &str, before: f64, after: f64, cost: Option<f
         fix: family.fix().into(),
         regression: true,
         symptom: false,
+        blocked_call: None,
     }
 }
 

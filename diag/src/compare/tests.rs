@@ -387,20 +387,29 @@ fn blocking_of(b: Build) -> crate::snapshot::BlockingFigures {
 
 /// Task figures: `gateway.get` polls 50 µs and idles 200 µs per operation (plus `extra_idle_ns`).
 fn tasks_of(b: Build) -> crate::snapshot::TaskFigures {
-    let json = format!(
-        r#"{{"version":1,"enabled":true,"uptime_ns":1,"tasks":{{"gateway.get":{{
-            "instrumented_count":{OPS},"dropped_count":{OPS},"first_poll_count":{OPS},
-            "total_first_poll_delay_ns":0,"total_poll_count":{},"total_poll_duration_ns":{},
-            "total_slow_poll_count":0,"total_slow_poll_duration_ns":0,"total_scheduled_count":0,
-            "total_scheduled_duration_ns":{},"total_long_delay_count":0,
-            "total_long_delay_duration_ns":0,"total_idle_count":{},"total_idle_duration_ns":{},
-            "max_idle_duration_ns":0}}}},"runtime":{{"workers_count":2}}}}"#,
-        3 * OPS,
-        50_000 * OPS,
-        10_000 * OPS,
-        2 * OPS,
-        (200_000 + b.extra_idle_ns) * OPS
-    );
+    let get = crate::tasks::TaskFigures {
+        instrumented_count: OPS,
+        dropped_count: OPS,
+        first_poll_count: OPS,
+        total_poll_count: 3 * OPS,
+        total_poll_duration_ns: 50_000 * OPS,
+        total_scheduled_duration_ns: 10_000 * OPS,
+        total_idle_count: 2 * OPS,
+        total_idle_duration_ns: (200_000 + b.extra_idle_ns) * OPS,
+        ..crate::tasks::TaskFigures::default()
+    };
+    let written = crate::tasks::Snapshot {
+        version: crate::tasks::SNAPSHOT_VERSION,
+        enabled: true,
+        uptime_ns: 1,
+        tasks: [("gateway.get".to_string(), get)].into(),
+        runtime: Some(crate::tasks::RuntimeFigures {
+            workers_count: 2,
+            ..crate::tasks::RuntimeFigures::default()
+        }),
+        interval: None,
+    };
+    let json = serde_json::to_string(&written).unwrap();
     crate::snapshot::TaskFigures::from_json(&json, OPS).expect("the fixture's tasks.json")
 }
 

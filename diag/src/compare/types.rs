@@ -4,13 +4,14 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::claims::{Claims, Stage};
 use super::names::short_name;
 use super::{
     Context, Evidence, Finding, FindingKind, Thresholds, fmt_bytes, fmt_count, site_size,
     size_or_absent,
 };
-use crate::sizes::{FieldInfo, SizesReport, is_future_name};
-use crate::snapshot::{MoveFigures, MoveSite};
+use crate::sizes::{EnumImbalance, FieldInfo, HeldField, SizesReport, is_future_name};
+use crate::snapshot::{CpuCategory, MoveFigures, MoveSite, per_op};
 
 /// A copy whose size has no type is charged to a grown type up to this fraction larger than
 /// it: copies of a value's payload leave out its tag and padding.
@@ -24,17 +25,6 @@ const RESULTS_SHOWN_MAX: usize = 2;
 
 /// Copy sites named in a finding, at most.
 const SITES_SHOWN_MAX: usize = 4;
-
-/// What the type findings found, and which copy sites they explain.
-pub(crate) struct TypeFindings {
-    pub findings: Vec<Finding>,
-    /// Copy sites (see [`site_key`]) charged to a finding here.
-    pub claimed_sites: Vec<String>,
-    /// Sizes of every type charged to a finding here.
-    pub claimed_sizes: Vec<u64>,
-    /// Functions whose every copy is charged to a finding here.
-    pub claimed_functions: Vec<String>,
-}
 
 /// A type whose size changed between the sides.
 #[derive(Debug, Clone)]
@@ -68,79 +58,112 @@ impl Group {
     }
 }
 
-/// The findings of types and futures that grew.
-pub(crate) fn findings(cx: &Context<'_>, notes: &mut Vec<String>) -> TypeFindings {
-    let mut out = TypeFindings {
-        findings: Vec::new(),
-        claimed_sites: Vec::new(),
-        claimed_sizes: Vec::new(),
-        claimed_functions: Vec::new(),
-    };
+/// The first stage: the findings of types and futures that grew. It claims the sizes of their
+/// types, the copy sites charged to them, and the functions whose every copy is.
+pub(crate) fn findings(cx: &Context<'_>, notes: &mut Vec<String>) -> Stage {
+    let mut out = Stage::default();
     let (Some(before), Some(after)) = (cx.baseline.sizes, cx.candidate.sizes) else {
         notes.push("no sizes report on one side: type sizes not compared".into());
         return out;
     };
-    let threshold = cx.thresholds.type_growth_bytes;
     let changed = changed_types(before, after, &cx.prefix());
-    let (mut groups, futures) = group(&changed, threshold, after);
-
-    let moves = (
-        cx.baseline.snapshot.moves.as_ref(),
-        cx.candidate.snapshot.moves.as_ref(),
-    );
-    let large_delta = match moves {
-        (Some(b), Some(c)) => (c.large_bytes_per_op() - b.large_bytes_per_op()).max(0.0),
-        _ => 0.0,
-    };
+    let (mut groups, futures) = group(&changed, cx.thresholds.type_growth_bytes, after);
+    let moves = SideMoves::of(cx);
     for g in &mut groups {
         g.members.sort_by_key(|m| m.name.len());
     }
     for g in &groups {
-        // The types whose methods copy on the group's behalf: its own, and the field that makes
-        // its root large (an inline buffer filled by its `store`).
-        let mut owners: HashSet<&str> = g.all().map(|t| t.name.as_str()).collect();
-        if let Some(field) = own_large_field(g, after) {
-            owners.insert(field.type_name.as_str());
-        }
-        let copies = moves.1.map(|c| attribute(c, g, &owners, |t| t.after, true));
-        let base_copies = moves
-            .0
-            .map(|b| attribute(b, g, &owners, |t| t.before, false));
-        if let Some(c) = &copies {
-            out.claimed_sites.extend(c.sites.iter().map(site_key));
-            out.claimed_functions
-                .extend(c.functions.iter().map(|f| f.0.clone()));
-        }
-        out.claimed_sizes.extend(g.all().map(|t| t.after));
-        out.findings.push(group_finding(
-            cx,
-            g,
-            after,
-            copies,
-            base_copies,
-            large_delta,
-        ));
+        let finding = grown_type_finding(cx, g, after, &moves, &mut out.claims);
+        out.findings.push(finding);
     }
     for g in futures.iter().take(FUTURE_FINDINGS_MAX) {
-        let owners = HashSet::new();
-        let copies = moves.1.map(|c| {
-            let mut copies = attribute(c, g, &owners, |t| t.after, false);
-            let wrapped = grown_by(moves.0, c, g, &copies.sites);
-            copies.sites.extend(wrapped);
-            copies
-        });
-        let base_copies = moves
-            .0
-            .map(|b| attribute(b, g, &owners, |t| t.before, false));
-        if let Some(c) = &copies {
-            out.claimed_sites.extend(c.sites.iter().map(site_key));
-        }
-        out.claimed_sizes.extend(g.all().map(|t| t.after));
-        let mut finding = future_finding(&g.root, after, cx.thresholds);
-        add_future_copies(cx, &mut finding, g, copies, base_copies, large_delta);
+        let finding = grown_future_finding(cx, g, after, &moves, &mut out.claims);
         out.findings.push(finding);
     }
     out
+}
+
+/// The copies of both sides, and how much the candidate's large copies per operation grew (the
+/// whole a finding's copies are a share of).
+struct SideMoves<'a> {
+    baseline: Option<&'a MoveFigures>,
+    candidate: Option<&'a MoveFigures>,
+    large_delta: f64,
+}
+
+impl<'a> SideMoves<'a> {
+    fn of(cx: &Context<'a>) -> SideMoves<'a> {
+        let baseline = cx.baseline.snapshot.moves.as_ref();
+        let candidate = cx.candidate.snapshot.moves.as_ref();
+        let large_delta = match (baseline, candidate) {
+            (Some(b), Some(c)) => (c.large_bytes_per_op() - b.large_bytes_per_op()).max(0.0),
+            _ => 0.0,
+        };
+        SideMoves {
+            baseline,
+            candidate,
+            large_delta,
+        }
+    }
+}
+
+/// The finding of a group of grown types, with the copies charged to it: it claims them, and
+/// the sizes of its types.
+fn grown_type_finding(
+    cx: &Context<'_>,
+    g: &Group,
+    after: &SizesReport,
+    moves: &SideMoves<'_>,
+    claims: &mut Claims,
+) -> Finding {
+    // The types whose methods copy on the group's behalf: its own, and the field that makes
+    // its root large (an inline buffer filled by its `store`).
+    let mut owners: HashSet<&str> = g.all().map(|t| t.name.as_str()).collect();
+    if let Some(field) = own_large_field(g, after) {
+        owners.insert(field.type_name.as_str());
+    }
+    let copies = moves
+        .candidate
+        .map(|c| attribute(c, g, &owners, |t| t.after, true));
+    let base_copies = moves
+        .baseline
+        .map(|b| attribute(b, g, &owners, |t| t.before, false));
+    if let Some(c) = &copies {
+        claims.sites.extend(c.sites.iter().map(site_key));
+        claims
+            .copy_functions
+            .extend(c.functions.iter().map(|f| f.0.clone()));
+    }
+    claims.sizes.extend(g.all().map(|t| t.after));
+    group_finding(cx, g, after, copies, base_copies, moves.large_delta)
+}
+
+/// The finding of a future that grew for a reason of its own, with the copies of it (inside
+/// wrappers too): it claims them, and the sizes of the futures of its group.
+fn grown_future_finding(
+    cx: &Context<'_>,
+    g: &Group,
+    after: &SizesReport,
+    moves: &SideMoves<'_>,
+    claims: &mut Claims,
+) -> Finding {
+    let owners = HashSet::new();
+    let copies = moves.candidate.map(|c| {
+        let mut copies = attribute(c, g, &owners, |t| t.after, false);
+        let wrapped = grown_by(moves.baseline, c, g, &copies.sites);
+        copies.sites.extend(wrapped);
+        copies
+    });
+    let base_copies = moves
+        .baseline
+        .map(|b| attribute(b, g, &owners, |t| t.before, false));
+    if let Some(c) = &copies {
+        claims.sites.extend(c.sites.iter().map(site_key));
+    }
+    claims.sizes.extend(g.all().map(|t| t.after));
+    let mut finding = future_finding(&g.root, after, cx.thresholds);
+    add_future_copies(cx, &mut finding, g, copies, base_copies, moves.large_delta);
+    finding
 }
 
 /// Largest difference, in bytes, between a copy site's growth and a future's for the copy to be
@@ -219,25 +242,13 @@ fn add_future_copies(
             fmt_bytes(added)
         ));
         if let Some(cpu) = cx.cpu.filter(|_| large_delta > 0.0) {
-            finding.cost_ns_per_op = Some(
-                cpu.delta(crate::snapshot::CpuCategory::Copy).max(0.0)
-                    * (added / large_delta).min(1.0),
-            );
+            finding.cost_ns_per_op =
+                Some(cpu.delta(CpuCategory::Copy).max(0.0) * (added / large_delta).min(1.0));
         }
     }
-    let mut by_bytes = c.sites;
-    by_bytes.sort_by_key(|s| std::cmp::Reverse(s.bytes));
     finding
         .sites
-        .extend(by_bytes.iter().take(SITES_SHOWN_MAX).map(|s| {
-            format!(
-                "`{}` ({}): {} × {}/op",
-                short_name(&s.function),
-                s.location,
-                site_size(s),
-                fmt_count(crate::snapshot::per_op(s.count, c.ops))
-            )
-        }));
+        .extend(copy_site_lines(&c.sites_by_bytes(), c.ops));
 }
 
 /// Copy sites charged to a group, per operation.
@@ -252,15 +263,22 @@ struct Copies {
 impl Copies {
     fn bytes_per_op(&self) -> f64 {
         let beyond: u64 = self.functions.iter().map(|f| f.2).sum();
-        crate::snapshot::per_op(
+        per_op(
             self.sites.iter().map(|s| s.bytes).sum::<u64>() + beyond,
             self.ops,
         )
     }
 
+    /// The sites, most bytes first.
+    fn sites_by_bytes(&self) -> Vec<MoveSite> {
+        let mut sites = self.sites.clone();
+        sites.sort_by_key(|s| std::cmp::Reverse(s.bytes));
+        sites
+    }
+
     fn count_per_op(&self) -> f64 {
         let beyond: u64 = self.functions.iter().map(|f| f.1).sum();
-        crate::snapshot::per_op(
+        per_op(
             self.sites.iter().map(|s| s.count).sum::<u64>() + beyond,
             self.ops,
         )
@@ -296,38 +314,13 @@ fn attribute(
     size: impl Fn(&Changed) -> u64,
     partial: bool,
 ) -> Copies {
-    let names: HashSet<&str> = group.all().map(|t| t.name.as_str()).collect();
-    let sizes: Vec<u64> = group
-        .all()
-        .map(&size)
-        .filter(|&s| s >= moves.threshold_bytes)
-        .collect();
-    // A copy of no known type whose size lies between a grown type's growth and its size is a
-    // part of it (the grown field with some of its neighbours, without the tag).
-    let windows: Vec<(u64, u64)> = group
-        .all()
-        .filter(|t| t.delta() >= moves.threshold_bytes)
-        .map(|t| (t.delta(), size(t)))
-        .collect();
-    let in_window = |n: u64| windows.iter().any(|&(lo, hi)| lo <= n && n <= hi);
+    let shapes = CopyShapes::of(moves, group, &size);
     // A method of a grown type copies on its behalf (an inline buffer filled in place).
     let is_method_of_group = |function: &str| partial && is_method_of(function, owners);
     let sites: Vec<MoveSite> = moves
         .sites
         .iter()
-        .filter(|s| {
-            is_method_of_group(&s.function)
-                || (s.size > 0
-                    && (s.types.iter().any(|t| names.contains(t.as_str()))
-                        || sizes.contains(&s.size)
-                        || (partial && s.types.is_empty() && in_window(s.size))
-                        || (partial
-                            && s.types.is_empty()
-                            && sizes.iter().any(|&t| {
-                                s.size <= t
-                                    && (t - s.size) as f64 <= t as f64 * PARTIAL_COPY_FRACTION
-                            }))))
-        })
+        .filter(|s| is_method_of_group(&s.function) || shapes.matches(s, partial))
         .cloned()
         .collect();
     // The methods' copies past the site table's cut: from the totals by function.
@@ -351,6 +344,49 @@ fn attribute(
         sites,
         functions,
         ops: moves.ops,
+    }
+}
+
+/// What a copy of a group's types looks like: their names, their sizes (those the tracer
+/// records), and the size windows of their parts.
+struct CopyShapes<'a> {
+    names: HashSet<&'a str>,
+    sizes: Vec<u64>,
+    /// A copy of no known type whose size lies between a grown type's growth and its size is a
+    /// part of it (the grown field with some of its neighbours, without the tag).
+    windows: Vec<(u64, u64)>,
+}
+
+impl<'a> CopyShapes<'a> {
+    fn of(moves: &MoveFigures, group: &'a Group, size: &impl Fn(&Changed) -> u64) -> Self {
+        CopyShapes {
+            names: group.all().map(|t| t.name.as_str()).collect(),
+            sizes: group
+                .all()
+                .map(size)
+                .filter(|&s| s >= moves.threshold_bytes)
+                .collect(),
+            windows: group
+                .all()
+                .filter(|t| t.delta() >= moves.threshold_bytes)
+                .map(|t| (t.delta(), size(t)))
+                .collect(),
+        }
+    }
+
+    /// Whether `s` copied one of the types: of its name or its size; with `partial`, an
+    /// untyped copy of a part of one, or a little smaller than one.
+    fn matches(&self, s: &MoveSite, partial: bool) -> bool {
+        let in_window = |n: u64| self.windows.iter().any(|&(lo, hi)| lo <= n && n <= hi);
+        let nearly = |n: u64| {
+            self.sizes
+                .iter()
+                .any(|&t| n <= t && (t - n) as f64 <= t as f64 * PARTIAL_COPY_FRACTION)
+        };
+        s.size > 0
+            && (s.types.iter().any(|t| self.names.contains(t.as_str()))
+                || self.sizes.contains(&s.size)
+                || (partial && s.types.is_empty() && (in_window(s.size) || nearly(s.size))))
     }
 }
 
@@ -390,45 +426,71 @@ fn changed_types(before: &SizesReport, after: &SizesReport, prefix: &str) -> Vec
 /// Groups the changes of at least `threshold` bytes under root types; returns the groups
 /// (largest growth first) and the groups of futures that grew for reasons of their own.
 fn group(changed: &[Changed], threshold: u64, after: &SizesReport) -> (Vec<Group>, Vec<Group>) {
-    let candidates: Vec<&Changed> = changed
+    let types: Vec<&Changed> = changed
         .iter()
         .filter(|c| c.delta() >= threshold && !is_compiler_made(&c.name))
         .collect();
-    // A type holds another when it names it (`Result<_, DistriErr>`) or has a field or a
-    // variant's field of it (`Append { entry: Entry }`, `Entry::Compact(CompactPlan)`).
-    let holds = |outer: &Changed, inner: &Changed| {
-        outer.name != inner.name
-            && (contains_type(&outer.name, &inner.name)
-                || field_types(after, &outer.name)
-                    .iter()
-                    .any(|t| contains_type(t, &inner.name)))
-    };
-    // The roots hold no other grown type: the innermost thing that changed.
-    let mut groups: Vec<Group> = candidates
+    let mut groups = type_groups(&types, after);
+    // Futures and other compiler-made types: followers of the group whose types they hold
+    // (directly, or through a future they await that follows it), or of the group that grew by
+    // the same bytes; else findings of their own.
+    let held_of = |name: &str| held_types(after, name);
+    let compiler_made: Vec<&Changed> = changed
         .iter()
-        .filter(|c| !candidates.iter().any(|o| holds(c, o)))
+        .filter(|c| is_compiler_made(&c.name) && c.delta() >= threshold)
+        .collect();
+    let pending = attach_followers(&mut groups, compiler_made, &held_of);
+    let own: Vec<Changed> = pending
+        .into_iter()
+        .filter(|c| is_future_name(&c.name) && !is_boxed_trait_block(&c.name))
+        .cloned()
+        .collect();
+    (groups, future_groups(own, &held_of))
+}
+
+/// A type holds another when it names it (`Result<_, DistriErr>`) or has a field or a
+/// variant's field of it (`Append { entry: Entry }`, `Entry::Compact(CompactPlan)`).
+fn holds(after: &SizesReport, outer: &Changed, inner: &Changed) -> bool {
+    outer.name != inner.name
+        && (contains_type(&outer.name, &inner.name)
+            || field_types(after, &outer.name)
+                .iter()
+                .any(|t| contains_type(t, &inner.name)))
+}
+
+/// The grown types of the program grouped under their roots, largest growth first: a root
+/// holds no other grown type (the innermost thing that changed), and a member holds the root or
+/// another member.
+fn type_groups(types: &[&Changed], after: &SizesReport) -> Vec<Group> {
+    let mut groups: Vec<Group> = types
+        .iter()
+        .filter(|c| !types.iter().any(|o| holds(after, c, o)))
         .map(|c| Group {
             root: (*c).clone(),
             members: Vec::new(),
             followers: Vec::new(),
         })
         .collect();
-    let mut rest: Vec<&Changed> = candidates
+    let mut rest: Vec<&Changed> = types
         .iter()
         .copied()
         .filter(|c| !groups.iter().any(|g| g.root.name == c.name))
         .collect();
+    // Until no type joins: a type may hold a member that joined in this round.
     loop {
         let before = rest.len();
-        rest.retain(
-            |c| match groups.iter_mut().find(|g| g.all().any(|t| holds(c, t))) {
+        rest.retain(|c| {
+            match groups
+                .iter_mut()
+                .find(|g| g.all().any(|t| holds(after, c, t)))
+            {
                 Some(g) => {
                     g.members.push((*c).clone());
                     false
                 }
                 None => true,
-            },
-        );
+            }
+        });
         if rest.len() == before {
             break;
         }
@@ -439,22 +501,27 @@ fn group(changed: &[Changed], threshold: u64, after: &SizesReport) -> (Vec<Group
             .cmp(&a.root.delta())
             .then_with(|| a.root.name.cmp(&b.root.name))
     });
+    groups
+}
 
-    // Futures and other compiler-made types: followers of the group whose types they hold
-    // (directly, or through a future they await that follows it), or of the group that grew by
-    // the same bytes; else findings of their own.
-    let held_of = |name: &str| -> Vec<String> {
-        after
-            .futures
-            .iter()
-            .find(|f| f.name == name)
-            .map(|f| f.held.iter().map(|h| h.type_name.clone()).collect())
-            .unwrap_or_default()
-    };
-    let mut pending: Vec<&Changed> = changed
+/// The types the future `name` holds across its awaits (none when it is not a future).
+fn held_types(after: &SizesReport, name: &str) -> Vec<String> {
+    after
+        .futures
         .iter()
-        .filter(|c| is_compiler_made(&c.name) && c.delta() >= threshold)
-        .collect();
+        .find(|f| f.name == name)
+        .map(|f| f.held.iter().map(|h| h.type_name.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// Makes each of `pending` a follower of the group it holds a type of, or of the group whose
+/// root grew by the same bytes; returns those that follow no group.
+fn attach_followers<'a>(
+    groups: &mut [Group],
+    mut pending: Vec<&'a Changed>,
+    held_of: &dyn Fn(&str) -> Vec<String>,
+) -> Vec<&'a Changed> {
+    // Until none joins: a future may hold one that joined in this round.
     loop {
         let before = pending.len();
         pending.retain(|c| {
@@ -482,12 +549,7 @@ fn group(changed: &[Changed], threshold: u64, after: &SizesReport) -> (Vec<Group
             break;
         }
     }
-    let own: Vec<Changed> = pending
-        .into_iter()
-        .filter(|c| is_future_name(&c.name) && !is_boxed_trait_block(&c.name))
-        .cloned()
-        .collect();
-    (groups, future_groups(own, &held_of))
+    pending
 }
 
 /// Futures that grew for a reason of their own, grouped under the innermost: a future that
@@ -519,6 +581,7 @@ fn future_groups(mut own: Vec<Changed>, held_of: &dyn Fn(&str) -> Vec<String>) -
     groups
 }
 
+/// The finding of a group of grown types: its sizes, the copies charged to it, and the fix.
 fn group_finding(
     cx: &Context<'_>,
     g: &Group,
@@ -527,24 +590,62 @@ fn group_finding(
     base_copies: Option<Copies>,
     large_delta: f64,
 ) -> Finding {
-    let root = short_name(&g.root.name);
-    let mut evidence = vec![Evidence::new(
-        format!("size of `{root}`"),
-        size_or_absent(g.root.before),
-        fmt_bytes(g.root.after as f64),
-    )];
-    for m in g
-        .members
-        .iter()
-        .filter(|m| m.name.starts_with("core::result::Result<"))
-        .take(RESULTS_SHOWN_MAX)
-    {
+    let mut evidence = size_evidence(g);
+    let imbalance = imbalance_to_box(g, after);
+    if let Some(e) = imbalance {
         evidence.push(Evidence::new(
-            format!("size of `{}`", short_name(&m.name)),
-            size_or_absent(m.before),
-            fmt_bytes(m.after as f64),
+            format!("largest variant of `{}`", short_name(&e.name)),
+            "",
+            format!(
+                "`{}` {} (next: {})",
+                e.variant,
+                fmt_bytes(e.variant_size as f64),
+                fmt_bytes(e.next_size as f64)
+            ),
         ));
     }
+    let copied = copies.as_ref().map_or(0.0, Copies::bytes_per_op);
+    let charge = copies.map(|c| charge_copies(cx, c, base_copies.as_ref(), large_delta));
+    let (cost, sites, functions) = match charge {
+        Some(charge) => {
+            evidence.extend(charge.evidence);
+            (charge.cost, charge.sites, charge.functions)
+        }
+        None => (None, Vec::new(), Vec::new()),
+    };
+    Finding {
+        kind: FindingKind::TypeGrew,
+        title: group_title(g, copied),
+        evidence,
+        sites,
+        functions,
+        cost_ns_per_op: cost,
+        share: None,
+        fix: group_fix(g, after, imbalance),
+        regression: true,
+        symptom: false,
+        blocked_call: None,
+    }
+}
+
+/// The sizes of the group's root and of the `Result`s that carry it, and how many types grew
+/// with it.
+fn size_evidence(g: &Group) -> Vec<Evidence> {
+    let size = |t: &Changed| {
+        Evidence::new(
+            format!("size of `{}`", short_name(&t.name)),
+            size_or_absent(t.before),
+            fmt_bytes(t.after as f64),
+        )
+    };
+    let mut evidence = vec![size(&g.root)];
+    evidence.extend(
+        g.members
+            .iter()
+            .filter(|m| m.name.starts_with("core::result::Result<"))
+            .take(RESULTS_SHOWN_MAX)
+            .map(size),
+    );
     let futures = g
         .followers
         .iter()
@@ -561,9 +662,13 @@ fn group_finding(
             ),
         ));
     }
-    // A lopsided enum to box: the root itself, or a member whose large variant is not simply
-    // the root (`Option<Root>` says nothing the root does not).
-    let imbalance = std::iter::once(&g.root)
+    evidence
+}
+
+/// A lopsided enum to box: the root itself, or a member whose large variant is not simply the
+/// root (`Option<Root>` says nothing the root does not).
+fn imbalance_to_box<'a>(g: &Group, after: &'a SizesReport) -> Option<&'a EnumImbalance> {
+    std::iter::once(&g.root)
         .chain(&g.members)
         .find_map(|t| after.imbalanced_enums.iter().find(|e| e.name == t.name))
         .filter(|e| {
@@ -572,62 +677,72 @@ fn group_finding(
                     .type_named(&e.name)
                     .and_then(|t| t.largest_field())
                     .is_none_or(|f| f.type_name != g.root.name)
-        });
-    if let Some(e) = imbalance {
-        evidence.push(Evidence::new(
-            format!("largest variant of `{}`", short_name(&e.name)),
-            "",
-            format!(
-                "`{}` {} (next: {})",
-                e.variant,
-                fmt_bytes(e.variant_size as f64),
-                fmt_bytes(e.next_size as f64)
-            ),
-        ));
-    }
-    let mut cost = None;
-    let mut sites = Vec::new();
-    let mut functions = Vec::new();
-    let copied = copies.as_ref().map_or(0.0, Copies::bytes_per_op);
-    if let Some(c) = &copies {
-        let base = base_copies.as_ref();
-        evidence.push(Evidence::new(
+        })
+}
+
+/// What a group's copies add to its finding.
+struct CopyCharge {
+    evidence: Vec<Evidence>,
+    /// Its share of the extra CPU in `memcpy`, when the copies grew.
+    cost: Option<f64>,
+    sites: Vec<String>,
+    functions: Vec<String>,
+}
+
+/// The copies charged to a group against the baseline's: bytes and copies per operation, the
+/// cost (the group's share of the growth of large copies), and the sites, most bytes first.
+fn charge_copies(
+    cx: &Context<'_>,
+    copies: Copies,
+    base: Option<&Copies>,
+    large_delta: f64,
+) -> CopyCharge {
+    let evidence = vec![
+        Evidence::new(
             "bytes copied per operation",
             base.map_or_else(|| "?".into(), |b| fmt_bytes(b.bytes_per_op())),
-            fmt_bytes(c.bytes_per_op()),
-        ));
-        evidence.push(Evidence::new(
+            fmt_bytes(copies.bytes_per_op()),
+        ),
+        Evidence::new(
             "copies per operation",
             base.map_or_else(|| "?".into(), |b| fmt_count(b.count_per_op())),
-            fmt_count(c.count_per_op()),
-        ));
-        let added = c.bytes_per_op() - base.map_or(0.0, Copies::bytes_per_op);
-        if let Some(cpu) = cx.cpu
-            && large_delta > 0.0
-            && added > 0.0
-        {
-            cost = Some(
-                cpu.delta(crate::snapshot::CpuCategory::Copy).max(0.0)
-                    * (added / large_delta).min(1.0),
-            );
-        }
-        let mut by_bytes = c.sites.clone();
-        by_bytes.sort_by_key(|s| std::cmp::Reverse(s.bytes));
-        functions = by_bytes.iter().map(|s| s.function.clone()).collect();
-        sites = by_bytes
-            .iter()
-            .take(SITES_SHOWN_MAX)
-            .map(|s| {
-                format!(
-                    "`{}` ({}): {} × {}/op",
-                    short_name(&s.function),
-                    s.location,
-                    site_size(s),
-                    fmt_count(crate::snapshot::per_op(s.count, c.ops))
-                )
-            })
-            .collect();
+            fmt_count(copies.count_per_op()),
+        ),
+    ];
+    let added = copies.bytes_per_op() - base.map_or(0.0, Copies::bytes_per_op);
+    let cost = cx
+        .cpu
+        .filter(|_| large_delta > 0.0 && added > 0.0)
+        .map(|cpu| cpu.delta(CpuCategory::Copy).max(0.0) * (added / large_delta).min(1.0));
+    let by_bytes = copies.sites_by_bytes();
+    CopyCharge {
+        evidence,
+        cost,
+        functions: by_bytes.iter().map(|s| s.function.clone()).collect(),
+        sites: copy_site_lines(&by_bytes, copies.ops),
     }
+}
+
+/// The first copy sites, one line each: function, location, size and copies per operation.
+fn copy_site_lines(sites: &[MoveSite], ops: u64) -> Vec<String> {
+    sites
+        .iter()
+        .take(SITES_SHOWN_MAX)
+        .map(|s| {
+            format!(
+                "`{}` ({}): {} × {}/op",
+                short_name(&s.function),
+                s.location,
+                site_size(s),
+                fmt_count(per_op(s.count, ops))
+            )
+        })
+        .collect()
+}
+
+/// `` `Root` grew from A to B`` (or appeared), and what its copies move.
+fn group_title(g: &Group, copied: f64) -> String {
+    let root = short_name(&g.root.name);
     let grew = if g.root.before == 0 {
         format!("`{root}` ({}) appeared", fmt_bytes(g.root.after as f64))
     } else {
@@ -637,24 +752,28 @@ fn group_finding(
             fmt_bytes(g.root.after as f64)
         )
     };
-    let title = if copied > 0.0 {
+    if copied > 0.0 {
         format!(
             "{grew}; copies of it move {} per operation",
             fmt_bytes(copied)
         )
     } else {
         grew
-    };
-    // The field that makes the root large: the root's own (a struct holding a buffer), or the
-    // root inside a struct that holds it (`Query<Inline>` holding `answer: Inline`).
-    let own_field = own_large_field(g, after);
+    }
+}
+
+/// The fix: box the large variant of a lopsided enum, else the field that makes the root
+/// large: the root's own (a struct holding a buffer), or the root inside a struct that holds it
+/// (`Query<Inline>` holding `answer: Inline`); else box the root.
+fn group_fix(g: &Group, after: &SizesReport, imbalance: Option<&EnumImbalance>) -> String {
+    let root = short_name(&g.root.name);
     let holder = g.members.iter().find_map(|m| {
         let t = after.type_named(&m.name)?;
         let field = t.largest_field()?;
         (t.kind == crate::sizes::TypeKind::Struct && field.type_name == g.root.name)
             .then(|| (short_name(&m.name), field))
     });
-    let fix = match (imbalance, own_field, holder) {
+    match (imbalance, own_large_field(g, after), holder) {
         (Some(e), _, _) => format!(
             "{}; every `Result` and future that carries a `{}` then stays a few words, whatever \
              the variant (the story's lesson: a value costs the size of its largest variant to \
@@ -681,21 +800,11 @@ fn group_finding(
             "`{root}` is {} to move: box it or pass it by reference",
             fmt_bytes(g.root.after as f64)
         ),
-    };
-    Finding {
-        kind: FindingKind::TypeGrew,
-        title,
-        evidence,
-        sites,
-        functions,
-        cost_ns_per_op: cost,
-        share: None,
-        fix,
-        regression: true,
-        symptom: false,
     }
 }
 
+/// The finding of a future that grew: its size, the largest value it holds across an await,
+/// and the fix.
 fn future_finding(f: &Changed, after: &SizesReport, thresholds: &Thresholds) -> Finding {
     let threshold = thresholds.type_growth_bytes;
     let info = after.futures.iter().find(|i| i.name == f.name);
@@ -743,22 +852,28 @@ fn future_finding(f: &Changed, after: &SizesReport, thresholds: &Thresholds) -> 
         functions: info.map(|i| vec![i.function.clone()]).unwrap_or_default(),
         cost_ns_per_op: None,
         share: None,
-        fix: match held {
-            Some(h) => format!(
-                "`{}` ({}) is kept alive across an `.await`, so it lives inside the future and \
-                 every move of the future copies it: box it, or end its use before the await",
-                h.name,
-                short_name(&h.type_name)
-            ),
-            None => "a value held across an `.await` makes the future large: box it, or end its \
-                     use before the await"
-                .into(),
-        },
+        fix: held_fix(held),
         // A future that is new (no counterpart in the baseline) is a regression only when it
         // is large in itself: new code brings new futures.
         regression: f.delta() >= threshold
             && (f.before > 0 || f.after >= thresholds.new_future_fail_bytes),
         symptom: false,
+        blocked_call: None,
+    }
+}
+
+/// The fix for a future that grew: end the use of what it holds across an await, or box it.
+fn held_fix(held: Option<&HeldField>) -> String {
+    match held {
+        Some(h) => format!(
+            "`{}` ({}) is kept alive across an `.await`, so it lives inside the future and every \
+             move of the future copies it: box it, or end its use before the await",
+            h.name,
+            short_name(&h.type_name)
+        ),
+        None => "a value held across an `.await` makes the future large: box it, or end its use \
+                 before the await"
+            .into(),
     }
 }
 

@@ -25,11 +25,10 @@ pub const EXPLAINED_SHARE_MAX: f64 = 0.5;
 /// The waiting finding, when the wall time regressed unexplained and a kind waits longer.
 pub(crate) fn finding(
     cx: &Context<'_>,
-    wall: Option<&WallComparison>,
     tasks: &[TaskChange],
     worker_delta: Option<f64>,
 ) -> Option<Finding> {
-    let w = wall?;
+    let w = cx.wall?;
     let slower = w.verdict == WallVerdict::Slower;
     if !slower && !w.p99.grew_beyond(cx.thresholds.p99_growth) {
         return None;
@@ -51,28 +50,7 @@ pub(crate) fn finding(
             kind.kind,
             fmt_us(after - before)
         ),
-        evidence: vec![
-            Evidence::new(
-                "idle time per operation (waiting to be woken)",
-                fmt_us(before),
-                fmt_us(after),
-            ),
-            Evidence::new(
-                "poll time per operation",
-                fmt_us(kind.poll_ns_per_op.0),
-                fmt_us(kind.poll_ns_per_op.1),
-            ),
-            Evidence::new(
-                "throughput",
-                format!("{:.0} ops/s", w.baseline.median),
-                format!("{:.0} ops/s", w.candidate.median),
-            ),
-            Evidence::new(
-                "latency p99",
-                fmt_us(w.baseline_latency_us.1 * 1e3),
-                fmt_us(w.candidate_latency_us.1 * 1e3),
-            ),
-        ],
+        evidence: evidence(kind, w),
         sites: vec![format!("task kind `{}`", kind.kind)],
         functions: Vec::new(),
         cost_ns_per_op: unexplained,
@@ -84,7 +62,35 @@ pub(crate) fn finding(
             .into(),
         regression: true,
         symptom: false,
+        blocked_call: None,
     })
+}
+
+/// The kind's idle and poll time, and the wall figures that got worse.
+fn evidence(kind: &TaskChange, w: &WallComparison) -> Vec<Evidence> {
+    let (before, after) = kind.idle_ns_per_op;
+    vec![
+        Evidence::new(
+            "idle time per operation (waiting to be woken)",
+            fmt_us(before),
+            fmt_us(after),
+        ),
+        Evidence::new(
+            "poll time per operation",
+            fmt_us(kind.poll_ns_per_op.0),
+            fmt_us(kind.poll_ns_per_op.1),
+        ),
+        Evidence::new(
+            "throughput",
+            format!("{:.0} ops/s", w.baseline.median),
+            format!("{:.0} ops/s", w.candidate.median),
+        ),
+        Evidence::new(
+            "latency p99",
+            fmt_us(w.baseline_latency_us.1 * 1e3),
+            fmt_us(w.candidate_latency_us.1 * 1e3),
+        ),
+    ]
 }
 
 /// The wall-time change not explained by extra runtime-thread time, as runtime-thread time per
@@ -108,8 +114,8 @@ pub(crate) fn wall_equivalent(cx: &Context<'_>, w: &WallComparison) -> Option<f6
         .snapshot
         .tasks
         .as_ref()
-        .and_then(|t| t.runtime.get("workers_count").copied())
-        .filter(|&n| n >= 1.0)?;
+        .and_then(|t| t.workers())
+        .filter(|&n| n >= 1)? as f64;
     if w.baseline.median <= 0.0 || w.candidate.median <= 0.0 {
         return None;
     }

@@ -10,6 +10,7 @@ mod blocking;
 mod cpu;
 mod heap;
 mod syscalls;
+mod tasks;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -23,11 +24,12 @@ pub use cpu::{
 };
 pub use heap::{HeapFigures, HeapSite};
 pub use syscalls::{IO_SYSCALLS, StraceSummaryError, SyscallFigures};
+pub use tasks::{TaskFigures, TasksJsonError};
 
 use crate::moves::MovesReport;
 
 /// Version of the snapshot JSON; a reader refuses other versions with an error saying so.
-pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 2;
 
 /// The snapshot document's file name inside a snapshot directory.
 pub const SNAPSHOT_FILE: &str = "snapshot.json";
@@ -268,61 +270,6 @@ impl AllocFigures {
     }
 }
 
-/// Task and runtime metrics over a run: per task kind, the cumulative counters by name (units
-/// in the names, e.g. `total_poll_duration_ns`), as the program wrote them.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct TaskFigures {
-    /// Operations of the run.
-    pub ops: u64,
-    /// Counters per task kind (`gateway.put`...).
-    pub kinds: BTreeMap<String, BTreeMap<String, f64>>,
-    /// Runtime counters (`total_busy_duration_ns`...).
-    pub runtime: BTreeMap<String, f64>,
-}
-
-impl TaskFigures {
-    /// Reads the `tasks.json` a program wrote (`{"tasks": {kind: {name: number}}, "runtime":
-    /// {name: number}}`); fields that are not numbers are left out.
-    pub fn from_json(text: &str, ops: u64) -> Result<TaskFigures, serde_json::Error> {
-        let value: serde_json::Value = serde_json::from_str(text)?;
-        let numbers = |v: &serde_json::Value| -> BTreeMap<String, f64> {
-            v.as_object()
-                .map(|o| {
-                    o.iter()
-                        .filter_map(|(k, v)| v.as_f64().map(|n| (k.clone(), n)))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let kinds = value
-            .get("tasks")
-            .and_then(|t| t.as_object())
-            .map(|o| o.iter().map(|(k, v)| (k.clone(), numbers(v))).collect())
-            .unwrap_or_default();
-        let runtime = value.get("runtime").map(numbers).unwrap_or_default();
-        Ok(TaskFigures {
-            ops,
-            kinds,
-            runtime,
-        })
-    }
-
-    /// Counter `name` of task kind `kind` per operation (0 when absent).
-    pub fn per_op(&self, kind: &str, name: &str) -> f64 {
-        let total = self
-            .kinds
-            .get(kind)
-            .and_then(|k| k.get(name))
-            .copied()
-            .unwrap_or(0.0);
-        if self.ops == 0 {
-            0.0
-        } else {
-            total / self.ops as f64
-        }
-    }
-}
-
 /// Copies seen by the memcpy tracer.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MoveFigures {
@@ -462,21 +409,50 @@ pub struct InstructionFigures {
 pub struct PassOutcome {
     /// `wall`, `metrics`, `cpu`, `heap`, `moves`, `sizes`, `instructions`.
     pub name: String,
-    /// `ok`, `skipped` or `failed`.
-    pub status: String,
+    /// Whether it ran.
+    pub status: PassStatus,
     /// Why it was skipped or failed; empty when it ran.
     pub detail: String,
     /// How long it took.
     pub seconds: f64,
 }
 
-/// `total / ops`, 0 when there were no operations.
+/// Whether a pass ran: `ok`, `skipped` or `failed` in the JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PassStatus {
+    /// It ran and its figures are in the snapshot.
+    Ok,
+    /// It was not run (not asked for, or the binary cannot do it).
+    Skipped,
+    /// It ran and failed: no figures.
+    Failed,
+}
+
+impl PassStatus {
+    /// The status as the JSON writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PassStatus::Ok => "ok",
+            PassStatus::Skipped => "skipped",
+            PassStatus::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for PassStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The file of a `file:line` location (the location itself when it has no line): sites are
 /// matched by file, so that a moved line is the same site.
 pub(crate) fn file_of(location: &str) -> &str {
     location.rsplit_once(':').map_or(location, |(file, _)| file)
 }
 
+/// `total / ops`, 0 when there were no operations.
 pub fn per_op(total: u64, ops: u64) -> f64 {
     if ops == 0 {
         0.0
@@ -508,26 +484,24 @@ mod tests {
             bytes_allocated: 1000,
             ..AllocFigures::default()
         });
+        snapshot.passes.push(PassOutcome {
+            name: "heap".into(),
+            status: PassStatus::Skipped,
+            detail: "not asked for".into(),
+            seconds: 0.0,
+        });
         let text = serde_json::to_string(&snapshot).unwrap();
+        assert!(text.contains("\"status\":\"skipped\""), "{text}");
         let back = Snapshot::from_json(&text, "x").unwrap();
         assert_eq!(back, snapshot);
         assert_eq!(back.alloc.unwrap().allocations_per_op(), 3.0);
         assert_eq!(back.alloc.unwrap().bytes_per_op(), 10.0);
 
-        let other = text.replace("\"format_version\":1", "\"format_version\":99");
+        let other = text.replace(
+            &format!("\"format_version\":{SNAPSHOT_FORMAT_VERSION}"),
+            "\"format_version\":99",
+        );
         let err = Snapshot::from_json(&other, "old.json").unwrap_err();
         assert!(err.to_string().contains("format 99"), "{err}");
-    }
-
-    #[test]
-    fn task_figures_keep_numbers_per_kind_and_divide_by_ops() {
-        let json = r#"{"version":1,"tasks":{"gateway.put":{"total_poll_count":40,
-            "total_poll_duration_ns":8000,"name":"x"}},"runtime":{"workers_count":2}}"#;
-        let tasks = TaskFigures::from_json(json, 20).unwrap();
-        assert_eq!(tasks.per_op("gateway.put", "total_poll_count"), 2.0);
-        assert_eq!(tasks.per_op("gateway.put", "total_poll_duration_ns"), 400.0);
-        assert_eq!(tasks.per_op("gateway.put", "name"), 0.0);
-        assert_eq!(tasks.per_op("node.get", "total_poll_count"), 0.0);
-        assert_eq!(tasks.runtime["workers_count"], 2.0);
     }
 }

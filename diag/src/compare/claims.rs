@@ -1,0 +1,81 @@
+//! What the stages hand on: each stage's findings and what it claims, so that a later stage
+//! leaves out what an earlier one explained. Each field of [`Claims`] says which stage fills
+//! it; a stage that reads a field runs after the stages that fill it (the order of
+//! [`compare`](super::compare)).
+
+use super::{Finding, FindingKind};
+
+/// What the stages so far explained.
+#[derive(Debug, Default)]
+pub(crate) struct Claims {
+    /// Sizes of every type a type finding explains (the type stage): the heap stage leaves the
+    /// copies of these sizes to the types.
+    pub sizes: Vec<u64>,
+    /// Copy sites ([`site_key`](super::types::site_key)) a grown type or a boxed future explains
+    /// (the type and heap stages): the copies stage leaves them out.
+    pub sites: Vec<String>,
+    /// Functions whose every copy a type finding explains (the type stage): the copies stage
+    /// leaves them out.
+    pub copy_functions: Vec<String>,
+    /// Functions named by the findings so far (every stage, from [`Finding::functions`]): the
+    /// CPU hot spots leave them out.
+    pub functions: Vec<String>,
+    /// Kinds of the findings so far that crossed a threshold (every stage): a whole-process
+    /// total of one of these kinds is their evidence, not a finding of its own.
+    pub crossed: Vec<FindingKind>,
+}
+
+impl Claims {
+    fn extend(&mut self, other: Claims) {
+        self.sizes.extend(other.sizes);
+        self.sites.extend(other.sites);
+        self.copy_functions.extend(other.copy_functions);
+        self.functions.extend(other.functions);
+        self.crossed.extend(other.crossed);
+    }
+}
+
+/// What one stage found, and what it claims besides the functions its findings name.
+#[derive(Debug, Default)]
+pub(crate) struct Stage {
+    pub findings: Vec<Finding>,
+    pub claims: Claims,
+}
+
+/// A stage that claims nothing but its findings' functions.
+impl From<Vec<Finding>> for Stage {
+    fn from(findings: Vec<Finding>) -> Stage {
+        Stage {
+            findings,
+            claims: Claims::default(),
+        }
+    }
+}
+
+impl From<Option<Finding>> for Stage {
+    fn from(finding: Option<Finding>) -> Stage {
+        Stage::from(Vec::from_iter(finding))
+    }
+}
+
+/// The findings of the stages run so far, in the order they ran, and all they claim.
+#[derive(Debug, Default)]
+pub(crate) struct Found {
+    pub findings: Vec<Finding>,
+    pub claims: Claims,
+}
+
+impl Found {
+    /// Adds the next stage: its findings, its claims, the functions its findings name and the
+    /// kinds of those that crossed a threshold.
+    pub fn add(&mut self, stage: Stage) {
+        self.claims.extend(stage.claims);
+        for f in &stage.findings {
+            self.claims.functions.extend(f.functions.iter().cloned());
+            if f.regression {
+                self.claims.crossed.push(f.kind);
+            }
+        }
+        self.findings.extend(stage.findings);
+    }
+}

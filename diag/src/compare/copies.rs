@@ -1,0 +1,205 @@
+//! Copies findings: the functions whose large copies per operation grew, for the copies no
+//! grown type or boxed future explains (those stages claim theirs first).
+
+use std::collections::HashMap;
+
+use super::claims::{Claims, Stage};
+use super::names::short_name;
+use super::types::site_key;
+use super::{
+    COPY_CHANGE_BYTES_PER_OP_MIN, Context, Evidence, Finding, FindingKind, fmt_bytes, fmt_count,
+    site_size,
+};
+use crate::snapshot::{CpuCategory, MoveFigures, MoveSite, per_op};
+
+/// Copy findings of functions no other finding explains, at most.
+const COPY_FINDINGS_MAX: usize = 3;
+
+/// The copies stage, after types and heap: copies that grew at sites no earlier finding
+/// claimed, by function (leaving out the functions whose every copy a type explains).
+pub(crate) fn findings(cx: &Context<'_>, claims: &Claims) -> Stage {
+    let (Some(bm), Some(cm)) = (&cx.baseline.snapshot.moves, &cx.candidate.snapshot.moves) else {
+        return Stage::default();
+    };
+    let mut by_function = unclaimed_by_function(cm, claims);
+    add_baseline_bytes(bm, &mut by_function);
+    let large_delta = (cm.large_bytes_per_op() - bm.large_bytes_per_op()).max(0.0);
+    // Two builds that inline differently charge the same copies to different functions: a
+    // function's growth counts only up to the growth of all the copies no finding explains.
+    let unexplained = (large_delta - claimed_bytes_per_op(cm, claims)).max(0.0);
+    let mut grown: Vec<(&str, FunctionCopies)> = by_function
+        .into_iter()
+        .filter(|(_, f)| {
+            let growth = (f.after - f.before).min(unexplained);
+            growth >= COPY_CHANGE_BYTES_PER_OP_MIN
+                && (f.before == 0.0 || growth / f.before >= cx.thresholds.copy_growth)
+        })
+        .collect();
+    grown.sort_by(|a, b| (b.1.after - b.1.before).total_cmp(&(a.1.after - a.1.before)));
+    grown
+        .into_iter()
+        .take(COPY_FINDINGS_MAX)
+        .map(|(function, copies)| copy_finding(cx, function, copies, large_delta))
+        .collect::<Vec<_>>()
+        .into()
+}
+
+/// One function's large copies per operation on both sides, not explained by another finding,
+/// with its unclaimed sites' lines.
+#[derive(Debug, Default)]
+struct FunctionCopies {
+    before: f64,
+    after: f64,
+    sites: Vec<String>,
+}
+
+/// The candidate's copies per function that no finding claimed: from the complete totals by
+/// function where the snapshot has them (less the claimed sites), else from the sites.
+fn unclaimed_by_function<'a>(
+    cm: &'a MoveFigures,
+    claims: &Claims,
+) -> HashMap<&'a str, FunctionCopies> {
+    let claimed = |s: &MoveSite| claims.sites.contains(&site_key(s));
+    let mut by_function: HashMap<&str, FunctionCopies> = HashMap::new();
+    if cm.functions.is_empty() {
+        for s in cm.sites.iter().filter(|s| !claimed(s)) {
+            by_function.entry(&s.function).or_default().after += per_op(s.bytes, cm.ops);
+        }
+    } else {
+        for f in cm
+            .functions
+            .iter()
+            .filter(|f| !claims.copy_functions.contains(&f.function))
+        {
+            by_function.entry(&f.function).or_default().after += per_op(f.bytes, cm.ops);
+        }
+        for s in cm.sites.iter().filter(|s| claimed(s)) {
+            if let Some(e) = by_function.get_mut(s.function.as_str()) {
+                e.after -= per_op(s.bytes, cm.ops);
+            }
+        }
+    }
+    for s in cm.sites.iter().filter(|s| !claimed(s)) {
+        if let Some(e) = by_function.get_mut(s.function.as_str()) {
+            e.sites.push(format!(
+                "{} ({} × {}/op)",
+                s.location,
+                site_size(s),
+                fmt_count(per_op(s.count, cm.ops))
+            ));
+        }
+    }
+    by_function
+}
+
+/// The baseline's copies of the same functions, from its totals by function where it has
+/// them, else from its sites.
+fn add_baseline_bytes(bm: &MoveFigures, by_function: &mut HashMap<&str, FunctionCopies>) {
+    let mut add = |function: &str, bytes: u64| {
+        if let Some(e) = by_function.get_mut(function) {
+            e.before += per_op(bytes, bm.ops);
+        }
+    };
+    if bm.functions.is_empty() {
+        for s in &bm.sites {
+            add(&s.function, s.bytes);
+        }
+    } else {
+        for f in &bm.functions {
+            add(&f.function, f.bytes);
+        }
+    }
+}
+
+/// The candidate's bytes per operation that earlier findings explain: their sites (outside
+/// the functions claimed whole) and the functions claimed whole.
+fn claimed_bytes_per_op(cm: &MoveFigures, claims: &Claims) -> f64 {
+    let sites = cm
+        .sites
+        .iter()
+        .filter(|s| {
+            claims.sites.contains(&site_key(s)) && !claims.copy_functions.contains(&s.function)
+        })
+        .map(|s| per_op(s.bytes, cm.ops));
+    let functions = cm
+        .functions
+        .iter()
+        .filter(|f| claims.copy_functions.contains(&f.function))
+        .map(|f| per_op(f.bytes, cm.ops));
+    sites.chain(functions).sum()
+}
+
+/// The finding of one function whose copies grew; its cost is its share of the growth of
+/// large copies, of the extra CPU in `memcpy`.
+fn copy_finding(
+    cx: &Context<'_>,
+    function: &str,
+    copies: FunctionCopies,
+    large_delta: f64,
+) -> Finding {
+    let name = short_name(function);
+    let (before, after) = (copies.before, copies.after);
+    Finding {
+        kind: FindingKind::Copies,
+        functions: vec![function.to_string()],
+        title: format!(
+            "`{name}` copies {} per operation (was {})",
+            fmt_bytes(after),
+            fmt_bytes(before)
+        ),
+        evidence: vec![Evidence::new(
+            "bytes copied per operation",
+            fmt_bytes(before),
+            fmt_bytes(after),
+        )],
+        sites: copies
+            .sites
+            .into_iter()
+            .take(3)
+            .map(|s| format!("`{name}` {s}"))
+            .collect(),
+        cost_ns_per_op: cx.cpu.and_then(|cpu| {
+            (large_delta > 0.0).then(|| {
+                cpu.delta(CpuCategory::Copy).max(0.0) * ((after - before) / large_delta).min(1.0)
+            })
+        }),
+        share: None,
+        fix: copy_fix(function).into(),
+        regression: true,
+        symptom: false,
+        blocked_call: None,
+    }
+}
+
+/// Functions that copy bytes of data from one buffer to another (I/O buffers, a slice copied
+/// into a new `Vec` or `Bytes`): their copies are data passing through, not values moved.
+const DATA_COPY_FUNCTIONS: [&str; 9] = [
+    "ReadBuf::",
+    "BufWriter",
+    "BufReader",
+    "BytesMut",
+    "Bytes::copy_from_slice",
+    "as bytes::buf::",
+    "AsyncWrite",
+    "AsyncRead",
+    "extend_from_slice",
+];
+
+/// Whether `function` copies data between buffers.
+fn is_data_copy(function: &str) -> bool {
+    DATA_COPY_FUNCTIONS.iter().any(|f| function.contains(f))
+}
+
+/// The fix to try for copies that grew in `function`.
+fn copy_fix(function: &str) -> &'static str {
+    if is_data_copy(function) {
+        "bytes of data are copied from one buffer to another here (an I/O buffer, or a slice \
+         copied into a new `Vec` or `Bytes`): more of them per operation means larger or more \
+         messages, or the same data copied twice; keep one buffer and share it (`Bytes`, `Arc`), \
+         write large payloads straight from their own buffer, and check that both sides ran the \
+         same workload"
+    } else {
+        "a large value is moved here (returned, pushed or passed by value): pass a reference, \
+         box the large part, or build the value in place"
+    }
+}

@@ -1,0 +1,128 @@
+//! CPU hot spots: functions whose CPU per operation grew beyond the sampling noise, except the
+//! functions an earlier finding already names.
+
+use std::collections::BTreeSet;
+
+use super::claims::{Claims, Stage};
+use super::names::short_name;
+use super::{Context, Evidence, Finding, FindingKind, fmt_us, function_identity};
+use crate::snapshot::CpuFigures;
+
+/// CPU hot spots reported, at most.
+const HOT_SPOTS_MAX: usize = 3;
+
+/// A function's CPU change is reported only beyond this many standard deviations of the
+/// sampling noise (samples are Poisson: the variance of a count is the count).
+const HOT_SPOT_SIGMAS: f64 = 4.0;
+
+/// ... and only when it is at least this share of the baseline's CPU per operation: smaller
+/// changes do not explain a throughput change worth a finding.
+const HOT_SPOT_SHARE_MIN: f64 = 0.02;
+
+/// The hot spots stage, after every stage that names functions: functions whose CPU per
+/// operation grew beyond the sampling noise, except those an earlier finding names.
+pub(crate) fn findings(cx: &Context<'_>, claims: &Claims) -> Stage {
+    let (Some(b), Some(c)) = (&cx.baseline.snapshot.cpu, &cx.candidate.snapshot.cpu) else {
+        return Stage::default();
+    };
+    if b.ops == 0 || c.ops == 0 {
+        return Stage::default();
+    }
+    let mut grown: Vec<(&str, f64, f64)> = grown_beyond_noise(b, c)
+        .into_iter()
+        .filter(|(f, _, _)| {
+            let id = function_identity(f);
+            !claims.functions.iter().any(|n| function_identity(n) == id)
+        })
+        .collect();
+    grown.sort_by(|a, b| (b.2 - b.1).total_cmp(&(a.2 - a.1)));
+    grown
+        .into_iter()
+        .take(HOT_SPOTS_MAX)
+        .map(|(function, before, after)| hot_spot(c, function, before, after))
+        .collect::<Vec<_>>()
+        .into()
+}
+
+/// The candidate's functions whose CPU per operation grew beyond the sampling noise and by a
+/// share of the baseline's CPU worth a finding (function, baseline ns/op, candidate ns/op).
+fn grown_beyond_noise<'a>(b: &CpuFigures, c: &'a CpuFigures) -> Vec<(&'a str, f64, f64)> {
+    let functions: BTreeSet<&str> = c.functions.iter().map(|f| f.function.as_str()).collect();
+    let base_total = b.ns_per_op(None);
+    functions
+        .into_iter()
+        .filter_map(|f| {
+            let (nb, nc) = (b.function_samples(f) as f64, c.function_samples(f) as f64);
+            let (rb, rc) = (b.samples_to_ns_per_op(nb), c.samples_to_ns_per_op(nc));
+            // Standard deviation of each rate from the Poisson noise of its count.
+            let sd = (b.samples_to_ns_per_op(nb.sqrt()).powi(2)
+                + c.samples_to_ns_per_op(nc.sqrt()).powi(2))
+            .sqrt();
+            let significant =
+                rc - rb > HOT_SPOT_SIGMAS * sd && rc - rb > HOT_SPOT_SHARE_MIN * base_total;
+            (significant && share_grew(nb, nc, b.samples as f64, c.samples as f64))
+                .then_some((f, rb, rc))
+        })
+        .collect()
+}
+
+/// The finding of one function whose CPU per operation grew.
+fn hot_spot(c: &CpuFigures, function: &str, before: f64, after: f64) -> Finding {
+    let location = location_of(c, function);
+    Finding {
+        kind: FindingKind::HotSpot,
+        title: format!(
+            "`{}` uses {} more CPU per operation",
+            short_name(function),
+            fmt_us(after - before)
+        ),
+        evidence: vec![Evidence::new(
+            "CPU per operation",
+            fmt_us(before),
+            fmt_us(after),
+        )],
+        sites: vec![format!("`{}` ({})", short_name(function), location)],
+        functions: vec![function.to_string()],
+        cost_ns_per_op: Some(after - before),
+        share: None,
+        fix: if crate::snapshot::is_allocator_routine(function) {
+            "this is the global allocator itself: the candidate's allocator spends more per \
+             operation here than the baseline's (zeroing or searching memory it reuses, where \
+             another hands out fresh pages); keep the faster allocator, or allocate less (reuse \
+             buffers)"
+                .into()
+        } else {
+            "open the differential flamegraph at this function: the red frames above it are what \
+             grew"
+                .into()
+        },
+        // A hot spot explains a slowdown; on its own it is not a threshold.
+        regression: false,
+        symptom: false,
+        blocked_call: None,
+    }
+}
+
+/// Whether a function's share of its side's samples grew beyond the noise: the machine can
+/// run everything slower during one side's CPU pass (another program, a lower clock), which
+/// raises every function's CPU per operation alike. Under no change, each of the function's
+/// `nb + nc` samples falls on the candidate's side with the probability of the candidate's
+/// share of all samples; more than [`HOT_SPOT_SIGMAS`] binomial deviations above that is a
+/// change of share.
+fn share_grew(nb: f64, nc: f64, total_b: f64, total_c: f64) -> bool {
+    if total_b <= 0.0 || total_c <= 0.0 {
+        return false;
+    }
+    let n = nb + nc;
+    let p = total_c / (total_b + total_c);
+    let sd = (n * p * (1.0 - p)).sqrt().max(1.0);
+    (nc - n * p) / sd > HOT_SPOT_SIGMAS
+}
+
+fn location_of(cpu: &CpuFigures, function: &str) -> String {
+    cpu.functions
+        .iter()
+        .find(|f| f.function == function && f.location.is_some())
+        .and_then(|f| f.location.clone())
+        .unwrap_or_else(|| "?".into())
+}

@@ -1,0 +1,104 @@
+//! The overview: the per-operation figures of every probe on both sides, as the reports' first
+//! table.
+
+use super::{Context, CpuComparison, Figure, WallComparison};
+use crate::snapshot::{AllocFigures, IO_SYSCALLS, MoveFigures, SyscallFigures, per_op};
+
+/// The per-operation figures of the overview table, probe by probe (those both sides have).
+pub(crate) fn figures(context: &Context<'_>, wall: Option<&WallComparison>) -> Vec<Figure> {
+    let (b, c) = (context.baseline.snapshot, context.candidate.snapshot);
+    let mut out = Vec::new();
+    if let Some(w) = wall {
+        out.extend(wall_figures(w));
+    }
+    if let Some(cpu) = context.cpu {
+        out.extend(cpu_figures(cpu));
+    }
+    if let (Some(ba), Some(ca)) = (&b.alloc, &c.alloc) {
+        out.extend(alloc_figures(ba, ca));
+    }
+    if let (Some(bs), Some(cs)) = (&b.syscalls, &c.syscalls) {
+        let io = |s: &SyscallFigures| IO_SYSCALLS.iter().map(|n| s.per_op(n)).sum::<f64>();
+        out.push(figure("I/O system calls per operation", io(bs), io(cs), ""));
+    }
+    if let (Some(bm), Some(cm)) = (&b.moves, &c.moves) {
+        out.extend(move_figures(bm, cm));
+    }
+    out
+}
+
+fn figure(what: &str, baseline: f64, candidate: f64, unit: &str) -> Figure {
+    Figure {
+        what: what.into(),
+        baseline,
+        candidate,
+        unit: unit.into(),
+    }
+}
+
+/// Throughput and latency (median of the runs).
+fn wall_figures(w: &WallComparison) -> [Figure; 3] {
+    let (b, c) = (w.baseline_latency_us, w.candidate_latency_us);
+    [
+        figure("throughput", w.baseline.median, w.candidate.median, "ops/s"),
+        figure("latency p50", b.0, c.0, "µs"),
+        figure("latency p99", b.1, c.1, "µs"),
+    ]
+}
+
+/// CPU per operation, in all and by category, microseconds.
+fn cpu_figures(cpu: &CpuComparison) -> Vec<Figure> {
+    let mut out = vec![figure(
+        "CPU per operation",
+        cpu.total.0 / 1e3,
+        cpu.total.1 / 1e3,
+        "µs",
+    )];
+    for (category, bv, cv) in &cpu.categories {
+        let what = format!("  in {}", category.name());
+        out.push(figure(&what, bv / 1e3, cv / 1e3, "µs"));
+    }
+    out
+}
+
+/// Allocations and bytes allocated per operation, and the peak live heap.
+fn alloc_figures(ba: &AllocFigures, ca: &AllocFigures) -> [Figure; 3] {
+    [
+        figure(
+            "allocations per operation",
+            ba.allocations_per_op(),
+            ca.allocations_per_op(),
+            "",
+        ),
+        figure(
+            "bytes allocated per operation",
+            ba.bytes_per_op(),
+            ca.bytes_per_op(),
+            "B",
+        ),
+        figure(
+            "peak live heap",
+            ba.peak_live_bytes as f64,
+            ca.peak_live_bytes as f64,
+            "B",
+        ),
+    ]
+}
+
+/// Copies of every size and bytes in large copies per operation.
+fn move_figures(bm: &MoveFigures, cm: &MoveFigures) -> [Figure; 2] {
+    [
+        figure(
+            "memcpy/memmove calls per operation",
+            per_op(bm.copies, bm.ops),
+            per_op(cm.copies, cm.ops),
+            "",
+        ),
+        figure(
+            "bytes in large copies per operation",
+            bm.large_bytes_per_op(),
+            cm.large_bytes_per_op(),
+            "B",
+        ),
+    ]
+}

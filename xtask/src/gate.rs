@@ -15,7 +15,7 @@ use diag::compare::{
     Side, Thresholds, WallComparison, WallVerdict, compare, render_html, render_markdown,
 };
 use diag::sizes::SizesReport;
-use diag::snapshot::{Snapshot, Workload};
+use diag::snapshot::{PassStatus, Snapshot, Workload};
 
 use crate::passes::{self, DEFAULT_CONCURRENCY, DEFAULT_OPS, DEFAULT_SEED};
 use crate::profile::{PassSet, Progress, SideProfile, build_preload, number};
@@ -219,7 +219,7 @@ pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
             .snapshot
             .passes
             .iter()
-            .filter(|p| p.status != "ok")
+            .filter(|p| p.status != PassStatus::Ok)
             .map(|p| format!("{} {}: {}", p.name, p.status, p.detail))
             .collect();
         if !failed.is_empty() {
@@ -303,12 +303,16 @@ pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
 /// other than the one the counts were blessed with.
 fn blockers(baseline: &Snapshot, current: &Snapshot, skipped: &[&str]) -> Vec<String> {
     let mut out = Vec::new();
-    for pass in baseline.passes.iter().filter(|p| p.status == "ok") {
+    for pass in baseline
+        .passes
+        .iter()
+        .filter(|p| p.status == PassStatus::Ok)
+    {
         if skipped.contains(&pass.name.as_str()) {
             continue;
         }
         match current.pass(&pass.name) {
-            Some(p) if p.status == "ok" => {}
+            Some(p) if p.status == PassStatus::Ok => {}
             Some(p) => out.push(format!("pass `{}` {}: {}", p.name, p.status, p.detail)),
             None => out.push(format!("pass `{}` did not run", pass.name)),
         }
@@ -551,7 +555,7 @@ fn gate_summary(s: &Snapshot) -> String {
     if let Some(z) = &s.sizes {
         lines.push(format!("types in the sizes report: {}", z.types));
     }
-    for p in s.passes.iter().filter(|p| p.status != "ok") {
+    for p in s.passes.iter().filter(|p| p.status != PassStatus::Ok) {
         lines.push(format!("pass {} {}: {}", p.name, p.status, p.detail));
     }
     lines.join("\n")

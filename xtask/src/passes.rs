@@ -13,7 +13,8 @@ use diag::moves::{MovesReport, TraceRun};
 use diag::sizes::SizesReport;
 use diag::snapshot::{
     AllocFigures, BlockingFigures, CpuFigures, HeapFigures, InstructionFigures, Latency,
-    MoveFigures, PassOutcome, SizeFigures, SyscallFigures, TaskFigures, WallRun, Workload,
+    MoveFigures, PassOutcome, PassStatus, SizeFigures, SyscallFigures, TaskFigures, WallRun,
+    Workload,
 };
 
 use crate::side::Built;
@@ -491,13 +492,13 @@ pub fn record<T>(
     let result = pass();
     let seconds = started.elapsed().as_secs_f64();
     let (status, detail, value) = match result {
-        Ok(v) => ("ok", String::new(), Some(v)),
+        Ok(v) => (PassStatus::Ok, String::new(), Some(v)),
         Err(e) => {
             let detail = format!("{e:#}");
             let status = if e.chain().any(|cause| cause.is::<Skipped>()) {
-                "skipped"
+                PassStatus::Skipped
             } else {
-                "failed"
+                PassStatus::Failed
             };
             (status, detail, None)
         }
@@ -505,7 +506,7 @@ pub fn record<T>(
     passes.retain(|p| p.name != name);
     passes.push(PassOutcome {
         name: name.into(),
-        status: status.into(),
+        status,
         detail,
         seconds,
     });

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use diag::sizes::SizesReport;
-use diag::snapshot::{Snapshot, Workload};
+use diag::snapshot::{PassStatus, Snapshot, Workload};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::passes::{self, DEFAULT_CONCURRENCY, DEFAULT_OPS, DEFAULT_SEED};
@@ -431,7 +431,7 @@ fn summary(s: &Snapshot) -> String {
             m.large_bytes_per_op()
         ));
     }
-    for p in s.passes.iter().filter(|p| p.status != "ok") {
+    for p in s.passes.iter().filter(|p| p.status != PassStatus::Ok) {
         lines.push(format!("pass {} {}: {}", p.name, p.status, p.detail));
     }
     lines.join("\n")

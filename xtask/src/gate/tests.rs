@@ -2,7 +2,9 @@
 
 use std::os::unix::fs::PermissionsExt as _;
 
-use diag::snapshot::{BuildIdentity, InstructionFigures, PassOutcome, Snapshot, Workload};
+use diag::snapshot::{
+    BuildIdentity, InstructionFigures, PassOutcome, PassStatus, Snapshot, Workload,
+};
 
 use super::blockers;
 use crate::util::{cargo, workspace_root};
@@ -19,7 +21,11 @@ fn snapshot(rustc: &str, passes: &[(&str, &str)], cpu_features: &[&str]) -> Snap
         .iter()
         .map(|(name, status)| PassOutcome {
             name: name.to_string(),
-            status: status.to_string(),
+            status: match *status {
+                "ok" => PassStatus::Ok,
+                "skipped" => PassStatus::Skipped,
+                _ => PassStatus::Failed,
+            },
             detail: format!("{name} detail"),
             seconds: 1.0,
         })

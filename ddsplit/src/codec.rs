@@ -2,7 +2,7 @@
 //! k of them. Every fragment carries a header with a checksum, so a damaged fragment is found
 //! and never used as data.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use crate::id::RecordId;
 use crate::limits::{
@@ -184,15 +184,23 @@ pub struct Fragment {
 
 impl Fragment {
     /// Parses a fragment (header then payload) and verifies its checksum.
-    pub fn decode(mut bytes: Bytes) -> Result<Fragment, CodecError> {
-        let header = FragmentHeader::parse(&bytes)?;
-        let payload = bytes.split_off(FRAGMENT_HEADER_LEN);
+    pub fn decode(bytes: Bytes) -> Result<Fragment, CodecError> {
+        let header = Fragment::verify(&bytes)?;
+        Ok(Fragment::verified(header, bytes))
+    }
+
+    /// Checks an encoded fragment (header then payload) in place and returns its header: the
+    /// lengths agree and the checksum matches. With [`Fragment::verified`], a caller keeps the
+    /// bytes for an error report without copying or sharing them first.
+    pub fn verify(bytes: &[u8]) -> Result<FragmentHeader, CodecError> {
+        let header = FragmentHeader::parse(bytes)?;
+        let payload = &bytes[FRAGMENT_HEADER_LEN..];
         if payload.len() != header.payload_len as usize {
             return Err(CodecError::BadHeader(
                 "payload length differs from the header's",
             ));
         }
-        let computed = header.compute_checksum(&payload);
+        let computed = header.compute_checksum(payload);
         if computed != header.checksum {
             return Err(CodecError::Checksum {
                 id: header.record_id,
@@ -201,7 +209,18 @@ impl Fragment {
                 computed,
             });
         }
-        Ok(Fragment { header, payload })
+        Ok(header)
+    }
+
+    /// The fragment of `bytes` whose `header` [`Fragment::verify`] returned.
+    pub fn verified(header: FragmentHeader, mut bytes: Bytes) -> Fragment {
+        // Advancing past the header moves a pointer; splitting would share the buffer, and
+        // sharing a buffer that came from a `Vec` allocates its reference count.
+        bytes.advance(FRAGMENT_HEADER_LEN);
+        Fragment {
+            header,
+            payload: bytes,
+        }
     }
 
     /// The fragment's header.

@@ -10,7 +10,7 @@
 //! for it. A frame whose length prefix is bad ends the connection; any other malformed frame
 //! gets an error frame and the connection goes on, since frame boundaries are still known.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::codec::{CodecError, Fragment};
@@ -583,34 +583,36 @@ impl Reader {
         Ok(self.buf.split_to(n))
     }
 
+    /// The next `N` bytes, copied out. Small fields are read this way: splitting them off as
+    /// `Bytes` would share the payload's buffer, and the first share of a buffer that came
+    /// from a `Vec` allocates its reference count.
+    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], WireError> {
+        let Some(field) = self.buf.get(..N) else {
+            return Err(WireError::ShortPayload(what));
+        };
+        let field: [u8; N] = field.try_into().expect("N bytes");
+        self.buf.advance(N);
+        Ok(field)
+    }
+
     fn u8(&mut self, what: &'static str) -> Result<u8, WireError> {
-        Ok(self.take(1, what)?[0])
+        Ok(self.array::<1>(what)?[0])
     }
 
     fn u16(&mut self, what: &'static str) -> Result<u16, WireError> {
-        Ok(u16::from_be_bytes(
-            self.take(2, what)?[..].try_into().expect("2 bytes"),
-        ))
+        Ok(u16::from_be_bytes(self.array(what)?))
     }
 
     fn u32(&mut self, what: &'static str) -> Result<u32, WireError> {
-        Ok(u32::from_be_bytes(
-            self.take(4, what)?[..].try_into().expect("4 bytes"),
-        ))
+        Ok(u32::from_be_bytes(self.array(what)?))
     }
 
     fn u64(&mut self, what: &'static str) -> Result<u64, WireError> {
-        Ok(u64::from_be_bytes(
-            self.take(8, what)?[..].try_into().expect("8 bytes"),
-        ))
+        Ok(u64::from_be_bytes(self.array(what)?))
     }
 
     fn id(&mut self) -> Result<RecordId, WireError> {
-        Ok(RecordId::from_bytes(
-            self.take(16, "record id")?[..]
-                .try_into()
-                .expect("16 bytes"),
-        ))
+        Ok(RecordId::from_bytes(self.array("record id")?))
     }
 
     fn key(&mut self) -> Result<FragmentKey, WireError> {

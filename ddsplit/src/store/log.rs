@@ -210,14 +210,10 @@ impl FragmentLog {
         .await
         .map_err(|e| DistriErr::io("fragment read task", io::Error::other(e)))?
         .map_err(|e| DistriErr::io("reading fragment from log", e))?;
-        // One buffer: the fragment shares it, and an error's excerpt borrows it.
-        let bytes = Bytes::from(bytes);
-        match Fragment::decode(bytes.clone()) {
-            Ok(fragment)
-                if fragment.header().record_id == key.id
-                    && fragment.header().index == key.index =>
-            {
-                Ok(fragment)
+        // Verified in place: an error's excerpt borrows the buffer, and the fragment takes it.
+        match Fragment::verify(&bytes) {
+            Ok(header) if header.record_id == key.id && header.index == key.index => {
+                Ok(Fragment::verified(header, Bytes::from(bytes)))
             }
             Ok(_) => Err(DistriErr::corrupt(
                 key.id,

@@ -8,7 +8,8 @@ pub mod placement;
 pub mod repair;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -276,27 +277,36 @@ impl Gateway {
     async fn read_fragments(&self, id: RecordId) -> Result<Vec<Fragment>, DistriErr> {
         let ranked = self.placement.ranked(id);
         let (k, total) = (self.params.k() as usize, self.params.total());
-        let read = |index: usize| self.read_from(ranked[index], id, index as u8);
-        let mut in_flight: FuturesUnordered<_> = (0..k).map(read).collect();
-        let mut next = k;
-        let mut fragments = Vec::with_capacity(k);
-        let mut tally = ReadTally::default();
-        while let Some(result) = in_flight.next().await {
-            match result.and_then(|f| self.check_split(f)) {
-                Ok(fragment) => {
-                    fragments.push(fragment);
-                    if fragments.len() == k {
-                        return Ok(fragments);
+        // k reads at once, one per slot: slot i asks for data fragment i, and when a read fails
+        // the slot goes on with the next parity fragment nobody has asked for yet. The k slots
+        // are one allocation (a stream of reads would be one per read). What they share is
+        // touched by one future's polls only, never across an await: an atomic and a lock only
+        // because the handler's future is `Send`.
+        let next_parity = AtomicUsize::new(k);
+        let tally = Mutex::new(ReadTally::default());
+        let slot = |first: usize| {
+            let (ranked, next_parity, tally) = (&ranked, &next_parity, &tally);
+            async move {
+                let mut index = first;
+                loop {
+                    let read = self.read_from(ranked[index], id, index as u8).await;
+                    match read.and_then(|f| self.check_split(f)) {
+                        Ok(fragment) => return Some(fragment),
+                        Err(e) => tally.lock().expect("no code panics holding it").fail(id, e),
                     }
-                    continue;
+                    index = next_parity.fetch_add(1, Ordering::Relaxed);
+                    if index >= total {
+                        return None;
+                    }
                 }
-                Err(e) => tally.fail(id, e),
             }
-            if next < total {
-                in_flight.push(read(next));
-                next += 1;
-            }
+        };
+        let read = futures::future::join_all((0..k).map(slot)).await;
+        let mut fragments: Vec<Fragment> = read.into_iter().flatten().collect();
+        if fragments.len() == k {
+            return Ok(fragments);
         }
+        let mut tally = tally.into_inner().expect("no code panics holding it");
         let spares = self.spares(&ranked);
         if !spares.is_empty() {
             self.read_hinted(id, spares, &mut fragments, &mut tally)

@@ -223,6 +223,11 @@ impl Fragment {
         }
     }
 
+    /// The header and the payload, taken apart.
+    pub fn into_parts(self) -> (FragmentHeader, Bytes) {
+        (self.header, self.payload)
+    }
+
     /// The fragment's header.
     pub fn header(&self) -> &FragmentHeader {
         &self.header

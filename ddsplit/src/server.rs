@@ -240,13 +240,13 @@ impl<H: Handler> Connection<H> {
                 },
                 Err(e) => (None, self.refuse_frame(&e), e.is_recoverable()),
             };
+            let is_error = matches!(response, Response::Error { .. });
             let written = async {
-                response.encode().write_to(&mut writer).await?;
+                response.into_frame().write_to(&mut writer).await?;
                 writer.flush().await
             }
             .await;
             if let Some(op) = op {
-                let is_error = matches!(response, Response::Error { .. });
                 self.metrics.record(op, started.elapsed(), is_error);
             }
             if written.is_err() || !keep_going {

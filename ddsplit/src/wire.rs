@@ -410,6 +410,27 @@ impl Request {
 }
 
 impl Response {
+    /// Encodes the response as a frame, handing its large payload (a fragment's, a record's)
+    /// to the frame: a server sends each response once, and sharing a buffer that came from a
+    /// `Vec` would allocate its reference count.
+    pub fn into_frame(self) -> OutFrame {
+        match self {
+            Response::Fragment(fragment) => {
+                let mut f = OutFrame::new(kind::FRAGMENT);
+                let (header, payload) = fragment.into_parts();
+                f.head.put_slice(&header.to_bytes());
+                f.tail = payload;
+                f.finish()
+            }
+            Response::Record { data } => {
+                let mut f = OutFrame::new(kind::RECORD);
+                f.tail = data;
+                f.finish()
+            }
+            other => other.encode(),
+        }
+    }
+
     /// Encodes the response as a frame.
     pub fn encode(&self) -> OutFrame {
         let frame = match self {

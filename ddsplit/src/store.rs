@@ -1,6 +1,6 @@
 //! The fragment store: the trait every fragment operation goes through, its two
-//! implementations (a node's local log, and a remote node over TCP), and [`StoreHandle`], the
-//! type nodes and gateways call it through.
+//! implementations (a node's local log, and a remote node over TCP), [`NodeStore`] (how a node
+//! holds its own) and [`StoreHandle`] (how a gateway holds a node's).
 //!
 //! The default build dispatches with the [`Store`] enum: no boxing, no virtual call. The
 //! `story-async-trait` feature brings back the story's version: the trait written with
@@ -251,18 +251,36 @@ impl FragmentStore for RemoteStore {
     }
 }
 
-/// How nodes and gateways hold a fragment store.
+/// How a gateway holds a node's store.
 #[cfg(not(feature = "story-async-trait"))]
 pub type StoreHandle = Store;
 
-/// How nodes and gateways hold a fragment store: the story's trait object.
+/// How a gateway holds a node's store: the story's trait object.
 #[cfg(feature = "story-async-trait")]
 pub type StoreHandle = Arc<dyn FragmentStore>;
 
-/// The handle of a node's own store.
+/// A local store where a gateway's handle is expected (tests run a gateway over local logs).
 pub fn local_handle(store: LocalStore) -> StoreHandle {
     #[cfg(not(feature = "story-async-trait"))]
     return Store::Local(store);
+    #[cfg(feature = "story-async-trait")]
+    return Arc::new(store);
+}
+
+/// How a node holds its own store: the `LocalStore` itself, so a request's future is the size
+/// of the local call (through [`Store`] it would be the size of the largest variant's, a remote
+/// call's, which a node never makes); the story's trait object in that build.
+#[cfg(not(feature = "story-async-trait"))]
+pub type NodeStore = LocalStore;
+
+/// How a node holds its own store: the story's trait object.
+#[cfg(feature = "story-async-trait")]
+pub type NodeStore = Arc<dyn FragmentStore>;
+
+/// A node's handle of its own store.
+pub fn node_store(store: LocalStore) -> NodeStore {
+    #[cfg(not(feature = "story-async-trait"))]
+    return store;
     #[cfg(feature = "story-async-trait")]
     return Arc::new(store);
 }

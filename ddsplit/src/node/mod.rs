@@ -14,7 +14,7 @@ use crate::server::{self, Handler, RunningServer, ServerConfig};
 #[cfg_attr(feature = "story-async-trait", allow(unused_imports))]
 use crate::store::FragmentStore;
 use crate::store::log::{FragmentLog, FsyncPolicy};
-use crate::store::{LocalStore, StoreHandle, local_handle};
+use crate::store::{LocalStore, NodeStore, node_store};
 use crate::wire::{Request, Response};
 
 /// How to run a node.
@@ -32,7 +32,7 @@ pub struct NodeConfig {
 
 /// Answers node requests from a fragment store.
 pub struct NodeHandler {
-    store: StoreHandle,
+    store: NodeStore,
 }
 
 impl std::fmt::Debug for NodeHandler {
@@ -113,7 +113,7 @@ pub async fn start(config: NodeConfig, registry: &Registry) -> anyhow::Result<Ru
         instance: addr.to_string(),
     }));
     let handler = Arc::new(NodeHandler {
-        store: local_handle(LocalStore::new(log.clone())),
+        store: node_store(LocalStore::new(log.clone())),
     });
     let server = RunningServer::spawn(listener, handler, metrics, config.server)?;
     tracing::info!(%addr, data_dir = %config.data_dir.display(), fsync = ?config.fsync, "node listening");

@@ -8,11 +8,8 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use crate::error::DistriErr;
-use crate::limits::CONNECT_TIMEOUT;
+use crate::limits::{CONN_BUFFER_BYTES, CONNECT_TIMEOUT};
 use crate::wire::{Request, Response, WireError, read_frame};
-
-/// Bytes of the read and write buffers of a connection.
-const CONN_BUFFER_BYTES: usize = 64 * 1024;
 
 /// One open connection to a node or a gateway, used for one request at a time.
 #[derive(Debug)]
@@ -44,8 +41,9 @@ impl Conn {
     /// Sends `request` and reads its response. An error frame comes back as
     /// [`DistriErr::Remote`]; the connection is still usable after one.
     pub async fn call(&mut self, request: &Request) -> Result<Response, DistriErr> {
-        let frame = request.encode();
-        frame
+        // The frame is dropped once written, so it is not held while the response is awaited.
+        request
+            .encode()
             .write_to(&mut self.writer)
             .await
             .map_err(|e| DistriErr::io("sending request", e))?;

@@ -102,6 +102,13 @@ pub const LOG_QUEUE_MAX: usize = 1024;
 /// Appends the log writer groups under one fsync.
 pub const LOG_BATCH_MAX: usize = 256;
 
+/// Bytes of a connection's read buffer and of its write buffer (client and server ends). Small
+/// frames are batched through them; a read or write at least this long bypasses them (tokio's
+/// `BufReader` and `BufWriter` do), so a fragment's or a record's payload goes between the
+/// socket and its own buffer without a copy. With 64 KiB buffers every payload up to 64 KiB was
+/// copied through them once on each end.
+pub const CONN_BUFFER_BYTES: usize = 8 * 1024;
+
 /// How long a gateway waits for one fragment operation on a node before it tries another node
 /// (reads) or counts the write as failed. Long enough for an fsync'd 4 MiB write on a slow disk.
 pub const FRAGMENT_TIMEOUT: Duration = Duration::from_secs(5);

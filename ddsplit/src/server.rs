@@ -18,8 +18,8 @@ use tracing::Instrument;
 
 use crate::error::ErrorCode;
 use crate::limits::{
-    CONNECTIONS_MAX_DEFAULT, FRAME_PAYLOAD_TIMEOUT, LISTEN_BACKLOG_MIN, REQUESTS_IN_FLIGHT_MAX,
-    SHUTDOWN_GRACE,
+    CONN_BUFFER_BYTES, CONNECTIONS_MAX_DEFAULT, FRAME_PAYLOAD_TIMEOUT, LISTEN_BACKLOG_MIN,
+    REQUESTS_IN_FLIGHT_MAX, SHUTDOWN_GRACE,
 };
 use crate::metrics::ServiceMetrics;
 use crate::shutdown::Shutdown;
@@ -181,8 +181,8 @@ struct Connection<H> {
 impl<H: Handler> Connection<H> {
     async fn run(self, stream: TcpStream, mut shutdown: Shutdown, _slot: ConnectionSlot) {
         let (read, write) = stream.into_split();
-        let mut reader = BufReader::with_capacity(64 * 1024, read);
-        let mut writer = BufWriter::with_capacity(64 * 1024, write);
+        let mut reader = BufReader::with_capacity(CONN_BUFFER_BYTES, read);
+        let mut writer = BufWriter::with_capacity(CONN_BUFFER_BYTES, write);
         loop {
             // Shutdown is only looked at between requests: one whose head has arrived is
             // answered.

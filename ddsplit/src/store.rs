@@ -141,27 +141,22 @@ impl RemoteStore {
             })?
     }
 
+    /// One call, retried once on a fresh connection when a pooled one turns out dead. The
+    /// caller's timeout bounds both attempts.
     async fn call_unbounded(
         &self,
         request: Request,
         what: &'static str,
     ) -> Result<Response, DistriErr> {
-        let pooled = self
-            .inner
-            .idle
-            .lock()
-            .expect("pool lock is never poisoned")
-            .pop();
-        let fresh_retry = pooled.is_some();
-        let mut conn = match pooled {
-            Some(conn) => conn,
-            None => Conn::connect(self.inner.addr).await?,
+        let (mut conn, fresh_retry) = match self.pooled() {
+            Some(conn) => (conn, true),
+            None => (Conn::connect(self.inner.addr).await?, false),
         };
-        let result = conn.call_within(&request, self.inner.timeout, what).await;
-        let result = match result {
+        let result = match conn.call(&request).await {
             Err(DistriErr::Io { .. } | DistriErr::Wire(_)) if fresh_retry => {
+                tracing::debug!(what, "pooled connection failed; retrying on a new one");
                 conn = Conn::connect(self.inner.addr).await?;
-                conn.call_within(&request, self.inner.timeout, what).await
+                conn.call(&request).await
             }
             other => other,
         };
@@ -173,6 +168,15 @@ impl RemoteStore {
             }
         }
         result
+    }
+
+    /// An idle connection of the pool, if there is one.
+    fn pooled(&self) -> Option<Conn> {
+        self.inner
+            .idle
+            .lock()
+            .expect("pool lock is never poisoned")
+            .pop()
     }
 }
 

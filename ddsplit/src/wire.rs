@@ -10,6 +10,8 @@
 //! for it. A frame whose length prefix is bad ends the connection; any other malformed frame
 //! gets an error frame and the connection goes on, since frame boundaries are still known.
 
+use std::io::IoSlice;
+
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -215,11 +217,23 @@ impl OutFrame {
         false
     }
 
-    /// Writes the frame to `out` (without flushing).
+    /// Writes the frame to `out` (without flushing), head and tail in one vectored write: a
+    /// buffered writer passes a frame longer than its buffer straight to the socket, without
+    /// copying the tail.
     pub async fn write_to<W: AsyncWrite + Unpin>(&self, out: &mut W) -> std::io::Result<()> {
-        out.write_all(&self.head[..]).await?;
-        if !self.tail.is_empty() {
-            out.write_all(&self.tail).await?;
+        let (head, tail) = (&self.head[..], &self.tail[..]);
+        let mut written = 0;
+        while written < head.len() + tail.len() {
+            let n = if written < head.len() {
+                let parts = [IoSlice::new(&head[written..]), IoSlice::new(tail)];
+                out.write_vectored(&parts).await?
+            } else {
+                out.write(&tail[written - head.len()..]).await?
+            };
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            written += n;
         }
         Ok(())
     }

@@ -1,9 +1,10 @@
-//! Findings from the heap profiles and allocation counters: boxed futures (an allocation per
-//! call whose size is a future's, the mark of `#[async_trait]`) and other allocation sites that
-//! appeared or grew.
+//! Findings from the heap profiles and allocation counters: tasks spawned per call (the site's
+//! stack goes through a spawn, `spawns.rs`), boxed futures (an allocation per call through
+//! `Box::pin`, the mark of `#[async_trait]`) and other allocation sites that appeared or grew.
 
 use super::claims::{Claims, Stage};
 use super::names::short_name;
+use super::spawns;
 use super::types::{is_boxed_trait_block, site_key};
 use super::{
     ALLOC_CHANGE_PER_OP_MIN, Context, Evidence, Finding, FindingKind, fmt_bytes, fmt_count,
@@ -56,6 +57,15 @@ pub(crate) fn findings(cx: &Context<'_>, claims: &Claims, notes: &mut Vec<String
         let cost = alloc_cost?;
         (total_added > 0.0).then(|| cost * added / total_added)
     };
+    // A spawn's allocation is its task's cell: the spawn is the cause, not the box or the size.
+    let (spawning, grown): (Vec<&SiteChange<'_>>, Vec<&SiteChange<'_>>) = grown
+        .into_iter()
+        .partition(|s| spawns::spawned_on(s.site).is_some());
+    for s in &spawning {
+        let cost = cost_of(s.delta());
+        out.findings
+            .push(spawns::finding(s.site, s.before, s.after, cost));
+    }
     let (boxed, mut other): (Vec<&SiteChange<'_>>, Vec<&SiteChange<'_>>) =
         grown.into_iter().partition(|s| s.future.is_some());
     if !boxed.is_empty() {

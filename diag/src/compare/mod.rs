@@ -21,6 +21,7 @@ mod latency;
 mod names;
 mod overview;
 mod render;
+mod spawns;
 mod stack_frames;
 mod syscalls;
 mod task_changes;
@@ -228,6 +229,8 @@ pub enum FindingKind {
     Blocking,
     /// An I/O system call is made more often per operation.
     Syscalls,
+    /// A site spawns more tasks per operation (its allocations go through a spawn).
+    TaskPerCall,
 }
 
 impl FindingKind {
@@ -245,6 +248,7 @@ impl FindingKind {
             FindingKind::Latency => "tail latency",
             FindingKind::Blocking => "blocking",
             FindingKind::Syscalls => "system calls",
+            FindingKind::TaskPerCall => "tasks spawned",
         }
     }
 }

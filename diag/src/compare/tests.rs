@@ -1131,3 +1131,50 @@ fn types_that_grew_by_holding_a_new_type_in_a_field_or_variant_are_one_finding_u
         grown[0].evidence
     );
 }
+
+#[test]
+fn a_task_spawned_per_call_is_named_as_a_spawn_first_and_not_again_as_an_allocation() {
+    // A new site whose blocks go through `spawn_blocking` is a task per call; the same blocks
+    // through `Box::new` are an allocation site.
+    let site = |via: &[&str]| HeapSite {
+        function: "app::node::LocalStore::get_fragment::{{closure}}".into(),
+        location: Some("app/src/node.rs:120".into()),
+        via: via.iter().map(|v| v.to_string()).collect(),
+        blocks: 3 * OPS,
+        bytes: 3 * OPS * 256,
+    };
+    let findings = |via: &[&str]| {
+        let mut p = pair(Build::default(), Build::default());
+        p.cand.0.heap.as_mut().unwrap().sites.push(site(via));
+        p.cand.0.alloc.as_mut().unwrap().allocations += 3 * OPS;
+        run(&p).findings
+    };
+    let spawned = findings(&[
+        "tokio::task::blocking::spawn_blocking",
+        "tokio::runtime::blocking::pool::spawn_blocking",
+    ]);
+    let first = &spawned[0];
+    assert_eq!(first.kind, FindingKind::TaskPerCall, "{spawned:#?}");
+    assert!(
+        first
+            .title
+            .contains("spawns a task on the blocking pool per call"),
+        "{}",
+        first.title
+    );
+    assert!(
+        first.sites[0].contains("app/src/node.rs:120"),
+        "{:?}",
+        first.sites
+    );
+    assert!(
+        !spawned.iter().any(|f| f.kind == FindingKind::Allocations),
+        "the spawn's allocations are the spawn's: {spawned:#?}"
+    );
+    let boxed = findings(&["alloc::boxed::Box<T>::new"]);
+    assert!(
+        !boxed.iter().any(|f| f.kind == FindingKind::TaskPerCall),
+        "{boxed:#?}"
+    );
+    assert!(boxed.iter().any(|f| f.kind == FindingKind::Allocations));
+}

@@ -69,7 +69,11 @@ fn alloc_totals(cx: &Context<'_>, ba: &AllocFigures, ca: &AllocFigures) -> [Tota
         after: ca.allocations_per_op(),
         growth: cx.thresholds.alloc_growth,
         change_min: ALLOC_CHANGE_PER_OP_MIN,
-        kinds: &[FindingKind::Allocations, FindingKind::BoxedFuture],
+        kinds: &[
+            FindingKind::Allocations,
+            FindingKind::BoxedFuture,
+            FindingKind::TaskPerCall,
+        ],
         category: CpuCategory::Alloc,
         bytes: false,
         fix: "the heap profile's sites say where; without one, run `cargo xtask compare` \
@@ -78,11 +82,16 @@ fn alloc_totals(cx: &Context<'_>, ba: &AllocFigures, ca: &AllocFigures) -> [Tota
     // As many blocks, larger ones: when a type grew, it is that type living on the heap (a
     // spawned task's future, a boxed value), and the type's finding explains the bytes.
     let larger_blocks: &'static [FindingKind] = if count.crossed() {
-        &[FindingKind::Allocations, FindingKind::BoxedFuture]
+        &[
+            FindingKind::Allocations,
+            FindingKind::BoxedFuture,
+            FindingKind::TaskPerCall,
+        ]
     } else {
         &[
             FindingKind::Allocations,
             FindingKind::BoxedFuture,
+            FindingKind::TaskPerCall,
             FindingKind::TypeGrew,
         ]
     };

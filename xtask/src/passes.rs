@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use ddsplit_report::{LoadReport, ReportError};
 use diag::blocking::{BLOCKING_SUMMARY_VERSION, BlockingSummary};
+use diag::cpu::{CPU_SUMMARY_VERSION, CpuSummary};
 use diag::moves::{MovesReport, TraceRun};
 use diag::sizes::SizesReport;
 use diag::snapshot::{
@@ -111,6 +112,23 @@ fn read_tasks(path: &Path, ops: u64) -> anyhow::Result<Option<TaskFigures>> {
     let figures = TaskFigures::from_json(&text, ops)
         .with_context(|| format!("{} is not a task snapshot", path.display()))?;
     Ok(Some(figures))
+}
+
+/// The CPU pass's `cpu.json`: its sampling rate turns samples into time, so a missing or
+/// unreadable one fails the pass (it once read as 99 Hz).
+fn read_cpu_summary(path: &Path) -> anyhow::Result<CpuSummary> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("the CPU pass wrote no readable {}", path.display()))?;
+    let summary: CpuSummary = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a CPU summary", path.display()))?;
+    if summary.version != CPU_SUMMARY_VERSION {
+        bail!(
+            "{} is version {} of the CPU summary; this xtask reads version {CPU_SUMMARY_VERSION}",
+            path.display(),
+            summary.version
+        );
+    }
+    Ok(summary)
 }
 
 /// The command line of one run: `ddsplit local` with the workload, `ops` operations, writing
@@ -241,11 +259,7 @@ pub fn cpu(built: &Built, w: &Workload, dir: &Path) -> anyhow::Result<CpuFigures
     let folded_path = dir.join("cpu.folded");
     let folded = std::fs::read_to_string(&folded_path)
         .with_context(|| format!("the CPU pass wrote no {}", folded_path.display()))?;
-    let hz = std::fs::read_to_string(dir.join("cpu.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|v| v.get("hz").and_then(serde_json::Value::as_u64))
-        .unwrap_or(99) as u32;
+    let hz = read_cpu_summary(&dir.join("cpu.json"))?.hz;
     let mut figures = CpuFigures::from_folded(&folded, run.wall.ops, hz);
     for f in &mut figures.functions {
         if let Some(l) = &mut f.location {

@@ -31,7 +31,7 @@ use std::time::{Duration, SystemTime};
 
 pub use encode::PPROF_CONTENT_TYPE;
 pub use pprof::protos;
-pub use view::{CpuSummary, ExecutorSamples, TaskRule, TaskView};
+pub use view::{CPU_SUMMARY_VERSION, CpuSummary, ExecutorSamples, TaskRule, TaskView};
 
 /// Default sampling frequency: 99 Hz, not 100, so that sampling does not run in lockstep with
 /// work that repeats every 10 ms (timers, tickers) and sees only one phase of it. At 99 Hz a

@@ -28,7 +28,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{CpuProfile, Frame, Stack};
 
@@ -231,7 +231,7 @@ impl TaskView {
     /// Sample counts of `profile` in this view.
     pub fn summary(&self, profile: &CpuProfile) -> CpuSummary {
         let mut summary = CpuSummary {
-            version: 1,
+            version: CPU_SUMMARY_VERSION,
             hz: profile.hz,
             duration_s: profile.duration.as_secs_f64(),
             ..CpuSummary::default()
@@ -294,8 +294,12 @@ fn strip_closures(function: &str) -> String {
     }
 }
 
-/// The sample counts of a profile in a [`TaskView`] (`cpu.json`).
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+/// Version of [`CpuSummary`]'s JSON (`cpu.json`); a reader refuses others.
+pub const CPU_SUMMARY_VERSION: u32 = 1;
+
+/// The sample counts of a profile in a [`TaskView`] (`cpu.json`): written by the program,
+/// read back as this type by the tool that profiles it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CpuSummary {
     /// Format version of this object.
     pub version: u32,
@@ -320,7 +324,7 @@ pub struct CpuSummary {
 }
 
 /// Executor samples by the innermost runtime part on the stack.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecutorSamples {
     /// Parking and unparking workers.
     pub park: u64,

@@ -14,8 +14,8 @@ pub(crate) struct Claims {
     /// Copy sites ([`site_key`](super::types::site_key)) a grown type or a boxed future explains
     /// (the type and heap stages): the copies stage leaves them out.
     pub sites: Vec<String>,
-    /// Functions whose every copy a type finding explains (the type stage): the copies stage
-    /// leaves them out.
+    /// Functions whose every copy a finding explains (the type stage; the heap stage: tokio's
+    /// functions that move spawned futures into their tasks): the copies stage leaves them out.
     pub copy_functions: Vec<String>,
     /// Functions named by the findings so far (every stage, from [`Finding::functions`]): the
     /// CPU hot spots leave them out.

@@ -61,11 +61,8 @@ pub(crate) fn findings(cx: &Context<'_>, claims: &Claims, notes: &mut Vec<String
     let (spawning, grown): (Vec<&SiteChange<'_>>, Vec<&SiteChange<'_>>) = grown
         .into_iter()
         .partition(|s| spawns::spawned_on(s.site).is_some());
-    for s in &spawning {
-        let cost = cost_of(s.delta());
-        out.findings
-            .push(spawns::finding(s.site, s.before, s.after, cost));
-    }
+    out.findings
+        .extend(spawn_findings(cx, &spawning, &cost_of, &mut out.claims));
     let (boxed, mut other): (Vec<&SiteChange<'_>>, Vec<&SiteChange<'_>>) =
         grown.into_iter().partition(|s| s.future.is_some());
     if !boxed.is_empty() {
@@ -83,6 +80,31 @@ pub(crate) fn findings(cx: &Context<'_>, claims: &Claims, notes: &mut Vec<String
         out.findings.extend(counter_finding(cx, counted));
     }
     out
+}
+
+/// The findings of the sites that spawn more tasks, the largest first; it also carries the
+/// copies of the futures into their tasks (claimed: they are the spawn's cost).
+fn spawn_findings(
+    cx: &Context<'_>,
+    spawning: &[&SiteChange<'_>],
+    cost_of: &dyn Fn(f64) -> Option<f64>,
+    claims: &mut Claims,
+) -> Vec<Finding> {
+    let mut spawning = spawning.to_vec();
+    spawning.sort_by(|a, b| b.delta().total_cmp(&a.delta()));
+    let mut findings: Vec<Finding> = spawning
+        .iter()
+        .map(|s| spawns::finding(s.site, s.before, s.after, cost_of(s.delta())))
+        .collect();
+    let copies = spawns::TaskCopies::of(cx).filter(|c| c.after > c.before);
+    if let (Some(first), Some(copies)) = (findings.first_mut(), copies) {
+        first.evidence.push(copies.evidence());
+        if let Some(cost) = copies.cost(cx) {
+            first.cost_ns_per_op = Some(first.cost_ns_per_op.unwrap_or(0.0) + cost);
+        }
+        claims.copy_functions.extend(copies.functions);
+    }
+    findings
 }
 
 /// The sites whose allocations per operation grew past the site threshold.
@@ -185,16 +207,21 @@ fn site_changes<'a>(
             None => grouped.push((key, site, site.blocks, site.bytes)),
         }
     }
+    let mut stand_ins = StandIns::of(before, after);
     grouped
         .into_iter()
         .map(|(key, site, blocks, bytes)| {
-            let base = before
+            let size = bytes.checked_div(blocks).unwrap_or(0);
+            let exact: Vec<&HeapSite> = before
                 .sites
                 .iter()
                 .filter(|b| SiteKey::of(b) == key)
-                .map(|b| b.blocks)
-                .sum::<u64>();
-            let size = bytes.checked_div(blocks).unwrap_or(0);
+                .collect();
+            let base = if exact.is_empty() {
+                stand_ins.take(&key, size)
+            } else {
+                exact.iter().map(|b| b.blocks).sum::<u64>()
+            };
             SiteChange {
                 site,
                 before: per_op(base, before.ops),
@@ -203,6 +230,42 @@ fn site_changes<'a>(
             }
         })
         .collect()
+}
+
+/// The baseline's sites that have no site of their key in the candidate: when a candidate
+/// site has none in the baseline either, one of these in the same function and file stands in
+/// for it (the nearest in block size), so the site is compared by its count, not called new.
+/// Inlining decides which frame is "just inside" the function (`join_all` in one build,
+/// `JoinAll::poll` in the next), so one allocation can change its key without changing; its
+/// blocks may change size with what they hold (a `join_all` of smaller futures).
+struct StandIns<'a> {
+    sites: Vec<&'a HeapSite>,
+}
+
+impl<'a> StandIns<'a> {
+    fn of(before: &'a HeapFigures, after: &HeapFigures) -> StandIns<'a> {
+        let in_after = |b: &HeapSite| after.sites.iter().any(|a| SiteKey::of(a) == SiteKey::of(b));
+        StandIns {
+            sites: before.sites.iter().filter(|b| !in_after(b)).collect(),
+        }
+    }
+
+    /// The blocks of the stand-in for `key` (the same function and file, the block size
+    /// nearest `size`), taken so it stands in once; 0 when there is none.
+    fn take(&mut self, key: &SiteKey<'_>, size: u64) -> u64 {
+        let same_place = |b: &&HeapSite| {
+            let k = SiteKey::of(b);
+            k.function == key.function && k.file == key.file
+        };
+        let nearest = self
+            .sites
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| same_place(b))
+            .min_by_key(|(_, b)| b.bytes_per_block().abs_diff(size))
+            .map(|(i, _)| i);
+        nearest.map_or(0, |i| self.sites.swap_remove(i).blocks)
+    }
 }
 
 /// What a heap site is, whatever its line: function, file, and the frame just inside it that

@@ -10,8 +10,8 @@
 //! thread): the allocator's share is only the part the heap profile can price.
 
 use super::names::short_name;
-use super::{Evidence, Finding, FindingKind, fmt_count};
-use crate::snapshot::HeapSite;
+use super::{Context, Evidence, Finding, FindingKind, fmt_bytes, fmt_count};
+use crate::snapshot::{CpuCategory, HeapSite, MoveFigures, per_op};
 
 /// The spawn functions, with what they spawn on.
 const SPAWNS: [(&str, &str); 6] = [
@@ -28,6 +28,80 @@ const SPAWNS: [(&str, &str); 6] = [
     ("tokio::task::local::spawn_local", "the local set"),
     ("tokio::runtime::handle::Handle::spawn", "the runtime"),
 ];
+
+/// Where tokio moves a spawned future into its new task (the task's cell, its stage, the
+/// closure that carries it to the scheduler): the copy tracer charges those copies to tokio's
+/// functions, and they are the spawn's cost, not a cause of their own.
+const TASK_COPY_FUNCTIONS: [&str; 4] = [
+    "tokio::runtime::task::",
+    "tokio::task::spawn::",
+    "tokio::runtime::context::current::with_current",
+    "tokio::runtime::blocking::pool::",
+];
+
+/// The copies into new tasks, both sides, per operation.
+pub(super) struct TaskCopies {
+    /// The candidate's functions that made them (claimed whole by the spawn findings).
+    pub functions: Vec<String>,
+    pub before: f64,
+    pub after: f64,
+}
+
+impl TaskCopies {
+    /// Both sides' copies into new tasks, when both have a copy trace.
+    pub fn of(cx: &Context<'_>) -> Option<TaskCopies> {
+        let b = cx.baseline.snapshot.moves.as_ref()?;
+        let c = cx.candidate.snapshot.moves.as_ref()?;
+        Some(TaskCopies {
+            functions: task_copy_functions(c).map(|(f, _)| f.to_string()).collect(),
+            before: task_copy_functions(b)
+                .map(|(_, bytes)| per_op(bytes, b.ops))
+                .sum(),
+            after: task_copy_functions(c)
+                .map(|(_, bytes)| per_op(bytes, c.ops))
+                .sum(),
+        })
+    }
+
+    /// Their evidence line.
+    pub fn evidence(&self) -> Evidence {
+        Evidence::new(
+            "bytes copied into new tasks per operation",
+            fmt_bytes(self.before),
+            fmt_bytes(self.after),
+        )
+    }
+
+    /// Their share of the extra CPU in `memcpy`: the growth of these copies over the growth
+    /// of all large copies.
+    pub fn cost(&self, cx: &Context<'_>) -> Option<f64> {
+        let (b, c) = (
+            cx.baseline.snapshot.moves.as_ref()?,
+            cx.candidate.snapshot.moves.as_ref()?,
+        );
+        let large_delta = c.large_bytes_per_op() - b.large_bytes_per_op();
+        let grown = self.after - self.before;
+        let memcpy = cx.cpu?.delta(CpuCategory::Copy).max(0.0);
+        (large_delta > 0.0 && grown > 0.0).then(|| memcpy * (grown / large_delta).min(1.0))
+    }
+}
+
+/// The functions of `moves` that copy into new tasks, with their bytes.
+fn task_copy_functions(moves: &MoveFigures) -> impl Iterator<Item = (&str, u64)> {
+    let is_task_copy = |f: &str| TASK_COPY_FUNCTIONS.iter().any(|p| f.starts_with(p));
+    let from_functions = moves
+        .functions
+        .iter()
+        .filter(move |f| is_task_copy(&f.function))
+        .map(|f| (f.function.as_str(), f.bytes));
+    // Older snapshots have sites only.
+    let from_sites = moves
+        .sites
+        .iter()
+        .filter(move |s| moves.functions.is_empty() && is_task_copy(&s.function))
+        .map(|s| (s.function.as_str(), s.bytes));
+    from_functions.chain(from_sites)
+}
 
 /// Where the tasks of `site` are spawned, when its stack goes through a spawn function (the
 /// blocking pool first: `spawn_blocking` also goes through the runtime's handle).

@@ -1147,6 +1147,14 @@ fn a_task_spawned_per_call_is_named_as_a_spawn_first_and_not_again_as_an_allocat
         let mut p = pair(Build::default(), Build::default());
         p.cand.0.heap.as_mut().unwrap().sites.push(site(via));
         p.cand.0.alloc.as_mut().unwrap().allocations += 3 * OPS;
+        // Each task's future is moved into its cell: copies charged to tokio's functions.
+        let moves = p.cand.0.moves.as_mut().unwrap();
+        moves.functions.push(MoveFunction {
+            function: "tokio::runtime::task::core::Cell<T,S>::new".into(),
+            count: 3 * OPS,
+            bytes: 3 * OPS * 1536,
+        });
+        moves.large_bytes += 3 * OPS * 1536;
         run(&p).findings
     };
     let spawned = findings(&[
@@ -1170,6 +1178,17 @@ fn a_task_spawned_per_call_is_named_as_a_spawn_first_and_not_again_as_an_allocat
     assert!(
         !spawned.iter().any(|f| f.kind == FindingKind::Allocations),
         "the spawn's allocations are the spawn's: {spawned:#?}"
+    );
+    assert!(
+        first
+            .evidence
+            .iter()
+            .any(|e| e.what == "bytes copied into new tasks per operation"),
+        "{first:#?}"
+    );
+    assert!(
+        !spawned.iter().any(|f| f.kind == FindingKind::Copies),
+        "the copies into the tasks are the spawn's: {spawned:#?}"
     );
     let boxed = findings(&["alloc::boxed::Box<T>::new"]);
     assert!(

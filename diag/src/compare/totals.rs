@@ -118,7 +118,12 @@ fn copy_total(cx: &Context<'_>, bm: &MoveFigures, cm: &MoveFigures) -> Total {
         after: cm.large_bytes_per_op(),
         growth: cx.thresholds.copy_growth,
         change_min: COPY_CHANGE_BYTES_PER_OP_MIN,
-        kinds: &[FindingKind::Copies, FindingKind::TypeGrew],
+        // A spawn per call explains the copies of its futures into their tasks.
+        kinds: &[
+            FindingKind::Copies,
+            FindingKind::TypeGrew,
+            FindingKind::TaskPerCall,
+        ],
         category: CpuCategory::Copy,
         bytes: true,
         fix: "values moved by value or buffers copied: the copy tracer's sites \

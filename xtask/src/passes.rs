@@ -14,7 +14,7 @@ use diag::moves::{MovesReport, TraceRun};
 use diag::sizes::SizesReport;
 use diag::snapshot::{
     AllocFigures, BlockingFigures, CpuFigures, HeapFigures, InstructionFigures, Latency,
-    MoveFigures, PassOutcome, PassStatus, SizeFigures, SyscallFigures, TaskFigures, WallRun,
+    MoveFigures, PassOutcome, PassStatus, SizeFigures, SyscallFigures, TaskRunFigures, WallRun,
     Workload,
 };
 
@@ -98,18 +98,18 @@ pub struct RunFigures {
     /// Allocation counters, when the binary reports them.
     pub alloc: Option<AllocFigures>,
     /// Task and runtime metrics, when the binary writes them.
-    pub tasks: Option<TaskFigures>,
+    pub tasks: Option<TaskRunFigures>,
 }
 
 /// The task figures a run wrote to `path`: none when the binary writes none, an error when the
 /// file is there but cannot be read.
-fn read_tasks(path: &Path, ops: u64) -> anyhow::Result<Option<TaskFigures>> {
+fn read_tasks(path: &Path, ops: u64) -> anyhow::Result<Option<TaskRunFigures>> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    let figures = TaskFigures::from_json(&text, ops)
+    let figures = TaskRunFigures::from_json(&text, ops)
         .with_context(|| format!("{} is not a task snapshot", path.display()))?;
     Ok(Some(figures))
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::{Context, TaskChange};
-use crate::snapshot::TaskFigures;
+use crate::snapshot::TaskRunFigures;
 
 /// Poll time per operation below this change is never notable: 1 µs.
 const POLL_CHANGE_NS_PER_OP_MIN: f64 = 1_000.0;
@@ -27,7 +27,7 @@ pub(crate) fn every_kind(cx: &Context<'_>) -> Vec<TaskChange> {
         .map(|kind| {
             // A kind absent on one side did not run there: its figures count as 0 on that side.
             let pair = |figure: fn(&crate::tasks::TaskFigures) -> u64| {
-                let of = |side: &TaskFigures| side.per_op(kind, figure).unwrap_or(0.0);
+                let of = |side: &TaskRunFigures| side.per_op(kind, figure).unwrap_or(0.0);
                 (of(b), of(c))
             };
             let poll = pair(|k| k.total_poll_duration_ns);

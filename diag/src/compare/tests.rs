@@ -386,7 +386,7 @@ fn blocking_of(b: Build) -> crate::snapshot::BlockingFigures {
 }
 
 /// Task figures: `gateway.get` polls 50 µs and idles 200 µs per operation (plus `extra_idle_ns`).
-fn tasks_of(b: Build) -> crate::snapshot::TaskFigures {
+fn tasks_of(b: Build) -> crate::snapshot::TaskRunFigures {
     let get = crate::tasks::TaskFigures {
         instrumented_count: OPS,
         dropped_count: OPS,
@@ -410,7 +410,7 @@ fn tasks_of(b: Build) -> crate::snapshot::TaskFigures {
         interval: None,
     };
     let json = serde_json::to_string(&written).unwrap();
-    crate::snapshot::TaskFigures::from_json(&json, OPS).expect("the fixture's tasks.json")
+    crate::snapshot::TaskRunFigures::from_json(&json, OPS).expect("the fixture's tasks.json")
 }
 
 struct Pair {

@@ -24,7 +24,7 @@ pub use cpu::{
 };
 pub use heap::{HeapFigures, HeapSite};
 pub use syscalls::{IO_SYSCALLS, StraceSummaryError, SyscallFigures};
-pub use tasks::{TaskFigures, TasksJsonError};
+pub use tasks::{TaskRunFigures, TasksJsonError};
 
 use crate::moves::MovesReport;
 
@@ -85,7 +85,7 @@ pub struct Snapshot {
     /// Allocation counters of the metrics pass.
     pub alloc: Option<AllocFigures>,
     /// Task and runtime metrics of the metrics pass.
-    pub tasks: Option<TaskFigures>,
+    pub tasks: Option<TaskRunFigures>,
     /// The CPU profile.
     pub cpu: Option<CpuFigures>,
     /// Blocking inside polls (wall time off the CPU), by task kind and function.

@@ -28,7 +28,7 @@ pub enum TasksJsonError {
 /// Task and runtime metrics over a run: the cumulative figures per task kind and of the
 /// runtime, as the program wrote them, with the operations they were measured over.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct TaskFigures {
+pub struct TaskRunFigures {
     /// Operations of the run.
     pub ops: u64,
     /// Figures per task kind (`gateway.put`...).
@@ -38,10 +38,10 @@ pub struct TaskFigures {
     pub runtime: Option<RuntimeFigures>,
 }
 
-impl TaskFigures {
+impl TaskRunFigures {
     /// Reads the `tasks.json` a program wrote (a [`crate::tasks::Snapshot`]) over a run of `ops`
     /// operations; refuses a `version` other than [`SNAPSHOT_VERSION`].
-    pub fn from_json(text: &str, ops: u64) -> Result<TaskFigures, TasksJsonError> {
+    pub fn from_json(text: &str, ops: u64) -> Result<TaskRunFigures, TasksJsonError> {
         // The version first: another version's fields may not parse at all.
         #[derive(Deserialize)]
         struct Head {
@@ -54,7 +54,7 @@ impl TaskFigures {
             });
         }
         let snapshot: crate::tasks::Snapshot = serde_json::from_str(text)?;
-        Ok(TaskFigures {
+        Ok(TaskRunFigures {
             ops,
             kinds: snapshot.tasks,
             runtime: snapshot.runtime,
@@ -112,7 +112,7 @@ mod tests {
         let mut json = tasks_json();
         // A field the reader does not know (a newer writer's) is left out.
         json["tasks"]["gateway.put"]["name"] = "x".into();
-        let tasks = TaskFigures::from_json(&json.to_string(), 20).unwrap();
+        let tasks = TaskRunFigures::from_json(&json.to_string(), 20).unwrap();
         assert_eq!(
             tasks.per_op("gateway.put", |k| k.total_poll_count),
             Some(2.0)
@@ -129,7 +129,7 @@ mod tests {
     fn tasks_json_of_another_version_is_refused() {
         let mut json = tasks_json();
         json["version"] = 99.into();
-        let err = TaskFigures::from_json(&json.to_string(), 20).unwrap_err();
+        let err = TaskRunFigures::from_json(&json.to_string(), 20).unwrap_err();
         assert!(err.to_string().contains("version 99"), "{err}");
     }
 }

@@ -36,7 +36,7 @@ fn the_story_types_are_large_in_the_story_build_only() {
     let report = SizesReport::from_binary(Path::new(ddsplit_bin())).unwrap();
     let err = report.type_named("ddsplit::error::DistriErr").unwrap();
     let result = report
-        .type_named("core::result::Result<ddsplit::error::SuccessCode, ddsplit::error::DistriErr>")
+        .type_named("core::result::Result<ddsplit::status::SuccessCode, ddsplit::error::DistriErr>")
         .unwrap();
     let futures = store_futures(&report);
     assert!(!futures.is_empty(), "the store's futures are in the report");

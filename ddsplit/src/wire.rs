@@ -737,8 +737,8 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     }
 }
 
-/// Reads a frame's length prefix, version and kind: `Ok(None)` on a clean end of stream
-/// between frames. A length over [`FRAME_BODY_MAX`] or too short for a version and a kind is
+/// Reads a frame's length prefix, version and kind: `Ok(None)` on an end of stream (a close or
+/// a reset) between frames. A length over [`FRAME_BODY_MAX`] or too short for a version and a kind is
 /// an error the connection cannot recover from (the frame's end is not trusted).
 pub async fn read_frame_head<R: AsyncRead + Unpin>(
     input: &mut R,
@@ -746,10 +746,13 @@ pub async fn read_frame_head<R: AsyncRead + Unpin>(
     let mut prefix = [0u8; LEN_PREFIX];
     let mut filled = 0;
     while filled < LEN_PREFIX {
-        let n = input
-            .read(&mut prefix[filled..])
-            .await
-            .map_err(|e| WireError::Io(e.to_string()))?;
+        let n = match input.read(&mut prefix[filled..]).await {
+            Ok(n) => n,
+            // A peer that resets the connection between frames has ended it, like a close:
+            // nothing malformed was sent.
+            Err(e) if filled == 0 && e.kind() == std::io::ErrorKind::ConnectionReset => 0,
+            Err(e) => return Err(WireError::Io(e.to_string())),
+        };
         if n == 0 {
             return if filled == 0 {
                 Ok(None)

@@ -270,3 +270,26 @@ fn every_kind_this_build_encodes_fits_its_payload_limit() {
         payload_max(kind::REPAIR).unwrap()
     );
 }
+
+/// A peer that resets the connection.
+struct Reset;
+
+impl AsyncRead for Reset {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        _: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Err(std::io::ErrorKind::ConnectionReset.into()))
+    }
+}
+
+#[tokio::test]
+async fn a_reset_between_frames_ends_the_stream_and_one_inside_a_frame_is_an_error() {
+    assert_eq!(read_frame_head(&mut Reset).await, Ok(None));
+    let mut cut = AsyncReadExt::chain(&[0u8, 0][..], Reset);
+    assert!(matches!(
+        read_frame_head(&mut cut).await,
+        Err(WireError::Io(_))
+    ));
+}

@@ -1197,3 +1197,36 @@ fn a_task_spawned_per_call_is_named_as_a_spawn_first_and_not_again_as_an_allocat
     );
     assert!(boxed.iter().any(|f| f.kind == FindingKind::Allocations));
 }
+
+#[test]
+fn values_that_only_just_crossed_the_tracers_threshold_are_not_new_copies() {
+    // A wrapper future of 1,120 B was 1,000 B before: the baseline's copies of it were under the
+    // tracer's 1 KiB threshold. A new 8 KiB copy per operation is a new copy.
+    let copies = |size: u64| {
+        let mut p = pair(Build::default(), Build::default());
+        let moves = p.cand.0.moves.as_mut().unwrap();
+        let function = "app::server::Connection::run::{{closure}}";
+        moves.sites.push(MoveSite {
+            function: function.into(),
+            location: "app/src/server.rs:235".into(),
+            compiled_in: function.into(),
+            size,
+            count: 7 * OPS,
+            bytes: 7 * OPS * size,
+            types: Vec::new(),
+        });
+        moves.functions.push(MoveFunction {
+            function: function.into(),
+            count: 7 * OPS,
+            bytes: 7 * OPS * size,
+        });
+        moves.large_bytes += 7 * OPS * size;
+        run(&p)
+            .findings
+            .into_iter()
+            .filter(|f| f.kind == FindingKind::Copies && f.title.contains("Connection::run"))
+            .count()
+    };
+    assert_eq!(copies(1120), 0);
+    assert_eq!(copies(8192), 1);
+}

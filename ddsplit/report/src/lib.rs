@@ -163,24 +163,12 @@ impl AllocReport {
 }
 
 /// Why a report could not be read.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     /// Not a load report's JSON (cut short, or another document).
+    #[error("not a load report: {0}")]
     Malformed(serde_json::Error),
     /// Written by a version of the format this reader does not know.
+    #[error("load report version {0}, this reader knows version {REPORT_VERSION}")]
     Version(u32),
 }
-
-impl std::fmt::Display for ReportError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ReportError::Malformed(e) => write!(f, "not a load report: {e}"),
-            ReportError::Version(v) => write!(
-                f,
-                "load report version {v}, this reader knows version {REPORT_VERSION}"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for ReportError {}

@@ -13,13 +13,16 @@ use super::names::short_name;
 use super::{Context, Evidence, Finding, FindingKind, fmt_bytes, fmt_count};
 use crate::snapshot::{CpuCategory, HeapSite, MoveFigures, per_op};
 
+/// Where `spawn_blocking` runs its tasks.
+const BLOCKING_POOL: &str = "the blocking pool";
+
 /// The spawn functions, with what they spawn on.
 const SPAWNS: [(&str, &str); 6] = [
     (
         "tokio::runtime::blocking::pool::spawn_blocking",
-        "the blocking pool",
+        BLOCKING_POOL,
     ),
-    ("tokio::task::blocking::spawn_blocking", "the blocking pool"),
+    ("tokio::task::blocking::spawn_blocking", BLOCKING_POOL),
     (
         "tokio::task::join_set::JoinSet<T>::spawn",
         "the runtime (a JoinSet)",
@@ -118,7 +121,7 @@ pub(super) fn finding(site: &HeapSite, before: f64, after: f64, cost: Option<f64
     let on = spawned_on(site).unwrap_or("the runtime");
     let name = short_name(&site.function);
     let location = site.location.clone().unwrap_or_else(|| "?".into());
-    let blocking = on == "the blocking pool";
+    let blocking = on == BLOCKING_POOL;
     Finding {
         kind: FindingKind::TaskPerCall,
         title: if before == 0.0 {

@@ -37,6 +37,13 @@ async fn start_admin(
     Ok(Some(bound))
 }
 
+/// Waits for SIGTERM or Ctrl-C, and says that in-flight requests are being finished.
+async fn until_terminated() -> anyhow::Result<()> {
+    let signal = ddsplit::shutdown::terminate_signal().await?;
+    tracing::info!(signal, "shutting down: finishing in-flight requests");
+    Ok(())
+}
+
 pub async fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
     let registry = Arc::new(Registry::default());
     let config = NodeConfig {
@@ -49,8 +56,7 @@ pub async fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
     };
     let node = node::start(config, &registry).await?;
     start_admin(&args.admin, &registry).await?;
-    let signal = ddsplit::shutdown::terminate_signal().await?;
-    tracing::info!(signal, "shutting down: finishing in-flight requests");
+    until_terminated().await?;
     node.shutdown().await?;
     Ok(ExitCode::SUCCESS)
 }
@@ -73,8 +79,7 @@ pub async fn run_gateway(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     };
     let gateway = gateway::start(config, &registry).await?;
     start_admin(&args.admin, &registry).await?;
-    let signal = ddsplit::shutdown::terminate_signal().await?;
-    tracing::info!(signal, "shutting down: finishing in-flight requests");
+    until_terminated().await?;
     gateway.shutdown().await?;
     Ok(ExitCode::SUCCESS)
 }

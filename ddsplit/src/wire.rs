@@ -820,8 +820,15 @@ pub async fn read_frame_payload<R: AsyncRead + Unpin>(
         }
         return Err(refusal);
     }
-    let mut payload = BytesMut::zeroed(head.payload_len);
-    input.read_exact(&mut payload).await.map_err(read_error)?;
+    // Read into the buffer's spare capacity: zeroing it first (`read_exact` needs initialized
+    // bytes) was a memset as long as every payload. `take` keeps the next frame's bytes out.
+    let mut payload = BytesMut::with_capacity(head.payload_len);
+    let mut rest = (&mut *input).take(head.payload_len as u64);
+    while payload.len() < head.payload_len {
+        if rest.read_buf(&mut payload).await.map_err(read_error)? == 0 {
+            return Err(WireError::TruncatedFrame);
+        }
+    }
     Ok((head.kind, payload.freeze()))
 }
 

@@ -1,5 +1,6 @@
 //! Codec throughput: split, and split + reassemble, for (4,2) and (8,4) at 64 KiB and 1 MiB,
-//! beside the raw Reed-Solomon encode of the same data in the same run.
+//! beside the raw Reed-Solomon encode of the same data and the floor of a split (that encode
+//! plus the checksum of every shard) in the same run.
 //!
 //! `cargo bench -p ddsplit-benches --bench codec`
 
@@ -33,6 +34,16 @@ fn codec(c: &mut Criterion) {
             group.bench_function(BenchmarkId::new("raw_encode", &label), |b| {
                 b.iter(|| {
                     reed_solomon_simd::encode(k as usize, m as usize, &shards).expect("encode")
+                })
+            });
+            // The floor of a split: the engine plus the CRC-32C of every shard it reads and
+            // writes, which is what split adds (headers and buffer sharing aside).
+            group.bench_function(BenchmarkId::new("encode_and_checksum", &label), |b| {
+                b.iter(|| {
+                    let parity =
+                        reed_solomon_simd::encode(k as usize, m as usize, &shards).expect("encode");
+                    let sums = shards.iter().chain(&parity).map(|s| crc32c::crc32c(s));
+                    sums.fold(0u32, |all, sum| all ^ sum)
                 })
             });
             group.bench_function(BenchmarkId::new("split", &label), |b| {

@@ -2,7 +2,10 @@
 //! k of them. Every fragment carries a header with a checksum, so a damaged fragment is found
 //! and never used as data.
 
+use std::cell::RefCell;
+
 use bytes::{Buf, Bytes, BytesMut};
+use reed_solomon_simd::ReedSolomonEncoder;
 
 use crate::id::RecordId;
 use crate::limits::{
@@ -287,8 +290,7 @@ pub fn split(
             }
         })
         .collect();
-    let parity = reed_solomon_simd::encode(k, params.m as usize, &shards)
-        .map_err(|e| CodecError::Engine(e.to_string()))?;
+    let parity = encode_parity(k, params.m as usize, &shards)?;
     let header = |index: usize| FragmentHeader {
         record_id: id,
         index: index as u8,
@@ -305,8 +307,45 @@ pub fn split(
     let parity = parity
         .into_iter()
         .enumerate()
-        .map(|(j, s)| Fragment::new(header(k + j), Bytes::from(s)));
+        .map(|(j, s)| Fragment::new(header(k + j), s));
     Ok(data.chain(parity).collect())
+}
+
+/// A thread keeps its encoder between records only while the encoder's work area is at most
+/// this large: a record up to 4 MiB at the default split. Larger records get a fresh encoder,
+/// so an idle thread never holds more than this.
+pub const ENCODER_KEPT_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+thread_local! {
+    /// This thread's encoder, reset for each record: a new one allocates and zeroes a work area
+    /// of about k shards (1 MiB for a 1 MiB record), which cost a split as much as the checksum.
+    static ENCODER: RefCell<Option<ReedSolomonEncoder>> = const { RefCell::new(None) };
+}
+
+/// The m parity shards of the k equal-length `shards`.
+fn encode_parity(k: usize, m: usize, shards: &[Bytes]) -> Result<Vec<Bytes>, CodecError> {
+    let engine = |e: reed_solomon_simd::Error| CodecError::Engine(e.to_string());
+    let shard_len = shards.first().map_or(0, Bytes::len);
+    let encode = |encoder: &mut ReedSolomonEncoder| -> Result<Vec<Bytes>, CodecError> {
+        for shard in shards {
+            encoder.add_original_shard(shard).map_err(engine)?;
+        }
+        let result = encoder.encode().map_err(engine)?;
+        Ok(result.recovery_iter().map(Bytes::copy_from_slice).collect())
+    };
+    if k.saturating_mul(shard_len) > ENCODER_KEPT_BYTES_MAX {
+        return encode(&mut ReedSolomonEncoder::new(k, m, shard_len).map_err(engine)?);
+    }
+    ENCODER.with_borrow_mut(|kept| {
+        let encoder = match kept {
+            Some(encoder) => {
+                encoder.reset(k, m, shard_len).map_err(engine)?;
+                encoder
+            }
+            None => kept.insert(ReedSolomonEncoder::new(k, m, shard_len).map_err(engine)?),
+        };
+        encode(encoder)
+    })
 }
 
 /// Reassembles a record from any k of its fragments (more are ignored). Fragments are verified

@@ -41,22 +41,31 @@ fn shorten_path(path: &str) -> String {
     let short = match segments.as_slice() {
         [] => path.to_string(),
         [.., last] if last.starts_with('{') => {
-            // `{async_block_env#0}` under a function: keep the function's name.
-            match segments.iter().rev().find(|s| !s.starts_with('{')) {
-                Some(function) => format!("{function}::{last}"),
+            // `{async_block_env#0}` under a function: keep the function's name, and its
+            // type's for a method (`Gateway::put::{async_fn_env#0}`).
+            let named = segments.iter().rposition(|s| !s.starts_with('{'));
+            match named {
+                Some(at) if at > 0 && is_type_name(segments[at - 1]) => {
+                    format!("{}::{}::{last}", segments[at - 1], segments[at])
+                }
+                Some(at) => format!("{}::{last}", segments[at]),
                 None => last.to_string(),
             }
         }
         // A method of a type: `RemoteStore::call`.
         [.., owner, last]
-            if owner.starts_with(|c: char| c.is_ascii_uppercase())
-                && last.starts_with(|c: char| c.is_ascii_lowercase()) =>
+            if is_type_name(owner) && last.starts_with(|c: char| c.is_ascii_lowercase()) =>
         {
             format!("{owner}::{last}")
         }
         [.., last] => last.to_string(),
     };
     format!("{lead}{short}")
+}
+
+/// A segment that names a type, not a module or function: types are CamelCase.
+fn is_type_name(segment: &str) -> bool {
+    segment.starts_with(|c: char| c.is_ascii_uppercase())
 }
 
 #[cfg(test)]
@@ -90,6 +99,20 @@ mod tests {
             "RemoteStore::call"
         );
         assert_eq!(short_name("ddsplit::codec::split"), "split");
+    }
+
+    #[test]
+    fn futures_of_methods_keep_their_owner() {
+        assert_eq!(
+            short_name("ddsplit::gateway::Gateway::put::{async_fn_env#0}"),
+            "Gateway::put::{async_fn_env#0}"
+        );
+        assert_eq!(
+            short_name(
+                "<ddsplit::store::Local as ddsplit::store::Store>::put_fragment::{async_fn_env#0}"
+            ),
+            "<Local as Store>::put_fragment::{async_fn_env#0}"
+        );
     }
 
     #[test]

@@ -10,7 +10,10 @@ use super::{
     Context, Evidence, Finding, FindingKind, Thresholds, fmt_bytes, fmt_count, site_size,
     size_or_absent,
 };
-use crate::sizes::{EnumImbalance, FieldInfo, HeldField, SizesReport, is_future_name};
+use crate::sizes::{
+    EnumImbalance, FieldInfo, HeldField, SizesReport, is_future_name, last_segment, parent_path,
+    without_generic_arguments,
+};
 use crate::snapshot::{CpuCategory, MoveFigures, MoveSite, per_op};
 
 /// A copy whose size has no type is charged to a grown type up to this fraction larger than
@@ -903,30 +906,26 @@ fn is_compiler_made(name: &str) -> bool {
 }
 
 /// An async block directly inside a method of an impl: what `#[async_trait]` makes of every
-/// `async fn` (`{impl#8}::put_fragment::{async_block_env#0}`).
+/// `async fn` (`<Local as Store>::put_fragment::{async_block_env#0}`). The impl is named by its
+/// owner (`<Local as Store>`, `a::Local`), or by its number when the owner is unknown.
 pub(crate) fn is_boxed_trait_block(name: &str) -> bool {
-    let segments: Vec<&str> = name.split("::").collect();
-    matches!(
-        segments.as_slice(),
-        [.., imp, _method, block]
-            if imp.starts_with("{impl#") && block.starts_with("{async_block_env#")
-    )
+    let method = parent_path(name);
+    let owner = parent_path(method);
+    let owner_last = last_segment(owner);
+    let in_impl = owner_last.starts_with("{impl#")
+        || (owner.starts_with('<') && owner.ends_with('>'))
+        || owner_last.starts_with(|c: char| c.is_ascii_uppercase());
+    last_segment(name).starts_with("{async_block_env#")
+        && !method.is_empty()
+        && !last_segment(method).starts_with('{')
+        && in_impl
 }
 
-/// `a::B<c::D>` without generic arguments: `a::B`.
-/// Also without impl block numbers (`{impl#4}`), which shift when an impl is added elsewhere in
-/// the module.
+/// `a::B<c::D>` without generic arguments: `a::B` (the owner of a trait method, `<a::S as
+/// a::T>`, stays). Also without impl block numbers (`{impl#4}`), which shift when an impl is
+/// added elsewhere in the module.
 fn erase_generics(name: &str) -> String {
-    let mut out = String::new();
-    let mut depth = 0usize;
-    for ch in name.chars() {
-        match ch {
-            '<' => depth += 1,
-            '>' => depth = depth.saturating_sub(1),
-            _ if depth == 0 => out.push(ch),
-            _ => {}
-        }
-    }
+    let out = without_generic_arguments(name);
     let mut erased = String::with_capacity(out.len());
     let mut rest = out.as_str();
     while let Some(i) = rest.find("{impl#") {
@@ -964,6 +963,10 @@ mod tests {
         assert!(!contains_type("b::a::Err", "a::Err"));
         assert_eq!(erase_generics("a::Q<b::Inline>"), "a::Q");
         assert_eq!(
+            erase_generics("<a::S<u8> as a::T>::put::{async_fn_env#0}<b::C>"),
+            "<a::S as a::T>::put::{async_fn_env#0}"
+        );
+        assert_eq!(
             erase_generics("a::store::{impl#4}::put::{async_fn_env#0}"),
             "a::store::{impl}::put::{async_fn_env#0}"
         );
@@ -978,5 +981,15 @@ mod tests {
             "app::store::{impl#8}::put::{async_fn_env#0}"
         ));
         assert!(!is_boxed_trait_block("app::run::{async_block_env#0}"));
+        // Impls named by their owner.
+        assert!(is_boxed_trait_block(
+            "<app::store::Local as app::store::Store>::put::{async_block_env#0}"
+        ));
+        assert!(is_boxed_trait_block(
+            "app::gateway::Gateway::read_from::{async_block_env#0}"
+        ));
+        assert!(!is_boxed_trait_block(
+            "<app::store::Local as app::store::Store>::put::{async_fn_env#0}"
+        ));
     }
 }

@@ -18,6 +18,8 @@ pub type DieIdx = u32;
 pub struct Die<'a> {
     pub tag: DwTag,
     pub name: Option<&'a [u8]>,
+    /// For a `DW_TAG_subprogram`: its mangled symbol, which says whose method it is.
+    pub linkage_name: Option<&'a [u8]>,
     pub byte_size: Option<u64>,
     pub alignment: Option<u64>,
     pub type_ref: Option<UnitOffset>,
@@ -81,6 +83,7 @@ impl<'a> UnitArena<'a> {
         let mut die = Die {
             tag,
             name: None,
+            linkage_name: None,
             byte_size: None,
             alignment: None,
             type_ref: None,
@@ -98,6 +101,12 @@ impl<'a> UnitArena<'a> {
             match attr.name() {
                 dw::DW_AT_name => {
                     die.name = dwarf
+                        .attr_string(unit, attr.value())
+                        .ok()
+                        .map(|s| s.slice());
+                }
+                dw::DW_AT_linkage_name | dw::DW_AT_MIPS_linkage_name => {
+                    die.linkage_name = dwarf
                         .attr_string(unit, attr.value())
                         .ok()
                         .map(|s| s.slice());

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use gimli::constants as dw;
 
 use super::arena::{DieIdx, UnitArena};
+use super::impls::ImplOwners;
 use super::names::{
     is_future_name, is_top_level, last_segment, qualified_name, type_name, type_size,
 };
@@ -18,10 +19,12 @@ pub const STRUCT_FIELDS_BYTES_MIN: u64 = 256;
 /// across units: a name is a monomorphized type).
 pub fn collect_types(dwarf: &gimli::Dwarf<Reader<'_>>) -> Result<Vec<TypeInfo>, SizesError> {
     let mut by_name: HashMap<String, TypeInfo> = HashMap::new();
+    let mut owners = ImplOwners::default();
     let mut units = dwarf.units();
     while let Some(header) = units.next()? {
         let unit = dwarf.unit(header)?;
         let arena = UnitArena::read(dwarf, &unit)?;
+        owners.learn(&arena);
         for idx in 0..arena.dies.len() {
             let idx = DieIdx::try_from(idx).expect("arena indices fit in u32");
             let die = arena.die(idx);
@@ -49,7 +52,42 @@ pub fn collect_types(dwarf: &gimli::Dwarf<Reader<'_>>) -> Result<Vec<TypeInfo>, 
             by_name.insert(name, info);
         }
     }
-    Ok(by_name.into_values().collect())
+    Ok(with_impls_named(by_name.into_values().collect(), &owners))
+}
+
+/// The types with their `{impl#N}` segments replaced by the impl's owner (see [`ImplOwners`]),
+/// except where two types would then share a name: those keep the compiler's names.
+fn with_impls_named(mut types: Vec<TypeInfo>, owners: &ImplOwners) -> Vec<TypeInfo> {
+    let mut renamed: HashMap<String, String> = types
+        .iter()
+        .map(|t| (t.name.clone(), owners.rename(&t.name)))
+        .collect();
+    let mut users: HashMap<&str, usize> = HashMap::new();
+    for new in renamed.values() {
+        *users.entry(new.as_str()).or_default() += 1;
+    }
+    let shared: Vec<String> = renamed
+        .iter()
+        .filter(|(_, new)| users[new.as_str()] > 1)
+        .map(|(old, _)| old.clone())
+        .collect();
+    for old in shared {
+        renamed.insert(old.clone(), old);
+    }
+    let name_of = |old: &str| {
+        renamed
+            .get(old)
+            .cloned()
+            .unwrap_or_else(|| owners.rename(old))
+    };
+    for t in &mut types {
+        t.name = name_of(&t.name);
+        let fields = t.fields.iter_mut();
+        for f in fields.chain(t.variants.iter_mut().flat_map(|v| v.fields.iter_mut())) {
+            f.type_name = name_of(&f.type_name);
+        }
+    }
+    types
 }
 
 fn type_info(arena: &UnitArena<'_>, idx: DieIdx, name: String, size: u64) -> TypeInfo {

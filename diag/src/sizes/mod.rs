@@ -13,6 +13,7 @@ mod arena;
 mod collect;
 mod diff;
 mod frames;
+mod impls;
 mod names;
 mod render;
 
@@ -24,7 +25,7 @@ pub use analysis::{IMBALANCE_RATIO_MIN, IMBALANCE_VARIANT_BYTES_MIN};
 pub use collect::STRUCT_FIELDS_BYTES_MIN;
 pub use diff::{SizeChange, SizesDiff, TypeSize};
 pub use frames::FRAME_BYTES_REPORT_MIN;
-pub use names::{is_future_name, last_segment};
+pub use names::{is_future_name, last_segment, parent_path, without_generic_arguments};
 pub use render::{RenderOptions, bytes as render_bytes, render_diff, render_report};
 
 use crate::binary::{BinaryError, DEBUG_INFO_HINT, DwarfData, MappedBinary};

@@ -161,10 +161,49 @@ pub fn last_segment(name: &str) -> &str {
     &name[start..]
 }
 
+/// The `::`-separated segments of a path, ignoring `::` inside generic arguments.
+pub fn top_level_segments(name: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = name;
+    loop {
+        let last = last_segment(rest);
+        out.push(last);
+        if last.len() == rest.len() {
+            break;
+        }
+        rest = rest[..rest.len() - last.len()].trim_end_matches("::");
+    }
+    out.reverse();
+    out
+}
+
 /// The path before the last segment (for a future: the function it belongs to).
 pub fn parent_path(name: &str) -> &str {
     let last = last_segment(name);
     name[..name.len() - last.len()].trim_end_matches("::")
+}
+
+/// `path` without the `<...>` that follow a name (or a compiler-made segment): `<a::S<u8> as
+/// a::T<b::U>>` is `<a::S as a::T>`.
+pub fn without_generic_arguments(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut skipped_depth = 0usize;
+    let mut previous = ' ';
+    for ch in path.chars() {
+        if skipped_depth > 0 {
+            match ch {
+                '<' => skipped_depth += 1,
+                '>' => skipped_depth -= 1,
+                _ => {}
+            }
+        } else if ch == '<' && (previous.is_alphanumeric() || matches!(previous, '_' | '}')) {
+            skipped_depth = 1;
+        } else {
+            out.push(ch);
+        }
+        previous = ch;
+    }
+    out
 }
 
 #[cfg(test)]

@@ -32,9 +32,10 @@ cargo xtask zoo [--only NAME[,NAME...]] [--base REV] [--ops N] [--list] [--saved
 
 Runs the regression zoo: each case of xtask/zoo/cases.json is a patch committed on top of REV
 (default HEAD), compared against REV by `cargo xtask compare` (revision mode, both sides built in
-worktrees of their own). A regression case passes when its true cause is finding 1; `nothing`
-cases (a change that moves lines, a comment) pass with no finding; `faster` cases pass when the
-verdict is faster with no regression. Prints a table (rank of the true cause, false findings,
+worktrees of their own). A regression case passes when its true cause is finding 1; a `named`
+case (a switch of allocator) too, whichever way the wall time goes; `nothing` cases (a change
+that moves lines, a comment) pass with no finding; `faster` cases pass when the verdict is
+faster with no regression. Prints a table (rank of the true cause, false findings,
 time) and the score, and exits 1 below 90%.
 
 Options:
@@ -61,9 +62,9 @@ struct Case {
     reverse: bool,
     /// What the change does, as its author would say.
     what: String,
-    /// `slower`, `faster` or `nothing`.
+    /// `slower`, `faster`, `nothing` or `named`.
     expect: Expect,
-    /// The true cause, for `slower` cases.
+    /// The true cause, for `slower` and `named` cases.
     #[serde(default)]
     cause: Option<Cause>,
 }
@@ -74,6 +75,9 @@ enum Expect {
     Slower,
     Faster,
     Nothing,
+    /// A change the report must name first, whichever way the wall time goes (a switch of
+    /// allocator can be faster or slower for a workload).
+    Named,
 }
 
 /// How to recognise the true cause among the findings.
@@ -191,8 +195,11 @@ fn load_cases(root: &Path, only: Option<&[String]>) -> anyhow::Result<Vec<Case>>
     let cases: Vec<Case> = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a list of cases", path.display()))?;
     for case in &cases {
-        if case.expect == Expect::Slower && case.cause.is_none() {
-            bail!("case {}: a `slower` case needs its `cause`", case.name);
+        if matches!(case.expect, Expect::Slower | Expect::Named) && case.cause.is_none() {
+            bail!(
+                "case {}: a `slower` or `named` case needs its `cause`",
+                case.name
+            );
         }
     }
     let Some(only) = only else { return Ok(cases) };
@@ -295,7 +302,7 @@ fn score(case: &Case, c: &Comparison, seconds: f64) -> Outcome {
         .as_ref()
         .is_some_and(|w| w.verdict == WallVerdict::Faster);
     let (passed, note) = match case.expect {
-        Expect::Slower => (
+        Expect::Slower | Expect::Named => (
             rank == Some(1),
             c.findings
                 .first()

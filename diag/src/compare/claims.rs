@@ -23,6 +23,9 @@ pub(crate) struct Claims {
     /// Kinds of the findings so far that crossed a threshold (every stage): a whole-process
     /// total of one of these kinds is their evidence, not a finding of its own.
     pub crossed: Vec<FindingKind>,
+    /// The allocator stage named a change of allocator, which explains the time inside it: the
+    /// CPU hot spots leave each function's allocator time out.
+    pub allocator: bool,
 }
 
 impl Claims {
@@ -32,6 +35,7 @@ impl Claims {
         self.copy_functions.extend(other.copy_functions);
         self.functions.extend(other.functions);
         self.crossed.extend(other.crossed);
+        self.allocator |= other.allocator;
     }
 }
 

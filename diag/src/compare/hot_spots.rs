@@ -28,7 +28,7 @@ pub(crate) fn findings(cx: &Context<'_>, claims: &Claims) -> Stage {
     if b.ops == 0 || c.ops == 0 {
         return Stage::default();
     }
-    let mut grown: Vec<(&str, f64, f64)> = grown_beyond_noise(b, c)
+    let mut grown: Vec<(&str, f64, f64)> = grown_beyond_noise(b, c, claims.allocator)
         .into_iter()
         .filter(|(f, _, _)| {
             let id = function_identity(f);
@@ -45,14 +45,22 @@ pub(crate) fn findings(cx: &Context<'_>, claims: &Claims) -> Stage {
 }
 
 /// The candidate's functions whose CPU per operation grew beyond the sampling noise and by a
-/// share of the baseline's CPU worth a finding (function, baseline ns/op, candidate ns/op).
-fn grown_beyond_noise<'a>(b: &CpuFigures, c: &'a CpuFigures) -> Vec<(&'a str, f64, f64)> {
+/// share of the baseline's CPU worth a finding (function, baseline ns/op, candidate ns/op);
+/// without their time inside the allocator when `without_alloc` (a finding explains that).
+fn grown_beyond_noise<'a>(
+    b: &CpuFigures,
+    c: &'a CpuFigures,
+    without_alloc: bool,
+) -> Vec<(&'a str, f64, f64)> {
     let functions: BTreeSet<&str> = c.functions.iter().map(|f| f.function.as_str()).collect();
     let base_total = b.ns_per_op(None);
     functions
         .into_iter()
         .filter_map(|f| {
-            let (nb, nc) = (b.function_samples(f) as f64, c.function_samples(f) as f64);
+            let (nb, nc) = (
+                b.function_samples(f, without_alloc) as f64,
+                c.function_samples(f, without_alloc) as f64,
+            );
             let (rb, rc) = (b.samples_to_ns_per_op(nb), c.samples_to_ns_per_op(nc));
             // Standard deviation of each rate from the Poisson noise of its count.
             let sd = (b.samples_to_ns_per_op(nb.sqrt()).powi(2)

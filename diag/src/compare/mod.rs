@@ -8,6 +8,7 @@
 //! adds, the extra CPU in the allocator among the allocation findings by the allocations each
 //! adds. Findings whose cost cannot be estimated rank after those whose cost can.
 
+mod allocator;
 mod blocking;
 mod claims;
 mod context;
@@ -231,6 +232,8 @@ pub enum FindingKind {
     Syscalls,
     /// A site spawns more tasks per operation (its allocations go through a spawn).
     TaskPerCall,
+    /// The sides ran different global allocators.
+    AllocatorChanged,
 }
 
 impl FindingKind {
@@ -249,6 +252,7 @@ impl FindingKind {
             FindingKind::Blocking => "blocking",
             FindingKind::Syscalls => "system calls",
             FindingKind::TaskPerCall => "tasks spawned",
+            FindingKind::AllocatorChanged => "allocator",
         }
     }
 }
@@ -494,6 +498,7 @@ fn run_stages(cx: &Context<'_>, tasks: &[TaskChange], notes: &mut Vec<String>) -
     found.add(stack_frames::findings(cx).into());
     found.add(blocking::findings(cx).into());
     found.add(syscalls::findings(cx).into());
+    found.add(allocator::findings(cx));
     found.add(hot_spots::findings(cx, &found.claims));
     found.add(totals::findings(cx, &found.claims));
     found.add(latency::finding(cx).into());

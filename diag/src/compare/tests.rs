@@ -652,11 +652,88 @@ fn a_faster_allocator_is_reported_without_inventing_a_cause() {
         },
         &Thresholds::default(),
     );
-    assert_eq!(c.findings, Vec::new());
+    // The one finding is the switch itself, which the profiles show: no cause is invented.
+    let kinds: Vec<FindingKind> = c.findings.iter().map(|f| f.kind).collect();
+    assert_eq!(kinds, vec![FindingKind::AllocatorChanged]);
+    let title = &c.findings[0].title;
+    assert!(
+        title.contains("from glibc malloc to mimalloc") && title.contains("less CPU"),
+        "{title}"
+    );
     assert!(!c.regression);
     assert_eq!(c.wall.as_ref().unwrap().verdict, WallVerdict::Faster);
     let alloc = c.cpu.as_ref().unwrap().delta(CpuCategory::Alloc);
     assert!(alloc < -1000.0, "{alloc}");
+}
+
+/// The base build's CPU profile with its allocation samples in `allocator_leaf` instead.
+fn with_allocator(mut snapshot: Snapshot, allocator_leaf: &str, samples: u64) -> Snapshot {
+    let folded = format!(
+        "main;app::codec::split (app/src/codec.rs:12) 20000\n\
+         main;app::store::RemoteStore::call;__memmove_avx_unaligned_erms 5000\n\
+         main;app::codec::split;__rust_alloc;{allocator_leaf} {samples}\n\
+         tokio::runtime::park;epoll_wait 3000\n"
+    );
+    snapshot.cpu = Some(CpuFigures::from_folded(&folded, OPS, 1000));
+    snapshot
+}
+
+fn compared(base: &Snapshot, cand: &Snapshot) -> Comparison {
+    let s = sizes_of(Build::default());
+    compare(
+        &Side {
+            snapshot: base,
+            sizes: Some(&s),
+        },
+        &Side {
+            snapshot: cand,
+            sizes: Some(&s),
+        },
+        &Thresholds::default(),
+    )
+}
+
+#[test]
+fn a_slower_allocator_is_the_cause_it_names_with_its_cost() {
+    let base = with_allocator(snapshot_of(Build::default(), "base"), "_int_malloc", 2000);
+    let slower = Build {
+        speed: 0.8,
+        ..Build::default()
+    };
+    let cand = with_allocator(snapshot_of(slower, "cand"), "_rjem_je_malloc_default", 6000);
+    let c = compared(&base, &cand);
+    let first = c.findings.first().expect("a finding");
+    assert_eq!(
+        first.kind,
+        FindingKind::AllocatorChanged,
+        "{:#?}",
+        c.findings
+    );
+    assert!(
+        first.title.contains("from glibc malloc to jemalloc"),
+        "{}",
+        first.title
+    );
+    // 4,000 more samples at 1 kHz over OPS operations.
+    let cost = first.cost_ns_per_op.expect("a cost");
+    assert!((cost - 4000.0 * 1e6 / OPS as f64).abs() < 1.0, "{cost}");
+}
+
+#[test]
+fn the_same_allocator_or_too_few_samples_name_no_switch() {
+    let base = with_allocator(snapshot_of(Build::default(), "base"), "_int_malloc", 2000);
+    let same = with_allocator(snapshot_of(Build::default(), "cand"), "malloc", 6000);
+    let few = with_allocator(snapshot_of(Build::default(), "cand"), "mi_malloc", 19);
+    for cand in [same, few] {
+        let c = compared(&base, &cand);
+        assert!(
+            c.findings
+                .iter()
+                .all(|f| f.kind != FindingKind::AllocatorChanged),
+            "{:#?}",
+            c.findings
+        );
+    }
 }
 
 #[test]

@@ -61,6 +61,9 @@ pub struct FunctionSamples {
     pub location: Option<String>,
     /// Samples.
     pub samples: u64,
+    /// Of those, samples inside the allocator on its behalf.
+    #[serde(default)]
+    pub alloc_samples: u64,
 }
 
 /// CPU samples in one system call wrapper (a C function at the leaf: `__libc_sendto`,
@@ -94,6 +97,10 @@ pub struct CpuFigures {
     /// most first: who makes the system calls that a count of them says grew.
     #[serde(default)]
     pub syscall_callers: Vec<SyscallCaller>,
+    /// Samples inside each allocator, by [`allocator_family`] (`glibc malloc`, `jemalloc`,
+    /// `mimalloc`...): which global allocator the program's allocation time went to.
+    #[serde(default)]
+    pub allocators: BTreeMap<String, u64>,
     /// The folded stacks, relative to the snapshot directory.
     pub folded_file: String,
     /// The folded stacks rooted at task kinds, when the program wrote them.
@@ -107,8 +114,9 @@ impl CpuFigures {
     /// sampled at `hz`. Lines that do not parse are skipped.
     pub fn from_folded(folded: &str, ops: u64, hz: u32) -> CpuFigures {
         let mut categories: BTreeMap<CpuCategory, u64> = BTreeMap::new();
-        let mut functions: HashMap<(String, Option<String>), u64> = HashMap::new();
+        let mut functions: HashMap<(String, Option<String>), (u64, u64)> = HashMap::new();
         let mut callers: HashMap<(String, String, Option<String>), u64> = HashMap::new();
+        let mut allocators: BTreeMap<String, u64> = BTreeMap::new();
         let mut samples = 0;
         for line in folded.lines() {
             let Some((stack, count)) = line.rsplit_once(' ') else {
@@ -121,6 +129,11 @@ impl CpuFigures {
             samples += count;
             let category = classify_stack(&frames);
             *categories.entry(category).or_default() += count;
+            if category == CpuCategory::Alloc {
+                *allocators
+                    .entry(allocator_family(&frames).to_string())
+                    .or_default() += count;
+            }
             let (function, location) = charged_function(&frames);
             if category == CpuCategory::Syscall
                 && let Some(leaf) = frames.last()
@@ -130,7 +143,11 @@ impl CpuFigures {
                     .entry((wrapper, function.clone(), location.clone()))
                     .or_default() += count;
             }
-            *functions.entry((function, location)).or_default() += count;
+            let charged = functions.entry((function, location)).or_default();
+            charged.0 += count;
+            if category == CpuCategory::Alloc {
+                charged.1 += count;
+            }
         }
         let mut syscall_callers: Vec<SyscallCaller> = callers
             .into_iter()
@@ -150,11 +167,14 @@ impl CpuFigures {
         syscall_callers.truncate(CPU_FUNCTIONS_MAX);
         let mut functions: Vec<FunctionSamples> = functions
             .into_iter()
-            .map(|((function, location), samples)| FunctionSamples {
-                function,
-                location,
-                samples,
-            })
+            .map(
+                |((function, location), (samples, alloc_samples))| FunctionSamples {
+                    function,
+                    location,
+                    samples,
+                    alloc_samples,
+                },
+            )
             .collect();
         functions.sort_by(|a, b| {
             b.samples
@@ -169,6 +189,7 @@ impl CpuFigures {
             categories,
             functions,
             syscall_callers,
+            allocators,
             folded_file: String::new(),
             tasks_folded_file: None,
             flamegraph_file: None,
@@ -192,12 +213,16 @@ impl CpuFigures {
         samples * 1e9 / self.hz as f64 / self.ops as f64
     }
 
-    /// Samples charged to `function` (0 when it is not among the kept functions).
-    pub fn function_samples(&self, function: &str) -> u64 {
+    /// Samples charged to `function` (0 when it is not among the kept functions); without
+    /// those inside the allocator when `without_alloc`.
+    pub fn function_samples(&self, function: &str, without_alloc: bool) -> u64 {
         self.functions
             .iter()
             .filter(|f| f.function == function)
-            .map(|f| f.samples)
+            .map(|f| match without_alloc {
+                true => f.samples - f.alloc_samples.min(f.samples),
+                false => f.samples,
+            })
             .sum()
     }
 }
@@ -322,6 +347,39 @@ pub(crate) fn is_allocator_routine(function: &str) -> bool {
         || f.starts_with("diag::alloc::")
         || f.contains("as core::alloc::global::GlobalAlloc>")
         || f.starts_with("dhat::")
+}
+
+/// Which allocator an allocator stack ran in, from its innermost allocator routine that is
+/// not one of Rust's shims (`__rust_alloc`, a `GlobalAlloc` wrapper): `glibc malloc`,
+/// `jemalloc`, `mimalloc`, `dhat`, or `other`.
+pub fn allocator_family(frames: &[&str]) -> &'static str {
+    frames
+        .iter()
+        .rev()
+        .take(ALLOCATOR_DEPTH_MAX)
+        .find_map(|f| family_of(parse_frame(f).0))
+        .unwrap_or("other")
+}
+
+fn family_of(function: &str) -> Option<&'static str> {
+    let f = function.trim_start_matches('<');
+    let family = if ["je_", "_rjem_", "tikv_jemalloc"]
+        .iter()
+        .any(|p| f.starts_with(p))
+    {
+        "jemalloc"
+    } else if f.starts_with("mi_") || f.starts_with("_mi_") || f.starts_with("libmimalloc") {
+        "mimalloc"
+    } else if f.starts_with("dhat::") {
+        "dhat"
+    } else if !f.contains("::") && is_allocator_routine(f) && !f.starts_with("__r") {
+        // The C library's names (`malloc`, `_int_free`, `tcache_get`...); `__rust_*` and
+        // `__rdl_*` are Rust's shims in front of whichever allocator is global.
+        "glibc malloc"
+    } else {
+        return None;
+    };
+    Some(family)
 }
 
 /// Frames of the async runtime's own machinery (not the futures it polls, nor the sockets
@@ -515,8 +573,36 @@ tokio::runtime::park;epoll_wait 5
             cpu.functions[0].location.as_deref(),
             Some("src/store.rs:140")
         );
-        assert_eq!(cpu.function_samples("ddsplit::codec::split"), 10);
+        assert_eq!(cpu.function_samples("ddsplit::codec::split", false), 10);
         // 30 samples at 100 Hz over 100 ops: 3 ms per op.
         assert_eq!(cpu.ns_per_op(Some(CpuCategory::Copy)), 3_000_000.0);
+    }
+
+    #[test]
+    fn allocator_time_is_counted_by_allocator_and_apart_in_its_caller() {
+        let folded = "\
+main;ddsplit::codec::split (src/codec.rs:20);__rust_alloc;malloc;_int_malloc 7
+main;ddsplit::codec::split (src/codec.rs:20);__rust_dealloc;_rjem_je_sdallocx_default 2
+main;ddsplit::codec::split (src/codec.rs:20);__rust_alloc;mi_malloc_aligned;_mi_malloc_generic 4
+main;ddsplit::codec::split (src/codec.rs:20);__rust_alloc 1
+main;ddsplit::codec::split (src/codec.rs:20) 10
+";
+        let cpu = CpuFigures::from_folded(folded, 100, 100);
+        let by_allocator: Vec<(&str, u64)> = cpu
+            .allocators
+            .iter()
+            .map(|(a, n)| (a.as_str(), *n))
+            .collect();
+        assert_eq!(
+            by_allocator,
+            [
+                ("glibc malloc", 7),
+                ("jemalloc", 2),
+                ("mimalloc", 4),
+                ("other", 1)
+            ]
+        );
+        assert_eq!(cpu.function_samples("ddsplit::codec::split", false), 24);
+        assert_eq!(cpu.function_samples("ddsplit::codec::split", true), 10);
     }
 }

@@ -16,12 +16,16 @@ const INLINE_ERROR_BYTES_MIN: u64 = 48 * 1024;
 /// a few KiB unoptimised).
 const STORE_FUTURE_BYTES_MAX: u64 = 8 * 1024;
 
-/// Futures of the fragment store's methods: `ddsplit::store::...::put_fragment::{...}`.
+/// Futures of the fragment store's methods:
+/// `<ddsplit::store::LocalStore as ddsplit::store::FragmentStore>::put_fragment::{...}`.
 fn store_futures(report: &SizesReport) -> Vec<(&str, u64)> {
     report
         .futures
         .iter()
-        .filter(|f| f.function.starts_with("ddsplit::store::") && is_future_name(&f.name))
+        .filter(|f| {
+            let owner = f.function.trim_start_matches('<');
+            owner.starts_with("ddsplit::store::") && is_future_name(&f.name)
+        })
         .filter(|f| {
             ["put_fragment", "get_fragment", "delete_fragments"]
                 .iter()

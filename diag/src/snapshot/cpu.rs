@@ -341,6 +341,7 @@ pub(crate) fn is_allocator_routine(function: &str) -> bool {
     ];
     let f = function.trim_start_matches('<');
     let f = f.strip_prefix("__rustc::").unwrap_or(f);
+    let f = f.strip_prefix("__GI_").unwrap_or(f);
     C_NAMES.contains(&f)
         || PREFIXES.iter().any(|p| f.starts_with(p))
         || f.starts_with("alloc::alloc::")
@@ -349,32 +350,50 @@ pub(crate) fn is_allocator_routine(function: &str) -> bool {
         || f.starts_with("dhat::")
 }
 
-/// Which allocator an allocator stack ran in, from its innermost allocator routine that is
-/// not one of Rust's shims (`__rust_alloc`, a `GlobalAlloc` wrapper): `glibc malloc`,
+/// Which allocator an allocator stack ran in, from its innermost frame that only one allocator
+/// has (an allocator's internals, `pac_dalloc_impl` or `tcache_*`, need not say whose they
+/// are; its entry points do: `_rjem_sdallocx`, `mi_free`, `__libc_free`): `glibc malloc`,
 /// `jemalloc`, `mimalloc`, `dhat`, or `other`.
 pub fn allocator_family(frames: &[&str]) -> &'static str {
     frames
         .iter()
         .rev()
-        .take(ALLOCATOR_DEPTH_MAX)
         .find_map(|f| family_of(parse_frame(f).0))
         .unwrap_or("other")
 }
 
 fn family_of(function: &str) -> Option<&'static str> {
+    const GLIBC: [&str; 10] = [
+        "malloc",
+        "free",
+        "cfree",
+        "realloc",
+        "calloc",
+        "posix_memalign",
+        "_int_malloc",
+        "_int_free",
+        "_int_realloc",
+        "malloc_consolidate",
+    ];
     let f = function.trim_start_matches('<');
+    // glibc's internal aliases: `__GI___libc_free` is `__libc_free`.
+    let f = f.strip_prefix("__GI_").unwrap_or(f);
     let family = if ["je_", "_rjem_", "tikv_jemalloc"]
         .iter()
         .any(|p| f.starts_with(p))
     {
         "jemalloc"
-    } else if f.starts_with("mi_") || f.starts_with("_mi_") || f.starts_with("libmimalloc") {
+    } else if ["mi_", "_mi_", "libmimalloc", "mimalloc::"]
+        .iter()
+        .any(|p| f.starts_with(p))
+    {
         "mimalloc"
     } else if f.starts_with("dhat::") {
         "dhat"
-    } else if !f.contains("::") && is_allocator_routine(f) && !f.starts_with("__r") {
-        // The C library's names (`malloc`, `_int_free`, `tcache_get`...); `__rust_*` and
-        // `__rdl_*` are Rust's shims in front of whichever allocator is global.
+    } else if GLIBC.contains(&f)
+        || (f.starts_with("__libc_") && f.contains("alloc"))
+        || f.starts_with("__libc_free")
+    {
         "glibc malloc"
     } else {
         return None;
@@ -581,8 +600,8 @@ tokio::runtime::park;epoll_wait 5
     #[test]
     fn allocator_time_is_counted_by_allocator_and_apart_in_its_caller() {
         let folded = "\
-main;ddsplit::codec::split (src/codec.rs:20);__rust_alloc;malloc;_int_malloc 7
-main;ddsplit::codec::split (src/codec.rs:20);__rust_dealloc;_rjem_je_sdallocx_default 2
+main;ddsplit::codec::split (src/codec.rs:20);__rust_alloc;__GI___libc_malloc;tcache_get 7
+main;ddsplit::codec::split (src/codec.rs:20);__rust_dealloc;_rjem_sdallocx;pac_dalloc_impl 2
 main;ddsplit::codec::split (src/codec.rs:20);__rust_alloc;mi_malloc_aligned;_mi_malloc_generic 4
 main;ddsplit::codec::split (src/codec.rs:20);__rust_alloc 1
 main;ddsplit::codec::split (src/codec.rs:20) 10

@@ -307,22 +307,24 @@ fn is_copy_routine(function: &str) -> bool {
             || function.contains("memset"))
 }
 
+/// The C library allocator's routines (glibc's, without its `__GI_` alias prefix).
+const GLIBC_ROUTINES: [&str; 12] = [
+    "malloc",
+    "free",
+    "cfree",
+    "realloc",
+    "calloc",
+    "_int_malloc",
+    "_int_free",
+    "_int_realloc",
+    "malloc_consolidate",
+    "sysmalloc",
+    "unlink_chunk",
+    "posix_memalign",
+];
+
 /// The C allocator, alternative allocators, and Rust's allocation shims.
 pub(crate) fn is_allocator_routine(function: &str) -> bool {
-    const C_NAMES: [&str; 12] = [
-        "malloc",
-        "free",
-        "cfree",
-        "realloc",
-        "calloc",
-        "_int_malloc",
-        "_int_free",
-        "_int_realloc",
-        "malloc_consolidate",
-        "sysmalloc",
-        "unlink_chunk",
-        "posix_memalign",
-    ];
     const PREFIXES: [&str; 14] = [
         "__libc_malloc",
         "__libc_free",
@@ -342,7 +344,7 @@ pub(crate) fn is_allocator_routine(function: &str) -> bool {
     let f = function.trim_start_matches('<');
     let f = f.strip_prefix("__rustc::").unwrap_or(f);
     let f = f.strip_prefix("__GI_").unwrap_or(f);
-    C_NAMES.contains(&f)
+    GLIBC_ROUTINES.contains(&f)
         || PREFIXES.iter().any(|p| f.starts_with(p))
         || f.starts_with("alloc::alloc::")
         || f.starts_with("diag::alloc::")
@@ -363,18 +365,6 @@ pub fn allocator_family(frames: &[&str]) -> &'static str {
 }
 
 fn family_of(function: &str) -> Option<&'static str> {
-    const GLIBC: [&str; 10] = [
-        "malloc",
-        "free",
-        "cfree",
-        "realloc",
-        "calloc",
-        "posix_memalign",
-        "_int_malloc",
-        "_int_free",
-        "_int_realloc",
-        "malloc_consolidate",
-    ];
     let f = function.trim_start_matches('<');
     // glibc's internal aliases: `__GI___libc_free` is `__libc_free`.
     let f = f.strip_prefix("__GI_").unwrap_or(f);
@@ -390,7 +380,7 @@ fn family_of(function: &str) -> Option<&'static str> {
         "mimalloc"
     } else if f.starts_with("dhat::") {
         "dhat"
-    } else if GLIBC.contains(&f)
+    } else if GLIBC_ROUTINES.contains(&f)
         || (f.starts_with("__libc_") && f.contains("alloc"))
         || f.starts_with("__libc_free")
     {

@@ -11,6 +11,9 @@ pub(crate) struct Claims {
     /// Sizes of every type a type finding explains (the type stage): the heap stage leaves the
     /// copies of these sizes to the types.
     pub sizes: Vec<u64>,
+    /// The types a type finding explains, with both sizes (the type stage): the heap stage
+    /// calls a site whose blocks are all buffers of one of them a symptom of its growth.
+    pub grown: Vec<GrownType>,
     /// Copy sites ([`site_key`](super::types::site_key)) a grown type or a boxed future explains
     /// (the type and heap stages): the copies stage leaves them out.
     pub sites: Vec<String>,
@@ -20,8 +23,9 @@ pub(crate) struct Claims {
     /// Functions named by the findings so far (every stage, from [`Finding::functions`]): the
     /// CPU hot spots leave them out.
     pub functions: Vec<String>,
-    /// Kinds of the findings so far that crossed a threshold (every stage): a whole-process
-    /// total of one of these kinds is their evidence, not a finding of its own.
+    /// Kinds of the findings so far that crossed a threshold, or are the symptoms of one that
+    /// did (every stage): a whole-process total of one of these kinds is their evidence, not a
+    /// finding of its own.
     pub crossed: Vec<FindingKind>,
     /// The allocator stage named a change of allocator, which explains the time inside it: the
     /// CPU hot spots leave each function's allocator time out.
@@ -31,12 +35,22 @@ pub(crate) struct Claims {
 impl Claims {
     fn extend(&mut self, other: Claims) {
         self.sizes.extend(other.sizes);
+        self.grown.extend(other.grown);
         self.sites.extend(other.sites);
         self.copy_functions.extend(other.copy_functions);
         self.functions.extend(other.functions);
         self.crossed.extend(other.crossed);
         self.allocator |= other.allocator;
     }
+}
+
+/// A type that grew, as the heap stage needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GrownType {
+    /// Its name as the program wrote it (`Fragment`).
+    pub short_name: String,
+    pub before: u64,
+    pub after: u64,
 }
 
 /// What one stage found, and what it claims besides the functions its findings name.
@@ -71,12 +85,13 @@ pub(crate) struct Found {
 
 impl Found {
     /// Adds the next stage: its findings, its claims, the functions its findings name and the
-    /// kinds of those that crossed a threshold.
+    /// kinds of those that crossed a threshold or are symptoms.
     pub fn add(&mut self, stage: Stage) {
         self.claims.extend(stage.claims);
         for f in &stage.findings {
             self.claims.functions.extend(f.functions.iter().cloned());
-            if f.regression {
+            // A symptom's cause crossed: the total of the symptom's kind is its evidence.
+            if f.regression || f.symptom {
                 self.claims.crossed.push(f.kind);
             }
         }

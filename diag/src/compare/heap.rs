@@ -2,7 +2,7 @@
 //! stack goes through a spawn, `spawns.rs`), boxed futures (an allocation per call through
 //! `Box::pin`, the mark of `#[async_trait]`) and other allocation sites that appeared or grew.
 
-use super::claims::{Claims, Stage};
+use super::claims::{Claims, GrownType, Stage};
 use super::names::short_name;
 use super::spawns;
 use super::types::{is_boxed_trait_block, site_key};
@@ -24,6 +24,10 @@ struct SiteChange<'a> {
     after: f64,
     /// The future type boxed here, when the block size is a future's.
     future: Option<String>,
+    /// Bytes allocated here in the baseline (`None`: no site of its key there) and the
+    /// candidate.
+    before_bytes: Option<u64>,
+    after_bytes: u64,
 }
 
 impl SiteChange<'_> {
@@ -73,8 +77,11 @@ pub(crate) fn findings(cx: &Context<'_>, claims: &Claims, notes: &mut Vec<String
     }
     other.sort_by(|a, b| b.delta().total_cmp(&a.delta()));
     for s in other.iter().take(SITE_FINDINGS_MAX) {
-        out.findings
-            .push(site_finding(s, counted, cost_of(s.delta())));
+        let mut finding = site_finding(s, counted, cost_of(s.delta()));
+        if let Some(t) = buffer_of(s, &claims.grown) {
+            mark_buffer_symptom(&mut finding, t);
+        }
+        out.findings.push(finding);
     }
     if out.findings.is_empty() {
         out.findings.extend(counter_finding(cx, counted));
@@ -166,6 +173,42 @@ fn site_finding(s: &SiteChange<'_>, counted: Option<(f64, f64)>, cost: Option<f6
     }
 }
 
+/// Smallest element size for the buffer rule: every byte count is a whole number of
+/// elements of a smaller type too often by chance.
+const BUFFER_ELEMENT_MIN: u64 = 64;
+
+/// The grown type a site's blocks are buffers of (a `Vec<Fragment>`): on both sides the bytes
+/// allocated there are a whole number of the type's size of that side. A larger element
+/// changes how often a buffer reallocates (a `Vec` starts at capacity 1 instead of 4 once
+/// elements pass 1 KiB), so the site's extra allocations are the type's growth at work.
+fn buffer_of<'g>(s: &SiteChange<'_>, grown: &'g [GrownType]) -> Option<&'g GrownType> {
+    let before_bytes = s.before_bytes.filter(|b| *b > 0)?;
+    grown.iter().find(|t| {
+        t.before > 0
+            && t.after >= BUFFER_ELEMENT_MIN
+            && t.after != t.before
+            && before_bytes % t.before == 0
+            && s.after_bytes % t.after == 0
+    })
+}
+
+/// Makes a site's finding the symptom of the growth of the type its blocks hold.
+fn mark_buffer_symptom(f: &mut Finding, t: &GrownType) {
+    f.title.push_str(&format!(
+        " (buffers of `{}`, which grew from {} to {})",
+        t.short_name,
+        fmt_bytes(t.before as f64),
+        fmt_bytes(t.after as f64)
+    ));
+    f.fix = format!(
+        "a symptom of `{}`'s growth: its buffers reallocate more often now that each element \
+         is larger; fix that first, then compare again",
+        t.short_name
+    );
+    f.regression = false;
+    f.symptom = true;
+}
+
 /// The whole process's allocations per operation, as a line of evidence.
 fn whole_process_evidence(counted: Option<(f64, f64)>) -> Option<Evidence> {
     counted.map(|(before, after)| {
@@ -227,6 +270,8 @@ fn site_changes<'a>(
                 before: per_op(base, before.ops),
                 after: per_op(blocks, after.ops),
                 future: boxed_future(site, size, &futures),
+                before_bytes: (!exact.is_empty()).then(|| exact.iter().map(|b| b.bytes).sum()),
+                after_bytes: bytes,
             }
         })
         .collect()

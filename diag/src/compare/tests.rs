@@ -961,6 +961,51 @@ fn a_block_the_size_of_a_future_is_a_boxed_future_only_through_box_pin_or_box_ne
 }
 
 #[test]
+fn more_buffers_of_a_grown_type_are_its_symptom_only_when_their_bytes_are_whole_elements() {
+    // A `Vec<Query>` collected per request: 4 elements fit its first buffer while a query is
+    // 64 B; at 16,480 B it starts at 1 and grows twice.
+    let site = |blocks: u64, bytes: u64| HeapSite {
+        function: "app::gateway::Gateway::read_fragments::{{closure}}".into(),
+        location: Some("app/src/gateway.rs:305".into()),
+        via: vec!["alloc::vec::Vec<T>::from_iter".into()],
+        blocks,
+        bytes,
+    };
+    let findings = |extra_bytes: u64| {
+        let mut p = pair(
+            Build::default(),
+            Build {
+                big_query: true,
+                ..Build::default()
+            },
+        );
+        let base = p.base.0.heap.as_mut().unwrap();
+        base.sites.push(site(OPS, OPS * 4 * 64));
+        let cand = p.cand.0.heap.as_mut().unwrap();
+        cand.sites
+            .push(site(3 * OPS, OPS * 7 * QUERY_BIG + extra_bytes));
+        p.cand.0.alloc.as_mut().unwrap().allocations += 2 * OPS;
+        run(&p)
+            .findings
+            .into_iter()
+            .filter(|f| f.kind == FindingKind::Allocations)
+            .collect::<Vec<_>>()
+    };
+    let buffers = findings(0);
+    assert_eq!(buffers.len(), 1, "{buffers:#?}");
+    assert!(buffers[0].symptom && !buffers[0].regression, "{buffers:#?}");
+    assert!(
+        buffers[0].title.contains("buffers of `Query"),
+        "{}",
+        buffers[0].title
+    );
+    // Bytes that are no whole number of queries are allocations of their own.
+    let other = findings(48);
+    assert_eq!(other.len(), 1, "{other:#?}");
+    assert!(other[0].regression && !other[0].symptom, "{other:#?}");
+}
+
+#[test]
 fn a_sync_on_the_runtime_thread_is_named_first_with_its_call_and_the_fix() {
     let c = run(&pair(
         Build::default(),

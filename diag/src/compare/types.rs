@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::claims::{Claims, Stage};
+use super::claims::{Claims, GrownType, Stage};
 use super::names::short_name;
 use super::{
     Context, Evidence, Finding, FindingKind, Thresholds, fmt_bytes, fmt_count, site_size,
@@ -137,7 +137,7 @@ fn grown_type_finding(
             .copy_functions
             .extend(c.functions.iter().map(|f| f.0.clone()));
     }
-    claims.sizes.extend(g.all().map(|t| t.after));
+    claim_sizes(g, claims);
     group_finding(cx, g, after, copies, base_copies, moves.large_delta)
 }
 
@@ -163,10 +163,20 @@ fn grown_future_finding(
     if let Some(c) = &copies {
         claims.sites.extend(c.sites.iter().map(site_key));
     }
-    claims.sizes.extend(g.all().map(|t| t.after));
+    claim_sizes(g, claims);
     let mut finding = future_finding(&g.root, after, cx.thresholds);
     add_future_copies(cx, &mut finding, g, copies, base_copies, moves.large_delta);
     finding
+}
+
+/// Claims the sizes of a group's types, and the types themselves for the heap stage.
+fn claim_sizes(g: &Group, claims: &mut Claims) {
+    claims.sizes.extend(g.all().map(|t| t.after));
+    claims.grown.extend(g.all().map(|t| GrownType {
+        short_name: short_name(&t.name),
+        before: t.before,
+        after: t.after,
+    }));
 }
 
 /// Largest difference, in bytes, between a copy site's growth and a future's for the copy to be
@@ -443,9 +453,14 @@ fn group(changed: &[Changed], threshold: u64, after: &SizesReport) -> (Vec<Group
         .filter(|c| is_compiler_made(&c.name) && c.delta() >= threshold)
         .collect();
     let pending = attach_followers(&mut groups, compiler_made, &held_of);
+    // A block of the `#[async_trait]` shape is the heap pass's (a boxed future) unless another
+    // future holds it inline: then it is a plain `async move` block and its growth is copied.
     let own: Vec<Changed> = pending
         .into_iter()
-        .filter(|c| is_future_name(&c.name) && !is_boxed_trait_block(&c.name))
+        .filter(|c| {
+            is_future_name(&c.name)
+                && (!is_boxed_trait_block(&c.name) || is_held_inline(after, &c.name))
+        })
         .cloned()
         .collect();
     (groups, future_groups(own, &held_of))
@@ -515,6 +530,14 @@ fn held_types(after: &SizesReport, name: &str) -> Vec<String> {
         .find(|f| f.name == name)
         .map(|f| f.held.iter().map(|h| h.type_name.clone()).collect())
         .unwrap_or_default()
+}
+
+/// True when some future holds a value of type `name` across an await (awaits it inline).
+fn is_held_inline(after: &SizesReport, name: &str) -> bool {
+    after
+        .futures
+        .iter()
+        .any(|f| f.held.iter().any(|h| h.type_name == name))
 }
 
 /// Makes each of `pending` a follower of the group it holds a type of, or of the group whose
@@ -970,6 +993,74 @@ mod tests {
             erase_generics("a::store::{impl#4}::put::{async_fn_env#0}"),
             "a::store::{impl}::put::{async_fn_env#0}"
         );
+    }
+
+    fn future(name: &str, size: u64, held: &[(&str, u64)]) -> crate::sizes::FutureInfo {
+        crate::sizes::FutureInfo {
+            name: name.into(),
+            function: parent_path(name).into(),
+            size,
+            held: held
+                .iter()
+                .map(|(type_name, size)| HeldField {
+                    suspend: "Suspend0".into(),
+                    name: "__awaitee".into(),
+                    type_name: (*type_name).into(),
+                    size: *size,
+                    is_future: true,
+                })
+                .collect(),
+        }
+    }
+
+    fn changed(name: &str, before: u64, after: u64) -> Changed {
+        Changed {
+            name: name.into(),
+            before,
+            after,
+        }
+    }
+
+    /// A grown future awaited through an enum's future and a method's `async move` block (the
+    /// shape of an `#[async_trait]` body, but held inline) is one cause, not two.
+    #[test]
+    fn a_future_grown_through_an_inline_method_block_is_one_group() {
+        let local = "<a::Local as a::Store>::get::{async_fn_env#0}";
+        let either = "<a::Either as a::Store>::get::{async_fn_env#0}";
+        let block = "a::Gateway::read_from::{async_block_env#0}";
+        let outer = "a::Gateway::read::{async_fn#0}::{closure#0}::{async_block_env#0}";
+        let report = SizesReport {
+            format_version: crate::sizes::FORMAT_VERSION,
+            binary: "a".into(),
+            types: Vec::new(),
+            imbalanced_enums: Vec::new(),
+            futures: vec![
+                future(local, 16_528, &[]),
+                future(either, 16_576, &[(local, 16_528)]),
+                future(block, 16_624, &[(either, 16_576)]),
+                future(outer, 16_704, &[(block, 16_624)]),
+            ],
+            stack_frames: crate::sizes::StackFrames::default(),
+        };
+        let grown = vec![
+            changed(local, 144, 16_528),
+            changed(either, 1_312, 16_576),
+            changed(block, 1_360, 16_624),
+            changed(outer, 1_440, 16_704),
+        ];
+        let (types, futures) = group(&grown, 1024, &report);
+        assert!(types.is_empty());
+        assert_eq!(futures.len(), 1, "{futures:?}");
+        assert_eq!(futures[0].root.name, local);
+        assert_eq!(futures[0].followers.len(), 3);
+        // Held by nobody, the same block is left to the boxed-future finding.
+        let alone = vec![changed(block, 0, 16_624)];
+        let (_, futures) = group(&alone, 1024, &report);
+        assert_eq!(futures.len(), 1, "held inline by `outer`");
+        let mut unheld = report.clone();
+        unheld.futures.retain(|f| f.name != outer);
+        let (_, futures) = group(&alone, 1024, &unheld);
+        assert!(futures.is_empty(), "{futures:?}");
     }
 
     #[test]

@@ -187,8 +187,8 @@ fn buffer_of<'g>(s: &SiteChange<'_>, grown: &'g [GrownType]) -> Option<&'g Grown
         t.before > 0
             && t.after >= BUFFER_ELEMENT_MIN
             && t.after != t.before
-            && before_bytes % t.before == 0
-            && s.after_bytes % t.after == 0
+            && before_bytes.is_multiple_of(t.before)
+            && s.after_bytes.is_multiple_of(t.after)
     })
 }
 

@@ -305,25 +305,20 @@ pub struct MoveFunction {
 impl MoveFigures {
     /// The figures of a moves report of a run of `ops` operations.
     pub fn from_report(report: &MovesReport, ops: u64) -> MoveFigures {
-        let sites = report
-            .sites
-            .iter()
-            .take(MOVE_SITES_MAX)
-            .map(|s| {
-                let frame = s.user_frame();
-                MoveSite {
-                    function: frame.map_or_else(|| "?".to_string(), |f| f.function.clone()),
-                    location: frame.map_or_else(|| "?".to_string(), |f| f.location()),
-                    compiled_in: s
-                        .outermost()
-                        .map_or_else(|| "?".to_string(), |f| f.function.clone()),
-                    size: s.size,
-                    count: s.count,
-                    bytes: s.bytes,
-                    types: s.types.clone(),
-                }
-            })
-            .collect();
+        let sites = merged_sites(report.sites.iter().map(|s| {
+            let frame = s.user_frame();
+            MoveSite {
+                function: frame.map_or_else(|| "?".to_string(), |f| f.function.clone()),
+                location: frame.map_or_else(|| "?".to_string(), |f| f.location()),
+                compiled_in: s
+                    .outermost()
+                    .map_or_else(|| "?".to_string(), |f| f.function.clone()),
+                size: s.size,
+                count: s.count,
+                bytes: s.bytes,
+                types: s.types.clone(),
+            }
+        }));
         let mut by_function: BTreeMap<String, MoveFunction> = BTreeMap::new();
         for s in &report.sites {
             let function = s
@@ -360,6 +355,32 @@ impl MoveFigures {
     pub fn large_bytes_per_op(&self) -> f64 {
         per_op(self.large_bytes, self.ops)
     }
+}
+
+/// The sites with the most bytes, at most [`MOVE_SITES_MAX`], most first. Sites that differ
+/// only below the program's frame (two calls of one `memcpy` wrapper inlined in one function)
+/// are one site, their copies added up.
+fn merged_sites(sites: impl Iterator<Item = MoveSite>) -> Vec<MoveSite> {
+    let mut merged: Vec<MoveSite> = Vec::new();
+    for site in sites {
+        let same = |m: &&mut MoveSite| {
+            m.function == site.function
+                && m.location == site.location
+                && m.compiled_in == site.compiled_in
+                && m.size == site.size
+                && m.types == site.types
+        };
+        match merged.iter_mut().find(same) {
+            Some(m) => {
+                m.count += site.count;
+                m.bytes += site.bytes;
+            }
+            None => merged.push(site),
+        }
+    }
+    merged.sort_by_key(|m| std::cmp::Reverse(m.bytes));
+    merged.truncate(MOVE_SITES_MAX);
+    merged
 }
 
 /// Large copies of one size from one call site.
@@ -464,6 +485,32 @@ pub fn per_op(total: u64, ops: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copy_sites_alike_above_the_program_frame_are_one_site() {
+        let site = |function: &str, count: u64| MoveSite {
+            function: function.into(),
+            location: "app/src/server.rs:235".into(),
+            compiled_in: "app::server::run".into(),
+            size: 16_880,
+            count,
+            bytes: count * 16_880,
+            types: vec!["app::Fut".into()],
+        };
+        let sites = [
+            site("app::run", 2),
+            site("app::other", 5),
+            site("app::run", 4),
+        ];
+        let merged = merged_sites(sites.into_iter());
+        assert_eq!(merged.len(), 2, "{merged:?}");
+        assert_eq!(
+            (merged[0].function.as_str(), merged[0].count),
+            ("app::run", 6)
+        );
+        assert_eq!(merged[0].bytes, 6 * 16_880);
+        assert_eq!(merged[1].function, "app::other");
+    }
 
     #[test]
     fn a_snapshot_round_trips_and_other_versions_are_refused() {

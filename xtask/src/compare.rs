@@ -243,8 +243,19 @@ pub fn run_comparison(o: &Options) -> anyhow::Result<(Comparison, PathBuf)> {
         sides.push(match spec {
             SideSpec::Saved(dir) => {
                 progress.say(&format!("{name}: loading {}", dir.display()));
+                let mut snapshot = Snapshot::read_dir(dir)?;
+                // Snapshots saved before the callers were kept have the stacks to find them.
+                if snapshot
+                    .moves
+                    .as_ref()
+                    .is_some_and(|m| m.library_callers.is_empty())
+                {
+                    snapshot.attach_library_callers(dir).with_context(|| {
+                        format!("cannot read the CPU profile's stacks in {}", dir.display())
+                    })?;
+                }
                 Resolved::Saved {
-                    snapshot: Box::new(Snapshot::read_dir(dir)?),
+                    snapshot: Box::new(snapshot),
                     sizes: load_sizes(dir)?,
                     dir: dir.clone(),
                 }

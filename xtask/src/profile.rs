@@ -293,6 +293,12 @@ impl SideProfile {
                 None => format!("{label}: copies: {}", outcome(s, "moves")),
             });
         }
+        if let Err(e) = s.attach_library_callers(&self.dir) {
+            // The copies stay, named by their library functions.
+            progress.say(&format!(
+                "{label}: the CPU profile's stacks cannot be read for the copies' callers: {e}"
+            ));
+        }
     }
 
     /// One wall-time run; the first also gives the allocation counters and task metrics.

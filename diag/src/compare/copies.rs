@@ -10,7 +10,9 @@ use super::{
     COPY_CHANGE_BYTES_PER_OP_MIN, Context, Evidence, Finding, FindingKind, fmt_bytes, fmt_count,
     site_size,
 };
-use crate::snapshot::{CpuCategory, MoveFigures, MoveSite, per_op};
+use crate::snapshot::{
+    CpuCategory, LibraryCaller, MoveFigures, MoveSite, file_of, is_own_code, per_op,
+};
 
 /// Copy findings of functions no other finding explains, at most.
 const COPY_FINDINGS_MAX: usize = 3;
@@ -156,7 +158,7 @@ fn copy_finding(
 ) -> Finding {
     let name = short_name(function);
     let (before, after) = (copies.before, copies.after);
-    Finding {
+    let mut finding = Finding {
         kind: FindingKind::Copies,
         functions: vec![function.to_string()],
         title: format!(
@@ -185,7 +187,80 @@ fn copy_finding(
         regression: true,
         symptom: false,
         blocked_call: None,
+    };
+    if !is_own_code(function)
+        && let Some(caller) = grown_caller(cx, function)
+    {
+        name_the_caller(&mut finding, &name, &caller);
     }
+    finding
+}
+
+/// Fewest CPU samples under a library function from one caller for the caller to be named.
+const CALLER_SAMPLES_MIN: u64 = 3;
+
+/// The program's function whose calls into a library function grew most, by both sides' CPU
+/// profiles (samples under the library function per 1,000 operations; the baseline's are 0
+/// where it had none).
+struct CallerChange<'a> {
+    caller: &'a LibraryCaller,
+    before: f64,
+    after: f64,
+}
+
+fn grown_caller<'a>(cx: &Context<'a>, library: &str) -> Option<CallerChange<'a>> {
+    let rate = |m: &MoveFigures, c: &LibraryCaller| {
+        per_op(c.samples, m.library_callers_ops.max(1)) * 1000.0
+    };
+    let cm = cx.candidate.snapshot.moves.as_ref()?;
+    let bm = cx.baseline.snapshot.moves.as_ref();
+    let same = |a: &LibraryCaller, b: &LibraryCaller| {
+        a.library == b.library
+            && a.caller == b.caller
+            && a.location.as_deref().map(file_of) == b.location.as_deref().map(file_of)
+    };
+    cm.library_callers
+        .iter()
+        .filter(|c| c.library == library && c.samples >= CALLER_SAMPLES_MIN)
+        .map(|c| {
+            let before = bm.map_or(0.0, |bm| {
+                bm.library_callers
+                    .iter()
+                    .filter(|b| same(b, c))
+                    .map(|b| rate(bm, b))
+                    .sum()
+            });
+            CallerChange {
+                caller: c,
+                before,
+                after: rate(cm, c),
+            }
+        })
+        .filter(|c| c.after > c.before)
+        .max_by(|a, b| (a.after - a.before).total_cmp(&(b.after - b.before)))
+}
+
+/// Names the program's function that copies through the library function `library`: the
+/// finding's title, its first site and evidence.
+fn name_the_caller(f: &mut Finding, library: &str, c: &CallerChange<'_>) {
+    let caller = short_name(&c.caller.caller);
+    let location = c.caller.location.as_deref().unwrap_or("?");
+    f.title = f
+        .title
+        .replacen(
+            &format!("`{library}` copies"),
+            &format!("`{caller}` copies"),
+            1,
+        )
+        .replacen(" (was", &format!(" through `{library}` (was"), 1);
+    f.sites
+        .insert(0, format!("`{caller}` ({location}) via `{library}`"));
+    f.evidence.push(Evidence::new(
+        format!("CPU samples under `{library}` from `{caller}`, per 1,000 operations"),
+        fmt_count(c.before),
+        fmt_count(c.after),
+    ));
+    f.functions.push(c.caller.caller.clone());
 }
 
 /// Functions that copy bytes of data from one buffer to another (I/O buffers, a slice copied

@@ -7,8 +7,8 @@ use crate::sizes::{
     VariantInfo,
 };
 use crate::snapshot::{
-    AllocFigures, CpuCategory, CpuFigures, HeapFigures, HeapSite, MoveFigures, MoveFunction,
-    MoveSite, SizeFigures, Snapshot, WallRun, Workload,
+    AllocFigures, CpuCategory, CpuFigures, HeapFigures, HeapSite, LibraryCaller, MoveFigures,
+    MoveFunction, MoveSite, SizeFigures, Snapshot, WallRun, Workload,
 };
 
 const OPS: u64 = 1000;
@@ -288,6 +288,7 @@ fn snapshot_of(b: Build, label: &str) -> Snapshot {
         large_bytes: large,
         sites,
         functions,
+        ..MoveFigures::default()
     });
     // CPU at 1000 Hz over 1000 ops: one sample is 1 µs per operation.
     let copy_samples = 5_000 + large / OPS / 10_000 * 1_000;
@@ -837,6 +838,64 @@ fn stack_frames_that_grew_are_reported_and_huge_ones_fail() {
     assert!(f.title.contains("`RemoteStore::call`"), "{}", f.title);
     assert!(f.title.contains("307,200 B"), "{}", f.title);
     assert!(f.regression);
+}
+
+#[test]
+fn copies_through_a_library_function_name_the_caller_whose_calls_grew() {
+    let library = "bytes::bytes_mut::BytesMut::extend_from_slice";
+    let caller = |function: &str, samples: u64| LibraryCaller {
+        library: library.into(),
+        caller: function.into(),
+        location: Some("app/src/wire.rs:10".into()),
+        samples,
+    };
+    let findings = |with_callers: bool| {
+        let mut p = pair(Build::default(), Build::default());
+        let sides = [(&mut p.base.0, 10_000, 20), (&mut p.cand.0, 30_000, 60)];
+        for (side, per_op, new_calls) in sides {
+            let moves = side.moves.as_mut().unwrap();
+            moves.functions.push(MoveFunction {
+                function: library.into(),
+                count: 4 * OPS,
+                bytes: per_op * OPS,
+            });
+            moves.large_bytes += per_op * OPS;
+            if with_callers {
+                moves.library_callers_ops = OPS;
+                moves.library_callers = vec![
+                    caller("app::wire::send", 40),
+                    caller("app::gateway::Gateway::put", new_calls),
+                ];
+            }
+        }
+        run(&p)
+            .findings
+            .into_iter()
+            .find(|f| f.kind == FindingKind::Copies)
+            .expect("the copies tripled")
+    };
+    let named = findings(true);
+    assert!(
+        named.title.starts_with(
+            "`Gateway::put` copies 30,000 B per operation through `BytesMut::extend_from_slice`"
+        ),
+        "{}",
+        named.title
+    );
+    assert!(
+        named.sites[0].contains("via `BytesMut::extend_from_slice`"),
+        "{:?}",
+        named.sites
+    );
+    // Without the CPU profile's stacks, the library function is all there is to name.
+    let unnamed = findings(false);
+    assert!(
+        unnamed
+            .title
+            .starts_with("`BytesMut::extend_from_slice` copies"),
+        "{}",
+        unnamed.title
+    );
 }
 
 #[test]

@@ -419,6 +419,11 @@ fn is_executor_frame(function: &str) -> bool {
     .any(|p| f.starts_with(p))
 }
 
+/// A frame of the program's own code: Rust, and none of the libraries'.
+pub(crate) fn is_own_code(function: &str) -> bool {
+    is_program_frame(function) && !is_library_frame(function)
+}
+
 /// A Rust frame (it has a path) rather than a C library routine.
 fn is_program_frame(function: &str) -> bool {
     function.contains("::")

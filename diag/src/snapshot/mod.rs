@@ -7,6 +7,7 @@
 //! [`Snapshot::passes`] says why.
 
 mod blocking;
+mod callers;
 mod cpu;
 mod heap;
 mod syscalls;
@@ -18,7 +19,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 pub use blocking::{BLOCKING_FUNCTIONS_MAX, BlockingFigures, BlockingFunction};
+pub use callers::{LIBRARY_CALLERS_MAX, LibraryCaller, library_callers};
 pub(crate) use cpu::is_allocator_routine;
+pub(crate) use cpu::is_own_code;
 pub use cpu::{
     CpuCategory, CpuFigures, FunctionSamples, SyscallCaller, classify_stack, parse_frame,
 };
@@ -289,6 +292,13 @@ pub struct MoveFigures {
     /// [`MOVE_FUNCTIONS_MAX`]), most bytes first: complete where `sites` is cut.
     #[serde(default)]
     pub functions: Vec<MoveFunction>,
+    /// The program's functions that call the library functions among the sites, from the CPU
+    /// profile of the same build (see [`Snapshot::attach_library_callers`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub library_callers: Vec<LibraryCaller>,
+    /// Operations of the CPU profile those callers' samples are of.
+    #[serde(default)]
+    pub library_callers_ops: u64,
 }
 
 /// All the large copies one function asked for.
@@ -343,6 +353,8 @@ impl MoveFigures {
         MoveFigures {
             ops,
             functions,
+            library_callers: Vec::new(),
+            library_callers_ops: 0,
             threshold_bytes: report.trace.threshold_bytes,
             copies: report.trace.histogram.iter().map(|(_, n)| n).sum(),
             large_copies: report.large_copies(),

@@ -1,7 +1,7 @@
 //! CPU hot spots: functions whose CPU per operation grew beyond the sampling noise, except the
 //! functions an earlier finding already names.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::claims::{Claims, Stage};
 use super::names::short_name;
@@ -28,39 +28,59 @@ pub(crate) fn findings(cx: &Context<'_>, claims: &Claims) -> Stage {
     if b.ops == 0 || c.ops == 0 {
         return Stage::default();
     }
-    let mut grown: Vec<(&str, f64, f64)> = grown_beyond_noise(b, c, claims.allocator)
+    let mut grown: Vec<Grown<'_>> = grown_beyond_noise(b, c, claims.allocator)
         .into_iter()
-        .filter(|(f, _, _)| {
-            let id = function_identity(f);
-            !claims.functions.iter().any(|n| function_identity(n) == id)
+        .filter(|g| {
+            !claims
+                .functions
+                .iter()
+                .any(|n| function_identity(n) == g.identity)
         })
         .collect();
-    grown.sort_by(|a, b| (b.2 - b.1).total_cmp(&(a.2 - a.1)));
+    grown.sort_by(|x, y| (y.after - y.before).total_cmp(&(x.after - x.before)));
     grown
         .into_iter()
         .take(HOT_SPOTS_MAX)
-        .map(|(function, before, after)| hot_spot(c, function, before, after))
+        .map(|g| hot_spot(c, &g))
         .collect::<Vec<_>>()
         .into()
 }
 
-/// The candidate's functions whose CPU per operation grew beyond the sampling noise and by a
-/// share of the baseline's CPU worth a finding (function, baseline ns/op, candidate ns/op);
-/// without their time inside the allocator when `without_alloc` (a finding explains that).
+/// A function whose CPU per operation grew: every name the profiles give it (an async fn's
+/// body and the closures inside it are one function), ns per operation on both sides.
+struct Grown<'a> {
+    identity: String,
+    names: Vec<&'a str>,
+    before: f64,
+    after: f64,
+}
+
+/// The functions, by identity, whose CPU per operation grew beyond the sampling noise and by a
+/// share of the baseline's CPU worth a finding; without their time inside the allocator when
+/// `without_alloc` (a finding explains that).
 fn grown_beyond_noise<'a>(
-    b: &CpuFigures,
+    b: &'a CpuFigures,
     c: &'a CpuFigures,
     without_alloc: bool,
-) -> Vec<(&'a str, f64, f64)> {
-    let functions: BTreeSet<&str> = c.functions.iter().map(|f| f.function.as_str()).collect();
+) -> Vec<Grown<'a>> {
+    let mut by_identity: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
+    for f in b.functions.iter().chain(&c.functions) {
+        by_identity
+            .entry(function_identity(&f.function))
+            .or_default()
+            .insert(f.function.as_str());
+    }
     let base_total = b.ns_per_op(None);
-    functions
+    by_identity
         .into_iter()
-        .filter_map(|f| {
-            let (nb, nc) = (
-                b.function_samples(f, without_alloc) as f64,
-                c.function_samples(f, without_alloc) as f64,
-            );
+        .filter_map(|(identity, names)| {
+            let samples = |side: &CpuFigures| -> f64 {
+                names
+                    .iter()
+                    .map(|f| side.function_samples(f, without_alloc) as f64)
+                    .sum()
+            };
+            let (nb, nc) = (samples(b), samples(c));
             let (rb, rc) = (b.samples_to_ns_per_op(nb), c.samples_to_ns_per_op(nc));
             // Standard deviation of each rate from the Poisson noise of its count.
             let sd = (b.samples_to_ns_per_op(nb.sqrt()).powi(2)
@@ -68,15 +88,20 @@ fn grown_beyond_noise<'a>(
             .sqrt();
             let significant =
                 rc - rb > HOT_SPOT_SIGMAS * sd && rc - rb > HOT_SPOT_SHARE_MIN * base_total;
-            (significant && share_grew(nb, nc, b.samples as f64, c.samples as f64))
-                .then_some((f, rb, rc))
+            (significant && share_grew(nb, nc, b.samples as f64, c.samples as f64)).then(|| Grown {
+                identity,
+                names: names.into_iter().collect(),
+                before: rb,
+                after: rc,
+            })
         })
         .collect()
 }
 
 /// The finding of one function whose CPU per operation grew.
-fn hot_spot(c: &CpuFigures, function: &str, before: f64, after: f64) -> Finding {
-    let location = location_of(c, function);
+fn hot_spot(c: &CpuFigures, g: &Grown<'_>) -> Finding {
+    let location = location_of(c, &g.names);
+    let (function, before, after) = (g.names[0], g.before, g.after);
     Finding {
         kind: FindingKind::HotSpot,
         title: format!(
@@ -90,7 +115,7 @@ fn hot_spot(c: &CpuFigures, function: &str, before: f64, after: f64) -> Finding 
             fmt_us(after),
         )],
         sites: vec![format!("`{}` ({})", short_name(function), location)],
-        functions: vec![function.to_string()],
+        functions: g.names.iter().map(|n| n.to_string()).collect(),
         cost_ns_per_op: Some(after - before),
         share: None,
         fix: if crate::snapshot::is_allocator_routine(function) {
@@ -127,10 +152,44 @@ fn share_grew(nb: f64, nc: f64, total_b: f64, total_c: f64) -> bool {
     (nc - n * p) / sd > HOT_SPOT_SIGMAS
 }
 
-fn location_of(cpu: &CpuFigures, function: &str) -> String {
+/// The candidate's location of the function's name with the most samples.
+fn location_of(cpu: &CpuFigures, names: &[&str]) -> String {
     cpu.functions
         .iter()
-        .find(|f| f.function == function && f.location.is_some())
+        .filter(|f| names.contains(&f.function.as_str()) && f.location.is_some())
+        .max_by_key(|f| f.samples)
         .and_then(|f| f.location.clone())
         .unwrap_or_else(|| "?".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_async_fn_and_the_closures_inside_it_are_one_hot_spot() {
+        let folded = |body: u64, inner: u64| {
+            format!(
+                "main;app::other (app/src/other.rs:1) 10000\n\
+                 main;app::Gateway::read::{{{{closure}}}} (app/src/gateway.rs:304) {body}\n\
+                 main;app::Gateway::read::{{{{closure}}}}::{{{{closure}}}} (app/src/gateway.rs:292) {inner}\n"
+            )
+        };
+        let b = CpuFigures::from_folded(&folded(30, 20), 1000, 1000);
+        let c = CpuFigures::from_folded(&folded(400, 300), 1000, 1000);
+        let grown = grown_beyond_noise(&b, &c, false);
+        assert_eq!(
+            grown.len(),
+            1,
+            "{:?}",
+            grown.iter().map(|g| &g.names).collect::<Vec<_>>()
+        );
+        assert_eq!(grown[0].names.len(), 2);
+        let finding = hot_spot(&c, &grown[0]);
+        assert_eq!(
+            finding.title,
+            "`Gateway::read` uses 650.0 µs more CPU per operation"
+        );
+        assert_eq!(finding.sites, ["`Gateway::read` (app/src/gateway.rs:304)"]);
+    }
 }

@@ -21,6 +21,7 @@ mod instructions;
 mod latency;
 mod names;
 mod overview;
+mod polls;
 mod render;
 mod spawns;
 mod stack_frames;
@@ -234,6 +235,8 @@ pub enum FindingKind {
     TaskPerCall,
     /// The sides ran different global allocators.
     AllocatorChanged,
+    /// A task kind is polled much more per operation, and the executor's CPU grew.
+    Polls,
 }
 
 impl FindingKind {
@@ -253,6 +256,7 @@ impl FindingKind {
             FindingKind::Syscalls => "system calls",
             FindingKind::TaskPerCall => "tasks spawned",
             FindingKind::AllocatorChanged => "allocator",
+            FindingKind::Polls => "polls",
         }
     }
 }
@@ -341,6 +345,14 @@ impl CpuComparison {
             .iter()
             .find(|(c, _, _)| *c == category)
             .map_or(0.0, |(_, b, c)| c - b)
+    }
+
+    /// The executor's CPU per operation, both sides.
+    pub fn executor_pair(&self) -> (f64, f64) {
+        self.categories
+            .iter()
+            .find(|(c, _, _)| *c == CpuCategory::Executor)
+            .map_or((0.0, 0.0), |(_, b, c)| (*b, *c))
     }
 
     /// Extra CPU per operation of the candidate in all.
@@ -502,6 +514,7 @@ fn run_stages(cx: &Context<'_>, tasks: &[TaskChange], notes: &mut Vec<String>) -
     found.add(hot_spots::findings(cx, &found.claims));
     found.add(totals::findings(cx, &found.claims));
     found.add(latency::finding(cx).into());
+    found.add(polls::findings(cx, tasks).into());
     // Waiting is a finding only when the threads' time leaves the slowdown unexplained.
     let worker_delta = worker_time_delta(cx);
     found.add(waiting::finding(cx, tasks, worker_delta).into());

@@ -64,6 +64,9 @@ struct Build {
     extra_sends: u64,
     /// `futex` calls per operation (they follow the timing, not the code).
     futexes: u64,
+    /// Extra polls per operation of the `gateway.get` task kind, each costing the executor
+    /// 2 µs of CPU.
+    extra_polls: u64,
 }
 
 const ERR_BIG: u64 = 49_216;
@@ -296,7 +299,8 @@ fn snapshot_of(b: Build, label: &str) -> Snapshot {
         "main;app::codec::split (app/src/codec.rs:12) 20000\n\
          main;app::store::RemoteStore::call;__memmove_avx_unaligned_erms {copy_samples}\n\
          main;app::codec::split;malloc 2000\n\
-         tokio::runtime::park;epoll_wait 3000\n"
+         tokio::runtime::park;epoll_wait {}\n",
+        3000 + b.extra_polls * 2 * OPS
     );
     if boxed_allocs > 0 {
         folded.push_str(&format!(
@@ -392,7 +396,7 @@ fn tasks_of(b: Build) -> crate::snapshot::TaskRunFigures {
         instrumented_count: OPS,
         dropped_count: OPS,
         first_poll_count: OPS,
-        total_poll_count: 3 * OPS,
+        total_poll_count: (3 + b.extra_polls) * OPS,
         total_poll_duration_ns: 50_000 * OPS,
         total_scheduled_duration_ns: 10_000 * OPS,
         total_idle_count: 2 * OPS,
@@ -838,6 +842,48 @@ fn stack_frames_that_grew_are_reported_and_huge_ones_fail() {
     assert!(f.title.contains("`RemoteStore::call`"), "{}", f.title);
     assert!(f.title.contains("307,200 B"), "{}", f.title);
     assert!(f.regression);
+}
+
+#[test]
+fn a_kind_polled_much_more_with_the_executor_busier_is_a_polls_finding() {
+    let c = run(&pair(
+        Build::default(),
+        Build {
+            extra_polls: 6,
+            speed: 0.8,
+            ..Build::default()
+        },
+    ));
+    let polls: Vec<&Finding> = c
+        .findings
+        .iter()
+        .filter(|f| f.kind == FindingKind::Polls)
+        .collect();
+    assert_eq!(polls.len(), 1, "{:#?}", c.findings);
+    assert!(
+        polls[0]
+            .title
+            .starts_with("task kind `gateway.get` is polled 9.00 times per operation (was 3.00)"),
+        "{}",
+        polls[0].title
+    );
+    assert!(polls[0].regression);
+    assert_eq!(c.findings[0].kind, FindingKind::Polls, "{:#?}", c.findings);
+    // As many more polls with no extra executor time are not this finding's.
+    let mut p = pair(
+        Build::default(),
+        Build {
+            extra_polls: 6,
+            ..Build::default()
+        },
+    );
+    p.cand.0.cpu = p.base.0.cpu.clone();
+    let c = run(&p);
+    assert!(
+        c.findings.iter().all(|f| f.kind != FindingKind::Polls),
+        "{:#?}",
+        c.findings
+    );
 }
 
 #[test]

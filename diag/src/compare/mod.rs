@@ -347,14 +347,6 @@ impl CpuComparison {
             .map_or(0.0, |(_, b, c)| c - b)
     }
 
-    /// The executor's CPU per operation, both sides.
-    pub fn executor_pair(&self) -> (f64, f64) {
-        self.categories
-            .iter()
-            .find(|(c, _, _)| *c == CpuCategory::Executor)
-            .map_or((0.0, 0.0), |(_, b, c)| (*b, *c))
-    }
-
     /// Extra CPU per operation of the candidate in all.
     pub fn total_delta(&self) -> f64 {
         self.total.1 - self.total.0

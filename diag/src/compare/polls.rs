@@ -7,9 +7,10 @@
 //!
 //! Evidence needed: the kind's polls per operation on both sides (counted by its task monitor,
 //! steady between runs of one build: within 5% across the zoo's candidates that do not touch
-//! polling), grown by [`POLL_GROWTH_MIN`] and [`POLLS_CHANGE_PER_OP_MIN`]; and the executor's
-//! CPU per operation grown in the CPU profiles. More polls with no extra executor time (a task
-//! that now waits once more for a lock) are the waiting stage's, not this one's.
+//! polling), grown by [`POLL_GROWTH_MIN`] and [`POLLS_CHANGE_PER_OP_MIN`]. It crosses a
+//! threshold only when the executor's CPU per operation grew beyond the sampling noise too
+//! ([`EXECUTOR_SIGMAS`]): more polls the executor does not pay for (a task that now waits once
+//! more for a lock) are shown, and the waiting stage says what they wait for.
 
 use super::{Context, Evidence, Finding, FindingKind, TaskChange, fmt_count, fmt_us};
 use crate::snapshot::CpuCategory;
@@ -23,16 +24,14 @@ pub const POLLS_CHANGE_PER_OP_MIN: f64 = 1.0;
 /// Poll findings reported, at most.
 const POLL_FINDINGS_MAX: usize = 2;
 
-/// The kinds polled much more per operation while the executor's CPU per operation grew; each
-/// is charged the executor's extra CPU in proportion to its extra polls.
+/// The executor's extra CPU must exceed this many standard deviations of its sampling noise
+/// for the finding to cross a threshold.
+pub const EXECUTOR_SIGMAS: f64 = 2.0;
+
+/// The kinds polled much more per operation; each is charged the executor's extra CPU (when
+/// there is any) in proportion to its extra polls.
 pub(crate) fn findings(cx: &Context<'_>, tasks: &[TaskChange]) -> Vec<Finding> {
-    let Some(cpu) = cx.cpu else {
-        return Vec::new();
-    };
-    let executor_delta = cpu.delta(CpuCategory::Executor);
-    if executor_delta <= 0.0 {
-        return Vec::new();
-    }
+    let executor = executor_change(cx);
     let mut grown: Vec<&TaskChange> = tasks.iter().filter(|t| polls_grew(t)).collect();
     let extra = |t: &TaskChange| t.polls_per_op.1 - t.polls_per_op.0;
     let all_extra: f64 = grown.iter().map(|t| extra(t)).sum();
@@ -40,14 +39,38 @@ pub(crate) fn findings(cx: &Context<'_>, tasks: &[TaskChange]) -> Vec<Finding> {
     grown
         .into_iter()
         .take(POLL_FINDINGS_MAX)
-        .map(|t| {
-            finding(
-                t,
-                executor_delta * extra(t) / all_extra,
-                cpu.executor_pair(),
-            )
-        })
+        .map(|t| finding(t, extra(t) / all_extra, executor))
         .collect()
+}
+
+/// The executor's CPU per operation on both sides, and whether it grew beyond the noise.
+#[derive(Clone, Copy)]
+struct ExecutorChange {
+    before: f64,
+    after: f64,
+    grew: bool,
+}
+
+fn executor_change(cx: &Context<'_>) -> Option<ExecutorChange> {
+    let b = cx.baseline.snapshot.cpu.as_ref()?;
+    let c = cx.candidate.snapshot.cpu.as_ref()?;
+    let samples = |side: &crate::snapshot::CpuFigures| {
+        side.categories
+            .get(&CpuCategory::Executor)
+            .copied()
+            .unwrap_or(0) as f64
+    };
+    let (nb, nc) = (samples(b), samples(c));
+    let (before, after) = (b.samples_to_ns_per_op(nb), c.samples_to_ns_per_op(nc));
+    // Poisson noise of each side's count, in ns per operation.
+    let sd = (b.samples_to_ns_per_op(nb.sqrt()).powi(2)
+        + c.samples_to_ns_per_op(nc.sqrt()).powi(2))
+    .sqrt();
+    Some(ExecutorChange {
+        before,
+        after,
+        grew: after - before > EXECUTOR_SIGMAS * sd,
+    })
 }
 
 fn polls_grew(t: &TaskChange) -> bool {
@@ -56,35 +79,45 @@ fn polls_grew(t: &TaskChange) -> bool {
         && (before == 0.0 || (after - before) / before >= POLL_GROWTH_MIN)
 }
 
-fn finding(t: &TaskChange, cost: f64, executor: (f64, f64)) -> Finding {
+fn finding(t: &TaskChange, share: f64, executor: Option<ExecutorChange>) -> Finding {
     let (before, after) = t.polls_per_op;
+    let grew = executor.is_some_and(|e| e.grew);
+    let mut evidence = vec![Evidence::new(
+        "polls per operation",
+        fmt_count(before),
+        fmt_count(after),
+    )];
+    if let Some(e) = executor {
+        evidence.push(Evidence::new(
+            "executor CPU per operation (every kind)",
+            fmt_us(e.before),
+            fmt_us(e.after),
+        ));
+    }
     Finding {
         kind: FindingKind::Polls,
         title: format!(
-            "task kind `{}` is polled {} times per operation (was {}), and the executor's CPU \
-             grew with it",
+            "task kind `{}` is polled {} times per operation (was {}){}",
             t.kind,
             fmt_count(after),
-            fmt_count(before)
+            fmt_count(before),
+            if grew {
+                ", and the executor's CPU grew with it"
+            } else {
+                ""
+            }
         ),
-        evidence: vec![
-            Evidence::new("polls per operation", fmt_count(before), fmt_count(after)),
-            Evidence::new(
-                "executor CPU per operation (every kind)",
-                fmt_us(executor.0),
-                fmt_us(executor.1),
-            ),
-        ],
+        evidence,
         sites: vec![format!("task kind `{}`", t.kind)],
         functions: Vec::new(),
-        cost_ns_per_op: Some(cost),
+        cost_ns_per_op: executor.map(|e| (e.after - e.before).max(0.0) * share),
         share: None,
         fix: "each poll is a trip through the executor: look in this kind's handler for a \
               future that wakes itself (`yield_now` in a loop, a waker called before returning \
               `Pending`), an `.await` per item where one per batch would do, or a `select!` in \
               a loop that rebuilds its futures each time"
             .into(),
-        regression: true,
+        regression: grew,
         symptom: false,
         blocked_call: None,
     }

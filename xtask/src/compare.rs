@@ -239,6 +239,7 @@ pub fn run_comparison(o: &Options) -> anyhow::Result<(Comparison, PathBuf)> {
         built_count * (1 + SideProfile::probe_steps(o.passes)) + 1 + o.pairs as u64 * built_count,
     );
     let mut sides = Vec::new();
+    let mut notes = Vec::new();
     for (spec, name) in specs.iter().zip(["baseline", "candidate"]) {
         sides.push(match spec {
             SideSpec::Saved(dir) => {
@@ -249,10 +250,13 @@ pub fn run_comparison(o: &Options) -> anyhow::Result<(Comparison, PathBuf)> {
                     .moves
                     .as_ref()
                     .is_some_and(|m| m.library_callers.is_empty())
+                    && let Err(e) = snapshot.attach_library_callers(dir)
                 {
-                    snapshot.attach_library_callers(dir).with_context(|| {
-                        format!("cannot read the CPU profile's stacks in {}", dir.display())
-                    })?;
+                    notes.push(format!(
+                        "{name}: the CPU profile's stacks in {} cannot be read ({e}): copies made \
+                         in library functions are named without the program's callers",
+                        dir.display()
+                    ));
                 }
                 Resolved::Saved {
                     snapshot: Box::new(snapshot),
@@ -300,6 +304,7 @@ pub fn run_comparison(o: &Options) -> anyhow::Result<(Comparison, PathBuf)> {
         &o.thresholds,
     );
     let mut comparison = comparison;
+    comparison.notes.extend(notes);
     if sides.iter().any(|s| matches!(s, Resolved::Saved { .. })) {
         comparison.notes.push(
             "a side was loaded from a saved snapshot: its wall-time runs were not interleaved \

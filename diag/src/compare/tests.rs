@@ -444,6 +444,11 @@ fn run(p: &Pair) -> Comparison {
     )
 }
 
+/// The findings of one kind, in rank order.
+fn of_kind(c: &Comparison, kind: FindingKind) -> Vec<&Finding> {
+    c.findings.iter().filter(|f| f.kind == kind).collect()
+}
+
 fn story() -> Build {
     Build {
         inline_error: true,
@@ -854,11 +859,7 @@ fn a_kind_polled_much_more_with_the_executor_busier_is_a_polls_finding() {
             ..Build::default()
         },
     ));
-    let polls: Vec<&Finding> = c
-        .findings
-        .iter()
-        .filter(|f| f.kind == FindingKind::Polls)
-        .collect();
+    let polls = of_kind(&c, FindingKind::Polls);
     assert_eq!(polls.len(), 1, "{:#?}", c.findings);
     assert!(
         polls[0]
@@ -879,11 +880,7 @@ fn a_kind_polled_much_more_with_the_executor_busier_is_a_polls_finding() {
     );
     p.cand.0.cpu = p.base.0.cpu.clone();
     let c = run(&p);
-    let polls: Vec<&Finding> = c
-        .findings
-        .iter()
-        .filter(|f| f.kind == FindingKind::Polls)
-        .collect();
+    let polls = of_kind(&c, FindingKind::Polls);
     assert_eq!(polls.len(), 1, "{:#?}", c.findings);
     assert!(!polls[0].regression && !c.regression, "{:#?}", c.findings);
 }
@@ -1158,11 +1155,7 @@ fn a_lock_contended_before_that_waits_longer_beside_a_new_sync_is_its_symptom() 
             ..Build::default()
         },
     ));
-    let blocking: Vec<&Finding> = c
-        .findings
-        .iter()
-        .filter(|f| f.kind == FindingKind::Blocking)
-        .collect();
+    let blocking = of_kind(&c, FindingKind::Blocking);
     assert_eq!(blocking.len(), 2, "{:#?}", c.findings);
     assert!(blocking[0].title.contains("`append`") && blocking[0].regression);
     assert!(blocking[1].title.contains("`get`"), "{}", blocking[1].title);
@@ -1340,11 +1333,7 @@ fn types_that_grew_by_holding_a_new_type_in_a_field_or_variant_are_one_finding_u
         },
         &Thresholds::default(),
     );
-    let grown: Vec<&Finding> = c
-        .findings
-        .iter()
-        .filter(|f| f.kind == FindingKind::TypeGrew)
-        .collect();
+    let grown = of_kind(&c, FindingKind::TypeGrew);
     assert_eq!(grown.len(), 1, "{grown:#?}");
     assert!(
         grown[0].title.starts_with("`Plan` (24,576 B) appeared"),

@@ -143,13 +143,19 @@ fn hot_spot(c: &CpuFigures, g: &Grown<'_>) -> Finding {
 /// share of all samples; more than [`HOT_SPOT_SIGMAS`] binomial deviations above that is a
 /// change of share.
 fn share_grew(nb: f64, nc: f64, total_b: f64, total_c: f64) -> bool {
+    share_grew_by(nb, nc, total_b, total_c, HOT_SPOT_SIGMAS)
+}
+
+/// Whether a part's share of its side's samples grew by more than `sigmas` binomial
+/// deviations (see [`share_grew`]).
+pub(crate) fn share_grew_by(nb: f64, nc: f64, total_b: f64, total_c: f64, sigmas: f64) -> bool {
     if total_b <= 0.0 || total_c <= 0.0 {
         return false;
     }
     let n = nb + nc;
     let p = total_c / (total_b + total_c);
     let sd = (n * p * (1.0 - p)).sqrt().max(1.0);
-    (nc - n * p) / sd > HOT_SPOT_SIGMAS
+    (nc - n * p) / sd > sigmas
 }
 
 /// The candidate's location of the function's name with the most samples.

@@ -8,10 +8,11 @@
 //! Evidence needed: the kind's polls per operation on both sides (counted by its task monitor,
 //! steady between runs of one build: within 5% across the zoo's candidates that do not touch
 //! polling), grown by [`POLL_GROWTH_MIN`] and [`POLLS_CHANGE_PER_OP_MIN`]. It crosses a
-//! threshold only when the executor's CPU per operation grew beyond the sampling noise too
-//! ([`EXECUTOR_SIGMAS`]): more polls the executor does not pay for (a task that now waits once
+//! threshold only when the executor's CPU per operation, and its share of the CPU samples,
+//! grew beyond the sampling noise too ([`EXECUTOR_SIGMAS`]): more polls the executor does not pay for (a task that now waits once
 //! more for a lock) are shown, and the waiting stage says what they wait for.
 
+use super::hot_spots::share_grew_by;
 use super::{Context, Evidence, Finding, FindingKind, TaskChange, fmt_count, fmt_us};
 use crate::snapshot::CpuCategory;
 
@@ -24,8 +25,8 @@ pub const POLLS_CHANGE_PER_OP_MIN: f64 = 1.0;
 /// Poll findings reported, at most.
 const POLL_FINDINGS_MAX: usize = 2;
 
-/// The executor's extra CPU must exceed this many standard deviations of its sampling noise
-/// for the finding to cross a threshold.
+/// The executor's extra CPU, and its share of the samples, must each grow by more than this
+/// many standard deviations of their sampling noise for the finding to cross a threshold.
 pub const EXECUTOR_SIGMAS: f64 = 2.0;
 
 /// The kinds polled much more per operation; each is charged the executor's extra CPU (when
@@ -66,10 +67,13 @@ fn executor_change(cx: &Context<'_>) -> Option<ExecutorChange> {
     let sd = (b.samples_to_ns_per_op(nb.sqrt()).powi(2)
         + c.samples_to_ns_per_op(nc.sqrt()).powi(2))
     .sqrt();
+    // A machine slower during one side's CPU pass raises every category alike: the
+    // executor's share of the samples must grow too.
+    let share_grew = share_grew_by(nb, nc, b.samples as f64, c.samples as f64, EXECUTOR_SIGMAS);
     Some(ExecutorChange {
         before,
         after,
-        grew: after - before > EXECUTOR_SIGMAS * sd,
+        grew: after - before > EXECUTOR_SIGMAS * sd && share_grew,
     })
 }
 

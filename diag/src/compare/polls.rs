@@ -9,8 +9,9 @@
 //! steady between runs of one build: within 5% across the zoo's candidates that do not touch
 //! polling), grown by [`POLL_GROWTH_MIN`] and [`POLLS_CHANGE_PER_OP_MIN`]. It crosses a
 //! threshold only when the executor's CPU per operation, and its share of the CPU samples,
-//! grew beyond the sampling noise too ([`EXECUTOR_SIGMAS`]): more polls the executor does not pay for (a task that now waits once
-//! more for a lock) are shown, and the waiting stage says what they wait for.
+//! grew beyond the sampling noise too ([`EXECUTOR_SIGMAS`]): more polls the executor does not
+//! pay for (a task that now waits once more for a lock) are shown, and the waiting stage says
+//! what they wait for.
 
 use super::hot_spots::share_grew_by;
 use super::{Context, Evidence, Finding, FindingKind, TaskChange, fmt_count, fmt_us};

@@ -22,6 +22,7 @@ mod latency;
 mod names;
 mod overview;
 mod polls;
+mod renames;
 mod render;
 mod spawns;
 mod stack_frames;

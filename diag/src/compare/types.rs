@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::claims::{Claims, GrownType, Stage};
 use super::names::short_name;
+use super::renames::without_renames;
 use super::{
     Context, Evidence, Finding, FindingKind, Thresholds, fmt_bytes, fmt_count, site_size,
     size_or_absent,
@@ -404,7 +405,8 @@ impl<'a> CopyShapes<'a> {
 }
 
 /// Types that grew or appeared (an appeared type takes the size of a disappeared one of the
-/// same name without generics, `Query<Inline>` for `Query<Shared>`), for the project's types.
+/// same name without generics, `Query<Inline>` for `Query<Shared>`; one that is a disappeared
+/// one renamed or moved is no change), for the project's types.
 fn changed_types(before: &SizesReport, after: &SizesReport, prefix: &str) -> Vec<Changed> {
     let diff = before.diff(after).filtered(prefix);
     // Several types can erase to one name (the futures of one method in two impls): take the
@@ -423,7 +425,7 @@ fn changed_types(before: &SizesReport, after: &SizesReport, prefix: &str) -> Vec
             after: c.after,
         })
         .collect();
-    for t in &diff.appeared {
+    for t in without_renames(&diff.appeared, &diff.disappeared, before, after) {
         let before = gone.get(&erase_generics(&t.name)).copied().unwrap_or(0);
         if t.size > before {
             changed.push(Changed {
@@ -1019,6 +1021,59 @@ mod tests {
             before,
             after,
         }
+    }
+
+    fn report_of(futures: Vec<crate::sizes::FutureInfo>) -> SizesReport {
+        let types = futures
+            .iter()
+            .map(|f| crate::sizes::TypeInfo {
+                name: f.name.clone(),
+                size: f.size,
+                align: Some(8),
+                kind: crate::sizes::TypeKind::Future,
+                variants: Vec::new(),
+                fields: Vec::new(),
+            })
+            .collect();
+        SizesReport {
+            format_version: crate::sizes::FORMAT_VERSION,
+            binary: "a".into(),
+            types,
+            imbalanced_enums: Vec::new(),
+            futures,
+            stack_frames: crate::sizes::StackFrames::default(),
+        }
+    }
+
+    /// A function renamed (or moved to another module) is no new future; one of the same size
+    /// that holds other things is.
+    #[test]
+    fn a_renamed_future_of_the_same_shape_is_no_change() {
+        let held = [("a::Store::get::{async_fn_env#0}", 1_312), ("u8", 1)];
+        let before = report_of(vec![future(
+            "a::Gateway::read_from::{async_fn_env#0}",
+            1_360,
+            &held,
+        )]);
+        let renamed = report_of(vec![future(
+            "a::fetch::Gateway::fetch_from::{async_fn_env#0}",
+            1_360,
+            &held,
+        )]);
+        assert!(changed_types(&before, &renamed, "a").is_empty());
+        let other = [
+            ("a::Store::put::{async_fn_env#0}", 1_200),
+            ("u8", 1),
+            ("u64", 8),
+        ];
+        let new = report_of(vec![future(
+            "a::Gateway::write_to::{async_fn_env#0}",
+            1_360,
+            &other,
+        )]);
+        let changed = changed_types(&before, &new, "a");
+        assert_eq!(changed.len(), 1, "{changed:?}");
+        assert_eq!((changed[0].before, changed[0].after), (0, 1_360));
     }
 
     /// A grown future awaited through an enum's future and a method's `async move` block (the

@@ -277,6 +277,10 @@ fn site_changes<'a>(
         .collect()
 }
 
+/// How far a moved allocation's mean block size may be from its stand-in's, as a fraction:
+/// blocks of varying size (a record's buffer) average a little differently in two runs.
+const MOVED_BLOCK_SIZE_SLACK: f64 = 0.05;
+
 /// The baseline's sites that have no site of their key in the candidate: when a candidate
 /// site has none in the baseline either, one of these in the same function and file stands in
 /// for it (the nearest in block size), so the site is compared by its count, not called new.
@@ -295,8 +299,11 @@ impl<'a> StandIns<'a> {
         }
     }
 
-    /// The blocks of the stand-in for `key` (the same function and file, the block size
-    /// nearest `size`), taken so it stands in once; 0 when there is none.
+    /// The blocks of the stand-in for `key`, taken so it stands in once; 0 when there is none.
+    /// The stand-in is in the same function and file (the block size nearest `size`), or else
+    /// anywhere with the same frame and the same block size (within
+    /// [`MOVED_BLOCK_SIZE_SLACK`]): an allocation whose code moved into another function (a
+    /// helper extracted) is the same allocation.
     fn take(&mut self, key: &SiteKey<'_>, size: u64) -> u64 {
         let same_place = |b: &&HeapSite| {
             let k = SiteKey::of(b);
@@ -309,7 +316,19 @@ impl<'a> StandIns<'a> {
             .filter(|(_, b)| same_place(b))
             .min_by_key(|(_, b)| b.bytes_per_block().abs_diff(size))
             .map(|(i, _)| i);
-        nearest.map_or(0, |i| self.sites.swap_remove(i).blocks)
+        let moved = || {
+            self.sites
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| SiteKey::of(b).via == key.via)
+                .map(|(i, b)| (i, b.bytes_per_block().abs_diff(size)))
+                .filter(|(_, diff)| *diff as f64 <= MOVED_BLOCK_SIZE_SLACK * size as f64)
+                .min_by_key(|(_, diff)| *diff)
+                .map(|(i, _)| i)
+        };
+        nearest
+            .or_else(moved)
+            .map_or(0, |i| self.sites.swap_remove(i).blocks)
     }
 }
 

@@ -46,23 +46,51 @@ pub(crate) fn findings(cx: &Context<'_>, claims: &Claims) -> Stage {
         .into()
 }
 
-/// A function whose CPU per operation grew: every name the profiles give it (an async fn's
-/// body and the closures inside it are one function), ns per operation on both sides.
+/// A function's CPU per operation on both sides: every name the profiles give it (an async
+/// fn's body and the closures inside it are one function), ns per operation.
 struct Grown<'a> {
     identity: String,
     names: Vec<&'a str>,
+    /// The file of its busiest location (either side).
+    file: Option<&'a str>,
     before: f64,
     after: f64,
+    /// Whether the growth is beyond the sampling noise and worth a finding.
+    significant: bool,
 }
 
+/// Share of a function's growth that another function of the same file must have lost for the
+/// growth to be code moved between them (a helper extracted, a body split), not new work.
+const MOVED_SHARE_MIN: f64 = 0.7;
+
 /// The functions, by identity, whose CPU per operation grew beyond the sampling noise and by a
-/// share of the baseline's CPU worth a finding; without their time inside the allocator when
-/// `without_alloc` (a finding explains that).
+/// share of the baseline's CPU worth a finding, unless another function of their file lost as
+/// much (the code moved); without their time inside the allocator when `without_alloc` (a
+/// finding explains that).
 fn grown_beyond_noise<'a>(
     b: &'a CpuFigures,
     c: &'a CpuFigures,
     without_alloc: bool,
 ) -> Vec<Grown<'a>> {
+    let all = every_function(b, c, without_alloc);
+    let moved_from = |g: &Grown<'_>| {
+        all.iter().any(|o| {
+            o.identity != g.identity
+                && o.file.is_some()
+                && o.file == g.file
+                && o.before - o.after >= MOVED_SHARE_MIN * (g.after - g.before)
+        })
+    };
+    let moved: Vec<bool> = all.iter().map(|g| g.significant && moved_from(g)).collect();
+    all.into_iter()
+        .zip(moved)
+        .filter(|(g, moved)| g.significant && !moved)
+        .map(|(g, _)| g)
+        .collect()
+}
+
+/// Every function of either profile with its CPU per operation on both sides.
+fn every_function<'a>(b: &'a CpuFigures, c: &'a CpuFigures, without_alloc: bool) -> Vec<Grown<'a>> {
     let mut by_identity: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
     for f in b.functions.iter().chain(&c.functions) {
         by_identity
@@ -73,7 +101,7 @@ fn grown_beyond_noise<'a>(
     let base_total = b.ns_per_op(None);
     by_identity
         .into_iter()
-        .filter_map(|(identity, names)| {
+        .map(|(identity, names)| {
             let samples = |side: &CpuFigures| -> f64 {
                 names
                     .iter()
@@ -86,16 +114,31 @@ fn grown_beyond_noise<'a>(
             let sd = (b.samples_to_ns_per_op(nb.sqrt()).powi(2)
                 + c.samples_to_ns_per_op(nc.sqrt()).powi(2))
             .sqrt();
-            let significant =
-                rc - rb > HOT_SPOT_SIGMAS * sd && rc - rb > HOT_SPOT_SHARE_MIN * base_total;
-            (significant && share_grew(nb, nc, b.samples as f64, c.samples as f64)).then(|| Grown {
+            let significant = rc - rb > HOT_SPOT_SIGMAS * sd
+                && rc - rb > HOT_SPOT_SHARE_MIN * base_total
+                && share_grew(nb, nc, b.samples as f64, c.samples as f64);
+            let names: Vec<&str> = names.into_iter().collect();
+            Grown {
                 identity,
-                names: names.into_iter().collect(),
+                file: busiest_file(b, c, &names),
+                names,
                 before: rb,
                 after: rc,
-            })
+                significant,
+            }
         })
         .collect()
+}
+
+/// The file of the busiest location of any of `names`, in either profile.
+fn busiest_file<'a>(b: &'a CpuFigures, c: &'a CpuFigures, names: &[&str]) -> Option<&'a str> {
+    b.functions
+        .iter()
+        .chain(&c.functions)
+        .filter(|f| names.contains(&f.function.as_str()))
+        .filter_map(|f| Some((f.samples, f.location.as_deref()?)))
+        .max_by_key(|(samples, _)| *samples)
+        .map(|(_, location)| crate::snapshot::file_of(location))
 }
 
 /// The finding of one function whose CPU per operation grew.
@@ -171,6 +214,37 @@ fn location_of(cpu: &CpuFigures, names: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn code_moved_into_a_helper_of_the_same_file_is_no_hot_spot() {
+        let other = "main;app::other (app/src/other.rs:1) 10000\n";
+        let b = CpuFigures::from_folded(
+            &format!("{other}main;app::Gateway::put (app/src/gateway.rs:10) 400\n"),
+            1000,
+            1000,
+        );
+        let extracted = CpuFigures::from_folded(
+            &format!(
+                "{other}main;app::Gateway::put (app/src/gateway.rs:10) 40\n\
+                 main;app::Gateway::put;app::prepare (app/src/gateway.rs:50) 360\n"
+            ),
+            1000,
+            1000,
+        );
+        assert!(grown_beyond_noise(&b, &extracted, false).is_empty());
+        // New work in another file while `put` stays as it was is a hot spot.
+        let added = CpuFigures::from_folded(
+            &format!(
+                "{other}main;app::Gateway::put (app/src/gateway.rs:10) 400\n\
+                 main;app::Gateway::put;app::codec::check (app/src/codec.rs:50) 360\n"
+            ),
+            1000,
+            1000,
+        );
+        let grown = grown_beyond_noise(&b, &added, false);
+        assert_eq!(grown.len(), 1);
+        assert_eq!(grown[0].names, ["app::codec::check"]);
+    }
 
     #[test]
     fn an_async_fn_and_the_closures_inside_it_are_one_hot_spot() {

@@ -1030,6 +1030,30 @@ fn an_allocation_site_whose_lines_moved_is_the_same_site() {
 }
 
 #[test]
+fn an_allocation_moved_into_a_helper_is_the_same_allocation() {
+    let moved = |via: &str| {
+        let mut p = pair(Build::default(), Build::default());
+        let site = &mut p.cand.0.heap.as_mut().unwrap().sites[0];
+        // `split`'s buffer is now allocated by a helper it calls, in another file.
+        site.function = "app::codec::buffers::prepare".into();
+        site.location = Some("app/src/codec/buffers.rs:7".into());
+        site.via = vec![via.into()];
+        run(&p)
+    };
+    let c = moved("alloc::vec::Vec<T>::with_capacity");
+    assert_eq!(c.findings, Vec::new(), "{:#?}", c.findings);
+    // Through another frame, it is another allocation.
+    let c = moved("alloc::boxed::Box<T>::new");
+    assert!(
+        c.findings
+            .iter()
+            .any(|f| f.kind == FindingKind::Allocations),
+        "{:#?}",
+        c.findings
+    );
+}
+
+#[test]
 fn a_block_the_size_of_a_future_is_a_boxed_future_only_through_box_pin_or_box_new() {
     // A new site allocating blocks exactly a boxed future's size through `Vec::with_capacity`
     // is an allocation, not a boxed future; the same through `Box::pin` is one.

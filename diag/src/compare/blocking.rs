@@ -39,8 +39,8 @@ pub(crate) fn findings(cx: &Context<'_>) -> Vec<Finding> {
     let mut grown: Vec<(f64, Finding)> = keys
         .iter()
         .filter_map(|k| {
-            let before = find(b, k);
             let after = find(c, k)?;
+            let before = find(b, k).or_else(|| renamed_from(b, c, k));
             grew(cx, b, before, c, after)
                 .map(|delta| (delta, finding(cx, b, before, c, after, delta)))
         })
@@ -97,6 +97,20 @@ fn key(f: &BlockingFunction) -> (String, String, String) {
         .map(|c| function_identity(c))
         .unwrap_or_default();
     (function_identity(&f.function), file.to_string(), call)
+}
+
+/// The baseline's function that a candidate function with no counterpart is, renamed (or
+/// moved into a helper): the same file and the same call below it, and gone from the
+/// candidate.
+fn renamed_from<'a>(
+    b: &'a BlockingFigures,
+    c: &BlockingFigures,
+    k: &(String, String, String),
+) -> Option<&'a BlockingFunction> {
+    b.functions.iter().find(|f| {
+        let old = key(f);
+        old.1 == k.1 && old.2 == k.2 && find(c, &old).is_none()
+    })
 }
 
 fn find<'a>(

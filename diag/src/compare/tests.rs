@@ -1222,6 +1222,25 @@ fn a_blocking_call_that_moved_lines_is_the_same_call() {
 }
 
 #[test]
+fn a_blocking_call_whose_function_was_renamed_is_the_same_call() {
+    let fsync = Build {
+        fsync_ns: 300_000,
+        ..Build::default()
+    };
+    let mut p = pair(fsync, fsync);
+    let blocking = p.cand.0.blocking.as_mut().unwrap();
+    let renamed = blocking
+        .functions
+        .iter_mut()
+        .filter(|f| f.function == "app::audit::append")
+        .map(|f| f.function = "app::audit::append_line".into())
+        .count();
+    assert_eq!(renamed, 1);
+    let c = run(&p);
+    assert!(c.findings.is_empty(), "{:#?}", c.findings);
+}
+
+#[test]
 fn waiting_that_cpu_and_blocking_do_not_explain_names_the_task_kind() {
     let c = run(&pair(
         Build::default(),

@@ -51,12 +51,32 @@ fn grown_frames<'a>(b: &SizesReport, c: &'a SizesReport) -> Vec<(&'a str, u64, u
         .iter()
         .map(|f| (f.function.as_str(), f.frame_bytes))
         .collect();
+    // A function the candidate does not have may have been renamed: a new frame of exactly a
+    // vanished frame's size is that one (each stands in once).
+    let in_candidate: std::collections::HashSet<&str> = c
+        .stack_frames
+        .functions
+        .iter()
+        .map(|f| f.function.as_str())
+        .collect();
+    let mut vanished: Vec<u64> = b
+        .stack_frames
+        .functions
+        .iter()
+        .filter(|f| !in_candidate.contains(f.function.as_str()))
+        .map(|f| f.frame_bytes)
+        .collect();
     let mut grown: Vec<(&str, u64, u64)> = c
         .stack_frames
         .functions
         .iter()
         .map(|f| {
-            let old = before.get(f.function.as_str()).copied().unwrap_or(0);
+            let old = before.get(f.function.as_str()).copied().unwrap_or_else(|| {
+                match vanished.iter().position(|size| *size == f.frame_bytes) {
+                    Some(i) => vanished.swap_remove(i),
+                    None => 0,
+                }
+            });
             (f.function.as_str(), old, f.frame_bytes)
         })
         .filter(|(_, old, new)| new.saturating_sub(*old) >= STACK_FRAME_GROWTH_BYTES_MIN)

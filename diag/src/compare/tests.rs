@@ -847,6 +847,29 @@ fn stack_frames_that_grew_are_reported_and_huge_ones_fail() {
     assert!(f.title.contains("`RemoteStore::call`"), "{}", f.title);
     assert!(f.title.contains("307,200 B"), "{}", f.title);
     assert!(f.regression);
+    // The same frame under a new name (the function renamed) did not grow.
+    let mut renamed = frame(300 * 1024);
+    renamed.function = "app::store::RemoteStore::request::{{closure}}".into();
+    base_sizes.stack_frames.functions = vec![frame(300 * 1024)];
+    cand_sizes.stack_frames.functions = vec![renamed];
+    let c = compare(
+        &Side {
+            snapshot: &p.base.0,
+            sizes: Some(&base_sizes),
+        },
+        &Side {
+            snapshot: &p.cand.0,
+            sizes: Some(&cand_sizes),
+        },
+        &Thresholds::default(),
+    );
+    assert!(
+        c.findings
+            .iter()
+            .all(|f| f.kind != FindingKind::StackFrames),
+        "{:#?}",
+        c.findings
+    );
 }
 
 #[test]

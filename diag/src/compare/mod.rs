@@ -513,6 +513,7 @@ fn run_stages(cx: &Context<'_>, tasks: &[TaskChange], notes: &mut Vec<String>) -
     found.add(waiting::finding(cx, tasks, worker_delta).into());
     let mut findings = found.findings;
     blocking::mark_symptoms(cx, &mut findings);
+    waiting::mark_symptoms(&mut findings);
     assign_shares(&mut findings, slowdown(cx, worker_delta));
     rank(&mut findings);
     findings

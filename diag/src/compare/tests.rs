@@ -1280,6 +1280,33 @@ fn waiting_that_cpu_and_blocking_do_not_explain_names_the_task_kind() {
 }
 
 #[test]
+fn waiting_beside_a_new_blocking_call_is_its_symptom() {
+    let c = run(&pair(
+        Build::default(),
+        Build {
+            extra_idle_ns: 400_000,
+            fsync_ns: 100_000,
+            speed: 0.6,
+            ..Build::default()
+        },
+    ));
+    assert_eq!(
+        c.findings[0].kind,
+        FindingKind::Blocking,
+        "{:#?}",
+        c.findings
+    );
+    let waiting = of_kind(&c, FindingKind::Waiting);
+    assert_eq!(waiting.len(), 1, "{:#?}", c.findings);
+    assert!(waiting[0].symptom && !waiting[0].regression);
+    assert!(
+        waiting[0].fix.contains("symptom of: `append`"),
+        "{}",
+        waiting[0].fix
+    );
+}
+
+#[test]
 fn waiting_that_extra_cpu_explains_is_a_symptom_not_a_finding() {
     // 200 µs more CPU per operation on two workers is 100 µs of wall time per operation:
     // throughput 5,000 → 3,333 ops/s, all of it explained.

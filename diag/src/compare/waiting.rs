@@ -132,3 +132,30 @@ fn idle_grew(t: &TaskChange) -> bool {
     after - before >= IDLE_CHANGE_NS_PER_OP_MIN
         && (before == 0.0 || (after - before) / before >= IDLE_GROWTH_MIN)
 }
+
+/// A runtime thread blocked inside a poll stalls every task queued behind it, and the tasks it
+/// would have woken: the tasks of other kinds wait longer between their polls, and more than
+/// the blocked time the sampler sees (it counts the blocked thread, not the queue behind it).
+/// With a blocking regression, a waiting finding is its symptom, shown after the causes.
+pub(crate) fn mark_symptoms(findings: &mut [Finding]) {
+    let cost = |f: &Finding| f.cost_ns_per_op.unwrap_or(0.0);
+    let Some(cause) = findings
+        .iter()
+        .filter(|f| f.kind == FindingKind::Blocking && f.regression && !f.symptom)
+        .max_by(|a, b| cost(a).total_cmp(&cost(b)))
+        .map(|f| f.title.clone())
+    else {
+        return;
+    };
+    for f in findings
+        .iter_mut()
+        .filter(|f| f.kind == FindingKind::Waiting)
+    {
+        f.fix = format!(
+            "likely a symptom of: {cause}; a runtime thread held off the CPU stalls the tasks \
+             queued behind it. Fix that first, then compare again"
+        );
+        f.regression = false;
+        f.symptom = true;
+    }
+}

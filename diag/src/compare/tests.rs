@@ -1350,6 +1350,21 @@ fn many_more_small_writes_are_named_with_the_function_that_makes_them() {
         first.sites
     );
     assert!(first.fix.contains("BufWriter"), "{}", first.fix);
+    assert!(first.regression);
+    // As many more calls that no function's CPU samples show (the runtime's wake-ups) are
+    // shown, not a regression.
+    let mut p = pair(
+        Build::default(),
+        Build {
+            extra_sends: 30,
+            ..Build::default()
+        },
+    );
+    p.cand.0.cpu = p.base.0.cpu.clone();
+    let c = run(&p);
+    let calls = of_kind(&c, FindingKind::Syscalls);
+    assert_eq!(calls.len(), 1, "{:#?}", c.findings);
+    assert!(!calls[0].regression && !c.regression, "{:#?}", c.findings);
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::claims::{Claims, Stage};
 use super::names::short_name;
 use super::{Context, Evidence, Finding, FindingKind, fmt_us, function_identity};
-use crate::snapshot::CpuFigures;
+use crate::snapshot::{CpuFigures, is_own_code};
 
 /// CPU hot spots reported, at most.
 const HOT_SPOTS_MAX: usize = 3;
@@ -72,7 +72,16 @@ fn grown_beyond_noise<'a>(
     c: &'a CpuFigures,
     without_alloc: bool,
 ) -> Vec<Grown<'a>> {
-    let all = every_function(b, c, without_alloc);
+    // The runtime's and the libraries' own stacks (a parked worker, the I/O driver) are the
+    // executor's share, shown apart; a hot spot names the program's code (or the allocator).
+    let all: Vec<Grown<'a>> = every_function(b, c, without_alloc)
+        .into_iter()
+        .filter(|g| {
+            g.names
+                .iter()
+                .any(|n| is_own_code(n) || crate::snapshot::is_allocator_routine(n))
+        })
+        .collect();
     let moved_from = |g: &Grown<'_>| {
         all.iter().any(|o| {
             o.identity != g.identity

@@ -514,6 +514,7 @@ fn run_stages(cx: &Context<'_>, tasks: &[TaskChange], notes: &mut Vec<String>) -
     let mut findings = found.findings;
     blocking::mark_symptoms(cx, &mut findings);
     waiting::mark_symptoms(&mut findings);
+    polls::mark_symptoms(&mut findings);
     assign_shares(&mut findings, slowdown(cx, worker_delta));
     rank(&mut findings);
     findings

@@ -127,3 +127,24 @@ fn finding(t: &TaskChange, share: f64, executor: Option<ExecutorChange>) -> Find
         blocked_call: None,
     }
 }
+
+/// A task spawned per call wakes the task that awaits it when it ends: that task is polled
+/// once more per spawn, and the executor runs the spawned tasks too. With a spawn-per-call
+/// regression, a polls finding is its symptom.
+pub(crate) fn mark_symptoms(findings: &mut [Finding]) {
+    let Some(cause) = findings
+        .iter()
+        .find(|f| f.kind == FindingKind::TaskPerCall && f.regression && !f.symptom)
+        .map(|f| f.title.clone())
+    else {
+        return;
+    };
+    for f in findings.iter_mut().filter(|f| f.kind == FindingKind::Polls) {
+        f.fix = format!(
+            "likely a symptom of: {cause}; each spawned task wakes the task that awaits it. Fix \
+             that first, then compare again"
+        );
+        f.regression = false;
+        f.symptom = true;
+    }
+}

@@ -1470,7 +1470,14 @@ fn a_task_spawned_per_call_is_named_as_a_spawn_first_and_not_again_as_an_allocat
         bytes: 3 * OPS * 256,
     };
     let findings = |via: &[&str]| {
-        let mut p = pair(Build::default(), Build::default());
+        // Each spawned task wakes the one that awaits it: 3 more polls per operation.
+        let mut p = pair(
+            Build::default(),
+            Build {
+                extra_polls: 3,
+                ..Build::default()
+            },
+        );
         p.cand.0.heap.as_mut().unwrap().sites.push(site(via));
         p.cand.0.alloc.as_mut().unwrap().allocations += 3 * OPS;
         // Each task's future is moved into its cell: copies charged to tokio's functions.
@@ -1504,6 +1511,13 @@ fn a_task_spawned_per_call_is_named_as_a_spawn_first_and_not_again_as_an_allocat
     assert!(
         !spawned.iter().any(|f| f.kind == FindingKind::Allocations),
         "the spawn's allocations are the spawn's: {spawned:#?}"
+    );
+    assert!(
+        spawned
+            .iter()
+            .filter(|f| f.kind == FindingKind::Polls)
+            .all(|f| f.symptom && !f.regression),
+        "the extra polls are the spawn's: {spawned:#?}"
     );
     assert!(
         first

@@ -449,6 +449,32 @@ fn of_kind(c: &Comparison, kind: FindingKind) -> Vec<&Finding> {
     c.findings.iter().filter(|f| f.kind == kind).collect()
 }
 
+/// The default build against `cand`, with the baseline's CPU profile on both sides (the change
+/// with no CPU to show for it), has one finding of `kind`, and it is no regression.
+fn shown_without_cpu_not_a_regression(cand: Build, kind: FindingKind) {
+    let mut p = pair(Build::default(), cand);
+    p.cand.0.cpu = p.base.0.cpu.clone();
+    let c = run(&p);
+    let found = of_kind(&c, kind);
+    assert_eq!(found.len(), 1, "{:#?}", c.findings);
+    assert!(!found[0].regression && !c.regression, "{:#?}", c.findings);
+}
+
+/// The pair's snapshots compared with other sizes reports.
+fn with_sizes(p: &Pair, base: &SizesReport, cand: &SizesReport) -> Comparison {
+    compare(
+        &Side {
+            snapshot: &p.base.0,
+            sizes: Some(base),
+        },
+        &Side {
+            snapshot: &p.cand.0,
+            sizes: Some(cand),
+        },
+        &Thresholds::default(),
+    )
+}
+
 fn story() -> Build {
     Build {
         inline_error: true,
@@ -828,17 +854,7 @@ fn stack_frames_that_grew_are_reported_and_huge_ones_fail() {
     };
     base_sizes.stack_frames.functions = vec![frame(512)];
     cand_sizes.stack_frames.functions = vec![frame(300 * 1024)];
-    let c = compare(
-        &Side {
-            snapshot: &p.base.0,
-            sizes: Some(&base_sizes),
-        },
-        &Side {
-            snapshot: &p.cand.0,
-            sizes: Some(&cand_sizes),
-        },
-        &Thresholds::default(),
-    );
+    let c = with_sizes(&p, &base_sizes, &cand_sizes);
     let f = c
         .findings
         .iter()
@@ -852,17 +868,7 @@ fn stack_frames_that_grew_are_reported_and_huge_ones_fail() {
     renamed.function = "app::store::RemoteStore::request::{{closure}}".into();
     base_sizes.stack_frames.functions = vec![frame(300 * 1024)];
     cand_sizes.stack_frames.functions = vec![renamed];
-    let c = compare(
-        &Side {
-            snapshot: &p.base.0,
-            sizes: Some(&base_sizes),
-        },
-        &Side {
-            snapshot: &p.cand.0,
-            sizes: Some(&cand_sizes),
-        },
-        &Thresholds::default(),
-    );
+    let c = with_sizes(&p, &base_sizes, &cand_sizes);
     assert!(
         c.findings
             .iter()
@@ -894,18 +900,13 @@ fn a_kind_polled_much_more_with_the_executor_busier_is_a_polls_finding() {
     assert!(polls[0].regression);
     assert_eq!(c.findings[0].kind, FindingKind::Polls, "{:#?}", c.findings);
     // As many more polls with no extra executor time are shown, not a regression.
-    let mut p = pair(
-        Build::default(),
+    shown_without_cpu_not_a_regression(
         Build {
             extra_polls: 6,
             ..Build::default()
         },
+        FindingKind::Polls,
     );
-    p.cand.0.cpu = p.base.0.cpu.clone();
-    let c = run(&p);
-    let polls = of_kind(&c, FindingKind::Polls);
-    assert_eq!(polls.len(), 1, "{:#?}", c.findings);
-    assert!(!polls[0].regression && !c.regression, "{:#?}", c.findings);
 }
 
 #[test]
@@ -1353,18 +1354,13 @@ fn many_more_small_writes_are_named_with_the_function_that_makes_them() {
     assert!(first.regression);
     // As many more calls that no function's CPU samples show (the runtime's wake-ups) are
     // shown, not a regression.
-    let mut p = pair(
-        Build::default(),
+    shown_without_cpu_not_a_regression(
         Build {
             extra_sends: 30,
             ..Build::default()
         },
+        FindingKind::Syscalls,
     );
-    p.cand.0.cpu = p.base.0.cpu.clone();
-    let c = run(&p);
-    let calls = of_kind(&c, FindingKind::Syscalls);
-    assert_eq!(calls.len(), 1, "{:#?}", c.findings);
-    assert!(!calls[0].regression && !c.regression, "{:#?}", c.findings);
 }
 
 #[test]

@@ -520,6 +520,16 @@ fn run_stages(cx: &Context<'_>, tasks: &[TaskChange], notes: &mut Vec<String>) -
     findings
 }
 
+/// Makes every finding of `kind` a symptom of the finding titled `cause`, `why` saying how the
+/// cause brings it about: shown after the causes, never a regression.
+fn mark_symptoms_of(findings: &mut [Finding], kind: FindingKind, cause: &str, why: &str) {
+    for f in findings.iter_mut().filter(|f| f.kind == kind) {
+        f.fix = format!("likely a symptom of: {cause}; {why}. Fix that first, then compare again");
+        f.regression = false;
+        f.symptom = true;
+    }
+}
+
 /// A note when the sides ran different workloads.
 fn workload_notes(b: &Snapshot, c: &Snapshot) -> Vec<String> {
     if b.workload == c.workload {

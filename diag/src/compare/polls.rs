@@ -139,12 +139,10 @@ pub(crate) fn mark_symptoms(findings: &mut [Finding]) {
     else {
         return;
     };
-    for f in findings.iter_mut().filter(|f| f.kind == FindingKind::Polls) {
-        f.fix = format!(
-            "likely a symptom of: {cause}; each spawned task wakes the task that awaits it. Fix \
-             that first, then compare again"
-        );
-        f.regression = false;
-        f.symptom = true;
-    }
+    super::mark_symptoms_of(
+        findings,
+        FindingKind::Polls,
+        &cause,
+        "each spawned task wakes the task that awaits it",
+    );
 }

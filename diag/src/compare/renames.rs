@@ -38,17 +38,21 @@ pub(crate) fn without_renames<'a>(
     before: &SizesReport,
     after: &SizesReport,
 ) -> Vec<&'a TypeSize> {
-    let mut unmatched: Vec<&TypeSize> = disappeared.iter().collect();
+    // Each vanished type's shape, read once: only those with one can match.
+    let mut unmatched: Vec<(&TypeSize, Vec<(String, u64)>)> = disappeared
+        .iter()
+        .filter_map(|d| Some((d, shape(before, &d.name)?)))
+        .collect();
     appeared
         .iter()
         .filter(|t| {
             let Some(new_shape) = shape(after, &t.name) else {
                 return true;
             };
-            let old = unmatched.iter().position(|d| {
+            let old = unmatched.iter().position(|(d, old_shape)| {
                 d.size == t.size
                     && is_future_name(&d.name) == is_future_name(&t.name)
-                    && shape(before, &d.name).as_ref() == Some(&new_shape)
+                    && *old_shape == new_shape
             });
             match old {
                 Some(i) => {

@@ -147,15 +147,10 @@ pub(crate) fn mark_symptoms(findings: &mut [Finding]) {
     else {
         return;
     };
-    for f in findings
-        .iter_mut()
-        .filter(|f| f.kind == FindingKind::Waiting)
-    {
-        f.fix = format!(
-            "likely a symptom of: {cause}; a runtime thread held off the CPU stalls the tasks \
-             queued behind it. Fix that first, then compare again"
-        );
-        f.regression = false;
-        f.symptom = true;
-    }
+    super::mark_symptoms_of(
+        findings,
+        FindingKind::Waiting,
+        &cause,
+        "a runtime thread held off the CPU stalls the tasks queued behind it",
+    );
 }

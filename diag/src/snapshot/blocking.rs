@@ -60,14 +60,7 @@ impl BlockingFigures {
         let tick_ns = 1e9 / f64::from(summary.hz.max(1));
         let mut by_function: HashMap<(String, Option<String>, Option<String>), Accumulated> =
             HashMap::new();
-        for line in folded.lines() {
-            let Some((stack, us)) = line.rsplit_once(' ') else {
-                continue;
-            };
-            let Ok(us) = us.trim().parse::<u64>() else {
-                continue;
-            };
-            let frames: Vec<&str> = stack.split(';').collect();
+        for (frames, us) in super::cpu::folded_stacks(folded) {
             let Some((kind, frames)) = frames.split_first() else {
                 continue;
             };

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::cpu::{is_own_code, parse_frame};
+use super::cpu::{folded_stacks, is_own_code, parse_frame};
 use super::{MoveFigures, Snapshot};
 
 /// Callers kept per library function, at most (the most samples first).
@@ -32,14 +32,8 @@ pub struct LibraryCaller {
 /// the innermost frame of a library function and the program's frame nearest above it.
 pub fn library_callers(folded: &str, libraries: &HashSet<&str>) -> Vec<LibraryCaller> {
     let mut tally: HashMap<(&str, &str, Option<&str>), u64> = HashMap::new();
-    for line in folded.lines() {
-        let Some((stack, count)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let Ok(count) = count.trim().parse::<u64>() else {
-            continue;
-        };
-        let frames: Vec<(&str, Option<&str>)> = stack.split(';').map(parse_frame).collect();
+    for (stack, count) in folded_stacks(folded) {
+        let frames: Vec<(&str, Option<&str>)> = stack.into_iter().map(parse_frame).collect();
         let mut seen: HashSet<&str> = HashSet::new();
         for (i, (function, _)) in frames.iter().enumerate().rev() {
             let Some(library) = libraries.get(function) else {

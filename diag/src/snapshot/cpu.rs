@@ -118,14 +118,7 @@ impl CpuFigures {
         let mut callers: HashMap<(String, String, Option<String>), u64> = HashMap::new();
         let mut allocators: BTreeMap<String, u64> = BTreeMap::new();
         let mut samples = 0;
-        for line in folded.lines() {
-            let Some((stack, count)) = line.rsplit_once(' ') else {
-                continue;
-            };
-            let Ok(count) = count.trim().parse::<u64>() else {
-                continue;
-            };
-            let frames: Vec<&str> = stack.split(';').collect();
+        for (frames, count) in folded_stacks(folded) {
             samples += count;
             let category = classify_stack(&frames);
             *categories.entry(category).or_default() += count;
@@ -225,6 +218,16 @@ impl CpuFigures {
             })
             .sum()
     }
+}
+
+/// The stacks of folded text (`root;...;leaf COUNT` per line), frames from the root, with
+/// their counts. Lines that do not parse are skipped.
+pub(crate) fn folded_stacks(folded: &str) -> impl Iterator<Item = (Vec<&str>, u64)> {
+    folded.lines().filter_map(|line| {
+        let (stack, count) = line.rsplit_once(' ')?;
+        let count = count.trim().parse::<u64>().ok()?;
+        Some((stack.split(';').collect(), count))
+    })
 }
 
 /// Splits a folded frame `function (file:line)` or `function (file)` into the function and its

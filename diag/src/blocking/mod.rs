@@ -14,6 +14,10 @@
 //! - for a blocked thread the sampler sends a signal whose handler unwinds the thread's stack
 //!   into its slot; the time charged while the stack was on its way is charged to that stack.
 //!
+//! The time charged to each kind is also kept in the process, so the task probes
+//! ([`crate::tasks::TaskFigures::total_blocked_duration_ns`]) show it live on `/debug/tasks` and
+//! `/metrics` while a profile runs.
+//!
 //! The result is wall time off the CPU inside polls, by task kind and by stack: the folded
 //! stacks count microseconds, so the flamegraph's widths are blocked time.
 //!
@@ -33,7 +37,7 @@ mod summary;
 mod sampler;
 
 pub use slots::{KIND_NAMES_MAX, STACK_DEPTH_MAX, THREADS_MAX};
-pub(crate) use slots::{PollScope, intern_kind};
+pub(crate) use slots::{PollScope, blocked_ns, intern_kind};
 pub use summary::{BLOCKING_SUMMARY_VERSION, Blocked, BlockingSummary};
 
 #[cfg(feature = "cpu")]

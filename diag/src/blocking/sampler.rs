@@ -9,8 +9,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::slots::{
-    ACTIVE, SLOTS, STACK_DEPTH_MAX, STACK_FILLED, STACK_IDLE, STACK_REQUESTED, THREADS_MAX,
-    UNSAMPLED_THREADS, gettid, kind_name,
+    ACTIVE, EVER_SAMPLED, SLOTS, STACK_DEPTH_MAX, STACK_FILLED, STACK_IDLE, STACK_REQUESTED,
+    THREADS_MAX, UNSAMPLED_THREADS, add_blocked_ns, gettid, kind_name,
 };
 use super::{Blocked, BlockingSummary};
 use crate::cpu::{Frame, Symbolizer};
@@ -78,6 +78,7 @@ impl BlockingProfiler {
             }
         };
         ACTIVE.store(true, Ordering::Release);
+        EVER_SAMPLED.store(true, Ordering::Release);
         let stop = Arc::new(AtomicBool::new(false));
         let period = Duration::from_secs(1) / hz;
         let thread = std::thread::Builder::new()
@@ -269,6 +270,7 @@ fn sample_until(stop: &AtomicBool, period: Duration) -> Tally {
                 continue;
             }
             tally.kinds.entry(kind - 1).or_default().add(tick_ns);
+            add_blocked_ns(kind - 1, tick_ns);
             if pending.blocked.ticks == 0 {
                 *pending = Pending {
                     tid,

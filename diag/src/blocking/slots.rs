@@ -4,7 +4,9 @@
 
 use std::cell::{Cell, UnsafeCell};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
 
 /// Most threads that can be seen inside a poll at once: a runtime's workers plus the threads
 /// that block on futures of their own. A thread past the limit is not sampled (and says so in
@@ -19,6 +21,31 @@ pub const KIND_NAMES_MAX: usize = 4096;
 
 /// Set while a blocking profile runs; off, a poll scope costs one relaxed load.
 pub(crate) static ACTIVE: AtomicBool = AtomicBool::new(false);
+
+/// Set when the first blocking profile of the process starts. Before that no kind's blocked
+/// time was measured, and [`blocked_ns`] says so rather than report a zero.
+pub(crate) static EVER_SAMPLED: AtomicBool = AtomicBool::new(false);
+
+/// Wall time off the CPU inside polls, nanoseconds, per interned kind id: what every blocking
+/// profile of the process charged, for the task probes to show live.
+static BLOCKED_NS: [AtomicU64; KIND_NAMES_MAX] = [const { AtomicU64::new(0) }; KIND_NAMES_MAX];
+
+/// Charges `ns` of blocked time to a kind id (the sampler, once per tick and blocked thread).
+#[cfg(feature = "cpu")]
+pub(crate) fn add_blocked_ns(kind_id: u32, ns: u64) {
+    if let Some(total) = BLOCKED_NS.get(kind_id as usize) {
+        total.fetch_add(ns, Ordering::Relaxed);
+    }
+}
+
+/// A kind id's blocked time so far, counted while blocking profiles ran; `None` when none has
+/// run in this process.
+pub(crate) fn blocked_ns(kind_id: u32) -> Option<u64> {
+    if !EVER_SAMPLED.load(Ordering::Acquire) {
+        return None;
+    }
+    Some(BLOCKED_NS.get(kind_id as usize)?.load(Ordering::Relaxed))
+}
 
 /// Threads that wanted a slot when all [`THREADS_MAX`] were taken.
 pub(crate) static UNSAMPLED_THREADS: AtomicUsize = AtomicUsize::new(0);

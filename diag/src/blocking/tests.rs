@@ -20,6 +20,15 @@ fn spins_in_a_poll() {
 }
 
 fn profile_of(work: fn(), kind: &'static str) -> BlockingProfile {
+    profile_and_figures_of(work, kind).0
+}
+
+/// The profile of 100 polls that each do `work`, and the kind's task figures after it:
+/// cumulative, and of the probes' first sampling interval.
+fn profile_and_figures_of(
+    work: fn(),
+    kind: &'static str,
+) -> (BlockingProfile, [crate::tasks::TaskFigures; 2]) {
     let _one = ONE_PROFILE.lock().unwrap_or_else(|e| e.into_inner());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -41,7 +50,14 @@ fn profile_of(work: fn(), kind: &'static str) -> BlockingProfile {
             .await;
         }
     });
-    profiler.stop()
+    let profile = profiler.stop();
+    let cumulative = task.cumulative().expect("the probes are on");
+    let interval = probes
+        .sample()
+        .interval
+        .expect("a sample has its interval")
+        .tasks[kind];
+    (profile, [cumulative, interval])
 }
 
 #[test]
@@ -112,4 +128,27 @@ fn one_profile_at_a_time_and_rates_in_range() {
     BlockingProfiler::start(100)
         .expect("the first one has ended")
         .stop();
+}
+
+#[test]
+fn the_task_figures_show_the_blocked_time_the_profile_charged() {
+    let (profile, [cumulative, interval]) =
+        profile_and_figures_of(sleeps_in_a_poll, "test.sleeps-live");
+    let charged = profile
+        .kinds
+        .get("test.sleeps-live")
+        .copied()
+        .unwrap_or_default();
+    assert!(charged.ns > 0, "the sleeps were sampled: {profile:?}");
+    for figures in [cumulative, interval] {
+        assert_eq!(
+            figures.total_blocked_duration_ns,
+            Some(charged.ns),
+            "the live figure is what the profile charged to the kind: {figures:?}"
+        );
+    }
+    assert!(
+        charged.ns <= cumulative.total_poll_duration_ns + charged.ns / 5,
+        "blocked time is part of the poll time, within a tick's rounding: {cumulative:?}"
+    );
 }

@@ -52,6 +52,12 @@ pub struct TaskFigures {
     pub total_idle_duration_ns: u64,
     /// Longest single idle period seen.
     pub max_idle_duration_ns: u64,
+    /// Of the time inside polls, the wall time the polling thread spent off the CPU (blocked in
+    /// a system call, a sleep, a contended lock), as sampled by [`crate::blocking`]. It counts
+    /// only while a blocking profile runs, and is absent when none has run in the process: the
+    /// rest of the poll time, `total_poll_duration_ns` minus this, ran on the CPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_blocked_duration_ns: Option<u64>,
 }
 
 impl TaskFigures {
@@ -109,6 +115,7 @@ impl From<tokio_metrics::TaskMetrics> for TaskFigures {
             total_idle_count: m.total_idled_count,
             total_idle_duration_ns: ns(m.total_idle_duration),
             max_idle_duration_ns: ns(m.max_idle_duration),
+            total_blocked_duration_ns: None,
         }
     }
 }

@@ -235,6 +235,11 @@ impl TaskProbesBuilder {
                 .iter()
                 .filter_map(|k| k.monitor.as_ref().map(TaskMonitor::intervals))
                 .collect(),
+            blocked_at_last_sample: kinds
+                .iter()
+                .filter(|k| k.monitor.is_some())
+                .map(TaskKind::blocked_ns)
+                .collect(),
             runtime_intervals: handle.map(|h| RuntimeMonitor::new(&h).intervals()),
             runtime_total: RuntimeFigures::default(),
             last_sample_at: Instant::now(),
@@ -291,6 +296,8 @@ impl Drop for Inner {
 struct Collector {
     /// One per enabled kind, in the order of `Inner::kinds`.
     task_intervals: Vec<TaskIntervals>,
+    /// Each enabled kind's blocked time at the last sample, for the interval's share of it.
+    blocked_at_last_sample: Vec<Option<u64>>,
     runtime_intervals: Option<RuntimeIntervals>,
     /// Sum of every runtime interval so far.
     runtime_total: RuntimeFigures,
@@ -338,14 +345,22 @@ impl TaskProbes {
         let duration_ns = figures::ns(now.saturating_duration_since(collector.last_sample_at));
         collector.last_sample_at = now;
         let enabled = self.inner.kinds.iter().filter(|k| k.monitor.is_some());
+        let collector = &mut *collector;
         let interval_tasks = enabled
             .clone()
             .zip(collector.task_intervals.iter_mut())
-            .map(|(kind, intervals)| {
-                let figures = intervals
-                    .next()
-                    .expect("TaskIntervals is an endless iterator");
-                (kind.name.to_string(), TaskFigures::from(figures))
+            .zip(collector.blocked_at_last_sample.iter_mut())
+            .map(|((kind, intervals), blocked_at_last)| {
+                let mut figures = TaskFigures::from(
+                    intervals
+                        .next()
+                        .expect("TaskIntervals is an endless iterator"),
+                );
+                let blocked_now = kind.blocked_ns();
+                figures.total_blocked_duration_ns =
+                    blocked_now.map(|now| now.saturating_sub(blocked_at_last.unwrap_or(0)));
+                *blocked_at_last = blocked_now;
+                (kind.name.to_string(), figures)
             })
             .collect();
         let interval_runtime = collector.runtime_intervals.as_mut().map(|intervals| {
@@ -478,7 +493,15 @@ impl TaskKind {
 
     /// The kind's cumulative figures, or `None` when the probes are off.
     pub fn cumulative(&self) -> Option<TaskFigures> {
-        self.monitor.as_ref().map(|m| m.cumulative().into())
+        let mut figures = TaskFigures::from(self.monitor.as_ref()?.cumulative());
+        figures.total_blocked_duration_ns = self.blocked_ns();
+        Some(figures)
+    }
+
+    /// Wall time this kind's polls spent blocked while blocking profiles ran; `None` before
+    /// the first. Kinds of one name share it, like their id in the sampler's table.
+    fn blocked_ns(&self) -> Option<u64> {
+        crate::blocking::blocked_ns(self.blocking_id)
     }
 }
 

@@ -54,7 +54,7 @@ struct TaskFamily {
     name: &'static str,
     kind: MetricKind,
     help: &'static str,
-    value: fn(&TaskFigures) -> f64,
+    value: fn(&TaskFigures) -> Option<f64>,
 }
 
 struct RuntimeFamily {
@@ -70,91 +70,97 @@ const TASK_FAMILIES: &[TaskFamily] = &[
         name: "tokio_task_instrumented_total",
         kind: MetricKind::Counter,
         help: "Futures wrapped by the task kind's monitor.",
-        value: |f| f.instrumented_count as f64,
+        value: |f| Some(f.instrumented_count as f64),
     },
     TaskFamily {
         name: "tokio_task_dropped_total",
         kind: MetricKind::Counter,
         help: "Wrapped futures dropped (finished or cancelled).",
-        value: |f| f.dropped_count as f64,
+        value: |f| Some(f.dropped_count as f64),
     },
     TaskFamily {
         name: "tokio_task_first_polls_total",
         kind: MetricKind::Counter,
         help: "Wrapped futures polled at least once.",
-        value: |f| f.first_poll_count as f64,
+        value: |f| Some(f.first_poll_count as f64),
     },
     TaskFamily {
         name: "tokio_task_first_poll_delay_seconds_total",
         kind: MetricKind::Counter,
         help: "Time between wrapping futures and their first poll.",
-        value: |f| seconds(f.total_first_poll_delay_ns),
+        value: |f| Some(seconds(f.total_first_poll_delay_ns)),
     },
     TaskFamily {
         name: "tokio_task_polls_total",
         kind: MetricKind::Counter,
         help: "Polls of the task kind's futures.",
-        value: |f| f.total_poll_count as f64,
+        value: |f| Some(f.total_poll_count as f64),
     },
     TaskFamily {
         name: "tokio_task_poll_duration_seconds_total",
         kind: MetricKind::Counter,
         help: "Time spent inside polls.",
-        value: |f| seconds(f.total_poll_duration_ns),
+        value: |f| Some(seconds(f.total_poll_duration_ns)),
     },
     TaskFamily {
         name: "tokio_task_slow_polls_total",
         kind: MetricKind::Counter,
         help: "Polls that took at least the slow-poll threshold, holding their worker thread.",
-        value: |f| f.total_slow_poll_count as f64,
+        value: |f| Some(f.total_slow_poll_count as f64),
     },
     TaskFamily {
         name: "tokio_task_slow_poll_duration_seconds_total",
         kind: MetricKind::Counter,
         help: "Time spent inside slow polls.",
-        value: |f| seconds(f.total_slow_poll_duration_ns),
+        value: |f| Some(seconds(f.total_slow_poll_duration_ns)),
     },
     TaskFamily {
         name: "tokio_task_scheduled_total",
         kind: MetricKind::Counter,
         help: "Wake-ups, each followed by a wait in the run queue until the next poll.",
-        value: |f| f.total_scheduled_count as f64,
+        value: |f| Some(f.total_scheduled_count as f64),
     },
     TaskFamily {
         name: "tokio_task_scheduled_duration_seconds_total",
         kind: MetricKind::Counter,
         help: "Time between wake-ups and the polls that followed them (run-queue time).",
-        value: |f| seconds(f.total_scheduled_duration_ns),
+        value: |f| Some(seconds(f.total_scheduled_duration_ns)),
     },
     TaskFamily {
         name: "tokio_task_long_delays_total",
         kind: MetricKind::Counter,
         help: "Wake-ups that waited at least the long-delay threshold for their poll.",
-        value: |f| f.total_long_delay_count as f64,
+        value: |f| Some(f.total_long_delay_count as f64),
     },
     TaskFamily {
         name: "tokio_task_long_delay_duration_seconds_total",
         kind: MetricKind::Counter,
         help: "Time of the wake-to-poll waits that were long.",
-        value: |f| seconds(f.total_long_delay_duration_ns),
+        value: |f| Some(seconds(f.total_long_delay_duration_ns)),
     },
     TaskFamily {
         name: "tokio_task_idles_total",
         kind: MetricKind::Counter,
         help: "Times a future went idle: a poll returned Pending and a wake-up came later.",
-        value: |f| f.total_idle_count as f64,
+        value: |f| Some(f.total_idle_count as f64),
     },
     TaskFamily {
         name: "tokio_task_idle_duration_seconds_total",
         kind: MetricKind::Counter,
         help: "Time between the end of polls and the next wake-up (waiting on I/O, timers, other tasks).",
-        value: |f| seconds(f.total_idle_duration_ns),
+        value: |f| Some(seconds(f.total_idle_duration_ns)),
     },
     TaskFamily {
         name: "tokio_task_max_idle_duration_seconds",
         kind: MetricKind::Gauge,
         help: "Longest single idle period seen.",
-        value: |f| seconds(f.max_idle_duration_ns),
+        value: |f| Some(seconds(f.max_idle_duration_ns)),
+    },
+    TaskFamily {
+        name: "tokio_task_blocked_duration_seconds_total",
+        kind: MetricKind::Counter,
+        help: "Wall time inside polls spent off the CPU (blocked), counted while a blocking profile runs; absent before the first.",
+        value: |f| f.total_blocked_duration_ns.map(seconds),
     },
 ];
 
@@ -285,13 +291,15 @@ impl Snapshot {
             Vec::with_capacity(TASK_FAMILIES.len() * self.tasks.len() + RUNTIME_FAMILIES.len());
         for family in TASK_FAMILIES {
             for (task, figures) in &self.tasks {
-                samples.push(MetricSample {
-                    family: family.name,
-                    kind: family.kind,
-                    help: family.help,
-                    task: Some(task.clone()),
-                    value: (family.value)(figures),
-                });
+                if let Some(value) = (family.value)(figures) {
+                    samples.push(MetricSample {
+                        family: family.name,
+                        kind: family.kind,
+                        help: family.help,
+                        task: Some(task.clone()),
+                        value,
+                    });
+                }
             }
         }
         if let Some(runtime) = &self.runtime {

@@ -51,8 +51,13 @@ fn instrumented_futures_are_counted_exactly() {
         // Each yield wakes the future, which then waits in the run queue for its next poll.
         assert_eq!(put.total_scheduled_count, 12);
         let get = probes.kind("node.get").unwrap().cumulative().unwrap();
+        // Blocked time is known (zero) once another test's blocking profile has run.
+        assert_eq!(get.total_blocked_duration_ns.unwrap_or(0), 0);
         assert_eq!(
-            get,
+            TaskFigures {
+                total_blocked_duration_ns: None,
+                ..get
+            },
             TaskFigures::default(),
             "an unused kind has measured nothing"
         );
@@ -385,6 +390,7 @@ fn known_snapshot() -> Snapshot {
         total_idle_count: 29,
         total_idle_duration_ns: 7_000_000_000,
         max_idle_duration_ns: 500_000_000,
+        total_blocked_duration_ns: None,
     };
     Snapshot {
         version: SNAPSHOT_VERSION,
@@ -500,4 +506,32 @@ fn derived_figures_divide_safely() {
     assert_eq!(put.mean_first_poll_delay_ns(), 200);
     assert_eq!(put.long_delay_ratio(), 2.0 / 30.0);
     assert_eq!(put.alive_count(), 1);
+}
+
+#[test]
+fn blocked_time_is_a_metric_only_when_it_was_measured() {
+    let mut snapshot = known_snapshot();
+    let mut text = String::new();
+    snapshot.render_prometheus(&mut text);
+    assert!(!text.contains("tokio_task_blocked"), "{text}");
+    let put = snapshot
+        .tasks
+        .get_mut("gateway.put")
+        .expect("the known kind");
+    put.total_blocked_duration_ns = Some(250_000_000);
+    let mut text = String::new();
+    snapshot.render_prometheus(&mut text);
+    assert!(
+        text.contains("# TYPE tokio_task_blocked_duration_seconds_total counter\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("tokio_task_blocked_duration_seconds_total{task=\"gateway.put\"} 0.25\n"),
+        "{text}"
+    );
+    let json = serde_json::to_value(&snapshot).expect("serializes");
+    assert_eq!(
+        json["tasks"]["gateway.put"]["total_blocked_duration_ns"],
+        250_000_000
+    );
 }

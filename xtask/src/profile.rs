@@ -196,26 +196,16 @@ impl SideProfile {
         .count() as u64
     }
 
-    /// Runs every pass but the wall-time runs.
+    /// Runs every pass but the wall-time runs. The sizes pass reads debug info and runs no
+    /// workload, so it runs beside the passes that count (system calls, heap), whose figures do
+    /// not depend on the CPU they get, and never beside the CPU, blocking or wall-time runs.
     pub fn probe_passes(&mut self, set: PassSet, preload: Option<&Path>, progress: &Progress) {
         let label = self.built.label.clone();
-        let s = &mut self.snapshot;
-        if set.sizes {
-            progress.say(&format!("{label}: sizes"));
-            if let Some((figures, report)) = passes::record(&mut s.passes, "sizes", || {
-                passes::sizes(&self.built, &self.dir)
-            }) {
-                progress.done(&format!("{label}: sizes: {} types", figures.types));
-                s.sizes = Some(figures);
-                self.sizes = Some(report);
-            } else {
-                progress.done(&format!("{label}: sizes: {}", outcome(s, "sizes")));
-            }
-        }
+        let (built, dir, s) = (&self.built, &self.dir, &mut self.snapshot);
         if set.cpu {
             progress.say(&format!("{label}: CPU profile"));
             s.cpu = passes::record(&mut s.passes, "cpu", || {
-                passes::cpu(&self.built, &s.workload, &self.dir.join("cpu"))
+                passes::cpu(built, &s.workload, &dir.join("cpu"))
             });
             progress.done(&match &s.cpu {
                 Some(c) => format!(
@@ -229,7 +219,7 @@ impl SideProfile {
         if set.blocking {
             progress.say(&format!("{label}: blocking profile"));
             s.blocking = passes::record(&mut s.passes, "blocking", || {
-                passes::blocking(&self.built, &s.workload, &self.dir.join("blocking"))
+                passes::blocking(built, &s.workload, &dir.join("blocking"))
             });
             progress.done(&match &s.blocking {
                 Some(b) => format!(
@@ -239,36 +229,30 @@ impl SideProfile {
                 None => format!("{label}: blocking: {}", outcome(s, "blocking")),
             });
         }
-        if set.syscalls {
-            progress.say(&format!("{label}: system calls (strace)"));
-            s.syscalls = passes::record(&mut s.passes, "syscalls", || {
-                passes::syscalls(&self.built, &s.workload, &self.dir.join("syscalls"))
+        let sizes = std::thread::scope(|scope| {
+            let sizes = set.sizes.then(|| {
+                progress.say(&format!("{label}: sizes, beside the counting passes"));
+                scope.spawn(|| {
+                    let mut outcome = Vec::new();
+                    let sizes = passes::record(&mut outcome, "sizes", || passes::sizes(built, dir));
+                    (outcome, sizes)
+                })
             });
-            progress.done(&match &s.syscalls {
-                Some(f) => format!(
-                    "{label}: system calls: {:.1} I/O calls per operation",
-                    diag::snapshot::IO_SYSCALLS
-                        .iter()
-                        .map(|n| f.per_op(n))
-                        .sum::<f64>()
-                ),
-                None => format!("{label}: system calls: {}", outcome(s, "syscalls")),
-            });
+            counting_passes(&label, set, built, dir, s, progress);
+            sizes.map(|thread| thread.join().expect("the sizes pass does not panic"))
+        });
+        if let Some((outcomes, sizes)) = sizes {
+            s.passes.extend(outcomes);
+            match sizes {
+                Some((figures, report)) => {
+                    progress.done(&format!("{label}: sizes: {} types", figures.types));
+                    s.sizes = Some(figures);
+                    self.sizes = Some(report);
+                }
+                None => progress.done(&format!("{label}: sizes: {}", outcome(s, "sizes"))),
+            }
         }
-        if set.heap {
-            progress.say(&format!("{label}: heap profile (dhat)"));
-            s.heap = passes::record(&mut s.passes, "heap", || {
-                passes::heap(&self.built, &s.workload, &self.dir.join("heap"))
-            });
-            progress.done(&match &s.heap {
-                Some(h) => format!(
-                    "{label}: heap: {:.1} allocations per operation at {} sites",
-                    diag::snapshot::per_op(h.blocks, h.ops),
-                    h.sites.len()
-                ),
-                None => format!("{label}: heap: {}", outcome(s, "heap")),
-            });
-        }
+        let s = &mut self.snapshot;
         if set.moves {
             progress.say(&format!("{label}: copy trace"));
             s.moves = match preload {
@@ -320,6 +304,48 @@ impl SideProfile {
     pub fn write(&self) -> anyhow::Result<()> {
         self.snapshot.write_dir(&self.dir)?;
         Ok(())
+    }
+}
+
+/// The system call and heap passes: counts per operation, which the sizes pass beside them
+/// does not change.
+fn counting_passes(
+    label: &str,
+    set: PassSet,
+    built: &Built,
+    dir: &Path,
+    s: &mut Snapshot,
+    progress: &Progress,
+) {
+    if set.syscalls {
+        progress.say(&format!("{label}: system calls (strace)"));
+        s.syscalls = passes::record(&mut s.passes, "syscalls", || {
+            passes::syscalls(built, &s.workload, &dir.join("syscalls"))
+        });
+        progress.done(&match &s.syscalls {
+            Some(f) => format!(
+                "{label}: system calls: {:.1} I/O calls per operation",
+                diag::snapshot::IO_SYSCALLS
+                    .iter()
+                    .map(|n| f.per_op(n))
+                    .sum::<f64>()
+            ),
+            None => format!("{label}: system calls: {}", outcome(s, "syscalls")),
+        });
+    }
+    if set.heap {
+        progress.say(&format!("{label}: heap profile (dhat)"));
+        s.heap = passes::record(&mut s.passes, "heap", || {
+            passes::heap(built, &s.workload, &dir.join("heap"))
+        });
+        progress.done(&match &s.heap {
+            Some(h) => format!(
+                "{label}: heap: {:.1} allocations per operation at {} sites",
+                diag::snapshot::per_op(h.blocks, h.ops),
+                h.sites.len()
+            ),
+            None => format!("{label}: heap: {}", outcome(s, "heap")),
+        });
     }
 }
 

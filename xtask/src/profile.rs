@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use diag::sizes::SizesReport;
-use diag::snapshot::{PassStatus, Snapshot, Workload};
+use diag::snapshot::{PassOutcome, PassStatus, Snapshot, Workload};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::passes::{self, DEFAULT_CONCURRENCY, DEFAULT_OPS, DEFAULT_SEED};
@@ -200,84 +200,79 @@ impl SideProfile {
     /// workload, so it runs beside the passes that count (system calls, heap), whose figures do
     /// not depend on the CPU they get, and never beside the CPU, blocking or wall-time runs.
     pub fn probe_passes(&mut self, set: PassSet, preload: Option<&Path>, progress: &Progress) {
-        let label = self.built.label.clone();
+        let label = self.built.label.as_str();
         let (built, dir, s) = (&self.built, &self.dir, &mut self.snapshot);
+        let shown = Shown { progress, label };
         if set.cpu {
-            progress.say(&format!("{label}: CPU profile"));
-            s.cpu = passes::record(&mut s.passes, "cpu", || {
-                passes::cpu(built, &s.workload, &dir.join("cpu"))
-            });
-            progress.done(&match &s.cpu {
-                Some(c) => format!(
-                    "{label}: CPU: {} samples, {:.1} µs per operation",
-                    c.samples,
-                    c.ns_per_op(None) / 1e3
-                ),
-                None => format!("{label}: CPU: {}", outcome(s, "cpu")),
-            });
+            s.cpu = shown.pass(
+                &CPU_PASS,
+                &mut s.passes,
+                || passes::cpu(built, &s.workload, &dir.join("cpu")),
+                |c| {
+                    format!(
+                        "{} samples, {:.1} µs per operation",
+                        c.samples,
+                        c.ns_per_op(None) / 1e3
+                    )
+                },
+            );
         }
         if set.blocking {
-            progress.say(&format!("{label}: blocking profile"));
-            s.blocking = passes::record(&mut s.passes, "blocking", || {
-                passes::blocking(built, &s.workload, &dir.join("blocking"))
-            });
-            progress.done(&match &s.blocking {
-                Some(b) => format!(
-                    "{label}: blocking: {:.1} µs per operation blocked inside polls",
-                    b.ns_per_op() / 1e3
-                ),
-                None => format!("{label}: blocking: {}", outcome(s, "blocking")),
-            });
+            s.blocking = shown.pass(
+                &BLOCKING_PASS,
+                &mut s.passes,
+                || passes::blocking(built, &s.workload, &dir.join("blocking")),
+                |b| {
+                    format!(
+                        "{:.1} µs per operation blocked inside polls",
+                        b.ns_per_op() / 1e3
+                    )
+                },
+            );
         }
-        let sizes = std::thread::scope(|scope| {
+        let (outcomes, sizes) = std::thread::scope(|scope| {
             let sizes = set.sizes.then(|| {
-                progress.say(&format!("{label}: sizes, beside the counting passes"));
                 scope.spawn(|| {
-                    let mut outcome = Vec::new();
-                    let sizes = passes::record(&mut outcome, "sizes", || passes::sizes(built, dir));
-                    (outcome, sizes)
+                    let mut outcomes = Vec::new();
+                    let sizes = shown.pass(
+                        &SIZES_PASS,
+                        &mut outcomes,
+                        || passes::sizes(built, dir),
+                        |(f, _)| format!("{} types", f.types),
+                    );
+                    (outcomes, sizes)
                 })
             });
-            counting_passes(&label, set, built, dir, s, progress);
-            sizes.map(|thread| thread.join().expect("the sizes pass does not panic"))
+            counting_passes(&shown, set, built, dir, s);
+            sizes.map_or_else(Default::default, |thread| {
+                thread.join().expect("the sizes pass does not panic")
+            })
         });
-        if let Some((outcomes, sizes)) = sizes {
-            s.passes.extend(outcomes);
-            match sizes {
-                Some((figures, report)) => {
-                    progress.done(&format!("{label}: sizes: {} types", figures.types));
-                    s.sizes = Some(figures);
-                    self.sizes = Some(report);
-                }
-                None => progress.done(&format!("{label}: sizes: {}", outcome(s, "sizes"))),
-            }
+        s.passes.extend(outcomes);
+        if let Some((figures, report)) = sizes {
+            s.sizes = Some(figures);
+            self.sizes = Some(report);
         }
-        let s = &mut self.snapshot;
         if set.moves {
-            progress.say(&format!("{label}: copy trace"));
-            s.moves = match preload {
-                Some(preload) => passes::record(&mut s.passes, "moves", || {
-                    passes::moves(
-                        &self.built,
-                        &s.workload,
-                        preload,
-                        self.sizes.as_ref(),
-                        &self.dir.join("moves"),
+            let sizes = self.sizes.as_ref();
+            s.moves = shown.pass(
+                &MOVES_PASS,
+                &mut s.passes,
+                || match preload {
+                    Some(preload) => {
+                        passes::moves(built, &s.workload, preload, sizes, &dir.join("moves"))
+                    }
+                    None => bail!("the copy tracer was not built"),
+                },
+                |m| {
+                    format!(
+                        "{:.0} bytes in large copies per operation",
+                        m.large_bytes_per_op()
                     )
-                }),
-                None => passes::record(&mut s.passes, "moves", || -> anyhow::Result<_> {
-                    bail!("the copy tracer was not built")
-                }),
-            };
-            progress.done(&match &s.moves {
-                Some(m) => format!(
-                    "{label}: copies: {:.0} bytes in large copies per operation",
-                    m.large_bytes_per_op()
-                ),
-                None => format!("{label}: copies: {}", outcome(s, "moves")),
-            });
+                },
+            );
         }
-        if let Err(e) = s.attach_library_callers(&self.dir) {
+        if let Err(e) = s.attach_library_callers(dir) {
             // The copies stay, named by their library functions.
             progress.say(&format!(
                 "{label}: the CPU profile's stacks cannot be read for the copies' callers: {e}"
@@ -309,51 +304,106 @@ impl SideProfile {
 
 /// The system call and heap passes: counts per operation, which the sizes pass beside them
 /// does not change.
-fn counting_passes(
-    label: &str,
-    set: PassSet,
-    built: &Built,
-    dir: &Path,
-    s: &mut Snapshot,
-    progress: &Progress,
-) {
+fn counting_passes(shown: &Shown, set: PassSet, built: &Built, dir: &Path, s: &mut Snapshot) {
     if set.syscalls {
-        progress.say(&format!("{label}: system calls (strace)"));
-        s.syscalls = passes::record(&mut s.passes, "syscalls", || {
-            passes::syscalls(built, &s.workload, &dir.join("syscalls"))
-        });
-        progress.done(&match &s.syscalls {
-            Some(f) => format!(
-                "{label}: system calls: {:.1} I/O calls per operation",
-                diag::snapshot::IO_SYSCALLS
+        s.syscalls = shown.pass(
+            &SYSCALLS_PASS,
+            &mut s.passes,
+            || passes::syscalls(built, &s.workload, &dir.join("syscalls")),
+            |f| {
+                let calls: f64 = diag::snapshot::IO_SYSCALLS
                     .iter()
                     .map(|n| f.per_op(n))
-                    .sum::<f64>()
-            ),
-            None => format!("{label}: system calls: {}", outcome(s, "syscalls")),
-        });
+                    .sum();
+                format!("{calls:.1} I/O calls per operation")
+            },
+        );
     }
     if set.heap {
-        progress.say(&format!("{label}: heap profile (dhat)"));
-        s.heap = passes::record(&mut s.passes, "heap", || {
-            passes::heap(built, &s.workload, &dir.join("heap"))
-        });
-        progress.done(&match &s.heap {
-            Some(h) => format!(
-                "{label}: heap: {:.1} allocations per operation at {} sites",
-                diag::snapshot::per_op(h.blocks, h.ops),
-                h.sites.len()
-            ),
-            None => format!("{label}: heap: {}", outcome(s, "heap")),
-        });
+        s.heap = shown.pass(
+            &HEAP_PASS,
+            &mut s.passes,
+            || passes::heap(built, &s.workload, &dir.join("heap")),
+            |h| {
+                format!(
+                    "{:.1} allocations per operation at {} sites",
+                    diag::snapshot::per_op(h.blocks, h.ops),
+                    h.sites.len()
+                )
+            },
+        );
     }
 }
 
-fn outcome(s: &Snapshot, pass: &str) -> String {
-    s.pass(pass).map_or_else(
-        || "not run".into(),
-        |p| format!("{}: {}", p.status, p.detail),
-    )
+/// How a pass is named on the progress line: its name in the snapshot, what runs while it
+/// runs, and the word before its result.
+struct PassText {
+    name: &'static str,
+    running: &'static str,
+    result: &'static str,
+}
+
+const CPU_PASS: PassText = PassText {
+    name: "cpu",
+    running: "CPU profile",
+    result: "CPU",
+};
+const BLOCKING_PASS: PassText = PassText {
+    name: "blocking",
+    running: "blocking profile",
+    result: "blocking",
+};
+const SIZES_PASS: PassText = PassText {
+    name: "sizes",
+    running: "sizes, beside the counting passes",
+    result: "sizes",
+};
+const SYSCALLS_PASS: PassText = PassText {
+    name: "syscalls",
+    running: "system calls (strace)",
+    result: "system calls",
+};
+const HEAP_PASS: PassText = PassText {
+    name: "heap",
+    running: "heap profile (dhat)",
+    result: "heap",
+};
+const MOVES_PASS: PassText = PassText {
+    name: "moves",
+    running: "copy trace",
+    result: "copies",
+};
+
+/// The progress line of one side.
+struct Shown<'a> {
+    progress: &'a Progress,
+    label: &'a str,
+}
+
+impl Shown<'_> {
+    /// Runs one pass: says what runs, records its outcome in `outcomes`, and shows what it
+    /// found or why it has no figures.
+    fn pass<T>(
+        &self,
+        text: &PassText,
+        outcomes: &mut Vec<PassOutcome>,
+        run: impl FnOnce() -> anyhow::Result<T>,
+        found: impl FnOnce(&T) -> String,
+    ) -> Option<T> {
+        let label = self.label;
+        self.progress.say(&format!("{label}: {}", text.running));
+        let value = passes::record(outcomes, text.name, run);
+        let result = match &value {
+            Some(v) => found(v),
+            None => outcomes.iter().find(|p| p.name == text.name).map_or_else(
+                || "not run".into(),
+                |p| format!("{}: {}", p.status, p.detail),
+            ),
+        };
+        self.progress
+            .done(&format!("{label}: {}: {result}", text.result));
+        value
+    }
 }
 
 /// Builds the copy tracer (once per invocation) and returns its path.

@@ -265,7 +265,12 @@ pub fn run_comparison(o: &Options) -> anyhow::Result<(Comparison, PathBuf)> {
                 }
             }
             spec => {
-                let built = side::build(spec, &|m| progress.say(&format!("{name}: {m}")))?;
+                let options = side::BuildOptions {
+                    dhat: o.passes.heap,
+                    ..side::BuildOptions::default()
+                };
+                let say = |m: &str| progress.say(&format!("{name}: {m}"));
+                let built = side::build_in(&workspace_root(), spec, options, &say)?;
                 progress.done(&format!("{name}: built {}", spec.label()));
                 let profile = SideProfile::new(built, o.workload.clone(), out.join(name))?;
                 Resolved::Profiled(Box::new(profile))

@@ -47,7 +47,8 @@ pub const SYSCALL_OPS_DIVISOR: u64 = 8;
 /// The tracer of the system call pass (Debian's `strace`).
 pub const STRACE: &str = "/usr/bin/strace";
 
-/// Arguments every pass gives `ddsplit local` besides ops, seed and concurrency: no fsync, so
+/// Arguments (flag and value pairs) every pass gives `ddsplit local` besides ops, seed and
+/// concurrency, unless the user's arguments give the flag: no fsync, so
 /// the disk's timing does not drown the CPU's (the comparison is of the program, not of the
 /// disk).
 pub const WORKLOAD_ARGS: [&str; 2] = ["--fsync", "never"];
@@ -63,14 +64,23 @@ pub const CPU_OPS_FACTOR: u64 = 2;
 /// The project's own types and functions, for the sizes report kept in a snapshot.
 pub const PROJECT_PREFIX: &str = "ddsplit";
 
-/// The workload of every pass.
+/// The workload of every pass: [`WORKLOAD_ARGS`], less any flag the user's `extra` arguments
+/// give themselves (theirs wins: `ddsplit local` refuses a flag given twice), then `extra`.
 pub fn workload(ops: u64, seed: u64, concurrency: u64, extra: &[String]) -> Workload {
+    let given = |flag: &str| {
+        extra
+            .iter()
+            .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+    };
+    let defaults = WORKLOAD_ARGS
+        .chunks(2)
+        .filter(|pair| !given(pair[0]))
+        .flatten();
     Workload {
         ops,
         seed,
         concurrency,
-        args: WORKLOAD_ARGS
-            .iter()
+        args: defaults
             .map(|s| s.to_string())
             .chain(extra.iter().cloned())
             .collect(),
@@ -558,4 +568,25 @@ fn relative(dir: &Path, file: &str) -> String {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     PathBuf::from(pass).join(file).display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> Vec<String> {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        workload(1, 2, 3, &extra).args
+    }
+
+    #[test]
+    fn the_default_fsync_is_never() {
+        assert_eq!(args(&["--mix", "put:1"]), ["--fsync", "never", "--mix", "put:1"]);
+    }
+
+    #[test]
+    fn a_flag_the_user_gives_replaces_the_default() {
+        assert_eq!(args(&["--fsync", "always"]), ["--fsync", "always"]);
+        assert_eq!(args(&["--fsync=always"]), ["--fsync=always"]);
+    }
 }

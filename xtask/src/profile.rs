@@ -456,7 +456,12 @@ pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
             .join(side::slug(&spec.label()))
     });
     let progress = Progress::new(2 + SideProfile::probe_steps(set) + runs as u64);
-    let built = side::build(&spec, &|m| progress.say(m))?;
+    // The dhat twin is a whole second build: only when the heap pass runs.
+    let options = side::BuildOptions {
+        dhat: set.heap,
+        ..side::BuildOptions::default()
+    };
+    let built = side::build_in(&workspace_root(), &spec, options, &|m| progress.say(m))?;
     progress.done(&format!("built {}", built.binary.display()));
     let preload = if set.moves {
         progress.say("building the copy tracer");

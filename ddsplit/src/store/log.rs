@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io;
+use std::io::{self, IoSlice};
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -275,28 +275,70 @@ impl FragmentLog {
     }
 }
 
-fn encode_entry(entry: &Entry, out: &mut Vec<u8>) {
+/// Appends the head of `entry` to `heads`: the entry header, and the fragment header or the
+/// record id. A put's payload follows it in the file straight from the fragment's buffer
+/// ([`entry_slices`]); the checksum covers it all the same.
+fn encode_entry_head(entry: &Entry, heads: &mut Vec<u8>) {
     let (kind, body_len) = match entry {
         Entry::Put(fragment) => (KIND_PUT, fragment.encoded_len()),
         Entry::Delete(_) => (KIND_DELETE, 16),
     };
-    let start = out.len();
-    out.extend_from_slice(&ENTRY_MAGIC);
-    out.extend_from_slice(&[kind, 0, 0, 0]);
-    out.extend_from_slice(&(body_len as u32).to_le_bytes());
-    out.extend_from_slice(&[0; 4]); // checksum, below
-    match entry {
+    let start = heads.len();
+    heads.extend_from_slice(&ENTRY_MAGIC);
+    heads.extend_from_slice(&[kind, 0, 0, 0]);
+    heads.extend_from_slice(&(body_len as u32).to_le_bytes());
+    heads.extend_from_slice(&[0; 4]); // checksum, below
+    let payload: &[u8] = match entry {
         Entry::Put(fragment) => {
-            out.extend_from_slice(&fragment.header().to_bytes());
-            out.extend_from_slice(fragment.payload());
+            heads.extend_from_slice(&fragment.header().to_bytes());
+            fragment.payload()
         }
-        Entry::Delete(id) => out.extend_from_slice(&id.to_bytes()),
-    }
-    let crc = entry_checksum(
-        &out[start + 4..start + 12],
-        &out[start + ENTRY_HEADER_LEN..],
+        Entry::Delete(id) => {
+            heads.extend_from_slice(&id.to_bytes());
+            &[]
+        }
+    };
+    let head_body = entry_checksum(
+        &heads[start + 4..start + 12],
+        &heads[start + ENTRY_HEADER_LEN..],
     );
-    out[start + 12..start + 16].copy_from_slice(&crc.to_le_bytes());
+    let crc = crc32c::crc32c_append(head_body, payload);
+    heads[start + 12..start + 16].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Bytes of `entry` in the file.
+fn entry_len(entry: &Entry) -> u64 {
+    let body = match entry {
+        Entry::Put(fragment) => fragment.encoded_len(),
+        Entry::Delete(_) => 16,
+    };
+    (ENTRY_HEADER_LEN + body) as u64
+}
+
+/// Buffers of one batch's vectored write: a head and a payload per entry. On the writer
+/// thread's stack, so a batch allocates no list of them.
+const BATCH_SLICES_MAX: usize = 2 * LOG_BATCH_MAX;
+
+/// Fills `out` with the batch's entries as the buffers of one vectored write: each entry's head
+/// (its range of `heads`, in order, ending at `head_ends`) and then its payload; returns how
+/// many buffers it filled.
+fn entry_slices<'a>(
+    batch: &'a [Append],
+    heads: &'a [u8],
+    head_ends: &[usize],
+    out: &mut [IoSlice<'a>; BATCH_SLICES_MAX],
+) -> usize {
+    let (mut filled, mut head_start) = (0, 0);
+    for (append, &head_end) in batch.iter().zip(head_ends) {
+        out[filled] = IoSlice::new(&heads[head_start..head_end]);
+        filled += 1;
+        if let Entry::Put(fragment) = &append.entry {
+            out[filled] = IoSlice::new(fragment.payload());
+            filled += 1;
+        }
+        head_start = head_end;
+    }
+    filled
 }
 
 fn entry_checksum(kind_and_len: &[u8], body: &[u8]) -> u32 {
@@ -307,8 +349,11 @@ fn entry_checksum(kind_and_len: &[u8], body: &[u8]) -> u32 {
 /// updates the index and acknowledges. Index updates happen before acknowledgements, so a read
 /// after an acknowledged put always finds it.
 fn write_loop(shared: &Shared, mut queue: mpsc::Receiver<Append>) {
-    let mut buf = Vec::new();
+    // Reused from batch to batch, so an append allocates nothing here.
+    let mut heads = Vec::new();
     let mut batch = Vec::with_capacity(LOG_BATCH_MAX);
+    let mut offsets = Vec::with_capacity(LOG_BATCH_MAX);
+    let mut head_ends = Vec::with_capacity(LOG_BATCH_MAX);
     while let Some(first) = queue.blocking_recv() {
         batch.push(first);
         while batch.len() < LOG_BATCH_MAX {
@@ -317,24 +362,28 @@ fn write_loop(shared: &Shared, mut queue: mpsc::Receiver<Append>) {
                 Err(_) => break,
             }
         }
-        buf.clear();
+        heads.clear();
+        head_ends.clear();
+        offsets.clear();
         let start = shared.log_bytes.load(Ordering::Relaxed);
-        let mut offsets = Vec::with_capacity(batch.len());
+        let mut end = start;
         for append in &batch {
-            offsets.push(start + buf.len() as u64 + ENTRY_HEADER_LEN as u64);
-            encode_entry(&append.entry, &mut buf);
+            offsets.push(end + ENTRY_HEADER_LEN as u64);
+            end += entry_len(&append.entry);
+            encode_entry_head(&append.entry, &mut heads);
+            head_ends.push(heads.len());
         }
-        let written = write_and_sync(shared, start, &buf);
+        let mut slices = [IoSlice::new(&[]); BATCH_SLICES_MAX];
+        let filled = entry_slices(&batch, &heads, &head_ends, &mut slices);
+        let written = write_and_sync(shared, start, &mut slices[..filled]);
         match written {
             Ok(()) => {
-                shared
-                    .log_bytes
-                    .store(start + buf.len() as u64, Ordering::Relaxed);
+                shared.log_bytes.store(end, Ordering::Relaxed);
                 shared
                     .appends_total
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
                 let mut index = shared.index.write().expect("index lock is never poisoned");
-                for (append, offset) in batch.drain(..).zip(offsets) {
+                for (append, offset) in batch.drain(..).zip(offsets.drain(..)) {
                     let result = apply(&mut index, &append.entry, offset);
                     let _ = append.done.send(Ok(result));
                 }
@@ -354,8 +403,8 @@ fn write_loop(shared: &Shared, mut queue: mpsc::Receiver<Append>) {
     }
 }
 
-fn write_and_sync(shared: &Shared, at: u64, buf: &[u8]) -> io::Result<()> {
-    shared.file.write_all_at(buf, at)?;
+fn write_and_sync(shared: &Shared, at: u64, slices: &mut [IoSlice<'_>]) -> io::Result<()> {
+    positioned::write_all_at(&shared.file, slices, at)?;
     if shared.policy == FsyncPolicy::Always {
         shared.file.sync_data()?;
         shared.fsyncs_total.fetch_add(1, Ordering::Relaxed);
@@ -509,6 +558,8 @@ fn recover(file: &File) -> io::Result<(Index, u64, RecoveryReport)> {
     }
     Ok((index, offset, report))
 }
+
+mod positioned;
 
 #[cfg(test)]
 mod tests;

@@ -199,13 +199,16 @@ impl FragmentLog {
         // glibc gives each thread its arena, and a buffer freed by a runtime thread into a
         // blocking thread's arena waits for that arena's lock (the blocking profile showed
         // `node.get` blocked in `_int_free` and `malloc` on the arena lock).
-        let buf = vec![0u8; location.len as usize];
+        // Not zeroed: the read fills it (zeroing was a memset as long as every read).
+        let mut buf = Vec::with_capacity(location.len as usize);
         let bytes = tokio::task::spawn_blocking(move || {
-            let mut buf = buf;
-            shared
-                .file
-                .read_exact_at(&mut buf, location.offset)
-                .map(|()| buf)
+            positioned::read_exact_at(
+                &shared.file,
+                &mut buf,
+                location.len as usize,
+                location.offset,
+            )
+            .map(|()| buf)
         })
         .await
         .map_err(|e| DistriErr::io("fragment read task", io::Error::other(e)))?

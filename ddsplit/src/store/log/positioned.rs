@@ -1,6 +1,7 @@
-//! One positioned, vectored write (`pwritev`): a batch of log entries goes to the file from
-//! their own buffers, heads and fragment payloads side by side, without first being copied
-//! into one buffer.
+//! Positioned I/O that the standard library does not offer on stable Rust: a vectored write
+//! (`pwritev`), so a batch of log entries goes to the file from their own buffers without first
+//! being copied into one, and a read into a buffer's spare capacity (`pread`), so a fragment's
+//! buffer is not zeroed before the read overwrites it.
 
 use std::fs::File;
 use std::io::{self, IoSlice};
@@ -47,6 +48,50 @@ pub(super) fn write_all_at(
     Ok(())
 }
 
+/// Appends `len` bytes read at offset `at` to `buf`, into its spare capacity (reserved here
+/// if the caller did not), never zeroed first; the end of the file before then is an
+/// `UnexpectedEof` error.
+pub(super) fn read_exact_at(
+    file: &File,
+    buf: &mut Vec<u8>,
+    len: usize,
+    mut at: u64,
+) -> io::Result<()> {
+    buf.reserve(len);
+    let end = buf.len() + len;
+    while buf.len() < end {
+        let wanted = end - buf.len();
+        let spare = &mut buf.spare_capacity_mut()[..wanted];
+        let offset = libc::off_t::try_from(at)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "log offset out of range"))?;
+        // SAFETY: the kernel writes at most `spare.len()` bytes into the spare capacity, which
+        // `buf` owns and nothing else borrows during the call.
+        let read = unsafe {
+            libc::pread(
+                file.as_raw_fd(),
+                spare.as_mut_ptr().cast(),
+                spare.len(),
+                offset,
+            )
+        };
+        let read = match usize::try_from(read) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => n,
+            Err(_) => {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+        };
+        // SAFETY: the kernel initialized the first `read` bytes of the spare capacity.
+        unsafe { buf.set_len(buf.len() + read) };
+        at += read as u64;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::FileExt;
@@ -68,5 +113,18 @@ mod tests {
             file.metadata().expect("metadata").len(),
             expected.len() as u64
         );
+    }
+
+    #[test]
+    fn reads_exactly_len_bytes_and_a_short_file_is_an_error() {
+        let file = tempfile::tempfile().expect("temp file");
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        file.write_all_at(&data, 0).expect("data");
+        let mut read = b"kept".to_vec();
+        read_exact_at(&file, &mut read, 70_000, 1_000).expect("read");
+        assert_eq!(read[..4], *b"kept");
+        assert_eq!(read[4..], data[1_000..71_000]);
+        let past = read_exact_at(&file, &mut Vec::new(), 10, 99_995).unwrap_err();
+        assert_eq!(past.kind(), io::ErrorKind::UnexpectedEof);
     }
 }

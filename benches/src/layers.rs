@@ -256,7 +256,7 @@ impl ReadPath {
 /// The gateway's answer to a read of `id`: the record, or the error frame `E` turns into.
 pub async fn handle<E: LayerError>(path: &ReadPath, id: RecordId) -> Response {
     match gateway_get::<E>(path, id).await {
-        Ok(data) => Response::Record { data },
+        Ok(data) => Response::Record { data: data.into() },
         Err(e) => Response::Error {
             code: e.code(),
             message: e.to_string(),
@@ -439,7 +439,7 @@ mod tests {
     fn both_errors_read_the_record_back() {
         let record = crate::record(10_000);
         let expected = Response::Record {
-            data: record.clone(),
+            data: record.clone().into(),
         };
         let path = Arc::new(ReadPath::new(&record));
         let (boxed, inline) = on_big_stack(async move {

@@ -52,7 +52,7 @@ impl Client {
     /// Reads a whole record.
     pub async fn get(&mut self, id: RecordId) -> Result<Bytes, DistriErr> {
         match self.call(Request::Get { id }).await? {
-            Response::Record { data } => Ok(data),
+            Response::Record { data } => Ok(data.into_bytes()),
             other => Err(unexpected(other)),
         }
     }

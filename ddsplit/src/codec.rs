@@ -7,6 +7,7 @@ use std::cell::RefCell;
 use bytes::{Buf, Bytes, BytesMut};
 use reed_solomon_simd::ReedSolomonEncoder;
 
+use crate::bytes_list::BytesList;
 use crate::id::RecordId;
 use crate::limits::{
     FRAGMENT_COUNT_MAX, FRAGMENT_HEADER_LEN, FRAGMENT_PAYLOAD_MAX, RECORD_SIZE_MAX,
@@ -348,9 +349,17 @@ fn encode_parity(k: usize, m: usize, shards: &[Bytes]) -> Result<Vec<Bytes>, Cod
     })
 }
 
-/// Reassembles a record from any k of its fragments (more are ignored). Fragments are verified
-/// ones, so the only failures left are too few of them or fragments of different records.
+/// Reassembles a record from any k of its fragments (more are ignored), in one buffer.
 pub fn reassemble(fragments: &[Fragment]) -> Result<Bytes, CodecError> {
+    reassemble_parts(fragments.to_vec()).map(BytesList::into_bytes)
+}
+
+/// Reassembles a record from any k of its fragments (more are ignored) as its k data shards
+/// side by side, not joined: with every data fragment at hand this copies nothing, and the
+/// payloads are moved, not shared (sharing a buffer that came from a `Vec` allocates). Fragments
+/// are verified ones, so the only failures left are too few of them or fragments of different
+/// records.
+pub fn reassemble_parts(fragments: Vec<Fragment>) -> Result<BytesList, CodecError> {
     let first = fragments
         .first()
         .ok_or(CodecError::TooFewFragments { needed: 1, have: 0 })?
@@ -358,7 +367,7 @@ pub fn reassemble(fragments: &[Fragment]) -> Result<Bytes, CodecError> {
     let params =
         CodecParams::new(first.k, first.m).map_err(|_| CodecError::Inconsistent("bad k and m"))?;
     let k = params.k as usize;
-    let mut by_index: Vec<Option<&Fragment>> = vec![None; params.total()];
+    let mut by_index: Vec<Option<Fragment>> = vec![None; params.total()];
     for fragment in fragments {
         let h = &fragment.header;
         if h.record_id != first.record_id || h.k != first.k || h.m != first.m {
@@ -369,45 +378,55 @@ pub fn reassemble(fragments: &[Fragment]) -> Result<Bytes, CodecError> {
         if h.record_len != first.record_len || h.payload_len != first.payload_len {
             return Err(CodecError::Inconsistent("fragments of different lengths"));
         }
-        by_index[h.index as usize] = Some(fragment);
+        let index = h.index as usize;
+        by_index[index] = Some(fragment);
     }
     let have = by_index.iter().filter(|f| f.is_some()).count();
     if have < k {
         return Err(CodecError::TooFewFragments { needed: k, have });
     }
-    let record_len = first.record_len as usize;
-    let shard_len = first.payload_len as usize;
-    let mut record = BytesMut::with_capacity(k * shard_len);
-    if by_index[..k].iter().all(Option::is_some) {
-        // Every data fragment is here: the record is their concatenation, no decoding needed.
-        for fragment in by_index[..k].iter().flatten() {
-            record.extend_from_slice(&fragment.payload);
-        }
-    } else {
-        let originals = by_index[..k]
-            .iter()
-            .enumerate()
-            .filter_map(|(i, f)| f.map(|f| (i, &f.payload)));
-        let recovery = by_index[k..]
-            .iter()
-            .enumerate()
-            .filter_map(|(j, f)| f.map(|f| (j, &f.payload)));
-        let mut restored = reed_solomon_simd::decode(k, params.m as usize, originals, recovery)
-            .map_err(|e| CodecError::Engine(e.to_string()))?;
-        for (i, fragment) in by_index[..k].iter().enumerate() {
-            match fragment {
-                Some(f) => record.extend_from_slice(&f.payload),
-                None => {
-                    let shard = restored.remove(&i).ok_or_else(|| {
-                        CodecError::Engine(format!("engine did not restore shard {i}"))
-                    })?;
-                    record.extend_from_slice(&shard);
-                }
-            }
-        }
+    let mut shards = data_shards(k, params.m as usize, by_index)?;
+    // The last shards are padded to the shard length: the record ends at its length.
+    let mut left = first.record_len as usize;
+    for shard in &mut shards {
+        let take = shard.len().min(left);
+        shard.truncate(take);
+        left -= take;
     }
-    record.truncate(record_len);
-    Ok(record.freeze())
+    Ok(BytesList::from_parts(shards))
+}
+
+/// The k data shards, in order: the data fragments' payloads, and those missing decoded from
+/// the parity fragments at hand.
+fn data_shards(
+    k: usize,
+    m: usize,
+    mut by_index: Vec<Option<Fragment>>,
+) -> Result<Vec<Bytes>, CodecError> {
+    let mut restored = if by_index[..k].iter().all(Option::is_some) {
+        Default::default()
+    } else {
+        let payloads = |from: usize| {
+            by_index[from..]
+                .iter()
+                .take(if from == 0 { k } else { m })
+                .enumerate()
+                .filter_map(|(i, f)| f.as_ref().map(|f| (i, &f.payload)))
+        };
+        reed_solomon_simd::decode(k, m, payloads(0), payloads(k))
+            .map_err(|e| CodecError::Engine(e.to_string()))?
+    };
+    by_index[..k]
+        .iter_mut()
+        .enumerate()
+        .map(|(i, fragment)| match fragment.take() {
+            Some(f) => Ok(f.payload),
+            None => restored
+                .remove(&i)
+                .map(Bytes::from)
+                .ok_or_else(|| CodecError::Engine(format!("engine did not restore shard {i}"))),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod build_info;
+pub mod bytes_list;
 pub mod client;
 pub mod codec;
 pub mod conn;

@@ -15,6 +15,7 @@ use std::io::IoSlice;
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::bytes_list::BytesList;
 use crate::codec::{CodecError, Fragment};
 use crate::id::RecordId;
 use crate::limits::{
@@ -132,7 +133,7 @@ pub enum Response {
     Done(SuccessCode),
     Fragment(Fragment),
     Stored { id: RecordId },
-    Record { data: Bytes },
+    Record { data: BytesList },
     QueryAnswers(Vec<QueryAnswer>),
     FragmentKeys(Vec<FragmentKey>),
     Stats(String),
@@ -178,11 +179,12 @@ mod kind {
     pub const ERROR: u8 = 0xff;
 }
 
-/// An encoded frame: a small head, and a large tail (a payload) written without copying it.
+/// An encoded frame: a small head, and a large tail (a payload, in one buffer or several)
+/// written without copying it.
 #[derive(Debug)]
 pub struct OutFrame {
     head: OutHead,
-    tail: Bytes,
+    tail: BytesList,
 }
 
 impl OutFrame {
@@ -193,7 +195,7 @@ impl OutFrame {
         head.put_u8(kind);
         OutFrame {
             head,
-            tail: Bytes::new(),
+            tail: BytesList::default(),
         }
     }
 
@@ -217,36 +219,54 @@ impl OutFrame {
         false
     }
 
-    /// Writes the frame to `out` (without flushing), head and tail in one vectored write: a
-    /// buffered writer passes a frame longer than its buffer straight to the socket, without
-    /// copying the tail.
+    /// Writes the frame to `out` (without flushing), two buffers per vectored write (the head
+    /// and the tail's first buffer, then one buffer and the next): a buffered writer passes
+    /// writes longer than its buffer straight to the socket, without copying the tail.
     pub async fn write_to<W: AsyncWrite + Unpin>(&self, out: &mut W) -> std::io::Result<()> {
-        let (head, tail) = (&self.head[..], &self.tail[..]);
-        let mut written = 0;
-        while written < head.len() + tail.len() {
-            let n = if written < head.len() {
-                let parts = [IoSlice::new(&head[written..]), IoSlice::new(tail)];
-                out.write_vectored(&parts).await?
-            } else {
-                out.write(&tail[written - head.len()..]).await?
+        let mut pieces =
+            std::iter::once(&self.head[..]).chain(self.tail.parts().iter().map(|p| &p[..]));
+        let (mut current, mut next) = (pieces.next().unwrap_or_default(), pieces.next());
+        loop {
+            let n = match next {
+                Some(after) => {
+                    out.write_vectored(&[IoSlice::new(current), IoSlice::new(after)])
+                        .await?
+                }
+                None if current.is_empty() => return Ok(()),
+                None => out.write(current).await?,
             };
             if n == 0 {
                 return Err(std::io::ErrorKind::WriteZero.into());
             }
-            written += n;
+            if n < current.len() {
+                current = &current[n..];
+                continue;
+            }
+            // Past the current buffer: into the next one, possibly through it.
+            let mut into_next = n - current.len();
+            current = &[];
+            while current.is_empty() {
+                let Some(after) = next else { break };
+                current = &after[into_next..];
+                into_next = 0;
+                next = pieces.next();
+            }
         }
-        Ok(())
     }
 
     /// The frame in one buffer (tests and tools).
     pub fn to_vec(&self) -> Vec<u8> {
-        [&self.head[..], &self.tail[..]].concat()
+        let mut out = self.head.to_vec();
+        for part in self.tail.parts() {
+            out.extend_from_slice(part);
+        }
+        out
     }
 }
 
 fn put_fragment_into(frame: &mut OutFrame, fragment: &Fragment) {
     frame.head.put_slice(&fragment.header().to_bytes());
-    frame.tail = fragment.payload().clone();
+    frame.tail = BytesList::from(fragment.payload().clone());
 }
 
 fn put_key(buf: &mut OutHead, key: FragmentKey) {
@@ -284,7 +304,7 @@ impl Request {
             Request::NodeStats => OutFrame::new(kind::NODE_STATS),
             Request::Put { data } => {
                 let mut f = OutFrame::new(kind::PUT);
-                f.tail = data.clone();
+                f.tail = BytesList::from(data.clone());
                 f
             }
             Request::Get { id } => {
@@ -433,7 +453,7 @@ impl Response {
                 let mut f = OutFrame::new(kind::FRAGMENT);
                 let (header, payload) = fragment.into_parts();
                 f.head.put_slice(&header.to_bytes());
-                f.tail = payload;
+                f.tail = BytesList::from(payload);
                 f.finish()
             }
             Response::Record { data } => {
@@ -544,7 +564,9 @@ impl Response {
                 Response::Fragment(Fragment::decode(r.rest()).map_err(WireError::BadFragment)?)
             }
             kind::STORED => Response::Stored { id: r.id()? },
-            kind::RECORD => Response::Record { data: r.rest() },
+            kind::RECORD => Response::Record {
+                data: r.rest().into(),
+            },
             kind::QUERY_ANSWERS => {
                 let count = r.u32("answer count")? as usize;
                 check_limit("answer count", count, QUERY_COUNT_MAX)?;

@@ -16,6 +16,7 @@ use anyhow::{Context as _, bail};
 use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt};
 
+use crate::bytes_list::BytesList;
 use crate::codec::{self, CodecParams, Fragment};
 use crate::error::{DistriErr, ErrorCode, SuccessCode};
 use crate::id::RecordId;
@@ -196,11 +197,16 @@ impl Gateway {
         Ok(id)
     }
 
-    /// Reads a whole record.
-    pub async fn get(&self, id: RecordId) -> Result<Bytes, DistriErr> {
+    /// Reads a whole record, as its data shards side by side (see [`codec::reassemble_parts`]).
+    pub async fn get(&self, id: RecordId) -> Result<BytesList, DistriErr> {
         let fragments = self.read_fragments(id).await?;
+        let data_fragments = fragments.iter().filter(|f| f.header().index < f.header().k);
+        if data_fragments.count() == fragments.len() {
+            // Nothing to decode: the shards are moved into the list, no CPU to move off-thread.
+            return Ok(codec::reassemble_parts(fragments)?);
+        }
         let len = fragments[0].header().record_len as usize;
-        Ok(off_thread_if_large(len, move || codec::reassemble(&fragments)).await??)
+        Ok(off_thread_if_large(len, move || codec::reassemble_parts(fragments)).await??)
     }
 
     /// Answers a batch of queries, in order; each answer is data or an error of its own.

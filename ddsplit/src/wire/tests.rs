@@ -62,7 +62,13 @@ fn sample_responses() -> Vec<Response> {
         Response::Fragment(sample_fragment()),
         Response::Stored { id: RecordId(99) },
         Response::Record {
-            data: Bytes::from_static(b"record"),
+            data: Bytes::from_static(b"record").into(),
+        },
+        Response::Record {
+            data: BytesList::from_parts(vec![
+                Bytes::from_static(b"rec"),
+                Bytes::from_static(b"ord in parts"),
+            ]),
         },
         Response::QueryAnswers(vec![
             Ok(Bytes::from_static(b"abc")),
@@ -292,4 +298,80 @@ async fn a_reset_between_frames_ends_the_stream_and_one_inside_a_frame_is_an_err
         read_frame_head(&mut cut).await,
         Err(WireError::Io(_))
     ));
+}
+
+/// A writer that takes at most `max` bytes per call, across the buffers of a vectored write.
+struct Trickle {
+    out: Vec<u8>,
+    max: usize,
+}
+
+impl AsyncWrite for Trickle {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let n = buf.len().min(self.max);
+        self.out.extend_from_slice(&buf[..n]);
+        std::task::Poll::Ready(Ok(n))
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let mut left = self.max;
+        for buf in bufs {
+            let n = buf.len().min(left);
+            self.out.extend_from_slice(&buf[..n]);
+            left -= n;
+        }
+        std::task::Poll::Ready(Ok(self.max - left))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+#[test]
+fn a_frame_in_several_buffers_is_written_whole_however_short_the_writes() {
+    let parts = [&b"abcde"[..], b"f", b"", b"ghijklmno"].map(Bytes::from_static);
+    let frame = Response::Record {
+        data: BytesList::from_parts(parts.to_vec()),
+    }
+    .into_frame();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    for max in [1, 2, 3, 7, 9, 64, 10_000] {
+        let mut out = Trickle {
+            out: Vec::new(),
+            max,
+        };
+        rt.block_on(frame.write_to(&mut out)).expect("write");
+        assert_eq!(out.out, frame.to_vec(), "at most {max} bytes per write");
+    }
+    let mut stuck = Trickle {
+        out: Vec::new(),
+        max: 0,
+    };
+    let err = rt.block_on(frame.write_to(&mut stuck)).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::WriteZero);
 }

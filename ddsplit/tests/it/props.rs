@@ -4,6 +4,7 @@
 //! entry and never hands back a wrong fragment.
 
 use bytes::Bytes;
+use ddsplit::bytes_list::BytesList;
 use ddsplit::codec::{CodecParams, Fragment, FragmentHeader, reassemble, split};
 use ddsplit::error::{ErrorCode, SuccessCode};
 use ddsplit::id::RecordId;
@@ -124,8 +125,11 @@ fn response() -> impl Strategy<Value = Response> {
         any::<u32>().prop_map(|fragments| Response::Done(SuccessCode::Deleted { fragments })),
         fragment().prop_map(Response::Fragment),
         record_id().prop_map(|id| Response::Stored { id }),
-        proptest::collection::vec(any::<u8>(), 0..2000)
-            .prop_map(|d| Response::Record { data: d.into() }),
+        proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..700), 0..4).prop_map(
+            |parts| Response::Record {
+                data: BytesList::from_parts(parts.into_iter().map(Bytes::from).collect()),
+            }
+        ),
         proptest::collection::vec(answer, 0..20).prop_map(Response::QueryAnswers),
         proptest::collection::vec(key(), 0..50).prop_map(Response::FragmentKeys),
         ".{0,200}".prop_map(Response::Stats),

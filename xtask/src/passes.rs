@@ -581,7 +581,10 @@ mod tests {
 
     #[test]
     fn the_default_fsync_is_never() {
-        assert_eq!(args(&["--mix", "put:1"]), ["--fsync", "never", "--mix", "put:1"]);
+        assert_eq!(
+            args(&["--mix", "put:1"]),
+            ["--fsync", "never", "--mix", "put:1"]
+        );
     }
 
     #[test]

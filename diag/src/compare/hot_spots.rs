@@ -57,16 +57,19 @@ struct Grown<'a> {
     after: f64,
     /// Whether the growth is beyond the sampling noise and worth a finding.
     significant: bool,
+    /// The identities of the functions it is called from (on either side's stacks).
+    callers: BTreeSet<String>,
 }
 
-/// Share of a function's growth that another function of the same file must have lost for the
-/// growth to be code moved between them (a helper extracted, a body split), not new work.
+/// Share of a function's growth that another function of the same file, or its caller or
+/// callee, must have lost for the growth to be code moved between them (a helper extracted, a
+/// body split, a callee inlined into it), not new work.
 const MOVED_SHARE_MIN: f64 = 0.7;
 
 /// The functions, by identity, whose CPU per operation grew beyond the sampling noise and by a
-/// share of the baseline's CPU worth a finding, unless another function of their file lost as
-/// much (the code moved); without their time inside the allocator when `without_alloc` (a
-/// finding explains that).
+/// share of the baseline's CPU worth a finding, unless another function of their file or
+/// their stacks (a caller, a callee) lost as much (the code moved); without their time inside
+/// the allocator when `without_alloc` (a finding explains that).
 fn grown_beyond_noise<'a>(
     b: &'a CpuFigures,
     c: &'a CpuFigures,
@@ -84,9 +87,10 @@ fn grown_beyond_noise<'a>(
         .collect();
     let moved_from = |g: &Grown<'_>| {
         all.iter().any(|o| {
+            let same_file = o.file.is_some() && o.file == g.file;
+            let same_stacks = g.callers.contains(&o.identity) || o.callers.contains(&g.identity);
             o.identity != g.identity
-                && o.file.is_some()
-                && o.file == g.file
+                && (same_file || same_stacks)
                 && o.before - o.after >= MOVED_SHARE_MIN * (g.after - g.before)
         })
     };
@@ -129,6 +133,7 @@ fn every_function<'a>(b: &'a CpuFigures, c: &'a CpuFigures, without_alloc: bool)
             let names: Vec<&str> = names.into_iter().collect();
             Grown {
                 identity,
+                callers: callers_of(b, c, &names),
                 file: busiest_file(b, c, &names),
                 names,
                 before: rb,
@@ -136,6 +141,17 @@ fn every_function<'a>(b: &'a CpuFigures, c: &'a CpuFigures, without_alloc: bool)
                 significant,
             }
         })
+        .collect()
+}
+
+/// The identities of the callers the profiles record for any of `names`.
+fn callers_of(b: &CpuFigures, c: &CpuFigures, names: &[&str]) -> BTreeSet<String> {
+    b.functions
+        .iter()
+        .chain(&c.functions)
+        .filter(|f| names.contains(&f.function.as_str()))
+        .filter_map(|f| f.caller.as_deref())
+        .map(function_identity)
         .collect()
 }
 
@@ -253,6 +269,31 @@ mod tests {
         let grown = grown_beyond_noise(&b, &added, false);
         assert_eq!(grown.len(), 1);
         assert_eq!(grown[0].names, ["app::codec::check"]);
+    }
+
+    #[test]
+    fn code_moved_between_a_function_and_its_caller_or_callee_is_no_hot_spot() {
+        let other = "main;app::other (app/src/other.rs:1) 10000\n";
+        let side = |stacks: &str| CpuFigures::from_folded(&format!("{other}{stacks}"), 1000, 1000);
+        // A helper in another file takes over the write its caller made.
+        let writes = side("main;app::log::append (app/src/log.rs:10);libc_pwrite 400\n");
+        let extracted = side(
+            "main;app::log::append (app/src/log.rs:10);app::io::write_all (app/src/io.rs:5);libc_pwrite 390\n",
+        );
+        assert!(grown_beyond_noise(&writes, &extracted, false).is_empty());
+        // A callee inlined into its caller: the caller is charged what the callee was.
+        let b =
+            side("main;app::gen::fill (lib/src/gen.rs:3);app::rng::next (lib/src/rng.rs:9) 400\n");
+        let inlined = side("main;app::gen::fill (lib/src/gen.rs:3) 400\n");
+        assert!(grown_beyond_noise(&b, &inlined, false).is_empty());
+        // New work under the same caller, while the caller keeps its own time, is a hot spot.
+        let added = side(
+            "main;app::log::append (app/src/log.rs:10);libc_pwrite 400\n\
+             main;app::log::append (app/src/log.rs:10);app::io::checksum (app/src/io.rs:9) 390\n",
+        );
+        let grown = grown_beyond_noise(&writes, &added, false);
+        assert_eq!(grown.len(), 1);
+        assert_eq!(grown[0].names, ["app::io::checksum"]);
     }
 
     #[test]

@@ -64,6 +64,11 @@ pub struct FunctionSamples {
     /// Of those, samples inside the allocator on its behalf.
     #[serde(default)]
     pub alloc_samples: u64,
+    /// The program's function nearest above it in most of its samples' stacks: with it, a
+    /// comparison tells code that moved between a function and its caller (a helper
+    /// extracted, a callee inlined) from new work.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller: Option<String>,
 }
 
 /// CPU samples in one system call wrapper (a C function at the leaf: `__libc_sendto`,
@@ -116,6 +121,7 @@ impl CpuFigures {
         let mut categories: BTreeMap<CpuCategory, u64> = BTreeMap::new();
         let mut functions: HashMap<(String, Option<String>), (u64, u64)> = HashMap::new();
         let mut callers: HashMap<(String, String, Option<String>), u64> = HashMap::new();
+        let mut above: HashMap<(String, Option<String>), HashMap<String, u64>> = HashMap::new();
         let mut allocators: BTreeMap<String, u64> = BTreeMap::new();
         let mut samples = 0;
         for (frames, count) in folded_stacks(folded) {
@@ -134,6 +140,13 @@ impl CpuFigures {
                 let wrapper = parse_frame(leaf).0.to_string();
                 *callers
                     .entry((wrapper, function.clone(), location.clone()))
+                    .or_default() += count;
+            }
+            if let Some(caller) = caller_above(&frames, &function) {
+                *above
+                    .entry((function.clone(), location.clone()))
+                    .or_default()
+                    .entry(caller.to_string())
                     .or_default() += count;
             }
             let charged = functions.entry((function, location)).or_default();
@@ -162,6 +175,14 @@ impl CpuFigures {
             .into_iter()
             .map(
                 |((function, location), (samples, alloc_samples))| FunctionSamples {
+                    caller: above
+                        .remove(&(function.clone(), location.clone()))
+                        .and_then(|callers| {
+                            callers
+                                .into_iter()
+                                .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0)))
+                        })
+                        .map(|(caller, _)| caller),
                     function,
                     location,
                     samples,
@@ -300,6 +321,18 @@ pub(crate) fn charged_function(frames: &[&str]) -> (String, Option<String>) {
         Some((f, l)) => (f.to_string(), l.map(str::to_string)),
         None => ("?".to_string(), None),
     }
+}
+
+/// The program's own frame nearest above the innermost frame of `charged` in `frames`, when
+/// it is another function.
+fn caller_above<'f>(frames: &[&'f str], charged: &str) -> Option<&'f str> {
+    let names: Vec<&str> = frames.iter().map(|&f| parse_frame(f).0).collect();
+    let at = names.iter().rposition(|n| *n == charged)?;
+    names[..at]
+        .iter()
+        .rev()
+        .find(|n| is_own_code(n) && **n != charged)
+        .copied()
 }
 
 /// `memcpy`, `memmove`, `memset` and their CPU-specific variants: moving and filling bytes.

@@ -1,5 +1,7 @@
 //! End-to-end put and get of 1 MiB records through a local cluster (gateway + 6 nodes on
-//! loopback), beside a plain tokio loopback TCP transfer of the same bytes in the same run.
+//! loopback), beside, in the same run, a plain tokio loopback TCP transfer of the same bytes
+//! and the floor of an erasure-coded store ([`ddsplit_benches::floor`]: the same transfers
+//! and file writes as a k = 4, m = 2 put and get, with nothing else).
 //!
 //! `cargo bench -p ddsplit-benches --bench cluster`
 
@@ -10,6 +12,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ddsplit::client::Client;
 use ddsplit::local::{LocalCluster, LocalClusterConfig};
 use ddsplit::store::log::FsyncPolicy;
+use ddsplit_benches::floor::{Floor, FloorShape};
 use ddsplit_benches::record;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -78,6 +81,8 @@ fn cluster(c: &mut Criterion) {
         })
     });
 
+    floor(&rt, &mut group, &data);
+
     for fsync in [FsyncPolicy::Always, FsyncPolicy::Never] {
         let config = LocalClusterConfig {
             fsync,
@@ -107,6 +112,30 @@ fn cluster(c: &mut Criterion) {
         rt.block_on(local.shutdown()).expect("shutdown");
     }
     group.finish();
+}
+
+/// The floor's put and get, shaped like the local cluster's default split and quorum.
+fn floor(
+    rt: &tokio::runtime::Runtime,
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    data: &bytes::Bytes,
+) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let params = ddsplit::codec::CodecParams::default();
+    let shape = FloorShape {
+        k: params.k() as usize,
+        m: params.m() as usize,
+        quorum: ddsplit::gateway::write_quorum_default(params),
+    };
+    let floor = rt.block_on(Floor::start(shape, dir.path())).expect("floor");
+    let mut client = rt.block_on(floor.client()).expect("floor client");
+    group.bench_function("floor_put", |b| {
+        b.iter(|| rt.block_on(client.put(data)).expect("floor put"))
+    });
+    let mut back = Vec::new();
+    group.bench_function("floor_get", |b| {
+        b.iter(|| rt.block_on(client.get(&mut back)).expect("floor get"))
+    });
 }
 
 criterion_group!(benches, cluster);

@@ -2,6 +2,7 @@
 //! its story features write it (a cargo feature is fixed per build, so a bench that compares
 //! both ways needs one of them here).
 
+pub mod floor;
 pub mod layers;
 pub mod queries;
 pub mod stores;

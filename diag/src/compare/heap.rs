@@ -53,7 +53,18 @@ pub(crate) fn findings(cx: &Context<'_>, claims: &Claims, notes: &mut Vec<String
         return out;
     };
     let changes = site_changes(cx, bh, ch);
-    let grown = grown_sites(cx, &changes);
+    let (grown, moved) = moved_apart(grown_sites(cx, &changes), counted);
+    if !moved.is_empty() {
+        let names: Vec<String> = moved
+            .iter()
+            .map(|s| format!("`{}`", short_name(&s.site.function)))
+            .collect();
+        notes.push(format!(
+            "allocation sites that appeared or grew while the whole process's allocations per \
+             operation did not (they moved there from elsewhere, no finding): {}",
+            names.join(", ")
+        ));
+    }
     // The extra CPU in the allocator is shared among the sites by the allocations each adds.
     let total_added: f64 = grown.iter().map(|s| s.delta()).sum();
     let alloc_cost = cx.cpu.map(|cpu| cpu.delta(CpuCategory::Alloc).max(0.0));
@@ -124,6 +135,23 @@ fn grown_sites<'a, 'b>(cx: &Context<'_>, changes: &'b [SiteChange<'a>]) -> Vec<&
                 && (s.before == 0.0 || s.delta() / s.before >= growth)
         })
         .collect()
+}
+
+/// The grown sites apart from those whose growth the whole process's allocations per operation
+/// (`counted`, both sides) do not show: an allocation that moved to a new site (a function
+/// renamed or split, a buffer made elsewhere) while others went away is no new cost. A site's
+/// growth is real when the process grew by at least half as much.
+fn moved_apart<'a, 'b>(
+    grown: Vec<&'b SiteChange<'a>>,
+    counted: Option<(f64, f64)>,
+) -> (Vec<&'b SiteChange<'a>>, Vec<&'b SiteChange<'a>>) {
+    let Some((before, after)) = counted else {
+        return (grown, Vec::new());
+    };
+    let process_growth = after - before;
+    grown
+        .into_iter()
+        .partition(|s| process_growth >= ALLOC_CHANGE_PER_OP_MIN.max(0.5 * s.delta()))
 }
 
 /// The finding of one allocation site that appeared or grew (`counted`: the whole process's

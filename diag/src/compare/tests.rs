@@ -1055,25 +1055,56 @@ fn an_allocation_site_whose_lines_moved_is_the_same_site() {
 
 #[test]
 fn an_allocation_moved_into_a_helper_is_the_same_allocation() {
-    let moved = |via: &str| {
+    let moved = |via: &str, process_grew: bool| {
         let mut p = pair(Build::default(), Build::default());
         let site = &mut p.cand.0.heap.as_mut().unwrap().sites[0];
         // `split`'s buffer is now allocated by a helper it calls, in another file.
         site.function = "app::codec::buffers::prepare".into();
         site.location = Some("app/src/codec/buffers.rs:7".into());
         site.via = vec![via.into()];
+        let blocks = site.blocks;
+        if process_grew {
+            p.cand.0.alloc.as_mut().unwrap().allocations += blocks;
+        }
         run(&p)
     };
-    let c = moved("alloc::vec::Vec<T>::with_capacity");
+    let c = moved("alloc::vec::Vec<T>::with_capacity", false);
     assert_eq!(c.findings, Vec::new(), "{:#?}", c.findings);
-    // Through another frame, it is another allocation.
-    let c = moved("alloc::boxed::Box<T>::new");
+    // Through another frame, with the process allocating that much more, it is another
+    // allocation; with the process's count unchanged, it moved (the next test).
+    let c = moved("alloc::boxed::Box<T>::new", true);
     assert!(
         c.findings
             .iter()
             .any(|f| f.kind == FindingKind::Allocations),
         "{:#?}",
         c.findings
+    );
+}
+
+#[test]
+fn a_new_site_the_process_count_does_not_show_is_a_moved_allocation_not_a_finding() {
+    // The baseline's site vanishes and one of another function appears, the process's
+    // allocations per operation unchanged: a function split or renamed, not a new cost.
+    let mut p = pair(Build::default(), Build::default());
+    let site = &mut p.cand.0.heap.as_mut().unwrap().sites[0];
+    site.function = "app::codec::shards_of".into();
+    site.location = Some("app/src/codec.rs:90".into());
+    site.via = vec!["alloc::boxed::Box<T>::new".into()];
+    let c = run(&p);
+    assert!(
+        c.findings
+            .iter()
+            .all(|f| f.kind != FindingKind::Allocations),
+        "{:#?}",
+        c.findings
+    );
+    assert!(
+        c.notes
+            .iter()
+            .any(|n| n.contains("`shards_of`") && n.contains("moved")),
+        "{:#?}",
+        c.notes
     );
 }
 

@@ -19,11 +19,10 @@ pub(super) fn write_all_at(
     IoSlice::advance_slices(&mut slices, 0);
     while !slices.is_empty() {
         let count = slices.len().min(IOV_MAX);
-        let offset = libc::off_t::try_from(at)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "log offset out of range"))?;
+        let offset = file_offset(at)?;
         // SAFETY: `IoSlice` is ABI-compatible with `iovec` on Unix (documented), and the
         // `count` slices it points to stay borrowed, so valid, for the whole call.
-        let written = unsafe {
+        let returned = unsafe {
             libc::pwritev(
                 file.as_raw_fd(),
                 slices.as_ptr().cast(),
@@ -31,16 +30,9 @@ pub(super) fn write_all_at(
                 offset,
             )
         };
-        let written = match usize::try_from(written) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => n,
-            Err(_) => {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
+        let written = match byte_count(returned, io::ErrorKind::WriteZero) {
+            Some(n) => n?,
+            None => continue,
         };
         at += written as u64;
         IoSlice::advance_slices(&mut slices, written);
@@ -62,11 +54,10 @@ pub(super) fn read_exact_at(
     while buf.len() < end {
         let wanted = end - buf.len();
         let spare = &mut buf.spare_capacity_mut()[..wanted];
-        let offset = libc::off_t::try_from(at)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "log offset out of range"))?;
+        let offset = file_offset(at)?;
         // SAFETY: the kernel writes at most `spare.len()` bytes into the spare capacity, which
         // `buf` owns and nothing else borrows during the call.
-        let read = unsafe {
+        let returned = unsafe {
             libc::pread(
                 file.as_raw_fd(),
                 spare.as_mut_ptr().cast(),
@@ -74,22 +65,34 @@ pub(super) fn read_exact_at(
                 offset,
             )
         };
-        let read = match usize::try_from(read) {
-            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => n,
-            Err(_) => {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
+        let read = match byte_count(returned, io::ErrorKind::UnexpectedEof) {
+            Some(n) => n?,
+            None => continue,
         };
         // SAFETY: the kernel initialized the first `read` bytes of the spare capacity.
         unsafe { buf.set_len(buf.len() + read) };
         at += read as u64;
     }
     Ok(())
+}
+
+/// `at` as a file offset for the system call.
+fn file_offset(at: u64) -> io::Result<libc::off_t> {
+    libc::off_t::try_from(at)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "log offset out of range"))
+}
+
+/// The bytes a system call moved, from what it `returned`: `None` when a signal interrupted it
+/// (call again), `at_zero` when it moved none (the file ended, or took nothing).
+fn byte_count(returned: isize, at_zero: io::ErrorKind) -> Option<io::Result<usize>> {
+    match usize::try_from(returned) {
+        Ok(0) => Some(Err(at_zero.into())),
+        Ok(n) => Some(Ok(n)),
+        Err(_) => {
+            let e = io::Error::last_os_error();
+            (e.kind() != io::ErrorKind::Interrupted).then_some(Err(e))
+        }
+    }
 }
 
 #[cfg(test)]

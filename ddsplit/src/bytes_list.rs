@@ -10,6 +10,9 @@ use bytes::{Bytes, BytesMut};
 #[derive(Clone, Default)]
 pub struct BytesList {
     parts: Parts,
+    /// Bytes of the string: the buffers' bytes up to here (the rest, padding, is not part of
+    /// it). Cutting a `Bytes` that came from a `Vec` short allocates; this does not.
+    len: usize,
 }
 
 #[derive(Clone)]
@@ -27,32 +30,48 @@ impl Default for Parts {
 
 impl BytesList {
     /// The concatenation of `parts` (empty ones are left out).
-    pub fn from_parts(mut parts: Vec<Bytes>) -> BytesList {
-        parts.retain(|p| !p.is_empty());
-        if parts.len() <= 1 {
-            return BytesList::from(parts.pop().unwrap_or_default());
-        }
-        BytesList {
-            parts: Parts::Many(parts),
-        }
+    pub fn from_parts(parts: Vec<Bytes>) -> BytesList {
+        let len = parts.iter().map(Bytes::len).sum();
+        BytesList::from_parts_cut(parts, len)
     }
 
-    /// The buffers, in order.
-    pub fn parts(&self) -> &[Bytes] {
-        match &self.parts {
+    /// The first `len` bytes of the concatenation of `parts` (at most all of them).
+    pub fn from_parts_cut(mut parts: Vec<Bytes>, len: usize) -> BytesList {
+        parts.retain(|p| !p.is_empty());
+        let len = len.min(parts.iter().map(Bytes::len).sum());
+        let parts = if parts.len() <= 1 {
+            Parts::One(parts.pop().unwrap_or_default())
+        } else {
+            Parts::Many(parts)
+        };
+        BytesList { parts, len }
+    }
+
+    /// The bytes of the string, buffer by buffer, in order (no empty slice).
+    pub fn pieces(&self) -> impl Iterator<Item = &[u8]> {
+        let buffers = match &self.parts {
             Parts::One(bytes) => std::slice::from_ref(bytes),
             Parts::Many(parts) => parts,
-        }
+        };
+        let mut left = self.len;
+        buffers
+            .iter()
+            .map(move |b| {
+                let take = b.len().min(left);
+                left -= take;
+                &b[..take]
+            })
+            .filter(|piece| !piece.is_empty())
     }
 
     /// Total length.
     pub fn len(&self) -> usize {
-        self.parts().iter().map(Bytes::len).sum()
+        self.len
     }
 
     /// Whether there are no bytes.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len == 0
     }
 
     /// Bytes `range` of the string: shared, not copied, when they lie in one buffer.
@@ -61,12 +80,12 @@ impl BytesList {
     /// When the range is out of bounds, like slicing a `Bytes`.
     pub fn slice(&self, range: Range<usize>) -> Bytes {
         assert!(
-            range.start <= range.end && range.end <= self.len(),
+            range.start <= range.end && range.end <= self.len,
             "range {range:?} out of bounds of {} bytes",
-            self.len()
+            self.len
         );
         let mut start = 0;
-        for part in self.parts() {
+        for part in self.buffers() {
             let end = start + part.len();
             if range.start >= start && range.end <= end {
                 return part.slice(range.start - start..range.end - start);
@@ -76,22 +95,32 @@ impl BytesList {
         self.copy_range(range)
     }
 
-    /// The string in one buffer: copied only when it is held in several.
+    /// The string in one buffer: copied only when it is held in several (or cut short).
     pub fn into_bytes(self) -> Bytes {
         match self.parts {
-            Parts::One(bytes) => bytes,
-            Parts::Many(_) => self.copy_range(0..self.len()),
+            Parts::One(mut bytes) => {
+                bytes.truncate(self.len);
+                bytes
+            }
+            Parts::Many(_) => self.copy_range(0..self.len),
+        }
+    }
+
+    fn buffers(&self) -> &[Bytes] {
+        match &self.parts {
+            Parts::One(bytes) => std::slice::from_ref(bytes),
+            Parts::Many(parts) => parts,
         }
     }
 
     fn copy_range(&self, range: Range<usize>) -> Bytes {
         let mut out = BytesMut::with_capacity(range.len());
         let mut start = 0;
-        for part in self.parts() {
-            let end = start + part.len();
+        for piece in self.pieces() {
+            let end = start + piece.len();
             let (from, to) = (range.start.max(start), range.end.min(end));
             if from < to {
-                out.extend_from_slice(&part[from - start..to - start]);
+                out.extend_from_slice(&piece[from - start..to - start]);
             }
             start = end;
         }
@@ -102,6 +131,7 @@ impl BytesList {
 impl From<Bytes> for BytesList {
     fn from(bytes: Bytes) -> BytesList {
         BytesList {
+            len: bytes.len(),
             parts: Parts::One(bytes),
         }
     }
@@ -110,8 +140,8 @@ impl From<Bytes> for BytesList {
 impl PartialEq for BytesList {
     /// Equal when the strings are, however they are split into buffers.
     fn eq(&self, other: &BytesList) -> bool {
-        let bytes = |list: &BytesList| -> Vec<u8> { list.parts().concat() };
-        self.len() == other.len() && bytes(self) == bytes(other)
+        let bytes = |list: &BytesList| -> Vec<u8> { list.pieces().collect::<Vec<_>>().concat() };
+        self.len == other.len && bytes(self) == bytes(other)
     }
 }
 
@@ -120,8 +150,8 @@ impl Eq for BytesList {}
 impl std::fmt::Debug for BytesList {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BytesList")
-            .field("len", &self.len())
-            .field("parts", &self.parts().len())
+            .field("len", &self.len)
+            .field("parts", &self.pieces().count())
             .finish()
     }
 }
@@ -144,7 +174,7 @@ mod tests {
         let list = list();
         let slice = list.slice(3..5);
         assert_eq!(&slice[..], b"de");
-        assert_eq!(slice.as_ptr(), list.parts()[1].as_ptr());
+        assert_eq!(slice.as_ptr(), list.buffers()[1].as_ptr());
     }
 
     #[test]
@@ -166,7 +196,23 @@ mod tests {
     fn equality_ignores_how_the_bytes_are_split() {
         assert_eq!(list(), BytesList::from(Bytes::from_static(b"abcdefghi")));
         assert_ne!(list(), BytesList::from(Bytes::from_static(b"abcdefghj")));
-        assert_eq!(list().parts().len(), 3, "the empty part is left out");
+        assert_eq!(list().pieces().count(), 3, "the empty part is left out");
+    }
+
+    #[test]
+    fn a_cut_list_ends_at_its_length_in_every_view() {
+        let parts = list().buffers().to_vec();
+        let cut = BytesList::from_parts_cut(parts, 7);
+        assert_eq!(cut.len(), 7);
+        assert_eq!(
+            cut.pieces().collect::<Vec<_>>(),
+            [&b"abc"[..], b"de", b"fg"]
+        );
+        assert_eq!(&cut.slice(4..7)[..], b"efg");
+        assert_eq!(&cut.clone().into_bytes()[..], b"abcdefg");
+        assert_eq!(cut, BytesList::from(Bytes::from_static(b"abcdefg")));
+        let past = BytesList::from_parts_cut(vec![Bytes::from_static(b"ab")], 9);
+        assert_eq!(past.len(), 2, "a cut past the end keeps every byte");
     }
 
     #[test]

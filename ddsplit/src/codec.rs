@@ -385,15 +385,9 @@ pub fn reassemble_parts(fragments: Vec<Fragment>) -> Result<BytesList, CodecErro
     if have < k {
         return Err(CodecError::TooFewFragments { needed: k, have });
     }
-    let mut shards = data_shards(k, params.m as usize, by_index)?;
+    let shards = data_shards(k, params.m as usize, by_index)?;
     // The last shards are padded to the shard length: the record ends at its length.
-    let mut left = first.record_len as usize;
-    for shard in &mut shards {
-        let take = shard.len().min(left);
-        shard.truncate(take);
-        left -= take;
-    }
-    Ok(BytesList::from_parts(shards))
+    Ok(BytesList::from_parts_cut(shards, first.record_len as usize))
 }
 
 /// The k data shards, in order: the data fragments' payloads, and those missing decoded from

@@ -223,8 +223,7 @@ impl OutFrame {
     /// and the tail's first buffer, then one buffer and the next): a buffered writer passes
     /// writes longer than its buffer straight to the socket, without copying the tail.
     pub async fn write_to<W: AsyncWrite + Unpin>(&self, out: &mut W) -> std::io::Result<()> {
-        let mut pieces =
-            std::iter::once(&self.head[..]).chain(self.tail.parts().iter().map(|p| &p[..]));
+        let mut pieces = std::iter::once(&self.head[..]).chain(self.tail.pieces());
         let (mut current, mut next) = (pieces.next().unwrap_or_default(), pieces.next());
         loop {
             let n = match next {
@@ -257,7 +256,7 @@ impl OutFrame {
     /// The frame in one buffer (tests and tools).
     pub fn to_vec(&self) -> Vec<u8> {
         let mut out = self.head.to_vec();
-        for part in self.tail.parts() {
+        for part in self.tail.pieces() {
             out.extend_from_slice(part);
         }
         out

@@ -49,12 +49,8 @@ impl BytesList {
 
     /// The bytes of the string, buffer by buffer, in order (no empty slice).
     pub fn pieces(&self) -> impl Iterator<Item = &[u8]> {
-        let buffers = match &self.parts {
-            Parts::One(bytes) => std::slice::from_ref(bytes),
-            Parts::Many(parts) => parts,
-        };
         let mut left = self.len;
-        buffers
+        self.buffers()
             .iter()
             .map(move |b| {
                 let take = b.len().min(left);

@@ -282,10 +282,11 @@ impl FragmentLog {
 /// record id. A put's payload follows it in the file straight from the fragment's buffer
 /// ([`entry_slices`]); the checksum covers it all the same.
 fn encode_entry_head(entry: &Entry, heads: &mut Vec<u8>) {
-    let (kind, body_len) = match entry {
-        Entry::Put(fragment) => (KIND_PUT, fragment.encoded_len()),
-        Entry::Delete(_) => (KIND_DELETE, 16),
+    let kind = match entry {
+        Entry::Put(_) => KIND_PUT,
+        Entry::Delete(_) => KIND_DELETE,
     };
+    let body_len = entry_len(entry) as usize - ENTRY_HEADER_LEN;
     let start = heads.len();
     heads.extend_from_slice(&ENTRY_MAGIC);
     heads.extend_from_slice(&[kind, 0, 0, 0]);

@@ -188,7 +188,13 @@ fn copy_finding(
         symptom: false,
         blocked_call: None,
     };
-    if !is_own_code(function)
+    let location = cx
+        .candidate
+        .snapshot
+        .moves
+        .as_ref()
+        .and_then(|m| m.location_of(function));
+    if !is_own_code(function, location)
         && let Some(caller) = grown_caller(cx, function)
     {
         name_the_caller(&mut finding, &name, &caller);

@@ -82,7 +82,7 @@ fn grown_beyond_noise<'a>(
         .filter(|g| {
             g.names
                 .iter()
-                .any(|n| is_own_code(n) || crate::snapshot::is_allocator_routine(n))
+                .any(|n| is_own_code(n, g.file) || crate::snapshot::is_allocator_routine(n))
         })
         .collect();
     let moved_from = |g: &Grown<'_>| {

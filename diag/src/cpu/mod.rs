@@ -254,16 +254,20 @@ fn crate_of_file(file: &str) -> Option<Cow<'_, str>> {
     }
     // `src/main.rs` relative to a crate's own directory: the crate is not in the path.
     let first = file.split('/').next().filter(|first| *first != "src")?;
-    // A registry crate's directory: `name-1.2.3`.
-    let name = match first.rfind('-') {
-        Some(dash) if first[dash + 1..].starts_with(|c: char| c.is_ascii_digit()) => &first[..dash],
-        _ => first,
-    };
+    let name = registry_crate_name(first).unwrap_or(first);
     Some(if name.contains('-') {
         Cow::Owned(name.replace('-', "_"))
     } else {
         Cow::Borrowed(name)
     })
+}
+
+/// The crate of a registry crate's directory, which carries its version (`rand_core-0.6.4` is
+/// `rand_core`); `None` for any other directory (a workspace crate's).
+pub(crate) fn registry_crate_name(dir: &str) -> Option<&str> {
+    let (name, version) = dir.rsplit_once('-')?;
+    let versioned = version.starts_with(|c: char| c.is_ascii_digit()) && version.contains('.');
+    (versioned && !name.is_empty()).then_some(name)
 }
 
 /// A distinct stack and how many samples landed on it.

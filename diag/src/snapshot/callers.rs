@@ -42,7 +42,8 @@ pub fn library_callers(folded: &str, libraries: &HashSet<&str>) -> Vec<LibraryCa
             if !seen.insert(library) {
                 continue;
             }
-            if let Some((caller, location)) = frames[..i].iter().rev().find(|(f, _)| is_own_code(f))
+            if let Some((caller, location)) =
+                frames[..i].iter().rev().find(|(f, l)| is_own_code(f, *l))
             {
                 *tally.entry((library, caller, *location)).or_default() += count;
             }
@@ -81,8 +82,16 @@ impl MoveFigures {
             .iter()
             .map(|s| s.function.as_str())
             .chain(self.functions.iter().map(|f| f.function.as_str()))
-            .filter(|f| !is_own_code(f))
+            .filter(|f| !is_own_code(f, self.location_of(f)))
             .collect()
+    }
+
+    /// The file and line of one of `function`'s copy sites, when a site names it.
+    pub fn location_of(&self, function: &str) -> Option<&str> {
+        self.sites
+            .iter()
+            .find(|s| s.function == function && s.location != "?")
+            .map(|s| s.location.as_str())
     }
 }
 

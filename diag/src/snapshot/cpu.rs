@@ -293,11 +293,11 @@ pub fn classify_stack(frames: &[&str]) -> CpuCategory {
     // From the leaf towards the root, past library plumbing, the first frame that is either the
     // runtime's machinery or the program's own code decides: a system call made by the I/O
     // driver or a parked worker is the executor's, one made by a handler is the program's.
-    for f in frames.iter().rev().map(|f| parse_frame(f).0) {
+    for (f, location) in frames.iter().rev().map(|f| parse_frame(f)) {
         if is_executor_frame(f) {
             return CpuCategory::Executor;
         }
-        if is_program_frame(f) && !is_library_frame(f) {
+        if is_own_code(f, location) {
             break;
         }
     }
@@ -314,7 +314,7 @@ pub(crate) fn charged_function(frames: &[&str]) -> (String, Option<String>) {
     let pick = parsed
         .iter()
         .rev()
-        .find(|(f, _)| is_program_frame(f) && !is_library_frame(f))
+        .find(|(f, l)| is_own_code(f, *l))
         .or_else(|| parsed.iter().rev().find(|(f, _)| f.contains("::")))
         .or(parsed.last());
     match pick {
@@ -326,13 +326,13 @@ pub(crate) fn charged_function(frames: &[&str]) -> (String, Option<String>) {
 /// The program's own frame nearest above the innermost frame of `charged` in `frames`, when
 /// it is another function.
 fn caller_above<'f>(frames: &[&'f str], charged: &str) -> Option<&'f str> {
-    let names: Vec<&str> = frames.iter().map(|&f| parse_frame(f).0).collect();
-    let at = names.iter().rposition(|n| *n == charged)?;
-    names[..at]
+    let parsed: Vec<(&str, Option<&str>)> = frames.iter().map(|&f| parse_frame(f)).collect();
+    let at = parsed.iter().rposition(|(n, _)| *n == charged)?;
+    parsed[..at]
         .iter()
         .rev()
-        .find(|n| is_own_code(n) && **n != charged)
-        .copied()
+        .find(|(n, l)| is_own_code(n, *l) && *n != charged)
+        .map(|(n, _)| *n)
 }
 
 /// `memcpy`, `memmove`, `memset` and their CPU-specific variants: moving and filling bytes.
@@ -455,9 +455,26 @@ fn is_executor_frame(function: &str) -> bool {
     .any(|p| f.starts_with(p))
 }
 
-/// A frame of the program's own code: Rust, and none of the libraries'.
-pub(crate) fn is_own_code(function: &str) -> bool {
-    is_program_frame(function) && !is_library_frame(function)
+/// A frame of the program's own code: Rust, and none of the libraries'. Where the frame's
+/// source file is known (`location`, a shortened path with its line), the file decides too: a
+/// function in the standard library's or a registry crate's sources is a library's whatever
+/// its name (`rand_core::impls::fill_bytes_via_next`, or a trait's default method called on a
+/// program type). Without a file, the name alone decides.
+pub(crate) fn is_own_code(function: &str, location: Option<&str>) -> bool {
+    is_program_frame(function)
+        && !is_library_frame(function)
+        && !location.is_some_and(is_library_file)
+}
+
+/// Whether a shortened source path (see `diag::cpu`'s frames) is a library's: the standard
+/// library's (`library/core/src/...`), a registry crate's, whose directory carries its version
+/// (`rand_core-0.6.4/src/...`), or one left absolute because it is in no crate directory.
+fn is_library_file(location: &str) -> bool {
+    if location.starts_with("library/") || location.starts_with('/') {
+        return true;
+    }
+    let crate_dir = location.split('/').next().unwrap_or_default();
+    crate::cpu::registry_crate_name(crate_dir).is_some()
 }
 
 /// A Rust frame (it has a path) rather than a C library routine.
@@ -604,6 +621,39 @@ mod tests {
         ));
         assert!(!is_library_frame("ddsplit::codec::split"));
         assert!(is_library_frame("<u64>::rotate_left"));
+    }
+
+    #[test]
+    fn a_frame_in_a_library_file_is_a_library_frame_whatever_its_name() {
+        // A registry crate the name list does not know.
+        assert!(!is_own_code(
+            "rand_core::impls::fill_bytes_via_next",
+            Some("rand_core-0.6.4/src/impls.rs:60")
+        ));
+        // A trait's default method called on a program type runs the standard library's code.
+        assert!(!is_own_code(
+            "<ddsplit::wire::Sink as std::io::Write>::write_all",
+            Some("library/std/src/io/mod.rs:1800")
+        ));
+        assert!(is_own_code(
+            "ddsplit::load::Worker::run::{{closure}}",
+            Some("ddsplit/src/load.rs:210")
+        ));
+        // A workspace crate whose directory has a dash but no version.
+        assert!(is_own_code(
+            "ddsplit_benches::floor::serve",
+            Some("ddsplit-benches/src/floor.rs:12")
+        ));
+        // Without a file, the name decides.
+        assert!(is_own_code("rand_core::impls::fill_bytes_via_next", None));
+        assert!(!is_own_code("tokio::io::split", None));
+        let (charged, location) = charged_function(&[
+            "main",
+            "ddsplit::load::Worker::run (ddsplit/src/load.rs:20)",
+            "rand_core::impls::fill_bytes_via_next (rand_core-0.6.4/src/impls.rs:60)",
+        ]);
+        assert_eq!(charged, "ddsplit::load::Worker::run");
+        assert_eq!(location.as_deref(), Some("ddsplit/src/load.rs:20"));
     }
 
     #[test]

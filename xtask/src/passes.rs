@@ -330,25 +330,46 @@ pub fn blocking(built: &Built, w: &Workload, dir: &Path) -> anyhow::Result<Block
 }
 
 /// The system call pass: the workload (an eighth of it: every system call stops the process
-/// twice) under `strace -f -c`, counting calls per system call.
+/// twice) under `strace -f -y`, counting calls per system call and, for calls on anonymous
+/// inodes (a thread waking another through an eventfd), per kind of inode. The trace itself
+/// (tens of megabytes) is replaced by its counts, `syscalls.txt`.
 pub fn syscalls(built: &Built, w: &Workload, dir: &Path) -> anyhow::Result<SyscallFigures> {
     if !Path::new(STRACE).is_file() {
         bail!("{STRACE} is not installed: `apt-get install strace` (cargo xtask test installs it)");
     }
     let ops = (w.ops / SYSCALL_OPS_DIVISOR).max(1);
-    let summary = dir.join("strace-summary.txt");
+    let trace = dir.join("strace.txt");
     let mut command = Command::new(STRACE);
     command
-        .args(["-f", "-qq", "-c", "-o"])
-        .arg(&summary)
+        .args(["-f", "-y", "-qq", "-s", "0", "-o"])
+        .arg(&trace)
         .arg(&built.binary);
     let run = run_local(command, built, w, ops, dir, &[])?;
-    let text = std::fs::read_to_string(&summary)
-        .with_context(|| format!("strace wrote no {}", summary.display()))?;
-    let mut figures = SyscallFigures::from_strace_summary(&text, run.wall.ops)
-        .with_context(|| format!("reading {}", summary.display()))?;
-    figures.file = relative(dir, "strace-summary.txt");
+    let text = std::fs::read_to_string(&trace)
+        .with_context(|| format!("strace wrote no {}", trace.display()))?;
+    let mut figures = SyscallFigures::from_strace_trace(&text, run.wall.ops)
+        .with_context(|| format!("reading {}", trace.display()))?;
+    let counts = dir.join("syscalls.txt");
+    std::fs::write(&counts, counts_table(&figures))
+        .with_context(|| format!("cannot write {}", counts.display()))?;
+    std::fs::remove_file(&trace).with_context(|| format!("cannot remove {}", trace.display()))?;
+    figures.file = relative(dir, "syscalls.txt");
     Ok(figures)
+}
+
+/// The counts of a system call pass as a table, most calls first.
+fn counts_table(figures: &SyscallFigures) -> String {
+    let mut rows: Vec<(&String, &u64)> = figures.calls.iter().collect();
+    rows.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+    let mut out = format!(
+        "# system calls of {} operations under strace -f -y\n{:>10} {:>10}  call\n",
+        figures.ops, "calls", "errors"
+    );
+    for (name, calls) in rows {
+        let errors = figures.errors.get(name).copied().unwrap_or(0);
+        out.push_str(&format!("{calls:>10} {errors:>10}  {name}\n"));
+    }
+    out
 }
 
 /// The heap pass: the workload (a quarter of it) with dhat as the global allocator.

@@ -35,7 +35,8 @@ runs one seeded workload (`ddsplit local --ops N`) in several passes, heavy prob
   blocking the workload with the blocking sampler (1 kHz wall clock, every task kind): which
            functions hold a runtime thread off the CPU inside a poll (fsync, sleep, a
            contended lock), folded stacks and a flamegraph of blocked time
-  syscalls the workload / 8 under strace -f -c: calls per system call per operation
+  syscalls the workload / 8 under strace -f -y: calls per system call per operation (calls on
+           an eventfd, one thread waking another, counted apart)
   heap     the workload / 4 under dhat (feature dhat-heap): allocation sites
   moves    the workload / 4 under the memcpy tracer: copies by site and type
   sizes    types, enums and futures from the binary's DWARF

@@ -76,6 +76,7 @@ fn finding(cx: &Context<'_>) -> Option<Finding> {
         regression: false,
         symptom: false,
         blocked_call: None,
+        counts_per_op: None,
     })
 }
 

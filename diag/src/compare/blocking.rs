@@ -207,6 +207,7 @@ fn finding(
         regression: true,
         symptom: false,
         blocked_call: Some(call),
+        counts_per_op: None,
     }
 }
 

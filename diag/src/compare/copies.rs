@@ -183,10 +183,11 @@ fn copy_finding(
             })
         }),
         share: None,
-        fix: copy_fix(function).into(),
+        fix: copy_fix(function, moves_values(cx, function)).into(),
         regression: true,
         symptom: false,
         blocked_call: None,
+        counts_per_op: Some((before, after)),
     };
     let location = cx
         .candidate
@@ -202,7 +203,8 @@ fn copy_finding(
     finding
 }
 
-/// Fewest CPU samples under a library function from one caller for the caller to be named.
+/// Fewest CPU samples under a library function from one caller for the caller to be named
+/// when the profile saw it called from several.
 const CALLER_SAMPLES_MIN: u64 = 3;
 
 /// The program's function whose calls into a library function grew most, by both sides' CPU
@@ -225,9 +227,15 @@ fn grown_caller<'a>(cx: &Context<'a>, library: &str) -> Option<CallerChange<'a>>
             && a.caller == b.caller
             && a.location.as_deref().map(file_of) == b.location.as_deref().map(file_of)
     };
-    cm.library_callers
+    let seen: Vec<&LibraryCaller> = cm
+        .library_callers
         .iter()
-        .filter(|c| c.library == library && c.samples >= CALLER_SAMPLES_MIN)
+        .filter(|c| c.library == library)
+        .collect();
+    // One caller seen is who asked, however few its samples: there is no other to choose.
+    let only_one = seen.len() == 1;
+    seen.into_iter()
+        .filter(|c| only_one || c.samples >= CALLER_SAMPLES_MIN)
         .map(|c| {
             let before = bm.map_or(0.0, |bm| {
                 bm.library_callers
@@ -242,7 +250,7 @@ fn grown_caller<'a>(cx: &Context<'a>, library: &str) -> Option<CallerChange<'a>>
                 after: rate(cm, c),
             }
         })
-        .filter(|c| c.after > c.before)
+        .filter(|c| only_one || c.after > c.before)
         .max_by(|a, b| (a.after - a.before).total_cmp(&(b.after - b.before)))
 }
 
@@ -288,9 +296,20 @@ fn is_data_copy(function: &str) -> bool {
     DATA_COPY_FUNCTIONS.iter().any(|f| function.contains(f))
 }
 
-/// The fix to try for copies that grew in `function`.
-fn copy_fix(function: &str) -> &'static str {
-    if is_data_copy(function) {
+/// Whether the candidate's copy sites in `function` move values: some site copies exactly the
+/// size of a type the program has. Copies of sizes no type has (a shard of a record, a frame
+/// of a message) are data, whatever the function is called.
+fn moves_values(cx: &Context<'_>, function: &str) -> bool {
+    cx.candidate.snapshot.moves.as_ref().is_some_and(|m| {
+        m.sites
+            .iter()
+            .any(|s| s.function == function && s.size > 0 && !s.types.is_empty())
+    })
+}
+
+/// The fix to try for copies that grew in `function`, given whether they move values.
+fn copy_fix(function: &str, moves_values: bool) -> &'static str {
+    if is_data_copy(function) || !moves_values {
         "bytes of data are copied from one buffer to another here (an I/O buffer, or a slice \
          copied into a new `Vec` or `Bytes`): more of them per operation means larger or more \
          messages, or the same data copied twice; keep one buffer and share it (`Bytes`, `Arc`), \

@@ -198,6 +198,7 @@ fn site_finding(s: &SiteChange<'_>, counted: Option<(f64, f64)>, cost: Option<f6
         regression: true,
         symptom: false,
         blocked_call: None,
+        counts_per_op: Some((s.before, s.after)),
     }
 }
 
@@ -465,6 +466,7 @@ fn boxed_finding(
         regression: true,
         symptom: false,
         blocked_call: None,
+        counts_per_op: None,
     };
     (finding, claimed)
 }
@@ -623,6 +625,7 @@ fn boxed_from_sizes(cx: &Context<'_>, counted: Option<(f64, f64)>) -> Option<Fin
         regression: grew,
         symptom: false,
         blocked_call: None,
+        counts_per_op: None,
     })
 }
 
@@ -666,6 +669,7 @@ fn counter_finding(cx: &Context<'_>, counted: Option<(f64, f64)>) -> Option<Find
         regression: true,
         symptom: false,
         blocked_call: None,
+        counts_per_op: None,
     })
 }
 

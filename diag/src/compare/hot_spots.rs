@@ -41,7 +41,7 @@ pub(crate) fn findings(cx: &Context<'_>, claims: &Claims) -> Stage {
     grown
         .into_iter()
         .take(HOT_SPOTS_MAX)
-        .map(|g| hot_spot(c, &g))
+        .map(|g| hot_spot(b, c, &g))
         .collect::<Vec<_>>()
         .into()
 }
@@ -166,27 +166,69 @@ fn busiest_file<'a>(b: &'a CpuFigures, c: &'a CpuFigures, names: &[&str]) -> Opt
         .map(|(_, location)| crate::snapshot::file_of(location))
 }
 
+/// Share of a hot spot's growth that time in `memset` on its behalf must be for the finding to
+/// say the function zeroes memory.
+pub const ZEROING_SHARE_MIN: f64 = 0.5;
+
+/// What to try when a function's extra CPU is filling memory.
+const ZEROING_FIX: &str = "most of the extra time fills memory with zeroes (`vec![0; n]`, \
+     `BytesMut::zeroed`, `calloc`, `resize`, `fill(0)`): when the buffer is overwritten next (a \
+     read into it, a copy over it), reserve capacity without zeroing (`Vec::with_capacity` or \
+     `BytesMut::with_capacity`, then `read_buf` or `spare_capacity_mut`), or reuse a buffer kept \
+     between calls";
+
+/// CPU per operation inside `memset` on behalf of any of `names`, on one side.
+fn zeroing_ns(side: &CpuFigures, names: &[&str]) -> f64 {
+    let samples: u64 = side
+        .functions
+        .iter()
+        .filter(|f| names.contains(&f.function.as_str()))
+        .map(|f| f.zeroing_samples)
+        .sum();
+    side.samples_to_ns_per_op(samples as f64)
+}
+
 /// The finding of one function whose CPU per operation grew.
-fn hot_spot(c: &CpuFigures, g: &Grown<'_>) -> Finding {
+fn hot_spot(b: &CpuFigures, c: &CpuFigures, g: &Grown<'_>) -> Finding {
     let location = location_of(c, &g.names);
     let (function, before, after) = (g.names[0], g.before, g.after);
+    let (zeroing_before, zeroing_after) = (zeroing_ns(b, &g.names), zeroing_ns(c, &g.names));
+    let zeroes = zeroing_after - zeroing_before >= ZEROING_SHARE_MIN * (after - before);
+    let mut evidence = vec![Evidence::new(
+        "CPU per operation",
+        fmt_us(before),
+        fmt_us(after),
+    )];
+    if zeroes {
+        evidence.push(Evidence::new(
+            "of it in `memset` (filling memory)",
+            fmt_us(zeroing_before),
+            fmt_us(zeroing_after),
+        ));
+    }
     Finding {
         kind: FindingKind::HotSpot,
         title: format!(
-            "`{}` uses {} more CPU per operation",
+            "`{}` uses {} more CPU per operation{}",
             short_name(function),
-            fmt_us(after - before)
+            fmt_us(after - before),
+            if zeroes {
+                format!(
+                    ", {} of it zeroing memory",
+                    fmt_us(zeroing_after - zeroing_before)
+                )
+            } else {
+                String::new()
+            }
         ),
-        evidence: vec![Evidence::new(
-            "CPU per operation",
-            fmt_us(before),
-            fmt_us(after),
-        )],
+        evidence,
         sites: vec![format!("`{}` ({})", short_name(function), location)],
         functions: g.names.iter().map(|n| n.to_string()).collect(),
         cost_ns_per_op: Some(after - before),
         share: None,
-        fix: if crate::snapshot::is_allocator_routine(function) {
+        fix: if zeroes {
+            ZEROING_FIX.into()
+        } else if crate::snapshot::is_allocator_routine(function) {
             "this is the global allocator itself: the candidate's allocator spends more per \
              operation here than the baseline's (zeroing or searching memory it reuses, where \
              another hands out fresh pages); keep the faster allocator, or allocate less (reuse \
@@ -201,6 +243,7 @@ fn hot_spot(c: &CpuFigures, g: &Grown<'_>) -> Finding {
         regression: false,
         symptom: false,
         blocked_call: None,
+        counts_per_op: None,
     }
 }
 
@@ -315,7 +358,7 @@ mod tests {
             grown.iter().map(|g| &g.names).collect::<Vec<_>>()
         );
         assert_eq!(grown[0].names.len(), 2);
-        let finding = hot_spot(&c, &grown[0]);
+        let finding = hot_spot(&b, &c, &grown[0]);
         assert_eq!(
             finding.title,
             "`Gateway::read` uses 650.0 µs more CPU per operation"

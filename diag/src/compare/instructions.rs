@@ -35,6 +35,7 @@ pub(crate) fn findings(cx: &Context<'_>) -> Vec<Finding> {
                 regression: true,
                 symptom: false,
                 blocked_call: None,
+                counts_per_op: None,
             })
         })
         .collect()

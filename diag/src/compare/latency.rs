@@ -45,5 +45,6 @@ pub(crate) fn finding(cx: &Context<'_>) -> Option<Finding> {
         regression: true,
         symptom: false,
         blocked_call: None,
+        counts_per_op: None,
     })
 }

@@ -13,6 +13,7 @@ mod blocking;
 mod claims;
 mod context;
 mod copies;
+mod fan_out;
 mod format;
 mod heap;
 mod hot_spots;
@@ -24,6 +25,7 @@ mod overview;
 mod polls;
 mod renames;
 mod render;
+mod runtime;
 mod spawns;
 mod stack_frames;
 mod syscalls;
@@ -238,6 +240,10 @@ pub enum FindingKind {
     AllocatorChanged,
     /// A task kind is polled much more per operation, and the executor's CPU grew.
     Polls,
+    /// The sides' runtimes ran different numbers of worker threads.
+    RuntimeChanged,
+    /// A task kind runs more tasks per operation: an operation asks for more of its work.
+    FanOut,
 }
 
 impl FindingKind {
@@ -258,6 +264,8 @@ impl FindingKind {
             FindingKind::TaskPerCall => "tasks spawned",
             FindingKind::AllocatorChanged => "allocator",
             FindingKind::Polls => "polls",
+            FindingKind::RuntimeChanged => "runtime",
+            FindingKind::FanOut => "fan-out",
         }
     }
 }
@@ -318,6 +326,11 @@ pub struct Finding {
     /// too (what the symptom rule reads); `None` for the other kinds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocked_call: Option<BlockedCall>,
+    /// The count per operation the finding is about (calls, allocations, bytes copied, tasks
+    /// spawned, polls), both sides: what is checked against a cause that multiplies the work
+    /// (more tasks of a kind per operation) to call it a symptom. `None` for the other kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts_per_op: Option<(f64, f64)>,
 }
 
 /// CPU per operation of both sides, by category.
@@ -384,6 +397,9 @@ pub struct TaskChange {
     pub kind: String,
     /// Polls per operation, both sides.
     pub polls_per_op: (f64, f64),
+    /// Tasks (instrumented futures) of the kind per operation, both sides.
+    #[serde(default)]
+    pub tasks_per_op: (f64, f64),
     /// Poll time per operation, nanoseconds, both sides.
     pub poll_ns_per_op: (f64, f64),
     /// Scheduled (waiting in a run queue) time per operation, nanoseconds, both sides.
@@ -504,10 +520,12 @@ fn run_stages(cx: &Context<'_>, tasks: &[TaskChange], notes: &mut Vec<String>) -
     found.add(blocking::findings(cx).into());
     found.add(syscalls::findings(cx).into());
     found.add(allocator::findings(cx));
+    found.add(runtime::finding(cx).into());
     found.add(hot_spots::findings(cx, &found.claims));
     found.add(totals::findings(cx, &found.claims));
     found.add(latency::finding(cx).into());
     found.add(polls::findings(cx, tasks).into());
+    found.add(fan_out::findings(cx, tasks).into());
     // Waiting is a finding only when the threads' time leaves the slowdown unexplained.
     let worker_delta = worker_time_delta(cx);
     found.add(waiting::finding(cx, tasks, worker_delta).into());
@@ -515,6 +533,8 @@ fn run_stages(cx: &Context<'_>, tasks: &[TaskChange], notes: &mut Vec<String>) -
     blocking::mark_symptoms(cx, &mut findings);
     waiting::mark_symptoms(&mut findings);
     polls::mark_symptoms(&mut findings);
+    runtime::mark_symptoms(&mut findings);
+    fan_out::mark_symptoms(&mut findings);
     assign_shares(&mut findings, slowdown(cx, worker_delta));
     rank(&mut findings);
     findings
@@ -524,10 +544,15 @@ fn run_stages(cx: &Context<'_>, tasks: &[TaskChange], notes: &mut Vec<String>) -
 /// cause brings it about: shown after the causes, never a regression.
 fn mark_symptoms_of(findings: &mut [Finding], kind: FindingKind, cause: &str, why: &str) {
     for f in findings.iter_mut().filter(|f| f.kind == kind) {
-        f.fix = format!("likely a symptom of: {cause}; {why}. Fix that first, then compare again");
-        f.regression = false;
-        f.symptom = true;
+        make_symptom(f, cause, why);
     }
+}
+
+/// Makes `f` a symptom of the finding titled `cause`, `why` saying how the cause brings it about.
+fn make_symptom(f: &mut Finding, cause: &str, why: &str) {
+    f.fix = format!("likely a symptom of: {cause}; {why}. Fix that first, then compare again");
+    f.regression = false;
+    f.symptom = true;
 }
 
 /// A note when the sides ran different workloads.

@@ -125,6 +125,7 @@ fn finding(t: &TaskChange, share: f64, executor: Option<ExecutorChange>) -> Find
         regression: grew,
         symptom: false,
         blocked_call: None,
+        counts_per_op: Some((before, after)),
     }
 }
 

@@ -193,12 +193,7 @@ pub(crate) fn lead(c: &Comparison) -> Option<String> {
         "**Most likely cause:** {}{share}{place}. **Try:** {fix}.",
         first.title
     );
-    let explained: f64 = c
-        .findings
-        .iter()
-        .filter_map(|f| f.share)
-        .sum::<f64>()
-        .min(1.0);
+    let explained = explained_share(c);
     if c.findings.iter().any(|f| f.share.is_some()) {
         let _ = write!(
             line,
@@ -208,6 +203,17 @@ pub(crate) fn lead(c: &Comparison) -> Option<String> {
         );
     }
     Some(line)
+}
+
+/// The share of the change the findings explain together, at most all of it. A symptom's cost
+/// is part of its cause's: counting both would explain the change twice.
+pub(crate) fn explained_share(c: &Comparison) -> f64 {
+    c.findings
+        .iter()
+        .filter(|f| !f.symptom)
+        .filter_map(|f| f.share)
+        .sum::<f64>()
+        .min(1.0)
 }
 
 fn figures_table(figures: &[Figure]) -> String {

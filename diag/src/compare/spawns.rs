@@ -160,6 +160,7 @@ pub(super) fn finding(site: &HeapSite, before: f64, after: f64, cost: Option<f64
         regression: true,
         symptom: false,
         blocked_call: None,
+        counts_per_op: Some((before, after)),
     }
 }
 

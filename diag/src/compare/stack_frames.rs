@@ -39,6 +39,7 @@ pub(crate) fn findings(cx: &Context<'_>) -> Vec<Finding> {
         regression: largest >= cx.thresholds.stack_frame_fail_bytes,
         symptom: false,
         blocked_call: None,
+        counts_per_op: None,
     }]
 }
 

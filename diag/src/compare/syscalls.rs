@@ -1,13 +1,15 @@
 //! System call findings: an I/O system call made more often per operation (many small reads
 //! or writes, a file opened per request, a connection per call).
 //!
-//! Evidence needed: `strace -c` counts of both sides. A call is named when its count per
+//! Evidence needed: strace's counts of both sides. A call is named when its count per
 //! operation grew by the threshold and by at least one call per operation, and beyond four
 //! Poisson deviations of the counts. Where: the CPU profiles' samples in the call's C wrapper,
 //! charged to the program function that made it (the one whose samples there grew most). Its
 //! cost is the extra CPU in system calls, shared among the call findings by the calls each adds.
 //! A call no program function is seen making crosses no threshold: the runtime makes `write`s
-//! of its own (an `eventfd` write per wake-up of a parked worker) that follow the timing.
+//! of its own (an `eventfd` write per wake-up of a parked worker) that follow the timing. The
+//! pass counts those apart (`write (eventfd)`, never compared) where the trace names the file
+//! descriptor's kind.
 
 use std::collections::BTreeSet;
 
@@ -34,6 +36,7 @@ pub(crate) fn findings(cx: &Context<'_>) -> Vec<Finding> {
         .filter(|n| IO_SYSCALLS.contains(&n.as_str()))
         .map(|n| (n.as_str(), b.per_op(n), c.per_op(n)))
         .filter(|&(n, before, after)| grew(cx, b, c, n, before, after))
+        .filter(|&(n, before, after)| family_grew(b, c, Family::of(n), after - before))
         .collect();
     grown.sort_by(|x, y| (y.2 - y.1).total_cmp(&(x.2 - x.1)));
     let added: f64 = grown.iter().map(|(_, b, a)| a - b).sum();
@@ -68,6 +71,20 @@ fn grew(
     let (ob, oc) = (b.ops.max(1) as f64, c.ops.max(1) as f64);
     let sd = (nb.max(1.0) / (ob * ob) + nc.max(1.0) / (oc * oc)).sqrt();
     delta > SYSCALL_SIGMAS * sd
+}
+
+/// Whether the calls of `family` together grew by at least half of one call's growth `delta`
+/// (and by the minimum change): a call that replaced another of its family (`writev` for
+/// `sendto`, `pwritev` for `pwrite64`) is the same work through another door, not more of it.
+fn family_grew(b: &SyscallFigures, c: &SyscallFigures, family: Family, delta: f64) -> bool {
+    let total = |side: &SyscallFigures| -> f64 {
+        IO_SYSCALLS
+            .iter()
+            .filter(|n| Family::of(n) == family)
+            .map(|n| side.per_op(n))
+            .sum()
+    };
+    total(c) - total(b) >= SYSCALL_CHANGE_PER_OP_MIN.max(0.5 * delta)
 }
 
 fn finding(cx: &Context<'_>, name: &str, before: f64, after: f64, cost: Option<f64>) -> Finding {
@@ -121,6 +138,7 @@ fn finding(cx: &Context<'_>, name: &str, before: f64, after: f64, cost: Option<f
         fix: family.fix().into(),
         symptom: false,
         blocked_call: None,
+        counts_per_op: Some((before, after)),
     }
 }
 
@@ -149,6 +167,16 @@ fn caller_that_grew(cx: &Context<'_>, name: &str) -> Option<(String, Option<Stri
         .map(|(s, before, after)| (s.function.clone(), s.location.clone(), before, after))
 }
 
+/// The C library's wrappers named after a call they make through another system call: glibc's
+/// `recv` is the `recvfrom` system call, `send` is `sendto`, `open` is `openat`.
+const WRAPPER_CALLS: [(&str, &str); 5] = [
+    ("recv", "recvfrom"),
+    ("send", "sendto"),
+    ("open", "openat"),
+    ("open64", "openat"),
+    ("fstat64", "fstat"),
+];
+
 /// Whether a C wrapper (`__libc_sendto`, `__GI___libc_write`, `__send`) makes system call
 /// `name`.
 fn wraps(wrapper: &str, name: &str) -> bool {
@@ -157,10 +185,9 @@ fn wraps(wrapper: &str, name: &str) -> bool {
         .trim_start_matches("GI_")
         .trim_start_matches('_')
         .trim_start_matches("libc_");
-    let base = name.trim_end_matches("64");
     bare == name
-        || bare.trim_end_matches("64") == base
-        || (name.starts_with(bare) && name.len() <= bare.len() + 2)
+        || bare.trim_end_matches("64") == name.trim_end_matches("64")
+        || WRAPPER_CALLS.contains(&(bare, name))
 }
 
 /// Which kind of work a system call does, for the fix.
@@ -225,7 +252,23 @@ mod tests {
         assert!(wraps("__libc_pread64", "pread64"));
         assert!(wraps("pread64", "pread64"));
         assert!(!wraps("__libc_recvfrom", "sendto"));
+        assert!(wraps("__libc_recv", "recvfrom"), "glibc's recv is recvfrom");
+        assert!(!wraps("__libc_read", "readv"));
         assert!(!wraps("__libc_write", "pwrite64"));
+    }
+
+    #[test]
+    fn a_call_that_replaced_another_of_its_family_is_no_growth() {
+        let figures = |calls: &[(&str, u64)]| SyscallFigures {
+            ops: 100,
+            calls: calls.iter().map(|(n, c)| (n.to_string(), *c)).collect(),
+            ..SyscallFigures::default()
+        };
+        let before = figures(&[("sendto", 1_670), ("pwrite64", 133)]);
+        let switched = figures(&[("sendto", 1_576), ("writev", 160), ("pwritev", 134)]);
+        assert!(!family_grew(&before, &switched, Family::Write, 1.60));
+        let more = figures(&[("sendto", 1_670), ("pwrite64", 133), ("writev", 300)]);
+        assert!(family_grew(&before, &more, Family::Write, 3.0));
     }
 
     #[test]

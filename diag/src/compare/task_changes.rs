@@ -36,6 +36,7 @@ pub(crate) fn every_kind(cx: &Context<'_>) -> Vec<TaskChange> {
             TaskChange {
                 kind: kind.clone(),
                 polls_per_op: pair(|k| k.total_poll_count),
+                tasks_per_op: pair(|k| k.instrumented_count),
                 poll_ns_per_op: poll,
                 scheduled_ns_per_op: pair(|k| k.total_scheduled_duration_ns),
                 slow_polls_per_op: pair(|k| k.total_slow_poll_count),

@@ -52,6 +52,8 @@ struct Build {
     big_query: bool,
     /// Extra CPU per operation in one function, nanoseconds.
     spin_ns: u64,
+    /// CPU per operation a read spends zeroing its buffer (`calloc`'s `memset`), nanoseconds.
+    zeroing_ns: u64,
     /// Throughput factor of the wall runs.
     speed: f64,
     /// Time per operation a function blocks its runtime thread in `fsync`, nanoseconds.
@@ -317,6 +319,14 @@ fn snapshot_of(b: Build, label: &str) -> Snapshot {
         folded.push_str(&format!(
             "main;app::gateway::spin (app/src/gateway.rs:5) {}\n",
             b.spin_ns / 1000 * OPS / 1000
+        ));
+    }
+    if b.zeroing_ns > 0 {
+        folded.push_str(&format!(
+            "main;app::store::log::read (app/src/store/log.rs:50);__libc_calloc;__memset_avx2_unaligned_erms {}\n\
+             main;app::store::log::read (app/src/store/log.rs:52);__libc_pread64 {}\n",
+            b.zeroing_ns / 1000 * OPS / 1000,
+            OPS
         ));
     }
     s.cpu = Some(CpuFigures::from_folded(&folded, OPS, 1000));
@@ -658,6 +668,26 @@ fn a_wall_time_regression_alone_is_found_with_the_function_that_grew() {
         !top.regression,
         "a hot spot explains, the wall time decides"
     );
+    assert!(!top.title.contains("zeroing"), "{}", top.title);
+}
+
+#[test]
+fn a_function_whose_extra_cpu_is_memset_is_said_to_zero_memory() {
+    let c = run(&pair(
+        Build::default(),
+        Build {
+            zeroing_ns: 3_000_000,
+            speed: 0.95,
+            ..Build::default()
+        },
+    ));
+    let top = &c.findings[0];
+    assert_eq!(top.kind, FindingKind::HotSpot, "{:#?}", c.findings);
+    assert_eq!(
+        top.title,
+        "`read` uses 4000.0 µs more CPU per operation, 3000.0 µs of it zeroing memory"
+    );
+    assert!(top.fix.contains("with_capacity"), "{}", top.fix);
 }
 
 #[test]
@@ -996,6 +1026,81 @@ fn copies_through_an_io_buffer_are_called_data_not_moved_values() {
 }
 
 #[test]
+fn copies_through_a_library_function_seen_from_one_caller_name_it_however_few_its_samples() {
+    let library = "reed_solomon_simd::engine::shards::Shards::insert";
+    let mut p = pair(Build::default(), Build::default());
+    for (side, per_op) in [(&mut p.base.0, 3_000), (&mut p.cand.0, 6_000)] {
+        let moves = side.moves.as_mut().unwrap();
+        moves.functions.push(MoveFunction {
+            function: library.into(),
+            count: 2 * OPS,
+            bytes: per_op * OPS,
+        });
+        moves.sites.push(MoveSite {
+            function: library.into(),
+            location: "reed-solomon-simd-3.1.0/src/engine/shards.rs:49".into(),
+            compiled_in: library.into(),
+            size: per_op / 2,
+            count: 2 * OPS,
+            bytes: per_op * OPS,
+            types: Vec::new(),
+        });
+        moves.large_bytes += per_op * OPS;
+    }
+    let cand = p.cand.0.moves.as_mut().unwrap();
+    cand.library_callers_ops = OPS;
+    cand.library_callers = vec![LibraryCaller {
+        library: library.into(),
+        caller: "app::codec::encode_parity".into(),
+        location: Some("app/src/codec.rs:335".into()),
+        samples: 1,
+    }];
+    let c = run(&p);
+    let found = of_kind(&c, FindingKind::Copies);
+    assert_eq!(found.len(), 1, "{:#?}", c.findings);
+    assert!(
+        found[0]
+            .title
+            .starts_with("`encode_parity` copies 6,000 B per operation through `Shards::insert`"),
+        "{}",
+        found[0].title
+    );
+}
+
+#[test]
+fn copies_of_sizes_no_type_has_are_data_and_of_a_type_size_a_moved_value() {
+    let fix_for = |types: Vec<String>| {
+        let mut p = pair(Build::default(), Build::default());
+        for (side, count) in [(&mut p.base.0, OPS), (&mut p.cand.0, 3 * OPS)] {
+            let moves = side.moves.as_mut().unwrap();
+            moves.functions.push(MoveFunction {
+                function: "app::codec::Encoder::add_shard".into(),
+                count,
+                bytes: 14_720 * count,
+            });
+            moves.sites.push(MoveSite {
+                function: "app::codec::Encoder::add_shard".into(),
+                location: "app/src/codec.rs:50".into(),
+                compiled_in: "app::codec::Encoder::add_shard".into(),
+                size: 14_720,
+                count,
+                bytes: 14_720 * count,
+                types: types.clone(),
+            });
+            moves.large_bytes += 14_720 * count;
+        }
+        let c = run(&p);
+        let found = of_kind(&c, FindingKind::Copies);
+        assert_eq!(found.len(), 1, "{:#?}", c.findings);
+        found[0].fix.clone()
+    };
+    let data = fix_for(Vec::new());
+    assert!(data.contains("copied from one buffer to another"), "{data}");
+    let moved = fix_for(vec!["app::codec::Block".into()]);
+    assert!(moved.contains("a large value is moved here"), "{moved}");
+}
+
+#[test]
 fn copies_charged_to_another_function_by_different_inlining_are_not_new() {
     let mut p = pair(Build::default(), Build::default());
     // The candidate's build did not inline `Vec::clone` into its caller: the same bytes are
@@ -1309,6 +1414,169 @@ fn waiting_that_cpu_and_blocking_do_not_explain_names_the_task_kind() {
     assert_eq!(first.kind, FindingKind::Waiting, "{:#?}", c.findings);
     assert!(first.title.contains("`gateway.get`"), "{}", first.title);
     assert!(first.fix.contains(".await"), "{}", first.fix);
+}
+
+#[test]
+fn fewer_worker_threads_with_the_operations_slower_is_the_cause_and_the_waiting_its_symptom() {
+    let with_workers = |workers: u64, speed: f64, machine: &str| {
+        let mut p = pair(
+            Build::default(),
+            Build {
+                extra_idle_ns: 400_000,
+                speed,
+                ..Build::default()
+            },
+        );
+        let tasks = p.cand.0.tasks.as_mut().unwrap();
+        tasks.runtime.as_mut().unwrap().workers_count = workers;
+        if !machine.is_empty() {
+            p.cand.0.build.machine = machine.into();
+        }
+        run(&p)
+    };
+    let c = with_workers(1, 0.7, "");
+    let first = &c.findings[0];
+    assert_eq!(first.kind, FindingKind::RuntimeChanged, "{:#?}", c.findings);
+    assert_eq!(first.title, "the runtime runs 1 worker thread (was 2)");
+    assert!(first.regression && first.cost_ns_per_op.is_some_and(|ns| ns > 0.0));
+    let waiting = of_kind(&c, FindingKind::Waiting);
+    assert!(
+        waiting.iter().all(|w| w.symptom && !w.regression),
+        "{:#?}",
+        c.findings
+    );
+    // The same count on both sides is no finding; a change with the speed unchanged explains
+    // a change but is no regression.
+    assert!(of_kind(&with_workers(2, 0.7, ""), FindingKind::RuntimeChanged).is_empty());
+    let unchanged_speed = with_workers(4, 1.0, "");
+    let runtime = of_kind(&unchanged_speed, FindingKind::RuntimeChanged);
+    assert_eq!(runtime.len(), 1, "{:#?}", unchanged_speed.findings);
+    assert!(!runtime[0].regression);
+    // On a machine with fewer cores tokio starts fewer workers: said, never a regression.
+    let elsewhere = with_workers(1, 0.7, "1 core, another CPU");
+    let runtime = of_kind(&elsewhere, FindingKind::RuntimeChanged);
+    assert!(!runtime[0].regression, "{:#?}", runtime);
+    assert!(
+        runtime[0].fix.contains("different machines"),
+        "{}",
+        runtime[0].fix
+    );
+}
+
+/// Both sides with a `node.get` kind: `per_op` tasks per operation, each polled 1.5 times for
+/// 10 µs.
+fn with_node_gets(p: &mut Pair, before: f64, after: f64) {
+    for (side, per_op) in [(&mut p.base.0, before), (&mut p.cand.0, after)] {
+        let tasks = (per_op * OPS as f64) as u64;
+        let figures = crate::tasks::TaskFigures {
+            instrumented_count: tasks,
+            dropped_count: tasks,
+            first_poll_count: tasks,
+            total_poll_count: tasks * 3 / 2,
+            total_poll_duration_ns: tasks * 10_000,
+            ..crate::tasks::TaskFigures::default()
+        };
+        let kinds = &mut side.tasks.as_mut().unwrap().kinds;
+        kinds.insert("node.get".into(), figures);
+    }
+}
+
+#[test]
+fn a_kind_that_runs_more_tasks_per_operation_is_the_fan_out_that_costs_their_polls() {
+    // The extra tasks' requests go out through the connection loop: 20 → 28 `sendto`s per
+    // operation, ×1.4 beside the tasks' ×1.5.
+    let mut p = pair(
+        Build::default(),
+        Build {
+            speed: 0.8,
+            extra_sends: 8,
+            ..Build::default()
+        },
+    );
+    with_node_gets(&mut p, 6.0, 9.0);
+    let c = run(&p);
+    let first = &c.findings[0];
+    assert_eq!(first.kind, FindingKind::FanOut, "{:#?}", c.findings);
+    assert_eq!(
+        first.title,
+        "task kind `node.get` runs 9.00 times per operation (was 6.00): each operation asks for \
+         1.50× as many"
+    );
+    assert!(first.regression);
+    assert_eq!(
+        first.cost_ns_per_op,
+        Some(30_000.0),
+        "3 more tasks of 10 µs each"
+    );
+    // The same tasks per operation on both sides: no fan-out.
+    // Its symptoms' costs are part of its own: the lead counts each change once.
+    let sends = of_kind(&c, FindingKind::Syscalls);
+    assert!(
+        sends.len() == 1 && sends[0].symptom && sends[0].share.is_some_and(|s| s > 0.0),
+        "{:#?}",
+        c.findings
+    );
+    let lead = render_markdown(&c);
+    let explained = render::explained_share(&c);
+    let with_symptoms: f64 = c.findings.iter().filter_map(|f| f.share).sum();
+    assert!(
+        explained < with_symptoms.min(1.0),
+        "{explained} {with_symptoms}"
+    );
+    assert!(
+        lead.contains(&format!(
+            "The findings explain an estimated {:.0}%",
+            explained * 100.0
+        )),
+        "{lead}"
+    );
+    let mut same = pair(Build::default(), Build::default());
+    with_node_gets(&mut same, 6.0, 6.0);
+    assert!(of_kind(&run(&same), FindingKind::FanOut).is_empty());
+}
+
+#[test]
+fn counts_that_grew_no_faster_than_the_extra_tasks_are_the_fan_outs_symptoms() {
+    let finding = |kind: FindingKind, title: &str, counts: (f64, f64)| Finding {
+        kind,
+        title: title.into(),
+        evidence: Vec::new(),
+        sites: Vec::new(),
+        functions: Vec::new(),
+        cost_ns_per_op: Some(1.0),
+        share: None,
+        fix: String::new(),
+        regression: true,
+        symptom: false,
+        blocked_call: None,
+        counts_per_op: Some(counts),
+    };
+    let mut findings = vec![
+        finding(FindingKind::FanOut, "fan-out", (6.0, 9.0)),
+        finding(FindingKind::Syscalls, "sendto", (15.0, 21.0)),
+        finding(FindingKind::Allocations, "new buffers", (1.5, 4.5)),
+        finding(FindingKind::Copies, "from nothing", (0.0, 2_000.0)),
+        Finding {
+            regression: false,
+            ..finding(
+                FindingKind::Syscalls,
+                "recvfrom, no caller seen",
+                (20.0, 26.0),
+            )
+        },
+    ];
+    fan_out::mark_symptoms(&mut findings);
+    let symptoms: Vec<&str> = findings
+        .iter()
+        .filter(|f| f.symptom)
+        .map(|f| f.title.as_str())
+        .collect();
+    assert_eq!(
+        symptoms,
+        ["sendto", "recvfrom, no caller seen"],
+        "×1.4 and ×1.3 follow ×1.5; ×3 and new ones do not"
+    );
+    assert!(findings[1].fix.contains("symptom of: fan-out"));
 }
 
 #[test]

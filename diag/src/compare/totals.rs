@@ -150,5 +150,6 @@ fn total_finding(cx: &Context<'_>, t: &Total) -> Finding {
         regression: true,
         symptom: false,
         blocked_call: None,
+        counts_per_op: None,
     }
 }

@@ -653,6 +653,7 @@ fn group_finding(
         regression: true,
         symptom: false,
         blocked_call: None,
+        counts_per_op: None,
     }
 }
 
@@ -887,6 +888,7 @@ fn future_finding(f: &Changed, after: &SizesReport, thresholds: &Thresholds) -> 
             && (f.before > 0 || f.after >= thresholds.new_future_fail_bytes),
         symptom: false,
         blocked_call: None,
+        counts_per_op: None,
     }
 }
 

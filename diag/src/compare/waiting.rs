@@ -55,14 +55,16 @@ pub(crate) fn finding(
         functions: Vec::new(),
         cost_ns_per_op: unexplained,
         share: None,
-        fix: "the tasks of this kind wait for something other tasks hold: an async lock or \
-              semaphore held across an `.await` (hold it only around the state it guards, never \
-              across I/O), a bounded queue or pool that is now too small, or a slower peer. The \
-              code that awaits in this kind's handler is where to look"
+        fix: "the tasks of this kind wait longer for something: a timer (a `sleep`, an interval, \
+              a retry's back-off), an async lock or semaphore another task holds across an \
+              `.await` (hold it only around the state it guards, never across I/O), a bounded \
+              queue or pool that is now too small, or a slower peer. The code that awaits in \
+              this kind's handler is where to look"
             .into(),
         regression: true,
         symptom: false,
         blocked_call: None,
+        counts_per_op: None,
     })
 }
 
@@ -80,17 +82,22 @@ fn evidence(kind: &TaskChange, w: &WallComparison) -> Vec<Evidence> {
             fmt_us(kind.poll_ns_per_op.0),
             fmt_us(kind.poll_ns_per_op.1),
         ),
-        Evidence::new(
-            "throughput",
-            format!("{:.0} ops/s", w.baseline.median),
-            format!("{:.0} ops/s", w.candidate.median),
-        ),
+        throughput(w),
         Evidence::new(
             "latency p99",
             fmt_us(w.baseline_latency_us.1 * 1e3),
             fmt_us(w.candidate_latency_us.1 * 1e3),
         ),
     ]
+}
+
+/// The median throughput of both sides, as a line of evidence.
+pub(crate) fn throughput(w: &WallComparison) -> Evidence {
+    Evidence::new(
+        "throughput",
+        format!("{:.0} ops/s", w.baseline.median),
+        format!("{:.0} ops/s", w.candidate.median),
+    )
 }
 
 /// The wall-time change not explained by extra runtime-thread time, as runtime-thread time per

@@ -64,6 +64,10 @@ pub struct FunctionSamples {
     /// Of those, samples inside the allocator on its behalf.
     #[serde(default)]
     pub alloc_samples: u64,
+    /// Of those, samples inside `memset` on its behalf: memory filled, nearly always with
+    /// zeroes (`calloc` and `vec![0; n]`, `resize`, `fill(0)`).
+    #[serde(default)]
+    pub zeroing_samples: u64,
     /// The program's function nearest above it in most of its samples' stacks: with it, a
     /// comparison tells code that moved between a function and its caller (a helper
     /// extracted, a callee inlined) from new work.
@@ -119,7 +123,7 @@ impl CpuFigures {
     /// sampled at `hz`. Lines that do not parse are skipped.
     pub fn from_folded(folded: &str, ops: u64, hz: u32) -> CpuFigures {
         let mut categories: BTreeMap<CpuCategory, u64> = BTreeMap::new();
-        let mut functions: HashMap<(String, Option<String>), (u64, u64)> = HashMap::new();
+        let mut functions: HashMap<(String, Option<String>), Charged> = HashMap::new();
         let mut callers: HashMap<(String, String, Option<String>), u64> = HashMap::new();
         let mut above: HashMap<(String, Option<String>), HashMap<String, u64>> = HashMap::new();
         let mut allocators: BTreeMap<String, u64> = BTreeMap::new();
@@ -150,9 +154,12 @@ impl CpuFigures {
                     .or_default() += count;
             }
             let charged = functions.entry((function, location)).or_default();
-            charged.0 += count;
+            charged.samples += count;
             if category == CpuCategory::Alloc {
-                charged.1 += count;
+                charged.alloc += count;
+            }
+            if category == CpuCategory::Copy && is_fill(&frames) {
+                charged.zeroing += count;
             }
         }
         let mut syscall_callers: Vec<SyscallCaller> = callers
@@ -173,22 +180,21 @@ impl CpuFigures {
         syscall_callers.truncate(CPU_FUNCTIONS_MAX);
         let mut functions: Vec<FunctionSamples> = functions
             .into_iter()
-            .map(
-                |((function, location), (samples, alloc_samples))| FunctionSamples {
-                    caller: above
-                        .remove(&(function.clone(), location.clone()))
-                        .and_then(|callers| {
-                            callers
-                                .into_iter()
-                                .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0)))
-                        })
-                        .map(|(caller, _)| caller),
-                    function,
-                    location,
-                    samples,
-                    alloc_samples,
-                },
-            )
+            .map(|((function, location), charged)| FunctionSamples {
+                caller: above
+                    .remove(&(function.clone(), location.clone()))
+                    .and_then(|callers| {
+                        callers
+                            .into_iter()
+                            .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0)))
+                    })
+                    .map(|(caller, _)| caller),
+                function,
+                location,
+                samples: charged.samples,
+                alloc_samples: charged.alloc,
+                zeroing_samples: charged.zeroing,
+            })
             .collect();
         functions.sort_by(|a, b| {
             b.samples
@@ -333,6 +339,22 @@ fn caller_above<'f>(frames: &[&'f str], charged: &str) -> Option<&'f str> {
         .rev()
         .find(|(n, l)| is_own_code(n, *l) && *n != charged)
         .map(|(n, _)| *n)
+}
+
+/// One function's samples while folded stacks are read: all of them, those in the allocator and
+/// those in `memset`.
+#[derive(Default)]
+struct Charged {
+    samples: u64,
+    alloc: u64,
+    zeroing: u64,
+}
+
+/// Whether a stack's leaf is `memset` (any CPU-specific variant): filling memory, not copying.
+fn is_fill(frames: &[&str]) -> bool {
+    frames
+        .last()
+        .is_some_and(|leaf| parse_frame(leaf).0.contains("memset"))
 }
 
 /// `memcpy`, `memmove`, `memset` and their CPU-specific variants: moving and filling bytes.

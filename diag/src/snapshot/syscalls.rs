@@ -1,7 +1,8 @@
-//! System call counts of a run, from `strace -f -c`'s summary table: calls and errors per
-//! system call, per operation. Counts, like allocations, repeat from run to run far better than
-//! times do, so "many small reads or writes" is a change of a count.
+//! System call counts of a run, from `strace -f -y`'s trace (or `strace -c`'s summary table):
+//! calls and errors per system call, per operation. Counts, like allocations, repeat from run
+//! to run far better than times do, so "many small reads or writes" is a change of a count.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -60,9 +61,9 @@ pub struct SyscallFigures {
     pub file: String,
 }
 
-/// A summary that is not `strace -c`'s table.
+/// A summary or trace that is not strace's.
 #[derive(Debug, thiserror::Error)]
-#[error("not an `strace -c` summary: {0}")]
+#[error("not strace's summary or trace: {0}")]
 pub struct StraceSummaryError(String);
 
 impl SyscallFigures {
@@ -105,10 +106,88 @@ impl SyscallFigures {
         Ok(figures)
     }
 
+    /// Reads the trace `strace -f -y` wrote (`PID name(fd<what>, ...) = result`, a call cut by
+    /// another thread's as `<unfinished ...>` and `<... name resumed>`) of a run of `ops`
+    /// operations. A call on an anonymous inode (`write(5<anon_inode:[eventfd]>, ...)`: one
+    /// thread waking another, which follows the timing of the run, not the code) is counted
+    /// under its own name, `write (eventfd)`, so only calls on files and sockets compare as I/O.
+    pub fn from_strace_trace(text: &str, ops: u64) -> Result<SyscallFigures, StraceSummaryError> {
+        let mut figures = SyscallFigures {
+            ops,
+            ..SyscallFigures::default()
+        };
+        // The call each thread has unfinished, for the error its resumption returns.
+        let mut unfinished: BTreeMap<&str, String> = BTreeMap::new();
+        for line in text.lines() {
+            let (pid, rest) = match line.split_once(' ') {
+                Some((pid, rest)) if pid.bytes().all(|b| b.is_ascii_digit()) => {
+                    (pid, rest.trim_start())
+                }
+                _ => ("", line),
+            };
+            if rest.starts_with("<...") {
+                if let Some(key) = unfinished.remove(pid)
+                    && is_error(rest)
+                {
+                    *figures.errors.entry(key).or_default() += 1;
+                }
+                continue;
+            }
+            let Some(key) = call_key(rest) else {
+                continue;
+            };
+            count(&mut figures.calls, &key);
+            if rest.ends_with("<unfinished ...>") {
+                unfinished.insert(pid, key.into_owned());
+            } else if is_error(rest) {
+                count(&mut figures.errors, &key);
+            }
+        }
+        if figures.calls.is_empty() {
+            return Err(StraceSummaryError("no system calls in the trace".into()));
+        }
+        Ok(figures)
+    }
+
     /// Calls of `name` per operation.
     pub fn per_op(&self, name: &str) -> f64 {
         super::per_op(self.calls.get(name).copied().unwrap_or(0), self.ops)
     }
+}
+
+/// Adds one to `key`'s count, allocating its name only the first time (a trace has hundreds of
+/// thousands of lines and a few dozen names).
+fn count(counts: &mut BTreeMap<String, u64>, key: &str) {
+    match counts.get_mut(key) {
+        Some(n) => *n += 1,
+        None => {
+            counts.insert(key.to_string(), 1);
+        }
+    }
+}
+
+/// The name a traced call is counted under: the system call's, with the kind of anonymous
+/// inode its first argument is (`write (eventfd)`); `None` for a line that is no call (a
+/// signal, an exit).
+fn call_key(call: &str) -> Option<Cow<'_, str>> {
+    let (name, args) = call.split_once('(')?;
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return None;
+    }
+    let first = args.split([',', ')']).next().unwrap_or("");
+    Some(match first.split_once("<anon_inode:") {
+        Some((_, inode)) => {
+            let kind = inode.trim_start_matches('[').split([']', '>']).next();
+            Cow::Owned(format!("{name} ({})", kind.unwrap_or("anon_inode")))
+        }
+        None => Cow::Borrowed(name),
+    })
+}
+
+/// Whether a call's line ends with an error return (`= -1 EAGAIN (...)`).
+fn is_error(line: &str) -> bool {
+    line.rsplit_once(" = ")
+        .is_some_and(|(_, result)| result.starts_with("-1 E"))
 }
 
 #[cfg(test)]
@@ -133,5 +212,39 @@ mod tests {
         assert!(!figures.calls.contains_key("total"));
         assert_eq!(figures.per_op("pwrite64"), 10.89);
         assert!(SyscallFigures::from_strace_summary("Killed\n", 1).is_err());
+    }
+
+    #[test]
+    fn a_trace_counts_calls_on_sockets_and_files_apart_from_wakeups_of_other_threads() {
+        let text = "\
+15343 sendto(12<socket:[4411]>, \"\"..., 61, 0, NULL, 0) = 61
+15343 write(5<anon_inode:[eventfd]>, \"\"..., 8) = 8
+15344 recvfrom(13<socket:[4412]>, \"\"..., 8192, 0, NULL, NULL) = -1 EAGAIN (Resource temporarily unavailable)
+15345 pread64(9</tmp/node-0/fragments.log>, \"\"..., 4096, 0 <unfinished ...>
+15343 write(1<pipe:[77]>, \"\"..., 40) = 40
+15345 <... pread64 resumed>) = -1 EIO (Input/output error)
+15344 --- SIGPROF {si_signo=SIGPROF, si_code=SI_KERNEL} ---
+15344 +++ exited with 0 +++
+";
+        let figures = SyscallFigures::from_strace_trace(text, 2).expect("a trace");
+        let calls: Vec<(&str, u64)> = figures
+            .calls
+            .iter()
+            .map(|(name, n)| (name.as_str(), *n))
+            .collect();
+        assert_eq!(
+            calls,
+            [
+                ("pread64", 1),
+                ("recvfrom", 1),
+                ("sendto", 1),
+                ("write", 1),
+                ("write (eventfd)", 1)
+            ]
+        );
+        assert_eq!(figures.errors["recvfrom"], 1);
+        assert_eq!(figures.errors["pread64"], 1, "the error of a resumed call");
+        assert_eq!(figures.per_op("write"), 0.5);
+        assert!(SyscallFigures::from_strace_trace("Killed\n", 1).is_err());
     }
 }

@@ -14,7 +14,9 @@ use diag::compare::{
 use diag::sizes::SizesReport;
 use diag::snapshot::{Snapshot, Workload};
 
-use crate::passes::{self, DEFAULT_CONCURRENCY, DEFAULT_OPS, DEFAULT_SEED};
+use crate::passes::{
+    self, COMPARE_SCALE, CPU_PARTS, DEFAULT_CONCURRENCY, DEFAULT_OPS, DEFAULT_SEED,
+};
 use crate::profile::{PassSet, Progress, SideProfile, build_preload, number};
 use crate::side::{self, SideSpec};
 use crate::util::{target_dir, workspace_root};
@@ -38,11 +40,12 @@ evidence and the fix to try.
 Options:
   --out DIR                   where to write the report and both snapshots
                               (default target/xtask/compare/<baseline>--<candidate>)
-  --ops N                     operations per wall run (default 40000)
+  --ops N                     operations per wall run (default 5000; the probe passes run
+                              multiples of it: see `cargo xtask profile --help`)
   --seed N                    workload seed (default 7)
   --concurrency N             client connections (default 16)
-  --pairs N                   wall-time pairs to start with (default 5)
-  --max-pairs N               most pairs when the verdict is unclear (default 12)
+  --pairs N                   wall-time pairs to start with (default 10)
+  --max-pairs N               most pairs when the verdict is unclear (default 24)
   --skip PASSES               passes to leave out: cpu, blocking, syscalls, heap, moves, sizes
   --max-throughput-drop PCT   throughput drop that fails, beyond the noise (default 3)
   --max-alloc-growth PCT      growth of allocations per operation that fails (default 2)
@@ -272,7 +275,8 @@ pub fn run_comparison(o: &Options) -> anyhow::Result<(Comparison, PathBuf)> {
                 let say = |m: &str| progress.say(&format!("{name}: {m}"));
                 let built = side::build_in(&workspace_root(), spec, options, &say)?;
                 progress.done(&format!("{name}: built {}", spec.label()));
-                let profile = SideProfile::new(built, o.workload.clone(), out.join(name))?;
+                let profile =
+                    SideProfile::new(built, o.workload.clone(), COMPARE_SCALE, out.join(name))?;
                 Resolved::Profiled(Box::new(profile))
             }
         });
@@ -284,6 +288,9 @@ pub fn run_comparison(o: &Options) -> anyhow::Result<(Comparison, PathBuf)> {
         None
     };
     progress.done("tools ready");
+    if o.passes.cpu {
+        interleave_cpu_parts(&mut sides, &progress);
+    }
     for side in &mut sides {
         if let Resolved::Profiled(p) = side {
             p.probe_passes(o.passes, preload.as_deref(), &progress);
@@ -319,6 +326,23 @@ pub fn run_comparison(o: &Options) -> anyhow::Result<(Comparison, PathBuf)> {
     }
     let report = write_report(&comparison, &sides, &out)?;
     Ok((comparison, report))
+}
+
+/// Runs the CPU pass's parts of the profiled sides A B B A (each side's parts one after the
+/// other when only one side is profiled), then adds each side's parts up.
+fn interleave_cpu_parts(sides: &mut [Resolved], progress: &Progress) {
+    for part in 0..CPU_PARTS {
+        for i in abba_order(part) {
+            if let Resolved::Profiled(p) = &mut sides[i] {
+                p.cpu_part(progress);
+            }
+        }
+    }
+    for side in sides {
+        if let Resolved::Profiled(p) = side {
+            p.finish_cpu(progress);
+        }
+    }
 }
 
 /// Runs the wall-time passes of the profiled sides, A B A B ..., adding pairs (up to the

@@ -24,9 +24,11 @@ use crate::util::{run_logged, tail};
 /// Longest a single run may take before it is killed: a hung cluster must not hang CI.
 pub const RUN_TIME_MAX: Duration = Duration::from_secs(600);
 
-/// Default operations of a wall-time run: about five seconds here, long enough that start-up
-/// and the first seconds' warming are a small part of it.
-pub const DEFAULT_OPS: u64 = 40_000;
+/// Default operations of a wall-time run: about a second and a half here. Short runs in many
+/// pairs average the machine's slow minutes out across pairs, where a long run takes them in
+/// whole: the same binary against itself, interleaved, scattered 0.142 in log ratio per pair
+/// with 20,000-operation runs and 0.079 with 5,000 (0.113 with 2,000, where start-up weighs).
+pub const DEFAULT_OPS: u64 = 5_000;
 
 /// Default seed of the workload.
 pub const DEFAULT_SEED: u64 = 7;
@@ -34,15 +36,44 @@ pub const DEFAULT_SEED: u64 = 7;
 /// Default concurrent connections: enough to keep both cores of a small machine busy.
 pub const DEFAULT_CONCURRENCY: u64 = 16;
 
-/// The heap pass runs this fraction of the operations: dhat slows every allocation down.
-pub const HEAP_OPS_DIVISOR: u64 = 4;
+/// How many operations each probe pass runs, against a wall run's: the CPU and blocking
+/// samplers need many operations for their counts to rise above sampling noise; the heap
+/// profiler, the copy tracer and strace slow every call they see, and count exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PassScale {
+    /// The CPU pass runs this many times a wall run's operations (in two parts).
+    pub cpu_factor: u64,
+    /// The blocking pass runs this many times a wall run's operations.
+    pub blocking_factor: u64,
+    /// The system call pass runs this fraction of them: every call stops the process twice.
+    pub syscalls_divisor: u64,
+    /// The heap pass runs this fraction: dhat records a stack per allocation.
+    pub heap_divisor: u64,
+    /// The copy pass runs this fraction: the tracer stops at every large copy.
+    pub moves_divisor: u64,
+}
 
-/// The copy pass runs this fraction of the operations: the tracer slows every copy down.
-pub const MOVES_OPS_DIVISOR: u64 = 4;
+impl PassScale {
+    /// `ops` times `factor`.
+    fn times(ops: u64, factor: u64) -> u64 {
+        ops.saturating_mul(factor).max(1)
+    }
 
-/// The system call pass runs an eighth of the workload: under strace every system call stops
-/// the process twice, about ten times slower.
-pub const SYSCALL_OPS_DIVISOR: u64 = 8;
+    /// `ops` divided by `divisor`, at least one.
+    fn fraction(ops: u64, divisor: u64) -> u64 {
+        (ops / divisor.max(1)).max(1)
+    }
+}
+
+/// The scale of `compare` and `profile`, for wall runs of [`DEFAULT_OPS`]: 40,000 operations
+/// under the CPU profiler (about 1,500 samples), 20,000 under the blocking sampler.
+pub const COMPARE_SCALE: PassScale = PassScale {
+    cpu_factor: 8,
+    blocking_factor: 4,
+    syscalls_divisor: 2,
+    heap_divisor: 1,
+    moves_divisor: 1,
+};
 
 /// The tracer of the system call pass (Debian's `strace`).
 pub const STRACE: &str = "/usr/bin/strace";
@@ -56,10 +87,6 @@ pub const WORKLOAD_ARGS: [&str; 2] = ["--fsync", "never"];
 /// Sampling rate of the CPU pass: the profiler's default. Faster rates lose samples (the kernel
 /// delivers fewer `SIGPROF`s than asked for), which would understate CPU per operation.
 pub const CPU_PASS_HZ: u32 = 99;
-
-/// The CPU pass runs this many times the operations of a wall-time run, for enough samples to
-/// tell a function's change from sampling noise.
-pub const CPU_OPS_FACTOR: u64 = 2;
 
 /// The project's own types and functions, for the sizes report kept in a snapshot.
 pub const PROJECT_PREFIX: &str = "ddsplit";
@@ -252,51 +279,136 @@ pub fn wall(built: &Built, w: &Workload, dir: &Path) -> anyhow::Result<RunFigure
     run_local(Command::new(&built.binary), built, w, w.ops, dir, &[])
 }
 
-/// The CPU pass: the workload sampled by the profiler.
-pub fn cpu(built: &Built, w: &Workload, dir: &Path) -> anyhow::Result<CpuFigures> {
+/// The CPU pass runs in this many parts, each a run of its share of the operations. With two
+/// sides they run A B B A, so a machine that slows down for a minute slows both sides, and a
+/// change of the program shows in both pairs of parts (a comment-only change once measured 274
+/// against 327 µs of CPU per operation with the two sides' passes 40 s apart).
+pub const CPU_PARTS: usize = 2;
+
+/// One part of the CPU pass, as it ran.
+#[derive(Debug)]
+pub struct CpuPartRun {
+    /// Its folded stacks.
+    folded: String,
+    /// Its folded stacks rooted at task kinds, when the build writes them.
+    tasks_folded: Option<String>,
+    /// Operations it ran.
+    ops: u64,
+    /// Its sampling rate.
+    hz: u32,
+}
+
+impl CpuPartRun {
+    /// Operations the part ran.
+    pub fn ops(&self) -> u64 {
+        self.ops
+    }
+}
+
+/// One part of the CPU pass: its share of the operations sampled by the profiler, in `dir`.
+pub fn cpu_part(
+    built: &Built,
+    w: &Workload,
+    scale: PassScale,
+    dir: &Path,
+) -> anyhow::Result<CpuPartRun> {
     if !built.caps.cpu_profile || !built.caps.diag_out {
         return Err(Skipped("this build has no --cpu-profile").into());
     }
     let hz = CPU_PASS_HZ.to_string();
+    let ops = PassScale::fraction(PassScale::times(w.ops, scale.cpu_factor), CPU_PARTS as u64);
     let run = run_local(
         Command::new(&built.binary),
         built,
         w,
-        w.ops * CPU_OPS_FACTOR,
+        ops,
         dir,
         &["--cpu-profile", "--cpu-profile-hz", &hz],
     )?;
     let folded_path = dir.join("cpu.folded");
     let folded = std::fs::read_to_string(&folded_path)
         .with_context(|| format!("the CPU pass wrote no {}", folded_path.display()))?;
-    let hz = read_cpu_summary(&dir.join("cpu.json"))?.hz;
-    let mut figures = CpuFigures::from_folded(&folded, run.wall.ops, hz);
+    Ok(CpuPartRun {
+        folded,
+        tasks_folded: std::fs::read_to_string(dir.join("cpu-tasks.folded")).ok(),
+        ops: run.wall.ops,
+        hz: read_cpu_summary(&dir.join("cpu.json"))?.hz,
+    })
+}
+
+/// The CPU figures of a pass's parts: their stacks added up (written to `dir` as `cpu.folded`,
+/// `cpu-tasks.folded` and `flamegraph.svg`), with each part's samples kept.
+pub fn cpu_figures(parts: &[CpuPartRun], dir: &Path) -> anyhow::Result<CpuFigures> {
+    let Some(first) = parts.first() else {
+        bail!("the CPU pass ran no part");
+    };
+    if let Some(other) = parts.iter().find(|p| p.hz != first.hz) {
+        bail!(
+            "the CPU pass's parts sampled at {} and {} Hz: their samples do not add up",
+            first.hz,
+            other.hz
+        );
+    }
+    let folded = merge_folded(parts.iter().map(|p| p.folded.as_str()));
+    let write = |name: &str, text: &str| {
+        std::fs::write(dir.join(name), text)
+            .with_context(|| format!("cannot write {}", dir.join(name).display()))
+    };
+    write("cpu.folded", &folded)?;
+    let ops = parts.iter().map(|p| p.ops).sum();
+    let mut figures = CpuFigures::from_folded(&folded, ops, first.hz);
+    let each: Vec<(&str, u64)> = parts.iter().map(|p| (p.folded.as_str(), p.ops)).collect();
+    figures.attach_parts(&each);
     for f in &mut figures.functions {
         if let Some(l) = &mut f.location {
             *l = in_workspace(l);
         }
     }
     figures.folded_file = relative(dir, "cpu.folded");
-    figures.tasks_folded_file = dir
-        .join("cpu-tasks.folded")
-        .is_file()
-        .then(|| relative(dir, "cpu-tasks.folded"));
-    figures.flamegraph_file = dir
-        .join("flamegraph.svg")
-        .is_file()
-        .then(|| relative(dir, "flamegraph.svg"));
+    let tasks: Vec<&str> = parts
+        .iter()
+        .filter_map(|p| p.tasks_folded.as_deref())
+        .collect();
+    if tasks.len() == parts.len() {
+        write("cpu-tasks.folded", &merge_folded(tasks.into_iter()))?;
+        figures.tasks_folded_file = Some(relative(dir, "cpu-tasks.folded"));
+    }
+    write("flamegraph.svg", &crate::flame::flamegraph(&folded, "CPU")?)?;
+    figures.flamegraph_file = Some(relative(dir, "flamegraph.svg"));
     Ok(figures)
+}
+
+/// Folded stacks of several runs as one: each stack once, with the sum of its counts.
+fn merge_folded<'a>(runs: impl Iterator<Item = &'a str>) -> String {
+    let mut counts: std::collections::BTreeMap<&str, u64> = Default::default();
+    for line in runs.flat_map(str::lines) {
+        if let Some((stack, count)) = line.rsplit_once(' ')
+            && let Ok(count) = count.trim().parse::<u64>()
+        {
+            *counts.entry(stack).or_default() += count;
+        }
+    }
+    counts
+        .into_iter()
+        .map(|(stack, count)| format!("{stack} {count}\n"))
+        .collect()
 }
 
 /// The blocking pass: the workload with the blocking sampler, every task kind instrumented
 /// (the connection tasks too: a connection loop can block as well as a handler).
-pub fn blocking(built: &Built, w: &Workload, dir: &Path) -> anyhow::Result<BlockingFigures> {
+pub fn blocking(
+    built: &Built,
+    w: &Workload,
+    scale: PassScale,
+    dir: &Path,
+) -> anyhow::Result<BlockingFigures> {
     if !built.caps.blocking_profile || !built.caps.diag_out {
         return Err(Skipped("this build has no --blocking-profile").into());
     }
     let mut command = Command::new(&built.binary);
     command.env("DDSPLIT_TASK_PROBES", "all");
-    let run = run_local(command, built, w, w.ops, dir, &["--blocking-profile"])?;
+    let ops = PassScale::times(w.ops, scale.blocking_factor);
+    let run = run_local(command, built, w, ops, dir, &["--blocking-profile"])?;
     let read = |name: &str| {
         let path = dir.join(name);
         std::fs::read_to_string(&path)
@@ -329,15 +441,20 @@ pub fn blocking(built: &Built, w: &Workload, dir: &Path) -> anyhow::Result<Block
     Ok(figures)
 }
 
-/// The system call pass: the workload (an eighth of it: every system call stops the process
-/// twice) under `strace -f -y`, counting calls per system call and, for calls on anonymous
+/// The system call pass: the workload (the scale's fraction of it: every system call stops the
+/// process twice) under `strace -f -y`, counting calls per system call and, for calls on anonymous
 /// inodes (a thread waking another through an eventfd), per kind of inode. The trace itself
 /// (tens of megabytes) is replaced by its counts, `syscalls.txt`.
-pub fn syscalls(built: &Built, w: &Workload, dir: &Path) -> anyhow::Result<SyscallFigures> {
+pub fn syscalls(
+    built: &Built,
+    w: &Workload,
+    scale: PassScale,
+    dir: &Path,
+) -> anyhow::Result<SyscallFigures> {
     if !Path::new(STRACE).is_file() {
         bail!("{STRACE} is not installed: `apt-get install strace` (cargo xtask test installs it)");
     }
-    let ops = (w.ops / SYSCALL_OPS_DIVISOR).max(1);
+    let ops = PassScale::fraction(w.ops, scale.syscalls_divisor);
     let trace = dir.join("strace.txt");
     let mut command = Command::new(STRACE);
     command
@@ -372,12 +489,17 @@ fn counts_table(figures: &SyscallFigures) -> String {
     out
 }
 
-/// The heap pass: the workload (a quarter of it) with dhat as the global allocator.
-pub fn heap(built: &Built, w: &Workload, dir: &Path) -> anyhow::Result<HeapFigures> {
+/// The heap pass: the workload (the scale's fraction of it) with dhat as the global allocator.
+pub fn heap(
+    built: &Built,
+    w: &Workload,
+    scale: PassScale,
+    dir: &Path,
+) -> anyhow::Result<HeapFigures> {
     let Some(dhat) = &built.dhat_binary else {
         return Err(Skipped("this tree has no dhat-heap feature").into());
     };
-    let ops = (w.ops / HEAP_OPS_DIVISOR).max(1);
+    let ops = PassScale::fraction(w.ops, scale.heap_divisor);
     let run = run_local(Command::new(dhat), built, w, ops, dir, &[])?;
     let path = [dir.join("dhat-heap.json")]
         .into_iter()
@@ -395,16 +517,17 @@ pub fn heap(built: &Built, w: &Workload, dir: &Path) -> anyhow::Result<HeapFigur
     Ok(figures)
 }
 
-/// The copy pass: the workload (a quarter of it) under the memcpy tracer.
+/// The copy pass: the workload (the scale's fraction of it) under the memcpy tracer.
 pub fn moves(
     built: &Built,
     w: &Workload,
+    scale: PassScale,
     preload: &Path,
     sizes: Option<&SizesReport>,
     dir: &Path,
 ) -> anyhow::Result<MoveFigures> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let ops = (w.ops / MOVES_OPS_DIVISOR).max(1);
+    let ops = PassScale::fraction(w.ops, scale.moves_divisor);
     let args = local_args(built, w, ops, dir, &[]);
     let traced = TraceRun::new(preload, built.binary.display().to_string())
         .args(args)
@@ -598,6 +721,13 @@ mod tests {
     fn args(extra: &[&str]) -> Vec<String> {
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         workload(1, 2, 3, &extra).args
+    }
+
+    #[test]
+    fn the_parts_of_a_cpu_pass_add_up_stack_by_stack() {
+        let merged =
+            merge_folded(["main;a 3\nmain;b 1\n", "main;a 2\nmain;c 4\nnot a line\n"].into_iter());
+        assert_eq!(merged, "main;a 5\nmain;b 1\nmain;c 4\n");
     }
 
     #[test]

@@ -15,7 +15,10 @@ use diag::sizes::SizesReport;
 use diag::snapshot::{PassOutcome, PassStatus, Snapshot, Workload};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::passes::{self, DEFAULT_CONCURRENCY, DEFAULT_OPS, DEFAULT_SEED};
+use crate::passes::{
+    self, COMPARE_SCALE, CPU_PARTS, CpuPartRun, DEFAULT_CONCURRENCY, DEFAULT_OPS, DEFAULT_SEED,
+    PassScale,
+};
 use crate::side::{self, Built, SideSpec};
 use crate::util::{cargo_in, target_dir, workspace_root};
 
@@ -30,15 +33,15 @@ Builds ddsplit (profile `profiling`: release code, full debug info) with the giv
 runs one seeded workload (`ddsplit local --ops N`) in several passes, heavy probes apart:
 
   wall     N runs: throughput, latency, allocation counters, task and runtime metrics
-  cpu      the workload x 2 under the CPU profiler (99 Hz): folded stacks, flamegraph, CPU by
-           category and function
-  blocking the workload with the blocking sampler (1 kHz wall clock, every task kind): which
+  cpu      the workload x 8 under the CPU profiler (99 Hz), in two runs (A B B A across the
+           sides of a compare): folded stacks, flamegraph, CPU by category and function
+  blocking the workload x 4 with the blocking sampler (1 kHz wall clock, every task kind): which
            functions hold a runtime thread off the CPU inside a poll (fsync, sleep, a
            contended lock), folded stacks and a flamegraph of blocked time
-  syscalls the workload / 8 under strace -f -y: calls per system call per operation (calls on
+  syscalls the workload / 2 under strace -f -y: calls per system call per operation (calls on
            an eventfd, one thread waking another, counted apart)
-  heap     the workload / 4 under dhat (feature dhat-heap): allocation sites
-  moves    the workload / 4 under the memcpy tracer: copies by site and type
+  heap     the workload under dhat (feature dhat-heap): allocation sites
+  moves    the workload under the memcpy tracer: copies by site and type
   sizes    types, enums and futures from the binary's DWARF
 
 Writes a snapshot directory (default target/xtask/profiles/<features>): snapshot.json, the
@@ -46,7 +49,7 @@ flamegraph, the heap profile, the sizes and moves reports. `cargo xtask compare`
 
   --features LIST   ddsplit features, comma-separated (default: none)
   --out DIR         where to write the snapshot
-  --ops N           operations per wall run (default 40000)
+  --ops N           operations per wall run (default 5000)
   --seed N          workload seed (default 7)
   --concurrency N   client connections (default 16)
   --runs N          wall-time runs (default 3)
@@ -163,11 +166,22 @@ pub struct SideProfile {
     pub dir: PathBuf,
     pub snapshot: Snapshot,
     pub sizes: Option<SizesReport>,
+    /// How many operations each probe pass runs against a wall run's.
+    pub scale: PassScale,
+    /// The CPU pass's parts run so far, or why one failed.
+    cpu_parts: anyhow::Result<Vec<CpuPartRun>>,
+    /// Seconds the CPU pass's parts took.
+    cpu_seconds: f64,
 }
 
 impl SideProfile {
-    /// Starts the profile of `built` in `dir` (emptied first).
-    pub fn new(built: Built, workload: Workload, dir: PathBuf) -> anyhow::Result<SideProfile> {
+    /// Starts the profile of `built` in `dir` (emptied first), its passes at `scale`.
+    pub fn new(
+        built: Built,
+        workload: Workload,
+        scale: PassScale,
+        dir: PathBuf,
+    ) -> anyhow::Result<SideProfile> {
         if dir.exists() {
             std::fs::remove_dir_all(&dir)
                 .with_context(|| format!("cannot empty {}", dir.display()))?;
@@ -179,50 +193,91 @@ impl SideProfile {
             built,
             dir,
             sizes: None,
+            scale,
+            cpu_parts: Ok(Vec::new()),
+            cpu_seconds: 0.0,
         })
     }
 
-    /// Steps [`SideProfile::probe_passes`] takes with `passes`.
+    /// Steps the CPU pass and [`SideProfile::probe_passes`] take with `passes`.
     pub fn probe_steps(set: PassSet) -> u64 {
-        [
-            set.sizes,
-            set.cpu,
-            set.blocking,
-            set.syscalls,
-            set.heap,
-            set.moves,
-        ]
-        .iter()
-        .filter(|p| **p)
-        .count() as u64
+        let cpu_steps = if set.cpu { CPU_PARTS as u64 + 1 } else { 0 };
+        cpu_steps
+            + [set.sizes, set.blocking, set.syscalls, set.heap, set.moves]
+                .iter()
+                .filter(|p| **p)
+                .count() as u64
     }
 
-    /// Runs every pass but the wall-time runs. The sizes pass reads debug info and runs no
+    /// Runs the next part of the CPU pass (none after a part that failed).
+    pub fn cpu_part(&mut self, progress: &Progress) {
+        let Ok(parts) = &mut self.cpu_parts else {
+            return;
+        };
+        let n = parts.len() + 1;
+        let label = &self.built.label;
+        progress.say(&format!("{label}: CPU profile, part {n} of {CPU_PARTS}"));
+        let started = std::time::Instant::now();
+        let dir = self.dir.join("cpu").join(format!("part-{n}"));
+        let part = passes::cpu_part(&self.built, &self.snapshot.workload, self.scale, &dir);
+        self.cpu_seconds += started.elapsed().as_secs_f64();
+        match part {
+            Ok(part) => {
+                progress.done(&format!("{label}: CPU part {n}: {} operations", part.ops()));
+                parts.push(part);
+            }
+            Err(e) => {
+                progress.done(&format!("{label}: CPU part {n}: {e:#}"));
+                self.cpu_parts = Err(e);
+            }
+        }
+    }
+
+    /// Adds the CPU pass's parts up into the snapshot's CPU figures, recording the pass.
+    pub fn finish_cpu(&mut self, progress: &Progress) {
+        let parts = std::mem::replace(&mut self.cpu_parts, Ok(Vec::new()));
+        let (dir, s) = (self.dir.join("cpu"), &mut self.snapshot);
+        let shown = Shown {
+            progress,
+            label: &self.built.label,
+        };
+        s.cpu = shown.pass(
+            &CPU_PASS,
+            &mut s.passes,
+            || passes::cpu_figures(&parts?, &dir),
+            |c| {
+                format!(
+                    "{} samples, {:.1} µs per operation",
+                    c.samples,
+                    c.ns_per_op(None) / 1e3
+                )
+            },
+        );
+        if let Some(pass) = s.passes.iter_mut().find(|p| p.name == CPU_PASS.name) {
+            pass.seconds += self.cpu_seconds;
+        }
+    }
+
+    /// The whole CPU pass of this side alone: its parts one after the other.
+    pub fn cpu_pass(&mut self, progress: &Progress) {
+        for _ in 0..CPU_PARTS {
+            self.cpu_part(progress);
+        }
+        self.finish_cpu(progress);
+    }
+
+    /// Runs every pass but the CPU pass and the wall-time runs. The sizes pass reads debug info and runs no
     /// workload, so it runs beside the passes that count (system calls, heap), whose figures do
     /// not depend on the CPU they get, and never beside the CPU, blocking or wall-time runs.
     pub fn probe_passes(&mut self, set: PassSet, preload: Option<&Path>, progress: &Progress) {
         let label = self.built.label.as_str();
-        let (built, dir, s) = (&self.built, &self.dir, &mut self.snapshot);
+        let (built, dir, s, scale) = (&self.built, &self.dir, &mut self.snapshot, self.scale);
         let shown = Shown { progress, label };
-        if set.cpu {
-            s.cpu = shown.pass(
-                &CPU_PASS,
-                &mut s.passes,
-                || passes::cpu(built, &s.workload, &dir.join("cpu")),
-                |c| {
-                    format!(
-                        "{} samples, {:.1} µs per operation",
-                        c.samples,
-                        c.ns_per_op(None) / 1e3
-                    )
-                },
-            );
-        }
         if set.blocking {
             s.blocking = shown.pass(
                 &BLOCKING_PASS,
                 &mut s.passes,
-                || passes::blocking(built, &s.workload, &dir.join("blocking")),
+                || passes::blocking(built, &s.workload, scale, &dir.join("blocking")),
                 |b| {
                     format!(
                         "{:.1} µs per operation blocked inside polls",
@@ -244,7 +299,7 @@ impl SideProfile {
                     (outcomes, sizes)
                 })
             });
-            counting_passes(&shown, set, built, dir, s);
+            counting_passes(&shown, set, (built, scale), dir, s);
             sizes.map_or_else(Default::default, |thread| {
                 thread.join().expect("the sizes pass does not panic")
             })
@@ -260,9 +315,14 @@ impl SideProfile {
                 &MOVES_PASS,
                 &mut s.passes,
                 || match preload {
-                    Some(preload) => {
-                        passes::moves(built, &s.workload, preload, sizes, &dir.join("moves"))
-                    }
+                    Some(preload) => passes::moves(
+                        built,
+                        &s.workload,
+                        scale,
+                        preload,
+                        sizes,
+                        &dir.join("moves"),
+                    ),
                     None => bail!("the copy tracer was not built"),
                 },
                 |m| {
@@ -305,12 +365,18 @@ impl SideProfile {
 
 /// The system call and heap passes: counts per operation, which the sizes pass beside them
 /// does not change.
-fn counting_passes(shown: &Shown, set: PassSet, built: &Built, dir: &Path, s: &mut Snapshot) {
+fn counting_passes(
+    shown: &Shown,
+    set: PassSet,
+    (built, scale): (&Built, PassScale),
+    dir: &Path,
+    s: &mut Snapshot,
+) {
     if set.syscalls {
         s.syscalls = shown.pass(
             &SYSCALLS_PASS,
             &mut s.passes,
-            || passes::syscalls(built, &s.workload, &dir.join("syscalls")),
+            || passes::syscalls(built, &s.workload, scale, &dir.join("syscalls")),
             |f| {
                 let calls: f64 = diag::snapshot::IO_SYSCALLS
                     .iter()
@@ -324,7 +390,7 @@ fn counting_passes(shown: &Shown, set: PassSet, built: &Built, dir: &Path, s: &m
         s.heap = shown.pass(
             &HEAP_PASS,
             &mut s.passes,
-            || passes::heap(built, &s.workload, &dir.join("heap")),
+            || passes::heap(built, &s.workload, scale, &dir.join("heap")),
             |h| {
                 format!(
                     "{:.1} allocations per operation at {} sites",
@@ -472,7 +538,10 @@ pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
     };
     progress.done("tools ready");
     let workload = passes::workload(ops, seed, concurrency, &extra);
-    let mut profile = SideProfile::new(built, workload, dir)?;
+    let mut profile = SideProfile::new(built, workload, COMPARE_SCALE, dir)?;
+    if set.cpu {
+        profile.cpu_pass(&progress);
+    }
     profile.probe_passes(set, preload.as_deref(), &progress);
     for i in 0..runs {
         progress.say(&format!("wall run {}/{runs}", i + 1));

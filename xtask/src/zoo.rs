@@ -17,9 +17,8 @@ use crate::util::{git, target_dir, workspace_root};
 /// Share of cases that must pass for the zoo to exit 0.
 pub const ZOO_TARGET_SCORE: f64 = 0.9;
 
-/// Operations per wall run in the zoo: half the compare default, so that fifteen cases fit in
-/// an hour on two cores.
-pub const ZOO_OPS: u64 = 20_000;
+/// Operations per wall run in the zoo: the compare default, so the zoo scores what a user runs.
+pub const ZOO_OPS: u64 = crate::passes::DEFAULT_OPS;
 
 /// Where the cases live, relative to the workspace.
 const CASES_FILE: &str = "xtask/zoo/cases.json";
@@ -41,7 +40,7 @@ time) and the score, and exits 1 below 90%.
 Options:
   --only NAMES   run only these cases
   --base REV     the revision every patch applies to (default HEAD)
-  --ops N        operations per wall run (default 20000)
+  --ops N        operations per wall run (default 5000, as compare)
   --list         list the cases and their expected causes
   --saved        explain again the snapshots the last run saved (target/xtask/zoo/NAME/), without
                  building or running anything: for working on the engine's rules. Its wall

@@ -124,6 +124,7 @@ pub(crate) fn mark_symptoms(findings: &mut [Finding]) {
     else {
         return;
     };
+    let mut shows = Vec::new();
     for f in findings.iter_mut().filter(|f| {
         f.kind != FindingKind::FanOut
             && !f.symptom
@@ -132,8 +133,29 @@ pub(crate) fn mark_symptoms(findings: &mut [Finding]) {
                 .is_some_and(|g| g <= cause_growth * SYMPTOM_GROWTH_SLACK)
     }) {
         make_symptom(f, &cause, "the extra tasks do this work");
+        if let Some(site) = f.sites.first()
+            && shows.len() < SHOWN_SITES_MAX
+            && !shows.contains(site)
+        {
+            shows.push(site.clone());
+        }
+    }
+    // The kind names the tasks, not the code that asks for them; the code doing their extra
+    // work (the requests sent, their buffers) is where a reader starts.
+    if let Some(fan_out) = findings
+        .iter_mut()
+        .find(|f| f.kind == FindingKind::FanOut && f.title == cause)
+    {
+        fan_out.sites.extend(
+            shows
+                .into_iter()
+                .map(|site| format!("the extra work shows in {site}")),
+        );
     }
 }
+
+/// Sites of a fan-out's symptoms listed under it, at most.
+const SHOWN_SITES_MAX: usize = 3;
 
 /// How many times the count grew (`None` from zero: a new count is no multiple of an old one).
 fn growth((before, after): (f64, f64)) -> Option<f64> {

@@ -1553,7 +1553,10 @@ fn counts_that_grew_no_faster_than_the_extra_tasks_are_the_fan_outs_symptoms() {
     };
     let mut findings = vec![
         finding(FindingKind::FanOut, "fan-out", (6.0, 9.0)),
-        finding(FindingKind::Syscalls, "sendto", (15.0, 21.0)),
+        Finding {
+            sites: vec!["`Conn::call` (app/src/conn.rs:40)".into()],
+            ..finding(FindingKind::Syscalls, "sendto", (15.0, 21.0))
+        },
         finding(FindingKind::Allocations, "new buffers", (1.5, 4.5)),
         finding(FindingKind::Copies, "from nothing", (0.0, 2_000.0)),
         Finding {
@@ -1577,6 +1580,11 @@ fn counts_that_grew_no_faster_than_the_extra_tasks_are_the_fan_outs_symptoms() {
         "×1.4 and ×1.3 follow ×1.5; ×3 and new ones do not"
     );
     assert!(findings[1].fix.contains("symptom of: fan-out"));
+    assert_eq!(
+        findings[0].sites,
+        ["the extra work shows in `Conn::call` (app/src/conn.rs:40)"],
+        "the fan-out lists where its symptoms' work is done"
+    );
 }
 
 #[test]

@@ -89,6 +89,26 @@ pub struct SyscallCaller {
     pub samples: u64,
 }
 
+/// One part of a CPU pass: its operations and samples, and the samples charged to each
+/// function (the kept functions' names, as [`FunctionSamples::function`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CpuPart {
+    /// Operations of the part's run.
+    pub ops: u64,
+    /// Samples in all.
+    pub samples: u64,
+    /// Samples per function.
+    pub functions: BTreeMap<String, u64>,
+}
+
+impl CpuPart {
+    /// Samples per operation charged to any of `names`.
+    pub fn per_op(&self, names: &[&str]) -> f64 {
+        let samples: u64 = names.iter().filter_map(|n| self.functions.get(*n)).sum();
+        super::per_op(samples, self.ops)
+    }
+}
+
 /// A CPU profile, summarized.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CpuFigures {
@@ -110,6 +130,11 @@ pub struct CpuFigures {
     /// `mimalloc`...): which global allocator the program's allocation time went to.
     #[serde(default)]
     pub allocators: BTreeMap<String, u64>,
+    /// The samples of each part of the pass, when it ran in parts (A B B A across the two
+    /// sides of a comparison): a change of the program shows in both pairs of parts, a
+    /// machine that slowed down for a minute in one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<CpuPart>,
     /// The folded stacks, relative to the snapshot directory.
     pub folded_file: String,
     /// The folded stacks rooted at task kinds, when the program wrote them.
@@ -210,10 +235,35 @@ impl CpuFigures {
             functions,
             syscall_callers,
             allocators,
+            parts: Vec::new(),
             folded_file: String::new(),
             tasks_folded_file: None,
             flamegraph_file: None,
         }
+    }
+
+    /// Keeps each part's samples per function: `parts` are the folded stacks and operations of
+    /// the runs whose sum these figures are. Only the kept functions are counted.
+    pub fn attach_parts(&mut self, parts: &[(&str, u64)]) {
+        let kept: std::collections::HashSet<&str> =
+            self.functions.iter().map(|f| f.function.as_str()).collect();
+        self.parts = parts
+            .iter()
+            .map(|&(folded, ops)| {
+                let mut part = CpuPart {
+                    ops,
+                    ..CpuPart::default()
+                };
+                for (frames, count) in folded_stacks(folded) {
+                    part.samples += count;
+                    let (function, _) = charged_function(&frames);
+                    if kept.contains(function.as_str()) {
+                        *part.functions.entry(function).or_default() += count;
+                    }
+                }
+                part
+            })
+            .collect();
     }
 
     /// CPU nanoseconds per operation in `category` (all categories with `None`).

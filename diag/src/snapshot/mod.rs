@@ -23,7 +23,7 @@ pub use callers::{LIBRARY_CALLERS_MAX, LibraryCaller, library_callers};
 pub(crate) use cpu::is_allocator_routine;
 pub(crate) use cpu::is_own_code;
 pub use cpu::{
-    CpuCategory, CpuFigures, FunctionSamples, SyscallCaller, classify_stack, parse_frame,
+    CpuCategory, CpuFigures, CpuPart, FunctionSamples, SyscallCaller, classify_stack, parse_frame,
 };
 pub use heap::{HeapFigures, HeapSite};
 pub use syscalls::{IO_SYSCALLS, StraceSummaryError, SyscallFigures};

@@ -5,6 +5,8 @@
 //!   sampler, JSON snapshots and Prometheus text; [`tasks::spawn_named`] names tasks for
 //!   tokio-console.
 //! - `console` (feature `console`, with `--cfg tokio_unstable`): the tokio-console layer.
+//! - `recording` (feature `console-recording`): a process's tokio-console stream recorded to a
+//!   file, read back, and replayed to `tokio-console`.
 //! - [`blocking`]: which code blocks a runtime thread inside a poll (fsync, sleep, a contended
 //!   lock), sampled in wall time by task kind and stack (the sampler needs feature `cpu`).
 //! - [`alloc`]: a counting global allocator cheap enough to leave on, with scopes that measure a
@@ -36,6 +38,8 @@ pub mod cpu;
 pub mod heap;
 #[cfg(feature = "dwarf")]
 pub mod moves;
+#[cfg(feature = "console-recording")]
+pub mod recording;
 #[cfg(feature = "dwarf")]
 pub mod sizes;
 #[cfg(feature = "dwarf")]

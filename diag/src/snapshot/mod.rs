@@ -8,6 +8,7 @@
 
 mod blocking;
 mod callers;
+mod console;
 mod cpu;
 mod heap;
 mod syscalls;
@@ -20,6 +21,12 @@ use serde::{Deserialize, Serialize};
 
 pub use blocking::{BLOCKING_FUNCTIONS_MAX, BlockingFigures, BlockingFunction};
 pub use callers::{LIBRARY_CALLERS_MAX, LibraryCaller, library_callers};
+#[cfg(feature = "console-recording")]
+pub use console::ConsoleFold;
+pub use console::{
+    CONSOLE_LINTS_MAX, CONSOLE_RESOURCES_MAX, ConsoleFigures, ConsoleLint, Lint, ResourceWaits,
+    TaskWaits,
+};
 pub(crate) use cpu::is_allocator_routine;
 pub(crate) use cpu::is_own_code;
 pub use cpu::{
@@ -97,6 +104,10 @@ pub struct Snapshot {
     /// System call counts.
     #[serde(default)]
     pub syscalls: Option<SyscallFigures>,
+    /// The console pass: resources waited on and the console's lints, from a recording of the
+    /// tokio-console stream (a build with `--cfg tokio_unstable`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console: Option<ConsoleFigures>,
     /// The heap profile.
     pub heap: Option<HeapFigures>,
     /// Copies traced by the memcpy tracer.
@@ -122,6 +133,7 @@ impl Snapshot {
             cpu: None,
             blocking: None,
             syscalls: None,
+            console: None,
             heap: None,
             moves: None,
             sizes: None,

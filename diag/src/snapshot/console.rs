@@ -1,0 +1,149 @@
+//! What a console recording says about a run: the `tokio::sync` and timer resources tasks
+//! waited on, by where each was created, and the console's lints on the tasks (self-wakes,
+//! lost wakers, polls that never yield, large and auto-boxed futures).
+//!
+//! A wait is an async operation on a resource (`Mutex::lock`, `Semaphore::acquire`, a
+//! `Sleep`) from its creation to its end, counted only when the operation completed (a poll
+//! of it returned ready): a timeout's timer that never fired is not a wait on the timer, the
+//! task waited on what the timeout wrapped. Operations on a resource's internal parts (the
+//! semaphore inside a `Mutex`) and operations inside another operation are left out, so each
+//! wait counts once.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Most resource sites kept per snapshot, most waited on first.
+pub const CONSOLE_RESOURCES_MAX: usize = 50;
+
+/// Most lints kept per snapshot.
+pub const CONSOLE_LINTS_MAX: usize = 50;
+
+/// A task wakes itself in more than this share of its wakes: the console's self-wake lint.
+pub const SELF_WAKE_SHARE_MIN: f64 = 0.5;
+
+/// ... once it has been woken at least this often (a task woken twice, once by itself, is no
+/// pattern).
+pub const SELF_WAKE_WAKES_MIN: u64 = 10;
+
+/// A poll that runs this long without yielding: the console's never-yielded lint.
+pub const LONG_POLL_NS: u64 = 1_000_000_000;
+
+/// A task's future this large or larger: the console's large-future lint (its default).
+pub const LARGE_FUTURE_BYTES: u64 = 1024;
+
+/// The figures of one console recording.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConsoleFigures {
+    /// Operations of the recorded run.
+    pub ops: u64,
+    /// Updates in the recording.
+    pub updates: u64,
+    /// Events the console layer dropped while recording (its buffer was full): waits and
+    /// tasks it missed. 0 means the view is complete.
+    pub dropped_events: u64,
+    /// Tasks seen.
+    pub tasks: u64,
+    /// Resources waited on, by the place they were created, most wait time first.
+    pub resources: Vec<ResourceWaits>,
+    /// The console's lints, by task name and spawn location.
+    pub lints: Vec<ConsoleLint>,
+    /// The recording, relative to the snapshot directory.
+    pub file: String,
+}
+
+/// The waits on the resources created at one place.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResourceWaits {
+    /// Its type as tokio names it (`Mutex`, `Semaphore`, `Sleep`).
+    pub concrete_type: String,
+    /// Its kind (`Sync`, `Timer`).
+    pub kind: String,
+    /// Where it was created (`file:line`).
+    pub location: String,
+    /// Resources created there.
+    pub resources: u64,
+    /// Completed waits on them.
+    pub waits: u64,
+    /// Their time, nanoseconds.
+    pub wait_ns: f64,
+    /// Waits and their time by the name of the waiting task.
+    pub tasks: BTreeMap<String, TaskWaits>,
+}
+
+/// One task name's waits on a resource site.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskWaits {
+    /// Completed waits.
+    pub waits: u64,
+    /// Their time, nanoseconds.
+    pub wait_ns: f64,
+}
+
+/// A lint of the console's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lint {
+    /// The task wakes itself in most of its wakes (a busy loop of `yield_now` or a waker it
+    /// calls itself).
+    SelfWakes,
+    /// The task waits with no waker left: nothing will ever wake it.
+    LostWaker,
+    /// A poll of the task ran for a second or more without yielding.
+    NeverYielded,
+    /// The task's future is large (moved into the task when spawned).
+    LargeFuture,
+    /// The task's future was so large that tokio boxed it when spawning.
+    AutoBoxedFuture,
+}
+
+impl Lint {
+    /// What the lint says, in words.
+    pub fn says(self) -> &'static str {
+        match self {
+            Lint::SelfWakes => "wakes itself in most of its wakes",
+            Lint::LostWaker => "has lost its waker: nothing will wake it again",
+            Lint::NeverYielded => "ran a poll for over a second without yielding",
+            Lint::LargeFuture => "is a large future",
+            Lint::AutoBoxedFuture => "is a future so large that tokio boxed it",
+        }
+    }
+}
+
+/// The tasks of one name and spawn location a lint applies to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsoleLint {
+    /// Which lint.
+    pub lint: Lint,
+    /// The tasks' name (or `unnamed`).
+    pub task: String,
+    /// Where they were spawned (`file:line`).
+    pub location: String,
+    /// How many tasks.
+    pub tasks: u64,
+    /// The lint's figure: the largest future's bytes, the highest self-wake share, the longest
+    /// poll in nanoseconds; 0 for a lost waker.
+    pub value: f64,
+}
+
+impl ConsoleFigures {
+    /// Completed waits per operation on the resources at `site` (see [`ResourceWaits::site`]).
+    pub fn site(&self, site: &str) -> Option<&ResourceWaits> {
+        self.resources.iter().find(|r| r.site() == site)
+    }
+}
+
+impl ResourceWaits {
+    /// How a site is matched between builds: its type and file, not its line (code added above
+    /// it moves the line, not the resource).
+    pub fn site(&self) -> String {
+        let file = crate::snapshot::file_of(&self.location);
+        format!("{} {file}", self.concrete_type)
+    }
+}
+
+#[cfg(feature = "console-recording")]
+mod fold;
+
+#[cfg(feature = "console-recording")]
+pub use fold::ConsoleFold;

@@ -1,0 +1,331 @@
+//! Folding a console recording's updates into the state they describe, and that state into
+//! [`ConsoleFigures`].
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use console_api::instrument::Update;
+use console_api::{Field, Location, field};
+use console_api::{async_ops, resources, tasks};
+use prost_types::Timestamp;
+
+use super::{
+    CONSOLE_LINTS_MAX, CONSOLE_RESOURCES_MAX, ConsoleFigures, ConsoleLint, LARGE_FUTURE_BYTES,
+    LONG_POLL_NS, Lint, ResourceWaits, SELF_WAKE_SHARE_MIN, SELF_WAKE_WAKES_MIN,
+};
+use crate::recording::{ConsoleRecording, dropped_events};
+
+/// The state a recording's updates describe so far.
+#[derive(Debug, Default)]
+pub struct ConsoleFold {
+    field_names: HashMap<u64, Vec<String>>,
+    tasks: HashMap<u64, TaskState>,
+    resources: HashMap<u64, resources::Resource>,
+    ops: HashMap<u64, OpState>,
+    ready_ops: HashSet<u64>,
+    now: Option<Timestamp>,
+    updates: u64,
+    dropped_events: u64,
+}
+
+#[derive(Debug, Default)]
+struct TaskState {
+    name: String,
+    location: String,
+    size: Option<u64>,
+    original_size: Option<u64>,
+    stats: Option<tasks::Stats>,
+}
+
+#[derive(Debug, Default)]
+struct OpState {
+    op: async_ops::AsyncOp,
+    stats: Option<async_ops::Stats>,
+}
+
+impl ConsoleFigures {
+    /// The figures of `recording`, a run of `ops` operations.
+    pub fn from_recording(recording: &ConsoleRecording, ops: u64) -> ConsoleFigures {
+        let mut fold = ConsoleFold::default();
+        for update in &recording.updates {
+            fold.update(update);
+        }
+        fold.figures(ops)
+    }
+}
+
+impl ConsoleFold {
+    /// Takes in one update.
+    pub fn update(&mut self, update: &Update) {
+        self.updates += 1;
+        self.dropped_events += dropped_events(update);
+        if update.now.is_some() {
+            self.now = update.now;
+        }
+        for new in update.new_metadata.iter().flat_map(|m| &m.metadata) {
+            if let (Some(id), Some(meta)) = (&new.id, &new.metadata) {
+                self.field_names.insert(id.id, meta.field_names.clone());
+            }
+        }
+        if let Some(t) = &update.task_update {
+            for task in &t.new_tasks {
+                let Some(id) = &task.id else { continue };
+                let state = self.task_state(task);
+                self.tasks.insert(id.id, state);
+            }
+            for (id, stats) in &t.stats_update {
+                if let Some(task) = self.tasks.get_mut(id) {
+                    task.stats = Some(*stats);
+                }
+            }
+        }
+        if let Some(r) = &update.resource_update {
+            for resource in &r.new_resources {
+                if let Some(id) = &resource.id {
+                    self.resources.insert(id.id, resource.clone());
+                }
+            }
+            for poll in r.new_poll_ops.iter().filter(|p| p.is_ready) {
+                if let Some(op) = &poll.async_op_id {
+                    self.ready_ops.insert(op.id);
+                }
+            }
+        }
+        if let Some(a) = &update.async_op_update {
+            for op in &a.new_async_ops {
+                if let Some(id) = &op.id {
+                    self.ops.insert(
+                        id.id,
+                        OpState {
+                            op: op.clone(),
+                            stats: None,
+                        },
+                    );
+                }
+            }
+            for (id, stats) in &a.stats_update {
+                if let Some(op) = self.ops.get_mut(id) {
+                    op.stats = Some(stats.clone());
+                }
+            }
+        }
+    }
+
+    fn task_state(&self, task: &tasks::Task) -> TaskState {
+        let mut state = TaskState {
+            name: "unnamed".into(),
+            location: location_text(task.location.as_ref()),
+            ..TaskState::default()
+        };
+        for f in &task.fields {
+            match (self.field_name(f).as_deref(), &f.value) {
+                (Some("task.name"), Some(v)) => {
+                    let name = value_text(v);
+                    if !name.is_empty() {
+                        state.name = name;
+                    }
+                }
+                (Some("size.bytes"), Some(v)) => state.size = value_u64(v),
+                (Some("original_size.bytes"), Some(v)) => state.original_size = value_u64(v),
+                _ => {}
+            }
+        }
+        state
+    }
+
+    fn field_name(&self, f: &Field) -> Option<String> {
+        match f.name.as_ref()? {
+            field::Name::StrName(name) => Some(name.clone()),
+            field::Name::NameIdx(i) => {
+                let names = self.field_names.get(&f.metadata_id.as_ref()?.id)?;
+                names.get(usize::try_from(*i).ok()?).cloned()
+            }
+        }
+    }
+
+    /// The figures of the state so far, for a run of `ops` operations.
+    pub fn figures(&self, ops: u64) -> ConsoleFigures {
+        ConsoleFigures {
+            ops,
+            updates: self.updates,
+            dropped_events: self.dropped_events,
+            tasks: self.tasks.len() as u64,
+            resources: self.resource_waits(),
+            lints: self.lints(),
+            file: String::new(),
+        }
+    }
+
+    fn resource_waits(&self) -> Vec<ResourceWaits> {
+        let mut sites: BTreeMap<SiteKey, ResourceWaits> = BTreeMap::new();
+        let mut site_of: HashMap<u64, SiteKey> = HashMap::new();
+        for (id, r) in self.resources.iter().filter(|(_, r)| !r.is_internal) {
+            let key = site_key(r);
+            let site = sites.entry(key.clone()).or_insert_with(|| ResourceWaits {
+                concrete_type: key.0.clone(),
+                kind: key.1.clone(),
+                location: key.2.clone(),
+                ..ResourceWaits::default()
+            });
+            site.resources += 1;
+            site_of.insert(*id, key);
+        }
+        for (id, op) in &self.ops {
+            // Each wait once: not the operations inside another, nor those that never
+            // completed (a timeout's timer that did not fire).
+            if op.op.parent_async_op_id.is_some() || !self.ready_ops.contains(id) {
+                continue;
+            }
+            let Some(key) = op.op.resource_id.as_ref().and_then(|r| site_of.get(&r.id)) else {
+                continue;
+            };
+            let Some(stats) = &op.stats else { continue };
+            let (Some(created), Some(dropped)) = (&stats.created_at, &stats.dropped_at) else {
+                continue;
+            };
+            let waited = (nanos(dropped) - nanos(created)).max(0) as f64;
+            let task = stats
+                .task_id
+                .as_ref()
+                .and_then(|t| self.tasks.get(&t.id))
+                .map_or_else(|| "unknown task".to_string(), |t| t.name.clone());
+            let site = sites.get_mut(key).expect("every key of site_of is a site");
+            site.waits += 1;
+            site.wait_ns += waited;
+            let by_task = site.tasks.entry(task).or_default();
+            by_task.waits += 1;
+            by_task.wait_ns += waited;
+        }
+        let mut out: Vec<ResourceWaits> = sites.into_values().collect();
+        out.sort_by(|a, b| {
+            b.wait_ns
+                .total_cmp(&a.wait_ns)
+                .then_with(|| a.location.cmp(&b.location))
+        });
+        out.truncate(CONSOLE_RESOURCES_MAX);
+        out
+    }
+
+    fn lints(&self) -> Vec<ConsoleLint> {
+        let mut lints: BTreeMap<(Lint, String, String), ConsoleLint> = BTreeMap::new();
+        let now = self.now.as_ref().map(nanos);
+        for task in self.tasks.values() {
+            for (lint, value) in task_lints(task, now) {
+                let key = (lint, task.name.clone(), task.location.clone());
+                let entry = lints.entry(key).or_insert_with(|| ConsoleLint {
+                    lint,
+                    task: task.name.clone(),
+                    location: task.location.clone(),
+                    tasks: 0,
+                    value: 0.0,
+                });
+                entry.tasks += 1;
+                entry.value = entry.value.max(value);
+            }
+        }
+        let mut out: Vec<ConsoleLint> = lints.into_values().collect();
+        out.sort_by(|a, b| b.tasks.cmp(&a.tasks).then_with(|| a.lint.cmp(&b.lint)));
+        out.truncate(CONSOLE_LINTS_MAX);
+        out
+    }
+}
+
+/// A resource site: type, kind, `file:line`.
+type SiteKey = (String, String, String);
+
+fn site_key(r: &resources::Resource) -> SiteKey {
+    use resources::resource::kind::{Kind, Known};
+    let kind = match r.kind.as_ref().and_then(|k| k.kind.as_ref()) {
+        Some(Kind::Known(k)) => {
+            Known::try_from(*k).map_or_else(|_| "?".into(), |k| format!("{k:?}"))
+        }
+        Some(Kind::Other(other)) => other.clone(),
+        None => String::new(),
+    };
+    (
+        r.concrete_type.clone(),
+        kind,
+        location_text(r.location.as_ref()),
+    )
+}
+
+/// The lints that apply to one task, each with its figure, the way tokio-console's own
+/// warnings read a task's stats.
+fn task_lints(task: &TaskState, now: Option<i128>) -> Vec<(Lint, f64)> {
+    let mut out = Vec::new();
+    match (task.original_size, task.size) {
+        (Some(original), _) => out.push((Lint::AutoBoxedFuture, original as f64)),
+        (None, Some(size)) if size >= LARGE_FUTURE_BYTES => {
+            out.push((Lint::LargeFuture, size as f64));
+        }
+        _ => {}
+    }
+    let Some(stats) = &task.stats else {
+        return out;
+    };
+    if stats.wakes >= SELF_WAKE_WAKES_MIN
+        && stats.self_wakes as f64 > SELF_WAKE_SHARE_MIN * stats.wakes as f64
+    {
+        out.push((
+            Lint::SelfWakes,
+            stats.self_wakes as f64 / stats.wakes as f64,
+        ));
+    }
+    let polls = stats.poll_stats.as_ref();
+    let started = polls.and_then(|p| p.last_poll_started.as_ref()).map(nanos);
+    let ended = polls.and_then(|p| p.last_poll_ended.as_ref()).map(nanos);
+    let running = started.is_some_and(|s| ended.is_none_or(|e| s > e));
+    if let (true, Some(started), Some(now)) = (running, started, now)
+        && now - started >= i128::from(LONG_POLL_NS)
+    {
+        out.push((Lint::NeverYielded, (now - started) as f64));
+    }
+    let woken = stats.last_wake.as_ref().map(nanos);
+    let awakened = woken.is_some_and(|w| started.is_none_or(|s| w > s));
+    let alive = stats.dropped_at.is_none();
+    let polled = polls.is_some_and(|p| p.polls > 0);
+    if alive && polled && !running && !awakened && stats.waker_clones <= stats.waker_drops {
+        out.push((Lint::LostWaker, 0.0));
+    }
+    out
+}
+
+/// `file:line` of a location, or `?`.
+fn location_text(location: Option<&Location>) -> String {
+    match location {
+        Some(Location {
+            file: Some(file),
+            line,
+            ..
+        }) => match line {
+            Some(line) => format!("{file}:{line}"),
+            None => file.clone(),
+        },
+        _ => "?".into(),
+    }
+}
+
+fn value_text(v: &field::Value) -> String {
+    match v {
+        field::Value::DebugVal(s) | field::Value::StrVal(s) => s.trim_matches('"').to_string(),
+        field::Value::BoolVal(b) => b.to_string(),
+        field::Value::U64Val(n) => n.to_string(),
+        field::Value::I64Val(n) => n.to_string(),
+    }
+}
+
+fn value_u64(v: &field::Value) -> Option<u64> {
+    match v {
+        field::Value::U64Val(n) => Some(*n),
+        field::Value::I64Val(n) => u64::try_from(*n).ok(),
+        field::Value::DebugVal(s) | field::Value::StrVal(s) => s.trim().parse().ok(),
+        field::Value::BoolVal(_) => None,
+    }
+}
+
+/// A timestamp in nanoseconds since the epoch.
+fn nanos(t: &Timestamp) -> i128 {
+    i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos)
+}
+
+#[cfg(test)]
+mod tests;

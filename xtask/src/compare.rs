@@ -9,7 +9,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use diag::compare::{
-    Comparison, Picture, Side, Thresholds, WallComparison, compare, render_html, render_markdown,
+    Comparison, FindingKind, Picture, Side, Thresholds, WallComparison, compare, render_html,
+    render_markdown,
 };
 use diag::sizes::SizesReport;
 use diag::snapshot::{Snapshot, Workload};
@@ -47,6 +48,10 @@ Options:
   --pairs N                   wall-time pairs to start with (default 10)
   --max-pairs N               most pairs when the verdict is unclear (default 24)
   --skip PASSES               passes to leave out: cpu, blocking, syscalls, heap, moves, sizes
+  --console WHEN              the console pass (each side's tokio-console build, recorded at
+                              the console's pace: which resources tasks wait on, the console's
+                              lints): auto (default: when the other passes find waiting or a
+                              longer tail), always, never
   --max-throughput-drop PCT   throughput drop that fails, beyond the noise (default 3)
   --max-alloc-growth PCT      growth of allocations per operation that fails (default 2)
   --max-copy-growth PCT       growth of bytes copied per operation that fails (default 5)
@@ -78,6 +83,41 @@ pub struct Options {
     pub passes: PassSet,
     pub thresholds: Thresholds,
     pub json: bool,
+    pub console: ConsoleWhen,
+}
+
+/// When `compare` runs the console pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsoleWhen {
+    /// When the other passes find waiting or a longer tail: the pass needs a build of each
+    /// side with `--cfg tokio_unstable`, so it runs when it can name what the tasks wait on.
+    Auto,
+    /// Every time.
+    Always,
+    /// Never.
+    Never,
+}
+
+impl ConsoleWhen {
+    fn parse(text: &str) -> anyhow::Result<ConsoleWhen> {
+        Ok(match text {
+            "auto" => ConsoleWhen::Auto,
+            "always" => ConsoleWhen::Always,
+            "never" => ConsoleWhen::Never,
+            other => bail!("--console takes auto, always or never, not {other:?}"),
+        })
+    }
+
+    /// Whether the console pass runs, given the comparison of the other passes.
+    fn wanted(self, without: &Comparison) -> bool {
+        match self {
+            ConsoleWhen::Always => true,
+            ConsoleWhen::Never => false,
+            ConsoleWhen::Auto => without.findings.iter().any(|f| {
+                !f.symptom && matches!(f.kind, FindingKind::Waiting | FindingKind::Latency)
+            }),
+        }
+    }
 }
 
 /// Runs the command.
@@ -109,6 +149,7 @@ pub(crate) fn parse(args: &[String]) -> anyhow::Result<Option<Options>> {
     let mut set = PassSet::default();
     let mut thresholds = Thresholds::default();
     let mut json = false;
+    let mut console = ConsoleWhen::Auto;
     let mut extra = Vec::new();
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -160,6 +201,7 @@ pub(crate) fn parse(args: &[String]) -> anyhow::Result<Option<Options>> {
                 thresholds.blocked_growth = percent(&value("--max-blocked-growth")?)?
             }
             "--json" => json = true,
+            "--console" => console = ConsoleWhen::parse(&value("--console")?)?,
             "-h" | "--help" => return Ok(None),
             "--" => extra = it.by_ref().cloned().collect(),
             other => bail!("unknown argument {other:?}\n\n{USAGE}"),
@@ -181,6 +223,7 @@ pub(crate) fn parse(args: &[String]) -> anyhow::Result<Option<Options>> {
         passes: set,
         thresholds,
         json,
+        console,
     }))
 }
 
@@ -297,25 +340,28 @@ pub fn run_comparison(o: &Options) -> anyhow::Result<(Comparison, PathBuf)> {
         }
     }
     interleave_wall_runs(&mut sides, o, &progress)?;
+    let mut comparison = compare_sides(&sides, o);
+    if o.console.wanted(&comparison) && built_count > 0 {
+        progress.add_steps(built_count);
+        for (side, spec) in sides.iter_mut().zip(&specs) {
+            if let Resolved::Profiled(p) = side {
+                p.console_pass(spec, &progress);
+            }
+        }
+        comparison = compare_sides(&sides, o);
+        if o.console == ConsoleWhen::Auto {
+            comparison.notes.push(
+                "the console pass ran because the other passes found the tasks waiting longer"
+                    .into(),
+            );
+        }
+    }
     for side in &sides {
         if let Resolved::Profiled(p) = side {
             p.write()?;
         }
     }
     progress.finish();
-
-    let comparison = compare(
-        &Side {
-            snapshot: sides[0].snapshot(),
-            sizes: sides[0].sizes(),
-        },
-        &Side {
-            snapshot: sides[1].snapshot(),
-            sizes: sides[1].sizes(),
-        },
-        &o.thresholds,
-    );
-    let mut comparison = comparison;
     comparison.notes.extend(notes);
     if sides.iter().any(|s| matches!(s, Resolved::Saved { .. })) {
         comparison.notes.push(
@@ -326,6 +372,21 @@ pub fn run_comparison(o: &Options) -> anyhow::Result<(Comparison, PathBuf)> {
     }
     let report = write_report(&comparison, &sides, &out)?;
     Ok((comparison, report))
+}
+
+/// The comparison of the two sides' snapshots as they are now.
+fn compare_sides(sides: &[Resolved], o: &Options) -> Comparison {
+    compare(
+        &Side {
+            snapshot: sides[0].snapshot(),
+            sizes: sides[0].sizes(),
+        },
+        &Side {
+            snapshot: sides[1].snapshot(),
+            sizes: sides[1].sizes(),
+        },
+        &o.thresholds,
+    )
 }
 
 /// Runs the CPU pass's parts of the profiled sides A B B A (each side's parts one after the

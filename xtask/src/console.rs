@@ -4,11 +4,17 @@
 
 use std::process::ExitCode;
 
+use anyhow::{Context, bail};
+use diag::recording::ConsoleRecording;
+use diag::recording::replay::{Replay, serve};
+
 use crate::run::{parse, run_local};
 use crate::util::{console_cargo, console_target_dir, run_step};
 
 const USAGE: &str = "\
 cargo xtask console [--features LIST] [-- DDSPLIT LOCAL ARGS]
+cargo xtask console --replay FILE [--speed X]
+cargo xtask console --summary FILE
 
 Builds ddsplit with the `console` feature (release, RUSTFLAGS=\"--cfg tokio_unstable\", in
 target/console) and runs `ddsplit local` with the arguments after `--` (default: --load 10m
@@ -25,6 +31,14 @@ Attach from another terminal with
 
 (set TOKIO_CONSOLE_BIND=HOST:PORT to move the console server). Install tokio-console with
 `cargo install --locked tokio-console`.
+
+--replay FILE serves a console recording (`ddsplit local --diag-out DIR --console-record`
+writes DIR/console.rec; `cargo xtask compare` keeps one per side when its console pass ran)
+to tokio-console on the same address, its updates at the pace they were recorded (--speed 2:
+twice as fast). Pausing in the console pauses the replay. Ctrl-C stops it.
+
+--summary FILE prints what a recording says: the resources tasks waited on, by where each was
+created, with the waiting tasks, and the console's lints on the tasks.
 ";
 
 /// Load added when the arguments name none: long enough to look around in the console.
@@ -40,6 +54,11 @@ const DEFAULT_CONSOLE_ADDR: &str = "127.0.0.1:6669";
 
 /// Runs the command.
 pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
+    match args.first().map(String::as_str) {
+        Some("--replay") => return replay(&args[1..]),
+        Some("--summary") => return summary(&args[1..]),
+        _ => {}
+    }
     let (features, local_args) = parse(args, USAGE)?;
     let Some(local_args) = local_args else {
         print!("{USAGE}");
@@ -77,6 +96,96 @@ pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
         local_args.extend(["--rate".to_string(), DEFAULT_RATE.to_string()]);
     }
     run_local(&bin, &local_args, DEFAULT_LOAD)
+}
+
+/// `--replay FILE [--speed X]`: serves the recording until Ctrl-C.
+fn replay(args: &[String]) -> anyhow::Result<ExitCode> {
+    let mut file = None;
+    let mut speed = 1.0;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--speed" => {
+                let text = it.next().context("--speed takes a factor")?;
+                speed = text
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| *s > 0.0)
+                    .with_context(|| format!("--speed takes a positive factor, not {text:?}"))?;
+            }
+            "-h" | "--help" => {
+                print!("{USAGE}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            other if file.is_none() && !other.starts_with('-') => file = Some(other.to_string()),
+            other => bail!("unknown argument {other:?}\n\n{USAGE}"),
+        }
+    }
+    let file = file.with_context(|| format!("--replay takes a recording file\n\n{USAGE}"))?;
+    let recording = ConsoleRecording::read(std::path::Path::new(&file))?;
+    let updates = recording.updates.len();
+    let addr =
+        std::env::var("TOKIO_CONSOLE_BIND").unwrap_or_else(|_| DEFAULT_CONSOLE_ADDR.to_string());
+    let runtime = tokio::runtime::Runtime::new().context("cannot start a runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} (TOKIO_CONSOLE_BIND moves it)"))?;
+        eprintln!(
+            "==> replaying {updates} updates of {file} at {speed}x on {addr}; attach with \
+             `tokio-console http://{addr}`; Ctrl-C stops"
+        );
+        let stop = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        serve(Replay::new(recording, speed), listener, stop)
+            .await
+            .context("the replay server failed")
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--summary FILE`: the figures of a recording, as tables.
+fn summary(args: &[String]) -> anyhow::Result<ExitCode> {
+    let [file] = args else {
+        bail!("--summary takes one recording file\n\n{USAGE}");
+    };
+    let recording = ConsoleRecording::read(std::path::Path::new(file))?;
+    let figures = diag::snapshot::ConsoleFigures::from_recording(&recording, 0);
+    println!(
+        "{file}: {} updates, {} tasks, {} events dropped",
+        figures.updates, figures.tasks, figures.dropped_events
+    );
+    println!("\n| resource | created at | resources | waits | mean wait | waited most by |");
+    println!("|---|---|---:|---:|---:|---|");
+    for r in &figures.resources {
+        let mean_us = if r.waits > 0 {
+            r.wait_ns / r.waits as f64 / 1e3
+        } else {
+            0.0
+        };
+        let by = r
+            .tasks
+            .iter()
+            .max_by(|a, b| a.1.wait_ns.total_cmp(&b.1.wait_ns))
+            .map_or(String::new(), |(name, _)| name.clone());
+        println!(
+            "| {} ({}) | {} | {} | {} | {mean_us:.1} µs | {by} |",
+            r.concrete_type, r.kind, r.location, r.resources, r.waits
+        );
+    }
+    println!("\n| lint | task | spawned at | tasks |");
+    println!("|---|---|---|---:|");
+    for l in &figures.lints {
+        println!(
+            "| {} | {} | {} | {} |",
+            l.lint.says(),
+            l.task,
+            l.location,
+            l.tasks
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn on_path(program: &str) -> bool {

@@ -11,11 +11,12 @@ use ddsplit_report::{LoadReport, ReportError};
 use diag::blocking::{BLOCKING_SUMMARY_VERSION, BlockingSummary};
 use diag::cpu::{CPU_SUMMARY_VERSION, CpuSummary};
 use diag::moves::{MovesReport, TraceRun};
+use diag::recording::ConsoleRecording;
 use diag::sizes::SizesReport;
 use diag::snapshot::{
-    AllocFigures, BlockingFigures, CpuFigures, HeapFigures, InstructionFigures, Latency,
-    MoveFigures, PassOutcome, PassStatus, SizeFigures, SyscallFigures, TaskRunFigures, WallRun,
-    Workload,
+    AllocFigures, BlockingFigures, ConsoleFigures, CpuFigures, HeapFigures, InstructionFigures,
+    Latency, MoveFigures, PassOutcome, PassStatus, SizeFigures, SyscallFigures, TaskRunFigures,
+    WallRun, Workload,
 };
 
 use crate::side::Built;
@@ -74,6 +75,14 @@ pub const COMPARE_SCALE: PassScale = PassScale {
     heap_divisor: 1,
     moves_divisor: 1,
 };
+
+/// Operations per second of the console pass. The console layer's aggregator is one thread;
+/// past what it folds, events are dropped and the recording is a sample (measured on 2 cores:
+/// 100 operations a second lose nothing, 200 lose about 180,000 events a minute).
+pub const CONSOLE_PASS_RATE: u64 = 100;
+
+/// Operations of the console pass: 15 s at [`CONSOLE_PASS_RATE`].
+pub const CONSOLE_PASS_OPS: u64 = 1_500;
 
 /// The tracer of the system call pass (Debian's `strace`).
 pub const STRACE: &str = "/usr/bin/strace";
@@ -439,6 +448,54 @@ pub fn blocking(
         .is_file()
         .then(|| relative(dir, "blocking.svg"));
     Ok(figures)
+}
+
+/// The console pass: [`CONSOLE_PASS_OPS`] operations of the workload at [`CONSOLE_PASS_RATE`]
+/// a second (unless the workload sets its own rate), run by the side's tokio-console build
+/// (`console_binary`) while it records its own console stream; the recording is read into
+/// waits on resources and the console's lints.
+pub fn console(
+    built: &Built,
+    console_binary: &Path,
+    w: &Workload,
+    dir: &Path,
+) -> anyhow::Result<ConsoleFigures> {
+    if !built.caps.console_record || !built.caps.diag_out {
+        return Err(Skipped("this build has no --console-record").into());
+    }
+    let rate = CONSOLE_PASS_RATE.to_string();
+    let mut extra = vec!["--console-record"];
+    if !w
+        .args
+        .iter()
+        .any(|a| a == "--rate" || a.starts_with("--rate="))
+    {
+        extra.extend(["--rate", &rate]);
+    }
+    let mut command = Command::new(console_binary);
+    // A port of its own: two passes, or a console the user runs, must not meet.
+    command.env("TOKIO_CONSOLE_BIND", free_loopback_addr()?);
+    let run = run_local(command, built, w, CONSOLE_PASS_OPS, dir, &extra)?;
+    let path = dir.join(CONSOLE_RECORDING);
+    let recording = ConsoleRecording::read(&path)?;
+    let mut figures = ConsoleFigures::from_recording(&recording, run.wall.ops);
+    for r in &mut figures.resources {
+        r.location = in_workspace(&r.location);
+    }
+    for l in &mut figures.lints {
+        l.location = in_workspace(&l.location);
+    }
+    figures.file = relative(dir, CONSOLE_RECORDING);
+    Ok(figures)
+}
+
+/// The console recording's file in a pass's directory (what `ddsplit --console-record` writes).
+pub const CONSOLE_RECORDING: &str = "console.rec";
+
+/// A loopback address with a port no one listens on now.
+fn free_loopback_addr() -> anyhow::Result<String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("no free loopback port")?;
+    Ok(listener.local_addr()?.to_string())
 }
 
 /// The system call pass: the workload (the scale's fraction of it: every system call stops the

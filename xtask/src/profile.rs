@@ -43,6 +43,9 @@ runs one seeded workload (`ddsplit local --ops N`) in several passes, heavy prob
   heap     the workload under dhat (feature dhat-heap): allocation sites
   moves    the workload under the memcpy tracer: copies by site and type
   sizes    types, enums and futures from the binary's DWARF
+  console  (compare only, when the others point at waiting, or --console always) 1,500
+           operations at 100 a second by the side's tokio-console build (--cfg tokio_unstable),
+           recording its console stream: the resources tasks wait on and the console's lints
 
 Writes a snapshot directory (default target/xtask/profiles/<features>): snapshot.json, the
 flamegraph, the heap profile, the sizes and moves reports. `cargo xtask compare` reads it back.
@@ -258,6 +261,37 @@ impl SideProfile {
         }
     }
 
+    /// The console pass: builds the side's tokio-console twin (`spec` is the side), runs the
+    /// workload at the console's pace while it records its console stream, and reads the
+    /// recording into waits on resources and the console's lints.
+    pub fn console_pass(&mut self, spec: &SideSpec, progress: &Progress) {
+        let label = self.built.label.clone();
+        let (built, dir, s) = (&self.built, &self.dir, &mut self.snapshot);
+        let shown = Shown {
+            progress,
+            label: &label,
+        };
+        let say = |m: &str| progress.say(&format!("{label}: {m}"));
+        s.console = shown.pass(
+            &CONSOLE_PASS,
+            &mut s.passes,
+            || {
+                let binary = side::build_console_twin(&workspace_root(), spec, &say)?;
+                say("console pass: the workload at the console's pace, recorded");
+                passes::console(built, &binary, &s.workload, &dir.join("console"))
+            },
+            |c| {
+                format!(
+                    "{} resource sites, {} waits, {} lints, {} events dropped",
+                    c.resources.len(),
+                    c.resources.iter().map(|r| r.waits).sum::<u64>(),
+                    c.lints.len(),
+                    c.dropped_events
+                )
+            },
+        );
+    }
+
     /// The whole CPU pass of this side alone: its parts one after the other.
     pub fn cpu_pass(&mut self, progress: &Progress) {
         for _ in 0..CPU_PARTS {
@@ -434,6 +468,11 @@ const HEAP_PASS: PassText = PassText {
     name: "heap",
     running: "heap profile (dhat)",
     result: "heap",
+};
+const CONSOLE_PASS: PassText = PassText {
+    name: "console",
+    running: "console pass (tokio-console build, recorded)",
+    result: "console",
 };
 const MOVES_PASS: PassText = PassText {
     name: "moves",

@@ -91,6 +91,8 @@ pub struct Capabilities {
     pub fsync: bool,
     /// `--blocking-profile`.
     pub blocking_profile: bool,
+    /// `--console-record` (the flag; only a console build can record).
+    pub console_record: bool,
 }
 
 /// A side built into binaries.
@@ -202,6 +204,61 @@ pub fn build_in(
     })
 }
 
+/// The ddsplit feature of the tokio-console build (needs `--cfg tokio_unstable`).
+pub const CONSOLE_FEATURE: &str = "console";
+
+/// Builds the tokio-console twin of a built side (its features and [`CONSOLE_FEATURE`], release,
+/// `--cfg tokio_unstable`, in the console target directory of the side's tree, which no other
+/// flags build into), proves it is the side's code, and returns the binary. Only the console
+/// pass needs it, so it is built only when that pass runs.
+pub fn build_console_twin(
+    root: &Path,
+    spec: &SideSpec,
+    say: &dyn Fn(&str),
+) -> anyhow::Result<PathBuf> {
+    let tree = tree_of(root, spec, CONSOLE_PROFILE, say)?;
+    if !has_feature(&tree.dir, CONSOLE_FEATURE) {
+        bail!(
+            "{} has no `{CONSOLE_FEATURE}` feature: this revision cannot record the console",
+            spec.label()
+        );
+    }
+    let target = tree.target.join("console");
+    let workspace_console = crate::util::console_target_dir();
+    if !target.exists() && target != workspace_console {
+        say("seeding the console build's target directory with the compiled dependencies");
+        seed_target(&workspace_console, &target, CONSOLE_PROFILE)?;
+    }
+    let mut features = tree.features.clone();
+    features.push(CONSOLE_FEATURE.into());
+    let out_dir = target_dir(root)
+        .join("xtask")
+        .join("bin")
+        .join(slug(&spec.label()));
+    std::fs::create_dir_all(&out_dir)
+        .with_context(|| format!("cannot create {}", out_dir.display()))?;
+    say(&format!(
+        "building {} with {CONSOLE_FEATURE} (--cfg tokio_unstable)",
+        spec.label()
+    ));
+    let mut cargo = crate::util::console_cargo();
+    cargo.env_remove("CARGO_TARGET_DIR");
+    let binary = build_into(
+        &tree,
+        &target,
+        CONSOLE_PROFILE,
+        &features,
+        &out_dir.join("ddsplit-console"),
+        cargo,
+    )?;
+    verify(&binary, &tree, &features)?;
+    Ok(binary)
+}
+
+/// The cargo profile of console builds: the one `cargo xtask console` and the console tests
+/// build, so the workspace's console target directory serves all of them.
+pub const CONSOLE_PROFILE: &str = "release";
+
 /// A source tree to build: where it is, the target directory only it builds into, and what the
 /// side expects of its binary.
 #[derive(Debug, Clone)]
@@ -261,6 +318,26 @@ fn build_one(
     features: &[String],
     dest: &Path,
 ) -> anyhow::Result<PathBuf> {
+    build_into(
+        tree,
+        &tree.target,
+        profile,
+        features,
+        dest,
+        crate::util::cargo(),
+    )
+}
+
+/// [`build_one`] into `target` with `cargo` (which may carry other `RUSTFLAGS`: such a build
+/// needs a target directory of its own).
+fn build_into(
+    tree: &Tree,
+    target: &Path,
+    profile: &str,
+    features: &[String],
+    dest: &Path,
+    mut cargo: Command,
+) -> anyhow::Result<PathBuf> {
     let manifest = tree.dir.join("Cargo.toml");
     let manifest = manifest.to_string_lossy();
     let features = features.join(",");
@@ -280,9 +357,9 @@ fn build_one(
     if !features.is_empty() {
         args.extend(["--features", &features]);
     }
-    let status = crate::util::cargo()
+    let status = cargo
         .current_dir(&tree.dir)
-        .env("CARGO_TARGET_DIR", &tree.target)
+        .env("CARGO_TARGET_DIR", target)
         .args(&args)
         .status()
         .context("cannot run cargo")?;
@@ -292,7 +369,7 @@ fn build_one(
             tree.dir.display()
         );
     }
-    let built = tree.target.join(profile_dir(profile)).join("ddsplit");
+    let built = target.join(profile_dir(profile)).join("ddsplit");
     std::fs::copy(&built, dest)
         .with_context(|| format!("cannot copy {} to {}", built.display(), dest.display()))?;
     Ok(dest.to_path_buf())
@@ -475,6 +552,7 @@ fn capabilities(binary: &Path) -> anyhow::Result<Capabilities> {
         no_admin: help.contains("--no-admin"),
         fsync: help.contains("--fsync"),
         blocking_profile: help.contains("--blocking-profile"),
+        console_record: help.contains("--console-record"),
     })
 }
 

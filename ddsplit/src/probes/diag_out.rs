@@ -1,5 +1,6 @@
 //! The probe flags of a load run and the files `--diag-out DIR` writes when it ends: allocation
-//! counters, the CPU profile and its flamegraphs, the blocking profile, dhat's heap profile.
+//! counters, the CPU profile and its flamegraphs, the blocking profile, dhat's heap profile, the
+//! console recording.
 
 use std::path::{Path, PathBuf};
 
@@ -30,7 +31,21 @@ pub struct ProbeArgs {
     /// the connection tasks too.
     #[arg(long, requires = "diag_out")]
     pub blocking_profile: bool,
+    /// Record this process's tokio-console stream over the measured load phase into
+    /// console.rec (needs --diag-out, and a build with tokio-console support: the `console`
+    /// feature under --cfg tokio_unstable, as `cargo xtask console` builds). Replay it with
+    /// `cargo xtask console --replay DIR/console.rec`.
+    #[arg(long, requires = "diag_out")]
+    pub console_record: bool,
 }
+
+/// What `--console-record` says in a build without tokio-console support.
+pub const CONSOLE_RECORD_UNSUPPORTED: &str = "this build has no tokio-console support: build \
+     ddsplit with the `console` feature under RUSTFLAGS=\"--cfg tokio_unstable\" (in a target \
+     directory of its own), as `cargo xtask console` does";
+
+/// The console recording's file in the `--diag-out` directory.
+pub const CONSOLE_RECORDING_FILE: &str = "console.rec";
 
 /// The probes of one load run: started with the measured phase, written out at the end.
 #[derive(Debug)]
@@ -40,6 +55,10 @@ pub struct ProbeRun {
     cpu: Option<Result<CpuProfiler, CpuError>>,
     blocking_wanted: bool,
     blocking: Option<Result<BlockingProfiler, BlockingError>>,
+    #[cfg(feature = "console")]
+    console_wanted: bool,
+    #[cfg(feature = "console")]
+    console: Option<Result<diag::recording::Recorder, diag::recording::RecordError>>,
 }
 
 impl ProbeRun {
@@ -53,6 +72,9 @@ impl ProbeRun {
                 "--cpu-profile-hz {} is out of range: 1 to {HZ_MAX} samples per second",
                 args.cpu_profile_hz
             );
+        }
+        if args.console_record && !cfg!(feature = "console") {
+            anyhow::bail!("--console-record: {CONSOLE_RECORD_UNSUPPORTED}");
         }
         if let Some(dir) = &args.diag_out {
             std::fs::create_dir_all(dir)
@@ -68,6 +90,10 @@ impl ProbeRun {
             cpu: None,
             blocking_wanted: args.blocking_profile,
             blocking: None,
+            #[cfg(feature = "console")]
+            console_wanted: args.console_record,
+            #[cfg(feature = "console")]
+            console: None,
         })
     }
 
@@ -79,6 +105,12 @@ impl ProbeRun {
         if self.blocking_wanted {
             self.blocking = Some(BlockingProfiler::start(diag::blocking::DEFAULT_HZ));
         }
+        #[cfg(feature = "console")]
+        if let (true, Some(dir)) = (self.console_wanted, &self.dir) {
+            let path = dir.join(CONSOLE_RECORDING_FILE);
+            let addr = diag::console::console_addr();
+            self.console = Some(diag::recording::Recorder::start(&addr, &path));
+        }
     }
 
     /// The run is over: writes the results of this process into the `--diag-out` directory.
@@ -86,6 +118,18 @@ impl ProbeRun {
         let Some(dir) = self.dir else {
             return Ok(());
         };
+        // First: the recording's last updates are of the run just ended.
+        #[cfg(feature = "console")]
+        if let Some(recorder) = self.console {
+            let recorder = recorder.context("starting the console recording")?;
+            let summary = tokio::task::spawn_blocking(move || recorder.finish())
+                .await
+                .context("finishing the console recording")??;
+            eprintln!(
+                "console recording: {} updates, {} bytes, {} events dropped",
+                summary.updates, summary.bytes, summary.dropped_events
+            );
+        }
         if let Some(alloc) = &report.alloc {
             write(&dir, "alloc.json", serde_json::to_vec_pretty(alloc)?)?;
         }

@@ -25,6 +25,7 @@ mod overview;
 mod polls;
 mod renames;
 mod render;
+mod resources;
 mod runtime;
 mod spawns;
 mod stack_frames;
@@ -244,6 +245,10 @@ pub enum FindingKind {
     RuntimeChanged,
     /// A task kind runs more tasks per operation: an operation asks for more of its work.
     FanOut,
+    /// Tasks wait longer on a `tokio::sync` resource or a timer (the console pass).
+    ResourceWait,
+    /// A tokio-console lint the baseline did not have (the console pass).
+    ConsoleLint,
 }
 
 impl FindingKind {
@@ -266,6 +271,8 @@ impl FindingKind {
             FindingKind::Polls => "polls",
             FindingKind::RuntimeChanged => "runtime",
             FindingKind::FanOut => "fan-out",
+            FindingKind::ResourceWait => "resource wait",
+            FindingKind::ConsoleLint => "console lint",
         }
     }
 }
@@ -526,6 +533,7 @@ fn run_stages(cx: &Context<'_>, tasks: &[TaskChange], notes: &mut Vec<String>) -
     found.add(latency::finding(cx).into());
     found.add(polls::findings(cx, tasks).into());
     found.add(fan_out::findings(cx, tasks).into());
+    found.add(resources::findings(cx).into());
     // Waiting is a finding only when the threads' time leaves the slowdown unexplained.
     let worker_delta = worker_time_delta(cx);
     found.add(waiting::finding(cx, tasks, worker_delta).into());
@@ -534,6 +542,7 @@ fn run_stages(cx: &Context<'_>, tasks: &[TaskChange], notes: &mut Vec<String>) -
     waiting::mark_symptoms(&mut findings);
     polls::mark_symptoms(&mut findings);
     runtime::mark_symptoms(&mut findings);
+    resources::mark_symptoms(&mut findings);
     fan_out::mark_symptoms(&mut findings);
     assign_shares(&mut findings, slowdown(cx, worker_delta));
     rank(&mut findings);

@@ -1873,3 +1873,113 @@ fn values_that_only_just_crossed_the_tracers_threshold_are_not_new_copies() {
     assert_eq!(copies(1120), 0);
     assert_eq!(copies(8192), 1);
 }
+
+/// Console figures: the server's semaphore, waited on briefly per operation; and, when
+/// `lock_wait_ns` is not 0, a `Mutex` in the gateway that `gateway.conn` tasks wait on that
+/// long per operation; `line` is where the mutex is created.
+fn console_of(lock_wait_ns: u64, line: u32) -> crate::snapshot::ConsoleFigures {
+    use crate::snapshot::{ConsoleFigures, ResourceWaits, TaskWaits};
+    let site = |concrete_type: &str, location: String, wait_ns: u64| ResourceWaits {
+        concrete_type: concrete_type.into(),
+        kind: "Sync".into(),
+        location,
+        resources: 1,
+        waits: OPS,
+        wait_ns: (wait_ns * OPS) as f64,
+        tasks: [(
+            "gateway.conn".to_string(),
+            TaskWaits {
+                waits: OPS,
+                wait_ns: (wait_ns * OPS) as f64,
+            },
+        )]
+        .into(),
+    };
+    let mut resources = vec![site("Semaphore", "app/src/server.rs:78".into(), 2_000)];
+    if lock_wait_ns > 0 {
+        resources.push(site(
+            "Mutex",
+            format!("app/src/gateway.rs:{line}"),
+            lock_wait_ns,
+        ));
+    }
+    ConsoleFigures {
+        ops: OPS,
+        updates: 30,
+        resources,
+        ..ConsoleFigures::default()
+    }
+}
+
+#[test]
+fn a_lock_the_tasks_wait_on_longer_is_named_where_it_was_created_and_the_waiting_is_its_symptom() {
+    let mut p = pair(
+        Build::default(),
+        Build {
+            extra_idle_ns: 400_000,
+            speed: 0.7,
+            ..Build::default()
+        },
+    );
+    p.base.0.console = Some(console_of(0, 0));
+    p.cand.0.console = Some(console_of(300_000, 120));
+    let c = run(&p);
+    let first = &c.findings[0];
+    assert_eq!(first.kind, FindingKind::ResourceWait, "{:#?}", c.findings);
+    assert_eq!(
+        first.title,
+        "tasks `gateway.conn` wait 300.0 µs more per operation on the `Mutex` created at \
+         app/src/gateway.rs:120"
+    );
+    assert!(first.fix.contains("across an `.await`"), "{}", first.fix);
+    let waiting = of_kind(&c, FindingKind::Waiting);
+    assert_eq!(waiting.len(), 1, "{:#?}", c.findings);
+    assert!(waiting[0].symptom, "{:#?}", waiting[0]);
+}
+
+#[test]
+fn a_resource_whose_line_moved_or_whose_waits_stayed_is_no_finding() {
+    let mut p = pair(Build::default(), Build::default());
+    p.base.0.console = Some(console_of(300_000, 120));
+    p.cand.0.console = Some(console_of(310_000, 131));
+    let c = run(&p);
+    assert!(
+        of_kind(&c, FindingKind::ResourceWait).is_empty(),
+        "{:#?}",
+        c.findings
+    );
+    assert!(c.findings.is_empty(), "{:#?}", c.findings);
+}
+
+#[test]
+fn a_console_lint_the_baseline_did_not_have_is_a_finding_and_a_lost_waker_a_regression() {
+    use crate::snapshot::{ConsoleLint, Lint};
+    let lint = |lint: Lint, line: u32| ConsoleLint {
+        lint,
+        task: "gateway.conn".into(),
+        location: format!("app/src/server.rs:{line}"),
+        tasks: 3,
+        value: 0.0,
+    };
+    let mut p = pair(Build::default(), Build::default());
+    let mut base = console_of(0, 0);
+    base.lints = vec![lint(Lint::LargeFuture, 100)];
+    let mut cand = base.clone();
+    cand.lints = vec![lint(Lint::LargeFuture, 104), lint(Lint::LostWaker, 104)];
+    p.base.0.console = Some(base);
+    p.cand.0.console = Some(cand);
+    let c = run(&p);
+    let lints = of_kind(&c, FindingKind::ConsoleLint);
+    assert_eq!(
+        lints.len(),
+        1,
+        "the large future only moved: {:#?}",
+        c.findings
+    );
+    assert!(
+        lints[0].title.contains("lost its waker"),
+        "{}",
+        lints[0].title
+    );
+    assert!(lints[0].regression && c.regression);
+}

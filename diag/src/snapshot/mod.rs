@@ -24,8 +24,8 @@ pub use callers::{LIBRARY_CALLERS_MAX, LibraryCaller, library_callers};
 #[cfg(feature = "console-recording")]
 pub use console::ConsoleFold;
 pub use console::{
-    CONSOLE_LINTS_MAX, CONSOLE_RESOURCES_MAX, ConsoleFigures, ConsoleLint, Lint, ResourceWaits,
-    TaskWaits,
+    CONSOLE_LINTS_MAX, CONSOLE_RESOURCES_MAX, ConsoleFigures, ConsoleLint, LARGE_FUTURE_BYTES,
+    LONG_POLL_NS, Lint, ResourceWaits, SELF_WAKE_SHARE_MIN, SELF_WAKE_WAKES_MIN, TaskWaits,
 };
 pub(crate) use cpu::is_allocator_routine;
 pub(crate) use cpu::is_own_code;

@@ -30,6 +30,8 @@ pub struct ConsoleFold {
 #[derive(Debug, Default)]
 struct TaskState {
     name: String,
+    /// tokio's kind of the task: `task`, `local`, `blocking`, `block_on`.
+    kind: String,
     location: String,
     size: Option<u64>,
     original_size: Option<u64>,
@@ -124,6 +126,7 @@ impl ConsoleFold {
                         state.name = name;
                     }
                 }
+                (Some("kind"), Some(v)) => state.kind = value_text(v),
                 (Some("size.bytes"), Some(v)) => state.size = value_u64(v),
                 (Some("original_size.bytes"), Some(v)) => state.original_size = value_u64(v),
                 _ => {}
@@ -249,9 +252,13 @@ fn site_key(r: &resources::Resource) -> SiteKey {
 }
 
 /// The lints that apply to one task, each with its figure, the way tokio-console's own
-/// warnings read a task's stats.
+/// warnings read a task's stats. Only spawned futures: a blocking task (a runtime's worker
+/// thread among them) is meant to block, and a `block_on` future is not moved into a task.
 fn task_lints(task: &TaskState, now: Option<i128>) -> Vec<(Lint, f64)> {
     let mut out = Vec::new();
+    if !matches!(task.kind.as_str(), "" | "task" | "local") {
+        return out;
+    }
     match (task.original_size, task.size) {
         (Some(original), _) => out.push((Lint::AutoBoxedFuture, original as f64)),
         (None, Some(size)) if size >= LARGE_FUTURE_BYTES => {

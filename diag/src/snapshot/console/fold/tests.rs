@@ -100,6 +100,10 @@ fn recording() -> ConsoleRecording {
                 task(1, "gateway.conn", 900, None),
                 task(2, "gateway.conn", 900, None),
                 task(3, "load.worker", 20_480, Some(20_480)),
+                Task {
+                    fields: vec![field("kind", field::Value::DebugVal("blocking".into()))],
+                    ..task(4, "", 64, None)
+                },
             ],
             ..TaskUpdate::default()
         }),
@@ -116,18 +120,32 @@ fn recording() -> ConsoleRecording {
     let second = Update {
         now: Some(at(3_000)),
         task_update: Some(TaskUpdate {
-            stats_update: [(
-                3,
-                Stats {
-                    wakes: 40,
-                    self_wakes: 30,
-                    poll_stats: Some(PollStats {
-                        polls: 40,
-                        ..PollStats::default()
-                    }),
-                    ..Stats::default()
-                },
-            )]
+            stats_update: [
+                (
+                    3,
+                    Stats {
+                        wakes: 40,
+                        self_wakes: 30,
+                        poll_stats: Some(PollStats {
+                            polls: 40,
+                            ..PollStats::default()
+                        }),
+                        ..Stats::default()
+                    },
+                ),
+                (
+                    4,
+                    // A runtime's worker thread: one poll running since the start.
+                    Stats {
+                        poll_stats: Some(PollStats {
+                            polls: 1,
+                            last_poll_started: Some(at(0)),
+                            ..PollStats::default()
+                        }),
+                        ..Stats::default()
+                    },
+                ),
+            ]
             .into(),
             ..TaskUpdate::default()
         }),
@@ -162,7 +180,7 @@ fn recording() -> ConsoleRecording {
 #[test]
 fn completed_waits_are_charged_to_the_resource_where_it_was_created_and_to_the_waiting_task() {
     let figures = ConsoleFigures::from_recording(&recording(), 10);
-    assert_eq!((figures.ops, figures.updates, figures.tasks), (10, 2, 3));
+    assert_eq!((figures.ops, figures.updates, figures.tasks), (10, 2, 4));
     assert_eq!(figures.dropped_events, 7);
     let mutex = figures
         .site("Mutex app/src/gateway.rs")
@@ -206,6 +224,10 @@ fn the_consoles_lints_name_the_tasks_they_apply_to() {
             .iter()
             .any(|(l, task, _)| *l == Lint::LargeFuture && *task == "gateway.conn"),
         "900 B is under the large-future threshold: {lints:?}"
+    );
+    assert!(
+        !lints.iter().any(|(l, _, _)| *l == Lint::NeverYielded),
+        "a blocking task is meant to block: {lints:?}"
     );
     let boxed = figures
         .lints

@@ -1,0 +1,244 @@
+//! Resource findings, from the console pass: tasks that wait longer on a `tokio::sync`
+//! resource or a timer, named by where it was created; and the console's lints that appear.
+//!
+//! Evidence needed: both sides' console recordings (a build with `--cfg tokio_unstable`, run at
+//! the console's pace). A wait is a completed async operation on the resource (a `lock()`
+//! until it got the lock, a `sleep` until it fired), so a timeout's timer that never fired
+//! counts nothing. A site is named when its wait per operation grew by
+//! [`RESOURCE_WAIT_CHANGE_NS_PER_OP_MIN`] and [`RESOURCE_WAIT_GROWTH_MIN`]; sites match across
+//! builds by type and file (code added above a resource moves its line, not the resource).
+//! What would fool it: a recording whose console layer dropped events (the waits it lost),
+//! said in the evidence; a resource whose wait follows a slower peer (a `oneshot` answered by
+//! a slower task) names where the task waits, and the fix says to look at who answers.
+//!
+//! Its cost is the wall-time change as runtime-thread time when the operations got slower,
+//! else none (a longer tail with the throughput flat); the waiting and tail-latency findings
+//! it explains become its symptoms.
+
+use super::{
+    Context, Evidence, Finding, FindingKind, WallVerdict, fmt_count, fmt_us, mark_symptoms_of,
+    waiting,
+};
+use crate::snapshot::{ConsoleFigures, ConsoleLint, Lint, ResourceWaits};
+
+/// Growth of a resource site's wait per operation that names it: +50%...
+pub const RESOURCE_WAIT_GROWTH_MIN: f64 = 0.5;
+
+/// ... and at least this much per operation, nanoseconds (20 µs, as the waiting finding's).
+pub const RESOURCE_WAIT_CHANGE_NS_PER_OP_MIN: f64 = 20_000.0;
+
+/// Resource findings reported, at most.
+const RESOURCE_FINDINGS_MAX: usize = 2;
+
+/// The resource sites whose waits grew, most extra wait first.
+pub(crate) fn findings(cx: &Context<'_>) -> Vec<Finding> {
+    let (Some(b), Some(c)) = (
+        &cx.baseline.snapshot.console,
+        &cx.candidate.snapshot.console,
+    ) else {
+        return Vec::new();
+    };
+    let mut grown: Vec<(&ResourceWaits, f64, f64)> = c
+        .resources
+        .iter()
+        .map(|r| {
+            (
+                r,
+                b.site(&r.site()).map_or(0.0, |br| per_op(br, b)),
+                per_op(r, c),
+            )
+        })
+        .filter(|&(_, before, after)| {
+            after - before >= RESOURCE_WAIT_CHANGE_NS_PER_OP_MIN
+                && (before == 0.0 || (after - before) / before >= RESOURCE_WAIT_GROWTH_MIN)
+        })
+        .collect();
+    grown.sort_by(|x, y| (y.2 - y.1).total_cmp(&(x.2 - x.1)));
+    let cost = cx
+        .wall
+        .filter(|w| w.verdict == WallVerdict::Slower)
+        .and_then(|w| waiting::wall_equivalent(cx, w))
+        .filter(|&ns| ns > 0.0);
+    let mut out: Vec<Finding> = grown
+        .into_iter()
+        .take(RESOURCE_FINDINGS_MAX)
+        .enumerate()
+        .map(|(i, (r, before, after))| {
+            // The costliest explains the slowdown; a second one is told apart by its size.
+            resource_finding(b, c, r, (before, after), if i == 0 { cost } else { None })
+        })
+        .collect();
+    out.extend(new_lints(b, c));
+    out
+}
+
+/// Wait per operation at a site, nanoseconds.
+fn per_op(r: &ResourceWaits, side: &ConsoleFigures) -> f64 {
+    if side.ops == 0 {
+        return 0.0;
+    }
+    r.wait_ns / side.ops as f64
+}
+
+fn resource_finding(
+    b: &ConsoleFigures,
+    c: &ConsoleFigures,
+    r: &ResourceWaits,
+    (before, after): (f64, f64),
+    cost: Option<f64>,
+) -> Finding {
+    let base = b.site(&r.site());
+    let waits = |x: Option<&ResourceWaits>, side: &ConsoleFigures| {
+        x.map_or(0.0, |x| x.waits as f64 / side.ops.max(1) as f64)
+    };
+    let mean = |x: Option<&ResourceWaits>| {
+        x.filter(|x| x.waits > 0)
+            .map_or(0.0, |x| x.wait_ns / x.waits as f64)
+    };
+    let waiter = r
+        .tasks
+        .iter()
+        .max_by(|x, y| x.1.wait_ns.total_cmp(&y.1.wait_ns))
+        .map_or("unknown", |(name, _)| name.as_str());
+    let mut evidence = vec![
+        Evidence::new(
+            "waits per operation",
+            fmt_count(waits(base, b)),
+            fmt_count(waits(Some(r), c)),
+        ),
+        Evidence::new("wait per operation", fmt_us(before), fmt_us(after)),
+        Evidence::new("mean wait", fmt_us(mean(base)), fmt_us(mean(Some(r)))),
+    ];
+    if b.dropped_events + c.dropped_events > 0 {
+        evidence.push(Evidence::new(
+            "console events dropped (waits missed)",
+            b.dropped_events.to_string(),
+            c.dropped_events.to_string(),
+        ));
+    }
+    Finding {
+        kind: FindingKind::ResourceWait,
+        title: format!(
+            "tasks `{waiter}` wait {} more per operation on the `{}` created at {}",
+            fmt_us(after - before),
+            r.concrete_type,
+            r.location
+        ),
+        evidence,
+        sites: vec![format!("`{}` created at {}", r.concrete_type, r.location)],
+        functions: Vec::new(),
+        cost_ns_per_op: cost,
+        share: None,
+        fix: resource_fix(&r.concrete_type).into(),
+        regression: true,
+        symptom: false,
+        blocked_call: None,
+        counts_per_op: None,
+    }
+}
+
+/// What to try for tasks that wait longer on a resource of this type.
+fn resource_fix(concrete_type: &str) -> &'static str {
+    match concrete_type {
+        "Mutex" | "RwLock" => {
+            "the tasks queue for this lock: it is held across an `.await` (I/O, another lock) or \
+             for long. Hold it only around the state it guards (copy what you need out, then \
+             release it before awaiting), or split the state so that tasks do not share one lock"
+        }
+        "Semaphore" => {
+            "the tasks wait for a permit: the semaphore has too few permits for the load, or its \
+             permits are held across slow work. Raise the limit, or release the permit sooner"
+        }
+        "Sleep" | "Interval" => {
+            "the tasks wait on a timer in their path: a `sleep`, an interval's tick or a back-off. \
+             Take it out of the request path or shorten it"
+        }
+        _ => {
+            "the tasks wait for another task to answer through this resource (a channel, a \
+             barrier): look at what the answering task does before it answers"
+        }
+    }
+}
+
+/// The console's lints the candidate has and the baseline does not (by lint, task name and
+/// file): a lost waker or a poll that never yields is a bug, the others worth a look.
+fn new_lints(b: &ConsoleFigures, c: &ConsoleFigures) -> Vec<Finding> {
+    let key = |l: &ConsoleLint| {
+        (
+            l.lint,
+            l.task.clone(),
+            crate::snapshot::file_of(&l.location).to_string(),
+        )
+    };
+    c.lints
+        .iter()
+        .filter(|l| !b.lints.iter().any(|bl| key(bl) == key(l)))
+        .map(lint_finding)
+        .collect()
+}
+
+fn lint_finding(l: &ConsoleLint) -> Finding {
+    let figure = match l.lint {
+        Lint::LargeFuture | Lint::AutoBoxedFuture => format!(" ({} B)", l.value as u64),
+        Lint::SelfWakes => format!(" ({:.0}% of its wakes)", l.value * 100.0),
+        Lint::NeverYielded => format!(" ({})", fmt_us(l.value)),
+        Lint::LostWaker => String::new(),
+    };
+    let bug = matches!(l.lint, Lint::LostWaker | Lint::NeverYielded);
+    Finding {
+        kind: FindingKind::ConsoleLint,
+        title: format!(
+            "task `{}` spawned at {} {}{figure} (tokio-console lint, {} tasks)",
+            l.task,
+            l.location,
+            l.lint.says(),
+            l.tasks
+        ),
+        evidence: Vec::new(),
+        sites: vec![format!("task `{}` spawned at {}", l.task, l.location)],
+        functions: Vec::new(),
+        cost_ns_per_op: None,
+        share: None,
+        fix: lint_fix(l.lint).into(),
+        regression: bug,
+        symptom: false,
+        blocked_call: None,
+        counts_per_op: None,
+    }
+}
+
+fn lint_fix(lint: Lint) -> &'static str {
+    match lint {
+        Lint::SelfWakes => {
+            "the task wakes itself to be polled again (`yield_now` in a loop, a future that \
+             calls its own waker): it spins on the runtime; wait on the event it polls for instead"
+        }
+        Lint::LostWaker => {
+            "a future returned `Pending` without keeping the waker it was given: the task will \
+             never run again. Store the waker where the event that completes it is raised"
+        }
+        Lint::NeverYielded => {
+            "a poll runs for over a second: blocking or long work on a runtime thread; move it \
+             to `spawn_blocking`, or yield inside the loop"
+        }
+        Lint::LargeFuture | Lint::AutoBoxedFuture => {
+            "the task's future is large, and moved when spawned (tokio boxes the largest): see \
+             what it holds across its awaits in the sizes report, and box or shrink that"
+        }
+    }
+}
+
+/// With a resource wait the regression's cause, the kinds that wait longer and the longer tail
+/// are how it shows.
+pub(crate) fn mark_symptoms(findings: &mut [Finding]) {
+    let Some(cause) = findings
+        .iter()
+        .find(|f| f.kind == FindingKind::ResourceWait && f.regression && !f.symptom)
+        .map(|f| f.title.clone())
+    else {
+        return;
+    };
+    for kind in [FindingKind::Waiting, FindingKind::Latency] {
+        mark_symptoms_of(findings, kind, &cause, "the tasks wait on this resource");
+    }
+}

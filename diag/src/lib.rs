@@ -45,3 +45,4 @@ pub mod sizes;
 #[cfg(feature = "dwarf")]
 pub mod snapshot;
 pub mod tasks;
+pub mod waits;

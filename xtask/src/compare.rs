@@ -86,6 +86,12 @@ pub struct Options {
     pub console: ConsoleWhen,
 }
 
+/// Said when the console pass named no resource: what tokio-console cannot see.
+const NO_RESOURCE_NOTE: &str = "the console pass found no `tokio::sync` resource or timer \
+     whose waits grew. tokio-console sees only resources tokio instruments: not a `Mutex`, \
+     `RwLock` or `Semaphore` made with `const_new` (a `static`), nor `mpsc` channels, `Notify` \
+     or sockets; the wait is at an `.await` of the waiting kind's handler";
+
 /// When `compare` runs the console pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConsoleWhen {
@@ -354,6 +360,13 @@ pub fn run_comparison(o: &Options) -> anyhow::Result<(Comparison, PathBuf)> {
                 "the console pass ran because the other passes found the tasks waiting longer"
                     .into(),
             );
+        }
+        if !comparison
+            .findings
+            .iter()
+            .any(|f| f.kind == FindingKind::ResourceWait)
+        {
+            comparison.notes.push(NO_RESOURCE_NOTE.into());
         }
     }
     for side in &sides {

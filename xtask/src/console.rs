@@ -37,8 +37,9 @@ writes DIR/console.rec; `cargo xtask compare` keeps one per side when its consol
 to tokio-console on the same address, its updates at the pace they were recorded (--speed 2:
 twice as fast). Pausing in the console pauses the replay. Ctrl-C stops it.
 
---summary FILE prints what a recording says: the resources tasks waited on, by where each was
-created, with the waiting tasks, and the console's lints on the tasks.
+--summary FILE prints what a recording says: the console's lints on the tasks, and (from the
+resources.json written beside it) the resources tasks waited on, by where each was created,
+with the waiting tasks.
 ";
 
 /// Load added when the arguments name none: long enough to look around in the console.
@@ -150,8 +151,18 @@ fn summary(args: &[String]) -> anyhow::Result<ExitCode> {
     let [file] = args else {
         bail!("--summary takes one recording file\n\n{USAGE}");
     };
-    let recording = ConsoleRecording::read(std::path::Path::new(file))?;
-    let figures = diag::snapshot::ConsoleFigures::from_recording(&recording, 0);
+    let path = std::path::Path::new(file);
+    let recording = ConsoleRecording::read(path)?;
+    let mut figures = diag::snapshot::ConsoleFigures::from_recording(&recording, 0);
+    let waits = path.with_file_name(crate::passes::CONSOLE_WAITS);
+    if waits.is_file() {
+        figures.resources = crate::passes::read_waits(&waits)?.resources;
+    } else {
+        println!(
+            "(no {} beside it: the waits are not shown)",
+            waits.display()
+        );
+    }
     println!(
         "{file}: {} updates, {} tasks, {} events dropped",
         figures.updates, figures.tasks, figures.dropped_events

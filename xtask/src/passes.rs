@@ -18,6 +18,7 @@ use diag::snapshot::{
     Latency, MoveFigures, PassOutcome, PassStatus, SizeFigures, SyscallFigures, TaskRunFigures,
     WallRun, Workload,
 };
+use diag::waits::{WAITS_VERSION, WaitsSummary};
 
 use crate::side::Built;
 use crate::util::{run_logged, tail};
@@ -452,8 +453,8 @@ pub fn blocking(
 
 /// The console pass: [`CONSOLE_PASS_OPS`] operations of the workload at [`CONSOLE_PASS_RATE`]
 /// a second (unless the workload sets its own rate), run by the side's tokio-console build
-/// (`console_binary`) while it records its own console stream; the recording is read into
-/// waits on resources and the console's lints.
+/// (`console_binary`) while it records its own console stream and times every wait on a tokio
+/// resource: the waits and the recording's lints are its figures.
 pub fn console(
     built: &Built,
     console_binary: &Path,
@@ -479,6 +480,10 @@ pub fn console(
     let path = dir.join(CONSOLE_RECORDING);
     let recording = ConsoleRecording::read(&path)?;
     let mut figures = ConsoleFigures::from_recording(&recording, run.wall.ops);
+    figures.resources = read_waits(&dir.join(CONSOLE_WAITS))?.resources;
+    figures
+        .resources
+        .truncate(diag::snapshot::CONSOLE_RESOURCES_MAX);
     for r in &mut figures.resources {
         r.location = in_workspace(&r.location);
     }
@@ -491,6 +496,25 @@ pub fn console(
 
 /// The console recording's file in a pass's directory (what `ddsplit --console-record` writes).
 pub const CONSOLE_RECORDING: &str = "console.rec";
+
+/// The wait layer's figures beside it.
+pub const CONSOLE_WAITS: &str = "resources.json";
+
+/// The waits a console build measured (`resources.json`), of the version this xtask reads.
+pub fn read_waits(path: &Path) -> anyhow::Result<WaitsSummary> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("the console pass wrote no readable {}", path.display()))?;
+    let waits: WaitsSummary = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a waits summary", path.display()))?;
+    if waits.version != WAITS_VERSION {
+        bail!(
+            "{} is version {} of the waits summary; this xtask reads version {WAITS_VERSION}",
+            path.display(),
+            waits.version
+        );
+    }
+    Ok(waits)
+}
 
 /// A loopback address with a port no one listens on now.
 fn free_loopback_addr() -> anyhow::Result<String> {

@@ -32,7 +32,7 @@ pub struct ProbeArgs {
     #[arg(long, requires = "diag_out")]
     pub blocking_profile: bool,
     /// Record this process's tokio-console stream over the measured load phase into
-    /// console.rec (needs --diag-out, and a build with tokio-console support: the `console`
+    /// console.rec, and time every wait on a tokio resource into resources.json (needs --diag-out, and a build with tokio-console support: the `console`
     /// feature under --cfg tokio_unstable, as `cargo xtask console` builds). Replay it with
     /// `cargo xtask console --replay DIR/console.rec`.
     #[arg(long, requires = "diag_out")]
@@ -46,6 +46,9 @@ pub const CONSOLE_RECORD_UNSUPPORTED: &str = "this build has no tokio-console su
 
 /// The console recording's file in the `--diag-out` directory.
 pub const CONSOLE_RECORDING_FILE: &str = "console.rec";
+
+/// The waits on resources the console build's wait layer measured, beside the recording.
+pub const WAITS_FILE: &str = "resources.json";
 
 /// The probes of one load run: started with the measured phase, written out at the end.
 #[derive(Debug)]
@@ -110,6 +113,7 @@ impl ProbeRun {
             let path = dir.join(CONSOLE_RECORDING_FILE);
             let addr = diag::console::console_addr();
             self.console = Some(diag::recording::Recorder::start(&addr, &path));
+            diag::console::waits::start();
         }
     }
 
@@ -122,6 +126,8 @@ impl ProbeRun {
         #[cfg(feature = "console")]
         if let Some(recorder) = self.console {
             let recorder = recorder.context("starting the console recording")?;
+            let waits = diag::console::waits::take().context("the wait layer measured nothing")?;
+            write(&dir, WAITS_FILE, serde_json::to_vec_pretty(&waits)?)?;
             let summary = tokio::task::spawn_blocking(move || recorder.finish())
                 .await
                 .context("finishing the console recording")??;

@@ -473,6 +473,23 @@ pub struct Comparison {
     /// means "could not compare" (exit 2).
     #[serde(default)]
     pub blockers: Vec<String>,
+    /// What the tasks waited on per operation, both sides, when both ran the console pass.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<ResourceChange>,
+}
+
+/// The waits on one resource site (type and place of creation), per operation, both sides.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourceChange {
+    /// Its type as tokio names it (`Mutex`, `Sleep`).
+    pub concrete_type: String,
+    /// Where it was created (the candidate's line, or the baseline's when the candidate has
+    /// none).
+    pub location: String,
+    /// Completed waits per operation, both sides.
+    pub waits_per_op: (f64, f64),
+    /// Time waited per operation, nanoseconds, both sides.
+    pub wait_ns_per_op: (f64, f64),
 }
 
 /// Compares `candidate` against `baseline`.
@@ -511,6 +528,7 @@ pub fn compare(baseline: &Side<'_>, candidate: &Side<'_>, thresholds: &Threshold
         notes,
         missing_passes,
         blockers: Vec::new(),
+        resources: resources::changes(b, c),
     }
 }
 

@@ -52,6 +52,9 @@ pub fn render_markdown(c: &Comparison) -> String {
     if !notable.is_empty() {
         out.push_str(&task_table(&notable));
     }
+    if !c.resources.is_empty() {
+        out.push_str(&resource_table(&c.resources));
+    }
     if !c.notes.is_empty() {
         let _ = writeln!(out, "\n## Notes\n");
         for n in &c.notes {
@@ -101,6 +104,31 @@ fn task_table(kinds: &[&super::TaskChange]) -> String {
             t.slow_polls_per_op.0,
             t.slow_polls_per_op.1,
             if t.notable { "**slower polls**" } else { "" }
+        );
+    }
+    out
+}
+
+/// What the tasks waited on, per operation, in the console pass of both sides.
+fn resource_table(resources: &[super::ResourceChange]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n## What the tasks wait on (console pass, per operation, baseline → candidate)\n\n\
+         Completed waits on each `tokio::sync` resource or timer, by where it was created (at \
+         the console's pace, 100 operations a second).\n\n\
+         | resource | created at | waits | time waiting |\n|---|---|---:|---:|"
+    );
+    for r in resources {
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {:.2} → {:.2} | {} → {} |",
+            r.concrete_type,
+            r.location,
+            r.waits_per_op.0,
+            r.waits_per_op.1,
+            fmt_us(r.wait_ns_per_op.0),
+            fmt_us(r.wait_ns_per_op.1)
         );
     }
     out

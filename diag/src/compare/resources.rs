@@ -16,10 +16,10 @@
 //! it explains become its symptoms.
 
 use super::{
-    Context, Evidence, Finding, FindingKind, WallVerdict, fmt_count, fmt_us, mark_symptoms_of,
-    waiting,
+    Context, Evidence, Finding, FindingKind, ResourceChange, WallVerdict, fmt_count, fmt_us,
+    mark_symptoms_of, waiting,
 };
-use crate::snapshot::{ConsoleFigures, ConsoleLint, Lint, ResourceWaits};
+use crate::snapshot::{ConsoleFigures, ConsoleLint, Lint, ResourceWaits, Snapshot};
 
 /// Growth of a resource site's wait per operation that names it: +50%...
 pub const RESOURCE_WAIT_GROWTH_MIN: f64 = 0.5;
@@ -69,6 +69,44 @@ pub(crate) fn findings(cx: &Context<'_>) -> Vec<Finding> {
         })
         .collect();
     out.extend(new_lints(b, c));
+    out
+}
+
+/// Resource sites shown in the report, at most.
+const RESOURCES_SHOWN_MAX: usize = 10;
+
+/// The waits on the resource sites either side waited on, most waited on first.
+pub(crate) fn changes(b: &Snapshot, c: &Snapshot) -> Vec<ResourceChange> {
+    let (Some(bc), Some(cc)) = (&b.console, &c.console) else {
+        return Vec::new();
+    };
+    let mut sites: Vec<&ResourceWaits> = cc.resources.iter().filter(|r| r.waits > 0).collect();
+    sites.extend(
+        bc.resources
+            .iter()
+            .filter(|r| r.waits > 0 && cc.site(&r.site()).is_none()),
+    );
+    let figures = |r: Option<&ResourceWaits>, side: &ConsoleFigures| {
+        r.map_or((0.0, 0.0), |r| {
+            (r.waits as f64 / side.ops.max(1) as f64, per_op(r, side))
+        })
+    };
+    let mut out: Vec<ResourceChange> = sites
+        .into_iter()
+        .map(|r| {
+            let (wb, nb) = figures(bc.site(&r.site()), bc);
+            let (wc, nc) = figures(cc.site(&r.site()), cc);
+            ResourceChange {
+                concrete_type: r.concrete_type.clone(),
+                location: r.location.clone(),
+                waits_per_op: (wb, wc),
+                wait_ns_per_op: (nb, nc),
+            }
+        })
+        .collect();
+    let most = |r: &ResourceChange| r.wait_ns_per_op.0.max(r.wait_ns_per_op.1);
+    out.sort_by(|x, y| most(y).total_cmp(&most(x)));
+    out.truncate(RESOURCES_SHOWN_MAX);
     out
 }
 

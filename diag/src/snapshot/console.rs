@@ -1,17 +1,11 @@
-//! What a console recording says about a run: the `tokio::sync` and timer resources tasks
-//! waited on, by where each was created, and the console's lints on the tasks (self-wakes,
-//! lost wakers, polls that never yield, large and auto-boxed futures).
-//!
-//! A wait is an async operation on a resource (`Mutex::lock`, `Semaphore::acquire`, a
-//! `Sleep`) from its creation to its end, counted only when the operation completed (a poll
-//! of it returned ready): a timeout's timer that never fired is not a wait on the timer, the
-//! task waited on what the timeout wrapped. Operations on a resource's internal parts (the
-//! semaphore inside a `Mutex`) and operations inside another operation are left out, so each
-//! wait counts once.
-
-use std::collections::BTreeMap;
+//! What the console pass says about a run: the `tokio::sync` and timer resources tasks waited
+//! on, by where each was created (measured in the process by the console build's wait layer,
+//! `diag::console::waits`), and the console's lints on the tasks (self-wakes, lost wakers,
+//! polls that never yield, large and auto-boxed futures), read from its console recording.
 
 use serde::{Deserialize, Serialize};
+
+pub use crate::waits::{ResourceWaits, TaskWaits};
 
 /// Most resource sites kept per snapshot, most waited on first.
 pub const CONSOLE_RESOURCES_MAX: usize = 50;
@@ -44,40 +38,13 @@ pub struct ConsoleFigures {
     pub dropped_events: u64,
     /// Tasks seen.
     pub tasks: u64,
-    /// Resources waited on, by the place they were created, most wait time first.
+    /// Resources waited on, by the place they were created, most wait time first (at most
+    /// [`CONSOLE_RESOURCES_MAX`]).
     pub resources: Vec<ResourceWaits>,
     /// The console's lints, by task name and spawn location.
     pub lints: Vec<ConsoleLint>,
     /// The recording, relative to the snapshot directory.
     pub file: String,
-}
-
-/// The waits on the resources created at one place.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ResourceWaits {
-    /// Its type as tokio names it (`Mutex`, `Semaphore`, `Sleep`).
-    pub concrete_type: String,
-    /// Its kind (`Sync`, `Timer`).
-    pub kind: String,
-    /// Where it was created (`file:line`).
-    pub location: String,
-    /// Resources created there.
-    pub resources: u64,
-    /// Completed waits on them.
-    pub waits: u64,
-    /// Their time, nanoseconds.
-    pub wait_ns: f64,
-    /// Waits and their time by the name of the waiting task.
-    pub tasks: BTreeMap<String, TaskWaits>,
-}
-
-/// One task name's waits on a resource site.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct TaskWaits {
-    /// Completed waits.
-    pub waits: u64,
-    /// Their time, nanoseconds.
-    pub wait_ns: f64,
 }
 
 /// A lint of the console's.
@@ -130,15 +97,6 @@ impl ConsoleFigures {
     /// Completed waits per operation on the resources at `site` (see [`ResourceWaits::site`]).
     pub fn site(&self, site: &str) -> Option<&ResourceWaits> {
         self.resources.iter().find(|r| r.site() == site)
-    }
-}
-
-impl ResourceWaits {
-    /// How a site is matched between builds: its type and file, not its line (code added above
-    /// it moves the line, not the resource).
-    pub fn site(&self) -> String {
-        let file = crate::snapshot::file_of(&self.location);
-        format!("{} {file}", self.concrete_type)
     }
 }
 

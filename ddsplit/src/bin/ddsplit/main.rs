@@ -23,6 +23,13 @@ fn main() -> ExitCode {
             cli.command,
             Command::Local(_) | Command::Node(_) | Command::Gateway(_)
         );
+    // The console server binds its address when the logging starts, and says nothing when it
+    // cannot: a console client would then watch another process (one still holding it).
+    #[cfg(feature = "console")]
+    if let Err(e) = diag::console::claim_addr() {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     init_logging(if quiet { "warn" } else { "info" });
     if let Err(e) = ddsplit::tasks::level_from_env() {
         eprintln!("error: {e:#}");
@@ -77,7 +84,9 @@ fn init_logging(default: &str) {
             diag::console::PUBLISH_INTERVAL,
             diag::console::RETENTION,
         );
-        subscriber.with(diag::console::layer())
+        subscriber
+            .with(diag::console::layer())
+            .with(diag::console::waits::WaitLayer)
     };
     subscriber.init();
 }

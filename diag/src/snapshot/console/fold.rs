@@ -1,16 +1,18 @@
 //! Folding a console recording's updates into the state they describe, and that state into
-//! [`ConsoleFigures`].
+//! the tasks' lints of [`ConsoleFigures`]. The console keys tasks by span ids, which come back
+//! once a task has ended: a task id seen again is a new task, and the one before it keeps the
+//! lints it had.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use console_api::instrument::Update;
+use console_api::tasks;
 use console_api::{Field, Location, field};
-use console_api::{async_ops, resources, tasks};
 use prost_types::Timestamp;
 
 use super::{
-    CONSOLE_LINTS_MAX, CONSOLE_RESOURCES_MAX, ConsoleFigures, ConsoleLint, LARGE_FUTURE_BYTES,
-    LONG_POLL_NS, Lint, ResourceWaits, SELF_WAKE_SHARE_MIN, SELF_WAKE_WAKES_MIN,
+    CONSOLE_LINTS_MAX, ConsoleFigures, ConsoleLint, LARGE_FUTURE_BYTES, LONG_POLL_NS, Lint,
+    SELF_WAKE_SHARE_MIN, SELF_WAKE_WAKES_MIN,
 };
 use crate::recording::{ConsoleRecording, dropped_events};
 
@@ -19,9 +21,8 @@ use crate::recording::{ConsoleRecording, dropped_events};
 pub struct ConsoleFold {
     field_names: HashMap<u64, Vec<String>>,
     tasks: HashMap<u64, TaskState>,
-    resources: HashMap<u64, resources::Resource>,
-    ops: HashMap<u64, OpState>,
-    ready_ops: HashSet<u64>,
+    /// Tasks whose id a later task took: their last state.
+    ended: Vec<TaskState>,
     now: Option<Timestamp>,
     updates: u64,
     dropped_events: u64,
@@ -36,12 +37,6 @@ struct TaskState {
     size: Option<u64>,
     original_size: Option<u64>,
     stats: Option<tasks::Stats>,
-}
-
-#[derive(Debug, Default)]
-struct OpState {
-    op: async_ops::AsyncOp,
-    stats: Option<async_ops::Stats>,
 }
 
 impl ConsoleFigures {
@@ -72,41 +67,13 @@ impl ConsoleFold {
             for task in &t.new_tasks {
                 let Some(id) = &task.id else { continue };
                 let state = self.task_state(task);
-                self.tasks.insert(id.id, state);
+                if let Some(before) = self.tasks.insert(id.id, state) {
+                    self.ended.push(before);
+                }
             }
             for (id, stats) in &t.stats_update {
                 if let Some(task) = self.tasks.get_mut(id) {
                     task.stats = Some(*stats);
-                }
-            }
-        }
-        if let Some(r) = &update.resource_update {
-            for resource in &r.new_resources {
-                if let Some(id) = &resource.id {
-                    self.resources.insert(id.id, resource.clone());
-                }
-            }
-            for poll in r.new_poll_ops.iter().filter(|p| p.is_ready) {
-                if let Some(op) = &poll.async_op_id {
-                    self.ready_ops.insert(op.id);
-                }
-            }
-        }
-        if let Some(a) = &update.async_op_update {
-            for op in &a.new_async_ops {
-                if let Some(id) = &op.id {
-                    self.ops.insert(
-                        id.id,
-                        OpState {
-                            op: op.clone(),
-                            stats: None,
-                        },
-                    );
-                }
-            }
-            for (id, stats) in &a.stats_update {
-                if let Some(op) = self.ops.get_mut(id) {
-                    op.stats = Some(stats.clone());
                 }
             }
         }
@@ -151,67 +118,17 @@ impl ConsoleFold {
             ops,
             updates: self.updates,
             dropped_events: self.dropped_events,
-            tasks: self.tasks.len() as u64,
-            resources: self.resource_waits(),
+            tasks: (self.tasks.len() + self.ended.len()) as u64,
+            resources: Vec::new(),
             lints: self.lints(),
             file: String::new(),
         }
     }
 
-    fn resource_waits(&self) -> Vec<ResourceWaits> {
-        let mut sites: BTreeMap<SiteKey, ResourceWaits> = BTreeMap::new();
-        let mut site_of: HashMap<u64, SiteKey> = HashMap::new();
-        for (id, r) in self.resources.iter().filter(|(_, r)| !r.is_internal) {
-            let key = site_key(r);
-            let site = sites.entry(key.clone()).or_insert_with(|| ResourceWaits {
-                concrete_type: key.0.clone(),
-                kind: key.1.clone(),
-                location: key.2.clone(),
-                ..ResourceWaits::default()
-            });
-            site.resources += 1;
-            site_of.insert(*id, key);
-        }
-        for (id, op) in &self.ops {
-            // Each wait once: not the operations inside another, nor those that never
-            // completed (a timeout's timer that did not fire).
-            if op.op.parent_async_op_id.is_some() || !self.ready_ops.contains(id) {
-                continue;
-            }
-            let Some(key) = op.op.resource_id.as_ref().and_then(|r| site_of.get(&r.id)) else {
-                continue;
-            };
-            let Some(stats) = &op.stats else { continue };
-            let (Some(created), Some(dropped)) = (&stats.created_at, &stats.dropped_at) else {
-                continue;
-            };
-            let waited = (nanos(dropped) - nanos(created)).max(0) as f64;
-            let task = stats
-                .task_id
-                .as_ref()
-                .and_then(|t| self.tasks.get(&t.id))
-                .map_or_else(|| "unknown task".to_string(), |t| t.name.clone());
-            let site = sites.get_mut(key).expect("every key of site_of is a site");
-            site.waits += 1;
-            site.wait_ns += waited;
-            let by_task = site.tasks.entry(task).or_default();
-            by_task.waits += 1;
-            by_task.wait_ns += waited;
-        }
-        let mut out: Vec<ResourceWaits> = sites.into_values().collect();
-        out.sort_by(|a, b| {
-            b.wait_ns
-                .total_cmp(&a.wait_ns)
-                .then_with(|| a.location.cmp(&b.location))
-        });
-        out.truncate(CONSOLE_RESOURCES_MAX);
-        out
-    }
-
     fn lints(&self) -> Vec<ConsoleLint> {
         let mut lints: BTreeMap<(Lint, String, String), ConsoleLint> = BTreeMap::new();
         let now = self.now.as_ref().map(nanos);
-        for task in self.tasks.values() {
+        for task in self.tasks.values().chain(&self.ended) {
             for (lint, value) in task_lints(task, now) {
                 let key = (lint, task.name.clone(), task.location.clone());
                 let entry = lints.entry(key).or_insert_with(|| ConsoleLint {
@@ -230,25 +147,6 @@ impl ConsoleFold {
         out.truncate(CONSOLE_LINTS_MAX);
         out
     }
-}
-
-/// A resource site: type, kind, `file:line`.
-type SiteKey = (String, String, String);
-
-fn site_key(r: &resources::Resource) -> SiteKey {
-    use resources::resource::kind::{Kind, Known};
-    let kind = match r.kind.as_ref().and_then(|k| k.kind.as_ref()) {
-        Some(Kind::Known(k)) => {
-            Known::try_from(*k).map_or_else(|_| "?".into(), |k| format!("{k:?}"))
-        }
-        Some(Kind::Other(other)) => other.clone(),
-        None => String::new(),
-    };
-    (
-        r.concrete_type.clone(),
-        kind,
-        location_text(r.location.as_ref()),
-    )
 }
 
 /// The lints that apply to one task, each with its figure, the way tokio-console's own

@@ -1,5 +1,4 @@
-use console_api::resources::resource::{Kind as ResourceKind, kind};
-use console_api::resources::{PollOp, Resource, ResourceUpdate};
+use console_api::resources::ResourceUpdate;
 use console_api::tasks::{Stats, Task, TaskUpdate};
 use console_api::{Id, PollStats, field};
 
@@ -48,50 +47,8 @@ fn task(n: u64, name: &str, size: u64, original: Option<u64>) -> Task {
     }
 }
 
-fn resource(n: u64, kind: &str, file: &str, line: u32, parent: Option<u64>) -> Resource {
-    Resource {
-        id: id(n),
-        concrete_type: kind.into(),
-        kind: Some(ResourceKind {
-            kind: Some(kind::Kind::Other("Sync".into())),
-        }),
-        location: location(file, line),
-        parent_resource_id: parent.and_then(id),
-        is_internal: parent.is_some(),
-        ..Resource::default()
-    }
-}
-
-fn op(n: u64, resource: u64, parent: Option<u64>) -> async_ops::AsyncOp {
-    async_ops::AsyncOp {
-        id: id(n),
-        source: "Mutex::lock".into(),
-        resource_id: id(resource),
-        parent_async_op_id: parent.and_then(id),
-        ..async_ops::AsyncOp::default()
-    }
-}
-
-fn op_stats(task: u64, from_ms: i64, to_ms: i64) -> async_ops::Stats {
-    async_ops::Stats {
-        created_at: Some(at(from_ms)),
-        dropped_at: Some(at(to_ms)),
-        task_id: id(task),
-        ..async_ops::Stats::default()
-    }
-}
-
-fn ready(op: u64) -> PollOp {
-    PollOp {
-        async_op_id: id(op),
-        is_ready: true,
-        ..PollOp::default()
-    }
-}
-
-/// A run of 10 operations: two connection tasks wait on one `Mutex` (2 ms and 4 ms; the lock's
-/// inner semaphore wait is inside it), a timeout's timer never fires, a task wakes itself, one
-/// task's future was boxed by tokio.
+/// A run of 10 operations: two connection tasks, a task that wakes itself and whose future was
+/// boxed by tokio, and a runtime's worker thread (a blocking task); the layer dropped 7 events.
 fn recording() -> ConsoleRecording {
     let first = Update {
         now: Some(at(0)),
@@ -106,14 +63,6 @@ fn recording() -> ConsoleRecording {
                 },
             ],
             ..TaskUpdate::default()
-        }),
-        resource_update: Some(ResourceUpdate {
-            new_resources: vec![
-                resource(10, "Mutex", "app/src/gateway.rs", 120, None),
-                resource(11, "Semaphore", "tokio/src/sync/mutex.rs", 340, Some(10)),
-                resource(12, "Sleep", "app/src/store.rs", 80, None),
-            ],
-            ..ResourceUpdate::default()
         }),
         ..Update::default()
     };
@@ -150,25 +99,8 @@ fn recording() -> ConsoleRecording {
             ..TaskUpdate::default()
         }),
         resource_update: Some(ResourceUpdate {
-            new_poll_ops: vec![ready(20), ready(21), ready(22)],
             dropped_events: 7,
             ..ResourceUpdate::default()
-        }),
-        async_op_update: Some(async_ops::AsyncOpUpdate {
-            new_async_ops: vec![
-                op(20, 10, None),
-                op(21, 10, None),
-                op(22, 11, Some(20)),
-                op(23, 12, None),
-            ],
-            stats_update: [
-                (20, op_stats(1, 100, 102)),
-                (21, op_stats(2, 200, 204)),
-                (22, op_stats(1, 100, 102)),
-                (23, op_stats(2, 300, 800)),
-            ]
-            .into(),
-            ..async_ops::AsyncOpUpdate::default()
         }),
         ..Update::default()
     };
@@ -178,28 +110,28 @@ fn recording() -> ConsoleRecording {
 }
 
 #[test]
-fn completed_waits_are_charged_to_the_resource_where_it_was_created_and_to_the_waiting_task() {
-    let figures = ConsoleFigures::from_recording(&recording(), 10);
-    assert_eq!((figures.ops, figures.updates, figures.tasks), (10, 2, 4));
-    assert_eq!(figures.dropped_events, 7);
-    let mutex = figures
-        .site("Mutex app/src/gateway.rs")
-        .expect("the mutex's site");
-    assert_eq!(mutex.location, "app/src/gateway.rs:120");
-    assert_eq!(
-        (mutex.resources, mutex.waits),
-        (1, 2),
-        "the inner wait counts once"
-    );
-    assert_eq!(mutex.wait_ns, 6_000_000.0);
-    assert_eq!(mutex.tasks["gateway.conn"].waits, 2);
-    let timer = figures
-        .site("Sleep app/src/store.rs")
-        .expect("the timer's site");
-    assert_eq!(timer.waits, 0, "a timer that never fired is no wait on it");
+fn a_task_id_the_console_hands_out_again_is_a_new_task() {
+    let mut recording = recording();
+    recording.updates.push(Update {
+        now: Some(at(4_000)),
+        task_update: Some(TaskUpdate {
+            new_tasks: vec![task(3, "load.worker", 20_480, Some(20_480))],
+            ..TaskUpdate::default()
+        }),
+        ..Update::default()
+    });
+    let figures = ConsoleFigures::from_recording(&recording, 10);
+    assert_eq!(figures.tasks, 5);
+    let boxed = figures
+        .lints
+        .iter()
+        .find(|l| l.lint == Lint::AutoBoxedFuture)
+        .expect("the boxed futures");
+    assert_eq!(boxed.tasks, 2, "{boxed:?}");
     assert!(
-        figures.site("Semaphore tokio/src/sync/mutex.rs").is_none(),
-        "internal resources are part of their parent"
+        figures.lints.iter().any(|l| l.lint == Lint::SelfWakes),
+        "the first task keeps its self-wakes: {:?}",
+        figures.lints
     );
 }
 

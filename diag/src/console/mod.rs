@@ -14,6 +14,8 @@ compile_error!(
      (or run `cargo xtask console`)"
 );
 
+pub mod waits;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -56,6 +58,20 @@ pub const RETENTION: Duration = Duration::from_secs(10);
 /// The address the console server of this process listens on.
 pub fn console_addr() -> String {
     std::env::var(CONSOLE_BIND_ENV).unwrap_or_else(|_| DEFAULT_CONSOLE_ADDR.to_string())
+}
+
+/// Checks that the console server's address ([`console_addr`]) is free, before the layer
+/// binds it: the layer's server logs a failure to bind and goes on without one, and a console
+/// client (the recorder, `tokio-console`) would then watch whatever process holds the address.
+pub fn claim_addr() -> Result<(), String> {
+    let addr = console_addr();
+    match std::net::TcpListener::bind(&addr) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!(
+            "the tokio-console address {addr} is taken ({e}): another process's console server \
+             is there; set {CONSOLE_BIND_ENV}=HOST:PORT to another port"
+        )),
+    }
 }
 
 /// The console layer. It starts the console's gRPC server on a thread of its own (with its own

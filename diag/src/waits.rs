@@ -1,0 +1,62 @@
+//! Waits on a runtime's resources, as plain data: what a console build measures (the
+//! `console` feature's wait layer writes it as `resources.json`) and what a snapshot keeps.
+//! Any build reads it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Version of `resources.json`; raised when a field changes meaning.
+pub const WAITS_VERSION: u32 = 1;
+
+/// What `resources.json` holds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WaitsSummary {
+    /// [`WAITS_VERSION`].
+    pub version: u32,
+    /// Wall time measured, nanoseconds.
+    pub duration_ns: u64,
+    /// Resource sites, most wait time first.
+    pub resources: Vec<ResourceWaits>,
+}
+
+/// The waits on the resources created at one place.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResourceWaits {
+    /// Its type as tokio names it (`Mutex`, `Semaphore`, `Sleep`).
+    pub concrete_type: String,
+    /// Its kind (`Sync`, `timer`).
+    pub kind: String,
+    /// Where it was created (`file:line`).
+    pub location: String,
+    /// Resources created there (seen while measuring).
+    pub resources: u64,
+    /// Completed waits on them.
+    pub waits: u64,
+    /// Their time, nanoseconds.
+    pub wait_ns: f64,
+    /// Waits and their time by the name of the waiting task.
+    pub tasks: BTreeMap<String, TaskWaits>,
+}
+
+/// One task name's waits on a resource site.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskWaits {
+    /// Completed waits.
+    pub waits: u64,
+    /// Their time, nanoseconds.
+    pub wait_ns: f64,
+}
+
+impl ResourceWaits {
+    /// How a site is matched between builds: its type and file, not its line (code added above
+    /// it moves the line, not the resource).
+    pub fn site(&self) -> String {
+        let file = self
+            .location
+            .rsplit_once(':')
+            .filter(|(_, line)| line.bytes().all(|b| b.is_ascii_digit()))
+            .map_or(self.location.as_str(), |(file, _)| file);
+        format!("{} {file}", self.concrete_type)
+    }
+}

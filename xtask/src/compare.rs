@@ -552,6 +552,55 @@ mod tests {
     }
 
     #[test]
+    fn the_console_pass_runs_by_default_only_when_the_others_find_waiting() {
+        let finding = |kind: FindingKind, symptom: bool| diag::compare::Finding {
+            kind,
+            title: String::new(),
+            evidence: Vec::new(),
+            sites: Vec::new(),
+            functions: Vec::new(),
+            cost_ns_per_op: None,
+            share: None,
+            fix: String::new(),
+            regression: true,
+            symptom,
+            blocked_call: None,
+            counts_per_op: None,
+        };
+        let with = |findings: Vec<diag::compare::Finding>| {
+            let mut c = compare(
+                &Side {
+                    snapshot: &empty_snapshot(),
+                    sizes: None,
+                },
+                &Side {
+                    snapshot: &empty_snapshot(),
+                    sizes: None,
+                },
+                &Thresholds::default(),
+            );
+            c.findings = findings;
+            c
+        };
+        let waiting = with(vec![finding(FindingKind::Waiting, false)]);
+        let cpu_only = with(vec![finding(FindingKind::HotSpot, false)]);
+        let waiting_as_symptom = with(vec![finding(FindingKind::Latency, true)]);
+        assert!(ConsoleWhen::Auto.wanted(&waiting));
+        assert!(!ConsoleWhen::Auto.wanted(&cpu_only));
+        assert!(!ConsoleWhen::Auto.wanted(&waiting_as_symptom));
+        assert!(ConsoleWhen::Always.wanted(&cpu_only));
+        assert!(!ConsoleWhen::Never.wanted(&waiting));
+        assert!(ConsoleWhen::parse("sometimes").is_err());
+    }
+
+    fn empty_snapshot() -> Snapshot {
+        Snapshot::new(
+            diag::snapshot::BuildIdentity::default(),
+            passes::workload(1, 1, 1, &[]),
+        )
+    }
+
+    #[test]
     fn options_parse_with_their_defaults_and_refuse_nonsense() {
         let o = parse(&args(&[
             "--baseline",

@@ -37,6 +37,10 @@ pub struct ResourceWaits {
     pub wait_ns: f64,
     /// Waits and their time by the name of the waiting task.
     pub tasks: BTreeMap<String, TaskWaits>,
+    /// Waits and their time by the task kind (`diag::tasks`) whose poll started them: the
+    /// handler that waited, where the tokio task (a connection) runs many.
+    #[serde(default)]
+    pub kinds: BTreeMap<String, TaskWaits>,
 }
 
 /// One task name's waits on a resource site.

@@ -62,6 +62,9 @@ pub struct ProbeRun {
     console_wanted: bool,
     #[cfg(feature = "console")]
     console: Option<Result<diag::recording::Recorder, diag::recording::RecordError>>,
+    /// Polls marked with their task kinds while the console's waits are timed.
+    #[cfg(feature = "console")]
+    poll_marks: Option<diag::blocking::PollMarks>,
 }
 
 impl ProbeRun {
@@ -97,6 +100,8 @@ impl ProbeRun {
             console_wanted: args.console_record,
             #[cfg(feature = "console")]
             console: None,
+            #[cfg(feature = "console")]
+            poll_marks: None,
         })
     }
 
@@ -113,6 +118,7 @@ impl ProbeRun {
             let path = dir.join(CONSOLE_RECORDING_FILE);
             let addr = diag::console::console_addr();
             self.console = Some(diag::recording::Recorder::start(&addr, &path));
+            self.poll_marks = Some(diag::blocking::mark_polls());
             diag::console::waits::start();
         }
     }
@@ -127,6 +133,7 @@ impl ProbeRun {
         if let Some(recorder) = self.console {
             let recorder = recorder.context("starting the console recording")?;
             let waits = diag::console::waits::take().context("the wait layer measured nothing")?;
+            drop(self.poll_marks);
             write(&dir, WAITS_FILE, serde_json::to_vec_pretty(&waits)?)?;
             let summary = tokio::task::spawn_blocking(move || recorder.finish())
                 .await

@@ -89,6 +89,13 @@ fn a_recording_names_the_resources_tasks_waited_on_where_they_were_created() {
         permits.tasks["gateway.conn"].waits >= RECORDED_OPS,
         "each of the gateway's requests takes a permit: {permits:#?}"
     );
+    // A node's put waits for the log writer's answer, in the `node.put` handler's polls.
+    let answers = waits
+        .resources
+        .iter()
+        .find(|r| r.location.contains("ddsplit/src/store/log.rs") && r.waits > 0)
+        .unwrap_or_else(|| panic!("no waits on the log's answers: {:#?}", waits.resources));
+    assert!(answers.kinds.contains_key("node.put"), "{answers:#?}");
     // A timeout's timer that never fired is no wait on it.
     assert!(
         waits

@@ -36,7 +36,9 @@ mod summary;
 #[cfg(feature = "cpu")]
 mod sampler;
 
-pub use slots::{KIND_NAMES_MAX, STACK_DEPTH_MAX, THREADS_MAX};
+pub use slots::{
+    KIND_NAMES_MAX, PollMarks, STACK_DEPTH_MAX, THREADS_MAX, mark_polls, polling_kind,
+};
 pub(crate) use slots::{PollScope, blocked_ns, intern_kind};
 pub use summary::{BLOCKING_SUMMARY_VERSION, Blocked, BlockingSummary};
 

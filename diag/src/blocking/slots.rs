@@ -19,8 +19,39 @@ pub const STACK_DEPTH_MAX: usize = 128;
 /// Most distinct task kind names (each [`crate::tasks::TaskKind`] interns its name once).
 pub const KIND_NAMES_MAX: usize = 4096;
 
-/// Set while a blocking profile runs; off, a poll scope costs one relaxed load.
+/// Set while a blocking profile runs; off (and [`MARKING`] off), a poll scope costs two
+/// relaxed loads.
 pub(crate) static ACTIVE: AtomicBool = AtomicBool::new(false);
+
+/// Set while a probe other than the sampler asks which kind a thread polls ([`polling_kind`]).
+static MARKING: AtomicBool = AtomicBool::new(false);
+
+/// Marks every poll of an instrumented future with its task kind while it lives, so that
+/// [`polling_kind`] can say on which kind's behalf a thread works (the console's wait layer
+/// charges a wait to the kind that started it). At most one at a time is meaningful.
+#[derive(Debug)]
+pub struct PollMarks {
+    _private: (),
+}
+
+/// Starts marking polls with their task kinds until the returned guard drops.
+pub fn mark_polls() -> PollMarks {
+    MARKING.store(true, Ordering::Release);
+    PollMarks { _private: () }
+}
+
+impl Drop for PollMarks {
+    fn drop(&mut self) {
+        MARKING.store(false, Ordering::Release);
+    }
+}
+
+/// The task kind the calling thread is polling now, while polls are marked ([`mark_polls`],
+/// or a blocking profile); `None` outside an instrumented poll.
+pub fn polling_kind() -> Option<&'static str> {
+    let kind = my_slot()?.kind.load(Ordering::Acquire);
+    (kind > 0).then(|| kind_name(kind - 1))
+}
 
 /// Set when the first blocking profile of the process starts. Before that no kind's blocked
 /// time was measured, and [`blocked_ns`] says so rather than report a zero.
@@ -195,7 +226,7 @@ pub(crate) struct PollScope {
 impl PollScope {
     #[inline]
     pub(crate) fn enter(kind_id: u32) -> PollScope {
-        if !ACTIVE.load(Ordering::Relaxed) {
+        if !ACTIVE.load(Ordering::Relaxed) && !MARKING.load(Ordering::Relaxed) {
             return PollScope {
                 slot: None,
                 outer: 0,

@@ -133,11 +133,19 @@ fn resource_finding(
         x.filter(|x| x.waits > 0)
             .map_or(0.0, |x| x.wait_ns / x.waits as f64)
     };
-    let waiter = r
-        .tasks
-        .iter()
-        .max_by(|x, y| x.1.wait_ns.total_cmp(&y.1.wait_ns))
-        .map_or("unknown", |(name, _)| name.as_str());
+    let most = |m: &std::collections::BTreeMap<String, crate::snapshot::TaskWaits>| {
+        m.iter()
+            .max_by(|x, y| x.1.wait_ns.total_cmp(&y.1.wait_ns))
+            .map(|(name, _)| name.clone())
+    };
+    // The task kind (the handler) that waited most names the waiter; the tokio task (a
+    // connection runs many handlers) where no kind was marked.
+    let waiter = match (most(&r.kinds), most(&r.tasks)) {
+        (Some(kind), Some(task)) => format!("task kind `{kind}` (in tasks `{task}`) waits"),
+        (Some(kind), None) => format!("task kind `{kind}` waits"),
+        (None, Some(task)) => format!("tasks `{task}` wait"),
+        (None, None) => "tasks wait".to_string(),
+    };
     let mut evidence = vec![
         Evidence::new(
             "waits per operation",
@@ -157,7 +165,7 @@ fn resource_finding(
     Finding {
         kind: FindingKind::ResourceWait,
         title: format!(
-            "tasks `{waiter}` wait {} more per operation on the `{}` created at {}",
+            "{waiter} {} more per operation on the `{}` created at {}",
             fmt_us(after - before),
             r.concrete_type,
             r.location

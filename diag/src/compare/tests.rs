@@ -1879,6 +1879,10 @@ fn values_that_only_just_crossed_the_tracers_threshold_are_not_new_copies() {
 /// long per operation; `line` is where the mutex is created.
 fn console_of(lock_wait_ns: u64, line: u32) -> crate::snapshot::ConsoleFigures {
     use crate::snapshot::{ConsoleFigures, ResourceWaits, TaskWaits};
+    let waits = TaskWaits {
+        waits: OPS,
+        wait_ns: (lock_wait_ns * OPS) as f64,
+    };
     let site = |concrete_type: &str, location: String, wait_ns: u64| ResourceWaits {
         concrete_type: concrete_type.into(),
         kind: "Sync".into(),
@@ -1886,14 +1890,8 @@ fn console_of(lock_wait_ns: u64, line: u32) -> crate::snapshot::ConsoleFigures {
         resources: 1,
         waits: OPS,
         wait_ns: (wait_ns * OPS) as f64,
-        tasks: [(
-            "gateway.conn".to_string(),
-            TaskWaits {
-                waits: OPS,
-                wait_ns: (wait_ns * OPS) as f64,
-            },
-        )]
-        .into(),
+        tasks: [("gateway.conn".to_string(), waits)].into(),
+        kinds: [("gateway.get".to_string(), waits)].into(),
     };
     let mut resources = vec![site("Semaphore", "app/src/server.rs:78".into(), 2_000)];
     if lock_wait_ns > 0 {
@@ -1928,8 +1926,8 @@ fn a_lock_the_tasks_wait_on_longer_is_named_where_it_was_created_and_the_waiting
     assert_eq!(first.kind, FindingKind::ResourceWait, "{:#?}", c.findings);
     assert_eq!(
         first.title,
-        "tasks `gateway.conn` wait 300.0 µs more per operation on the `Mutex` created at \
-         app/src/gateway.rs:120"
+        "task kind `gateway.get` (in tasks `gateway.conn`) waits 300.0 µs more per operation \
+         on the `Mutex` created at app/src/gateway.rs:120"
     );
     assert!(first.fix.contains("across an `.await`"), "{}", first.fix);
     let waiting = of_kind(&c, FindingKind::Waiting);

@@ -54,6 +54,8 @@ struct Site {
 struct Op {
     site: Arc<Site>,
     task: Arc<str>,
+    /// The task kind whose poll started it, when polls are marked.
+    kind: Option<&'static str>,
     created: Instant,
     ready: AtomicBool,
     /// A `Sleep`'s time to its deadline, nanoseconds, once its first poll said (0 before).
@@ -97,7 +99,8 @@ fn polling_task() -> Arc<str> {
 #[derive(Debug, Default)]
 pub struct WaitLayer;
 
-/// Starts measuring (again from zero).
+/// Starts measuring (again from zero). Each wait is charged to the task kind whose poll
+/// started it when polls are marked (`diag::blocking::mark_polls`).
 pub fn start() {
     let mut totals = TOTALS.lock().unwrap_or_else(|e| e.into_inner());
     *totals = Some(Totals {
@@ -128,8 +131,8 @@ fn measuring() -> bool {
     MEASURING.load(Ordering::Relaxed)
 }
 
-/// Adds to the site's totals: a resource made (`waited` `None`) or a wait done.
-fn add(site: &Arc<Site>, task: Option<&str>, waited: Option<f64>) {
+/// Adds to the site's totals: a resource made (`waited` `None`) or a wait done by `op`.
+fn add(site: &Arc<Site>, op: Option<&Op>, waited: Option<f64>) {
     let mut totals = TOTALS.lock().unwrap_or_else(|e| e.into_inner());
     let Some(totals) = totals.as_mut() else {
         return;
@@ -148,12 +151,15 @@ fn add(site: &Arc<Site>, task: Option<&str>, waited: Option<f64>) {
         Some(ns) => {
             entry.waits += 1;
             entry.wait_ns += ns;
-            let by_task = entry
-                .tasks
-                .entry(task.unwrap_or("unnamed").to_string())
-                .or_insert_with(TaskWaits::default);
+            let task = op.map_or("unnamed", |op| &op.task);
+            let by_task = entry.tasks.entry(task.to_string()).or_default();
             by_task.waits += 1;
             by_task.wait_ns += ns;
+            if let Some(kind) = op.and_then(|op| op.kind) {
+                let by_kind = entry.kinds.entry(kind.to_string()).or_default();
+                by_kind.waits += 1;
+                by_kind.wait_ns += ns;
+            }
         }
     }
 }
@@ -195,6 +201,7 @@ where
                 span.extensions_mut().insert(Op {
                     site,
                     task: polling_task(),
+                    kind: crate::blocking::polling_kind(),
                     created: Instant::now(),
                     ready: AtomicBool::new(false),
                     sleeps_ns: AtomicU64::new(0),
@@ -274,7 +281,7 @@ where
         };
         let lived = op.created.elapsed().as_nanos() as u64;
         if op.completed(lived) {
-            add(&op.site, Some(&op.task), Some(lived as f64));
+            add(&op.site, Some(op), Some(lived as f64));
         }
     }
 }

@@ -28,7 +28,7 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::waits::{ResourceWaits, TaskWaits, WAITS_VERSION, WaitsSummary};
+use crate::waits::{ResourceWaits, WAITS_VERSION, WaitsSummary};
 
 static MEASURING: AtomicBool = AtomicBool::new(false);
 

@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+/// The file the waits are written to in a probe directory, beside the console recording.
+pub const WAITS_FILE: &str = "resources.json";
+
 /// Version of `resources.json`; raised when a field changes meaning.
 pub const WAITS_VERSION: u32 = 1;
 
@@ -43,6 +46,14 @@ pub struct ResourceWaits {
     pub kinds: BTreeMap<String, TaskWaits>,
 }
 
+/// The name with the most wait time.
+fn top(waits: &BTreeMap<String, TaskWaits>) -> Option<&str> {
+    waits
+        .iter()
+        .max_by(|a, b| a.1.wait_ns.total_cmp(&b.1.wait_ns))
+        .map(|(name, _)| name.as_str())
+}
+
 /// One task name's waits on a resource site.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct TaskWaits {
@@ -53,6 +64,33 @@ pub struct TaskWaits {
 }
 
 impl ResourceWaits {
+    /// The task name that waited longest here.
+    pub fn top_task(&self) -> Option<&str> {
+        top(&self.tasks)
+    }
+
+    /// The task kind that waited longest here.
+    pub fn top_kind(&self) -> Option<&str> {
+        top(&self.kinds)
+    }
+
+    /// Adds `other`'s resources and waits to these.
+    pub fn absorb(&mut self, other: &ResourceWaits) {
+        self.resources += other.resources;
+        self.waits += other.waits;
+        self.wait_ns += other.wait_ns;
+        for (into, from) in [
+            (&mut self.tasks, &other.tasks),
+            (&mut self.kinds, &other.kinds),
+        ] {
+            for (name, w) in from {
+                let entry = into.entry(name.clone()).or_default();
+                entry.waits += w.waits;
+                entry.wait_ns += w.wait_ns;
+            }
+        }
+    }
+
     /// How a site is matched between builds: its type and file, not its line (code added above
     /// it moves the line, not the resource).
     pub fn site(&self) -> String {

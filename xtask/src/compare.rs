@@ -357,15 +357,17 @@ pub fn run_comparison(o: &Options) -> anyhow::Result<(Comparison, PathBuf)> {
         comparison = compare_sides(&sides, o);
         if o.console == ConsoleWhen::Auto {
             comparison.notes.push(
-                "the console pass ran because the other passes found the tasks waiting longer"
+                "the console pass ran because the other passes found the tasks waiting longer \
+                 or a longer tail"
                     .into(),
             );
         }
-        if !comparison
+        let both_ran = sides.iter().all(|s| s.snapshot().console.is_some());
+        let named = comparison
             .findings
             .iter()
-            .any(|f| f.kind == FindingKind::ResourceWait)
-        {
+            .any(|f| f.kind == FindingKind::ResourceWait);
+        if both_ran && !named {
             comparison.notes.push(NO_RESOURCE_NOTE.into());
         }
     }

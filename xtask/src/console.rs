@@ -154,7 +154,7 @@ fn summary(args: &[String]) -> anyhow::Result<ExitCode> {
     let path = std::path::Path::new(file);
     let recording = ConsoleRecording::read(path)?;
     let mut figures = diag::snapshot::ConsoleFigures::from_recording(&recording, 0);
-    let waits = path.with_file_name(crate::passes::CONSOLE_WAITS);
+    let waits = path.with_file_name(diag::waits::WAITS_FILE);
     if waits.is_file() {
         figures.resources = crate::passes::read_waits(&waits)?.resources;
     } else {
@@ -175,11 +175,11 @@ fn summary(args: &[String]) -> anyhow::Result<ExitCode> {
         } else {
             0.0
         };
-        let by = r
-            .tasks
-            .iter()
-            .max_by(|a, b| a.1.wait_ns.total_cmp(&b.1.wait_ns))
-            .map_or(String::new(), |(name, _)| name.clone());
+        let by = match (r.top_kind(), r.top_task()) {
+            (Some(kind), Some(task)) => format!("{kind} (in {task})"),
+            (None, Some(task)) => task.to_string(),
+            _ => String::new(),
+        };
         println!(
             "| {} ({}) | {} | {} | {} | {mean_us:.1} µs | {by} |",
             r.concrete_type, r.kind, r.location, r.resources, r.waits

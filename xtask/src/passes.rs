@@ -11,14 +11,14 @@ use ddsplit_report::{LoadReport, ReportError};
 use diag::blocking::{BLOCKING_SUMMARY_VERSION, BlockingSummary};
 use diag::cpu::{CPU_SUMMARY_VERSION, CpuSummary};
 use diag::moves::{MovesReport, TraceRun};
-use diag::recording::ConsoleRecording;
+use diag::recording::{ConsoleRecording, RECORDING_FILE};
 use diag::sizes::SizesReport;
 use diag::snapshot::{
     AllocFigures, BlockingFigures, ConsoleFigures, CpuFigures, HeapFigures, InstructionFigures,
     Latency, MoveFigures, PassOutcome, PassStatus, SizeFigures, SyscallFigures, TaskRunFigures,
     WallRun, Workload,
 };
-use diag::waits::{WAITS_VERSION, WaitsSummary};
+use diag::waits::{WAITS_FILE, WAITS_VERSION, WaitsSummary};
 
 use crate::side::Built;
 use crate::util::{run_logged, tail};
@@ -477,10 +477,10 @@ pub fn console(
     // A port of its own: two passes, or a console the user runs, must not meet.
     command.env("TOKIO_CONSOLE_BIND", free_loopback_addr()?);
     let run = run_local(command, built, w, CONSOLE_PASS_OPS, dir, &extra)?;
-    let path = dir.join(CONSOLE_RECORDING);
+    let path = dir.join(RECORDING_FILE);
     let recording = ConsoleRecording::read(&path)?;
     let mut figures = ConsoleFigures::from_recording(&recording, run.wall.ops);
-    figures.resources = read_waits(&dir.join(CONSOLE_WAITS))?.resources;
+    figures.resources = read_waits(&dir.join(WAITS_FILE))?.resources;
     figures
         .resources
         .truncate(diag::snapshot::CONSOLE_RESOURCES_MAX);
@@ -490,15 +490,9 @@ pub fn console(
     for l in &mut figures.lints {
         l.location = in_workspace(&l.location);
     }
-    figures.file = relative(dir, CONSOLE_RECORDING);
+    figures.file = relative(dir, RECORDING_FILE);
     Ok(figures)
 }
-
-/// The console recording's file in a pass's directory (what `ddsplit --console-record` writes).
-pub const CONSOLE_RECORDING: &str = "console.rec";
-
-/// The wait layer's figures beside it.
-pub const CONSOLE_WAITS: &str = "resources.json";
 
 /// The waits a console build measured (`resources.json`), of the version this xtask reads.
 pub fn read_waits(path: &Path) -> anyhow::Result<WaitsSummary> {

@@ -215,6 +215,10 @@ impl SideProfile {
     /// Runs the next part of the CPU pass (none after a part that failed).
     pub fn cpu_part(&mut self, progress: &Progress) {
         let Ok(parts) = &mut self.cpu_parts else {
+            progress.done(&format!(
+                "{}: CPU part not run (a part before it failed)",
+                self.built.label
+            ));
             return;
         };
         let n = parts.len() + 1;

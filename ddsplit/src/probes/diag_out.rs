@@ -44,12 +44,6 @@ pub const CONSOLE_RECORD_UNSUPPORTED: &str = "this build has no tokio-console su
      ddsplit with the `console` feature under RUSTFLAGS=\"--cfg tokio_unstable\" (in a target \
      directory of its own), as `cargo xtask console` does";
 
-/// The console recording's file in the `--diag-out` directory.
-pub const CONSOLE_RECORDING_FILE: &str = "console.rec";
-
-/// The waits on resources the console build's wait layer measured, beside the recording.
-pub const WAITS_FILE: &str = "resources.json";
-
 /// The probes of one load run: started with the measured phase, written out at the end.
 #[derive(Debug)]
 pub struct ProbeRun {
@@ -115,7 +109,7 @@ impl ProbeRun {
         }
         #[cfg(feature = "console")]
         if let (true, Some(dir)) = (self.console_wanted, &self.dir) {
-            let path = dir.join(CONSOLE_RECORDING_FILE);
+            let path = dir.join(diag::recording::RECORDING_FILE);
             let addr = diag::console::console_addr();
             self.console = Some(diag::recording::Recorder::start(&addr, &path));
             self.poll_marks = Some(diag::blocking::mark_polls());
@@ -132,9 +126,13 @@ impl ProbeRun {
         #[cfg(feature = "console")]
         if let Some(recorder) = self.console {
             let recorder = recorder.context("starting the console recording")?;
-            let waits = diag::console::waits::take().context("the wait layer measured nothing")?;
+            let waits = diag::console::waits::take().context("timing the waits on resources")?;
             drop(self.poll_marks);
-            write(&dir, WAITS_FILE, serde_json::to_vec_pretty(&waits)?)?;
+            write(
+                &dir,
+                diag::waits::WAITS_FILE,
+                serde_json::to_vec_pretty(&waits)?,
+            )?;
             let summary = tokio::task::spawn_blocking(move || recorder.finish())
                 .await
                 .context("finishing the console recording")??;

@@ -14,10 +14,7 @@ mod profile_routes;
 mod task_view;
 mod tasks_route;
 
-pub use diag_out::{
-    CONSOLE_RECORDING_FILE, HeapProfile, ProbeArgs, ProbeRun, WAITS_FILE, heap_profile,
-    write_cpu_files,
-};
+pub use diag_out::{HeapProfile, ProbeArgs, ProbeRun, heap_profile, write_cpu_files};
 pub use task_view::task_view;
 pub use tasks_route::TasksRoute;
 

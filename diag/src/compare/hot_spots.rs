@@ -483,7 +483,7 @@ mod tests {
             figures
         };
         let b = side([100, 100]);
-        // 72 samples in one part against 10, 15 and 14 in the others: one slow minute.
+        // 600 samples in one part against 100 in each of the others: one slow minute.
         let one_part = side([100, 600]);
         assert!(grown_beyond_noise(&b, &one_part, false).is_empty());
         let both = side([350, 350]);

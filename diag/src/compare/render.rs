@@ -115,8 +115,8 @@ fn resource_table(resources: &[super::ResourceChange]) -> String {
     let _ = writeln!(
         out,
         "\n## What the tasks wait on (console pass, per operation, baseline → candidate)\n\n\
-         Completed waits on each `tokio::sync` resource or timer, by where it was created (at \
-         the console's pace, 100 operations a second).\n\n\
+         Completed waits on each `tokio::sync` resource or timer, by where it was created (the \
+         workload at the console's pace, in each side's tokio-console build).\n\n\
          | resource | created at | waits | time waiting |\n|---|---|---:|---:|"
     );
     for r in resources {

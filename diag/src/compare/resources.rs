@@ -38,22 +38,27 @@ pub(crate) fn findings(cx: &Context<'_>) -> Vec<Finding> {
     ) else {
         return Vec::new();
     };
-    let mut grown: Vec<(&ResourceWaits, f64, f64)> = c
-        .resources
+    if b.ops == 0 || c.ops == 0 {
+        return Vec::new();
+    }
+    let (b_sites, c_sites) = (b.by_site(), c.by_site());
+    let mut grown: Vec<(&ResourceWaits, Option<&ResourceWaits>, f64, f64)> = c_sites
         .iter()
-        .map(|r| {
+        .map(|(key, r)| {
+            let before = b_sites.get(key);
             (
                 r,
-                b.site(&r.site()).map_or(0.0, |br| per_op(br, b)),
+                before,
+                before.map_or(0.0, |br| per_op(br, b)),
                 per_op(r, c),
             )
         })
-        .filter(|&(_, before, after)| {
+        .filter(|&(_, _, before, after)| {
             after - before >= RESOURCE_WAIT_CHANGE_NS_PER_OP_MIN
                 && (before == 0.0 || (after - before) / before >= RESOURCE_WAIT_GROWTH_MIN)
         })
         .collect();
-    grown.sort_by(|x, y| (y.2 - y.1).total_cmp(&(x.2 - x.1)));
+    grown.sort_by(|x, y| (y.3 - y.2).total_cmp(&(x.3 - x.2)));
     let cost = cx
         .wall
         .filter(|w| w.verdict == WallVerdict::Slower)
@@ -63,13 +68,25 @@ pub(crate) fn findings(cx: &Context<'_>) -> Vec<Finding> {
         .into_iter()
         .take(RESOURCE_FINDINGS_MAX)
         .enumerate()
-        .map(|(i, (r, before, after))| {
+        .map(|(i, (r, base, before, after))| {
             // The costliest explains the slowdown; a second one is told apart by its size.
-            resource_finding(b, c, r, (before, after), if i == 0 { cost } else { None })
+            let sides = Sides { b, c, base, r };
+            resource_finding(&sides, (before, after), if i == 0 { cost } else { None })
         })
         .collect();
     out.extend(new_lints(b, c));
     out
+}
+
+/// One resource site on both sides, with both sides' figures.
+#[derive(Clone, Copy)]
+struct Sides<'a> {
+    b: &'a ConsoleFigures,
+    c: &'a ConsoleFigures,
+    /// The site in the baseline, if it had it.
+    base: Option<&'a ResourceWaits>,
+    /// The site in the candidate.
+    r: &'a ResourceWaits,
 }
 
 /// Resource sites shown in the report, at most.
@@ -80,25 +97,28 @@ pub(crate) fn changes(b: &Snapshot, c: &Snapshot) -> Vec<ResourceChange> {
     let (Some(bc), Some(cc)) = (&b.console, &c.console) else {
         return Vec::new();
     };
-    let mut sites: Vec<&ResourceWaits> = cc.resources.iter().filter(|r| r.waits > 0).collect();
-    sites.extend(
-        bc.resources
-            .iter()
-            .filter(|r| r.waits > 0 && cc.site(&r.site()).is_none()),
-    );
+    let (b_sites, c_sites) = (bc.by_site(), cc.by_site());
+    let keys: std::collections::BTreeSet<&String> = b_sites
+        .iter()
+        .chain(&c_sites)
+        .filter(|(_, r)| r.waits > 0)
+        .map(|(k, _)| k)
+        .collect();
     let figures = |r: Option<&ResourceWaits>, side: &ConsoleFigures| {
         r.map_or((0.0, 0.0), |r| {
             (r.waits as f64 / side.ops.max(1) as f64, per_op(r, side))
         })
     };
-    let mut out: Vec<ResourceChange> = sites
+    let mut out: Vec<ResourceChange> = keys
         .into_iter()
-        .map(|r| {
-            let (wb, nb) = figures(bc.site(&r.site()), bc);
-            let (wc, nc) = figures(cc.site(&r.site()), cc);
+        .map(|key| {
+            let (rb, rc) = (b_sites.get(key), c_sites.get(key));
+            let shown = rc.or(rb).expect("a key of either side");
+            let (wb, nb) = figures(rb, bc);
+            let (wc, nc) = figures(rc, cc);
             ResourceChange {
-                concrete_type: r.concrete_type.clone(),
-                location: r.location.clone(),
+                concrete_type: shown.concrete_type.clone(),
+                location: shown.location.clone(),
                 waits_per_op: (wb, wc),
                 wait_ns_per_op: (nb, nc),
             }
@@ -118,14 +138,8 @@ fn per_op(r: &ResourceWaits, side: &ConsoleFigures) -> f64 {
     r.wait_ns / side.ops as f64
 }
 
-fn resource_finding(
-    b: &ConsoleFigures,
-    c: &ConsoleFigures,
-    r: &ResourceWaits,
-    (before, after): (f64, f64),
-    cost: Option<f64>,
-) -> Finding {
-    let base = b.site(&r.site());
+fn resource_finding(sides: &Sides<'_>, (before, after): (f64, f64), cost: Option<f64>) -> Finding {
+    let Sides { b, c, base, r } = *sides;
     let waits = |x: Option<&ResourceWaits>, side: &ConsoleFigures| {
         x.map_or(0.0, |x| x.waits as f64 / side.ops.max(1) as f64)
     };
@@ -133,14 +147,9 @@ fn resource_finding(
         x.filter(|x| x.waits > 0)
             .map_or(0.0, |x| x.wait_ns / x.waits as f64)
     };
-    let most = |m: &std::collections::BTreeMap<String, crate::snapshot::TaskWaits>| {
-        m.iter()
-            .max_by(|x, y| x.1.wait_ns.total_cmp(&y.1.wait_ns))
-            .map(|(name, _)| name.clone())
-    };
     // The task kind (the handler) that waited most names the waiter; the tokio task (a
     // connection runs many handlers) where no kind was marked.
-    let waiter = match (most(&r.kinds), most(&r.tasks)) {
+    let waiter = match (r.top_kind(), r.top_task()) {
         (Some(kind), Some(task)) => format!("task kind `{kind}` (in tasks `{task}`) waits"),
         (Some(kind), None) => format!("task kind `{kind}` waits"),
         (None, Some(task)) => format!("tasks `{task}` wait"),

@@ -2,22 +2,30 @@
 //! resource, in the process, from the spans tokio makes under `--cfg tokio_unstable`.
 //!
 //! tokio wraps each `lock()`, `acquire()`, `sleep` (...) in an async-operation span inside the
-//! resource's span, and marks each poll of it ready or not. The console's aggregator keys those
-//! operations by span id, which the tracing registry hands out again as soon as a span closes,
-//! so an operation that closes between two of its publishes is often replaced by the next one
-//! and never reported: at 25 operations a second a recording held 21 of 150 waits. This layer
-//! keeps each operation's state in its own span and counts it when the span closes: every
-//! completed wait, exactly. A wait is an operation from its creation to its close, counted only
-//! when it completed (a poll of it returned ready; a `Sleep` lived to its deadline, so a
-//! timeout's timer that never fired is no wait on it), and only the outermost operation of a
-//! resource (the semaphore inside a `Mutex` is the mutex).
+//! resource's span, enters a poll span inside it at each poll, and says in a `poll_op` event
+//! whether the poll was ready. The console's aggregator keys those operations by span id, which
+//! the tracing registry hands out again as soon as a span closes, so an operation that closes
+//! between two of its publishes is often replaced by the next one and never reported: at 25
+//! operations a second a recording held 21 of 150 waits. This layer keeps each operation's
+//! state in its own span and counts it when the span closes: every completed wait.
 //!
-//! It measures only between [`start`] and [`take`]; otherwise each span costs one relaxed load.
+//! A wait runs from the operation's first poll (its waiter, the task and task kind charged, is
+//! the one polling it then) to the poll that found it ready; one that never completed (a
+//! timeout's timer that did not fire) is no wait. A `Sleep`'s poll says twice whether it is
+//! ready: first for the task's cooperative budget, then for the timer; only the second says it
+//! fired. An operation polled inside another's poll (the `Sleep` inside an `Interval`'s tick)
+//! is part of the outer one, and a resource's internal parts (the semaphore inside a `Mutex`)
+//! are its resource's.
+//!
+//! Only tokio's `runtime.*` spans and events reach it (a per-layer filter). It names tasks and
+//! resources whenever they are made (an `Arc` and a few strings each: a connection's task and a
+//! long-lived lock come before measuring starts), and times waits only between [`start`] and
+//! [`take`].
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -25,6 +33,7 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::Layer;
+use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
@@ -53,31 +62,52 @@ struct Site {
 #[derive(Debug)]
 struct Op {
     site: Arc<Site>,
+    state: Mutex<OpState>,
+}
+
+/// An operation's polls so far.
+#[derive(Debug, Default)]
+struct OpState {
+    /// The task and task kind that polled it first, and when: its waiter.
+    waiter: Option<Waiter>,
+    /// `poll_op` events seen in the poll being run (a `Sleep`'s first is its budget's).
+    events_in_poll: u32,
+    /// When a poll found it ready.
+    ready_at: Option<Instant>,
+    /// Polled inside another operation's poll: the outer one counts.
+    nested: bool,
+}
+
+#[derive(Debug)]
+struct Waiter {
     task: Arc<str>,
-    /// The task kind whose poll started it, when polls are marked.
     kind: Option<&'static str>,
-    created: Instant,
-    ready: AtomicBool,
-    /// A `Sleep`'s time to its deadline, nanoseconds, once its first poll said (0 before).
-    sleeps_ns: AtomicU64,
+    since: Instant,
 }
 
 impl Op {
-    /// Whether the operation completed: a `Sleep` when it lived to its deadline (its polls'
-    /// readiness is the task's cooperative budget's, not the timer's: a timeout that never
-    /// fired looked ready), any other when a poll of it returned ready.
-    fn completed(&self, lived_ns: u64) -> bool {
-        if self.site.concrete_type == "Sleep" {
-            let sleeps = self.sleeps_ns.load(Ordering::Relaxed);
-            // The timer wheel rounds a deadline to its millisecond tick.
-            return sleeps > 0 && lived_ns + TIMER_TICK_NS >= sleeps;
+    fn state(&self) -> std::sync::MutexGuard<'_, OpState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes in one `poll_op` event of its current poll.
+    fn polled(&self, is_ready: bool) {
+        let mut state = self.state();
+        state.events_in_poll += 1;
+        if state.waiter.is_none() {
+            state.waiter = Some(Waiter {
+                task: polling_task(),
+                kind: crate::blocking::polling_kind(),
+                since: Instant::now(),
+            });
         }
-        self.ready.load(Ordering::Relaxed)
+        // A `Sleep` reports its budget first and its timer second.
+        let timer_said = self.site.concrete_type != "Sleep" || state.events_in_poll >= 2;
+        if is_ready && timer_said && state.ready_at.is_none() {
+            state.ready_at = Some(Instant::now());
+        }
     }
 }
-
-/// The timer wheel's resolution.
-const TIMER_TICK_NS: u64 = 1_000_000;
 
 /// A task's name, kept in its span.
 struct TaskName(Arc<str>);
@@ -86,6 +116,17 @@ thread_local! {
     /// The tasks being polled on this thread (a task's poll may run another's, `block_on`
     /// inside `spawn_blocking`): their span ids and names, innermost last.
     static POLLING: RefCell<Vec<(Id, Arc<str>)>> = const { RefCell::new(Vec::new()) };
+    /// The operations whose poll runs on this thread, innermost last: their poll spans' ids.
+    static OP_POLLS: RefCell<Vec<Id>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Removes `id`'s entry from a stack of entered spans, searched from the top (an exit out of
+/// order must not leave it there for good).
+fn exit<T>(stack: &RefCell<Vec<T>>, is: impl Fn(&T) -> bool) {
+    let mut stack = stack.borrow_mut();
+    if let Some(at) = stack.iter().rposition(is) {
+        stack.remove(at);
+    }
 }
 
 /// The name of the task being polled on this thread.
@@ -95,7 +136,7 @@ fn polling_task() -> Arc<str> {
         .unwrap_or_else(|| "unnamed".into())
 }
 
-/// The layer: add it beside the console's.
+/// The layer itself; [`layer`] gives it its filter.
 #[derive(Debug, Default)]
 pub struct WaitLayer;
 
@@ -110,17 +151,35 @@ pub fn start() {
     MEASURING.store(true, Ordering::Relaxed);
 }
 
-/// Stops measuring and returns what was measured; `None` when [`start`] was not called.
-pub fn take() -> Option<WaitsSummary> {
+/// Why [`take`] has no figures.
+#[derive(Debug, thiserror::Error)]
+pub enum WaitsError {
+    /// No subscriber of the process has the layer: nothing would have been timed.
+    #[error("the wait layer is not in the process's tracing subscriber: nothing was timed")]
+    NotInstalled,
+    /// [`start`] was not called.
+    #[error("the waits were not being timed (start was not called)")]
+    NotStarted,
+}
+
+/// Set when the layer joins a subscriber.
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+/// Stops measuring and returns what was measured.
+pub fn take() -> Result<WaitsSummary, WaitsError> {
     MEASURING.store(false, Ordering::Relaxed);
-    let totals = TOTALS.lock().unwrap_or_else(|e| e.into_inner()).take()?;
+    if !INSTALLED.load(Ordering::Relaxed) {
+        return Err(WaitsError::NotInstalled);
+    }
+    let taken = TOTALS.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let totals = taken.ok_or(WaitsError::NotStarted)?;
     let mut resources: Vec<ResourceWaits> = totals.sites.into_values().collect();
     resources.sort_by(|a, b| {
         b.wait_ns
             .total_cmp(&a.wait_ns)
             .then_with(|| a.location.cmp(&b.location))
     });
-    Some(WaitsSummary {
+    Ok(WaitsSummary {
         version: WAITS_VERSION,
         duration_ns: totals.started.elapsed().as_nanos() as u64,
         resources,
@@ -131,8 +190,8 @@ fn measuring() -> bool {
     MEASURING.load(Ordering::Relaxed)
 }
 
-/// Adds to the site's totals: a resource made (`waited` `None`) or a wait done by `op`.
-fn add(site: &Arc<Site>, op: Option<&Op>, waited: Option<f64>) {
+/// Adds to the site's totals: a resource made (`waited` `None`) or a wait done by `waiter`.
+fn add(site: &Arc<Site>, waiter: Option<&Waiter>, waited: Option<f64>) {
     let mut totals = TOTALS.lock().unwrap_or_else(|e| e.into_inner());
     let Some(totals) = totals.as_mut() else {
         return;
@@ -151,11 +210,11 @@ fn add(site: &Arc<Site>, op: Option<&Op>, waited: Option<f64>) {
         Some(ns) => {
             entry.waits += 1;
             entry.wait_ns += ns;
-            let task = op.map_or("unnamed", |op| &op.task);
+            let task = waiter.map_or("unnamed", |w| &w.task);
             let by_task = entry.tasks.entry(task.to_string()).or_default();
             by_task.waits += 1;
             by_task.wait_ns += ns;
-            if let Some(kind) = op.and_then(|op| op.kind) {
+            if let Some(kind) = waiter.and_then(|w| w.kind) {
                 let by_kind = entry.kinds.entry(kind.to_string()).or_default();
                 by_kind.waits += 1;
                 by_kind.wait_ns += ns;
@@ -164,13 +223,26 @@ fn add(site: &Arc<Site>, op: Option<&Op>, waited: Option<f64>) {
     }
 }
 
+/// The layer, with the filter that lets only tokio's `runtime.*` spans and events reach it: add
+/// it beside the console's.
+pub fn layer<S>() -> impl Layer<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    WaitLayer.with_filter(filter_fn(|meta| {
+        meta.name().starts_with("runtime.") || meta.target().starts_with("runtime::resource")
+    }))
+}
+
 impl<S> Layer<S> for WaitLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    fn on_layer(&mut self, _subscriber: &mut S) {
+        INSTALLED.store(true, Ordering::Relaxed);
+    }
+
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        // Tasks and resources are named whenever they are made: a connection's task and a
-        // long-lived lock come before the measuring starts.
         let Some(span) = ctx.span(id) else { return };
         match attrs.metadata().name() {
             "runtime.resource" => {
@@ -193,18 +265,13 @@ where
                 span.extensions_mut().insert(TaskName(name.into()));
             }
             "runtime.resource.async_op" if measuring() => {
-                // Its parent is the resource's span; an operation inside another (or on an
-                // internal part) has none with a site, and the outer one counts.
+                // Its parent is the resource's span (an internal part's has no site).
                 let Some(parent) = span.parent() else { return };
                 let site = parent.extensions().get::<Arc<Site>>().cloned();
                 let Some(site) = site else { return };
                 span.extensions_mut().insert(Op {
                     site,
-                    task: polling_task(),
-                    kind: crate::blocking::polling_kind(),
-                    created: Instant::now(),
-                    ready: AtomicBool::new(false),
-                    sleeps_ns: AtomicU64::new(0),
+                    state: Mutex::default(),
                 });
             }
             _ => {}
@@ -216,34 +283,37 @@ where
         if let Some(task) = span.extensions().get::<TaskName>() {
             let name = Arc::clone(&task.0);
             POLLING.with(|p| p.borrow_mut().push((id.clone(), name)));
+            return;
+        }
+        if span.name() != "runtime.resource.async_op.poll" {
+            return;
+        }
+        let nested = OP_POLLS.with(|p| {
+            let mut polls = p.borrow_mut();
+            polls.push(id.clone());
+            polls.len() > 1
+        });
+        if let Some(op_span) = span.parent()
+            && let Some(op) = op_span.extensions().get::<Op>()
+        {
+            let mut state = op.state();
+            state.events_in_poll = 0;
+            state.nested |= nested;
         }
     }
 
     fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
-        POLLING.with(|p| {
-            let mut polling = p.borrow_mut();
-            if polling.last().is_some_and(|(top, _)| top == id) {
-                polling.pop();
-            }
-        });
+        POLLING.with(|p| exit(p, |(top, _)| top == id));
+        OP_POLLS.with(|p| exit(p, |top| top == id));
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let target = event.metadata().target();
-        if !measuring()
-            || !matches!(
-                target,
-                "runtime::resource::poll_op" | "runtime::resource::state_update"
-            )
-        {
+        if !measuring() || event.metadata().target() != "runtime::resource::poll_op" {
             return;
         }
         let mut fields = Fields::default();
         event.record(&mut fields);
-        if !fields.is_ready && fields.duration_ms.is_none() {
-            return;
-        }
-        // The poll's span is inside the operation's.
+        // The event is in the operation's poll span, inside the operation's span.
         let Some(op_span) = ctx
             .event_scope(event)
             .into_iter()
@@ -252,21 +322,8 @@ where
         else {
             return;
         };
-        let extensions = op_span.extensions();
-        let Some(op) = extensions.get::<Op>() else {
-            return;
-        };
-        if fields.is_ready {
-            op.ready.store(true, Ordering::Relaxed);
-        }
-        if let Some(ms) = fields.duration_ms {
-            // A `Sleep`'s first poll says how far its deadline is.
-            let _ = op.sleeps_ns.compare_exchange(
-                0,
-                ms.saturating_mul(1_000_000).max(1),
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            );
+        if let Some(op) = op_span.extensions().get::<Op>() {
+            op.polled(fields.is_ready);
         }
     }
 
@@ -279,9 +336,11 @@ where
         let Some(op) = extensions.get::<Op>() else {
             return;
         };
-        let lived = op.created.elapsed().as_nanos() as u64;
-        if op.completed(lived) {
-            add(&op.site, Some(op), Some(lived as f64));
+        let state = op.state();
+        if let (Some(waiter), Some(ready_at), false) = (&state.waiter, state.ready_at, state.nested)
+        {
+            let waited = ready_at.saturating_duration_since(waiter.since);
+            add(&op.site, Some(waiter), Some(waited.as_nanos() as f64));
         }
     }
 }
@@ -296,7 +355,6 @@ struct Fields {
     task_name: Option<String>,
     is_ready: bool,
     is_internal: bool,
-    duration_ms: Option<u64>,
 }
 
 impl Fields {
@@ -325,10 +383,8 @@ impl Visit for Fields {
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        match field.name() {
-            "loc.line" => self.line = Some(value),
-            "duration" => self.duration_ms = Some(value),
-            _ => {}
+        if field.name() == "loc.line" {
+            self.line = Some(value);
         }
     }
 

@@ -23,6 +23,9 @@ use prost::Message;
 
 pub use recorder::{RecordError, Recorder};
 
+/// The file a recording is written to in a probe directory (`ddsplit --console-record`).
+pub const RECORDING_FILE: &str = "console.rec";
+
 /// The first line of every recording.
 pub const RECORDING_MAGIC: &str = "diag-console-recording";
 
@@ -222,6 +225,14 @@ impl ConsoleRecording {
                                 "the end mark counts {length} updates, the file holds {}",
                                 updates.len()
                             ),
+                        });
+                    }
+                    let end = body_at;
+                    if end != bytes.len() {
+                        return Err(RecordingError::Damaged {
+                            path: path(),
+                            offset: end,
+                            why: format!("{} bytes after the end mark", bytes.len() - end),
                         });
                     }
                     return Ok(ConsoleRecording { updates });

@@ -19,7 +19,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// that were in the layer's buffer; the second holds them.
 pub const UPDATES_AFTER_FINISH: u32 = 2;
 
-/// How long [`Recorder::finish`] waits for those updates: a few publish intervals.
+/// How long [`Recorder::finish`] waits for each of those updates: a few publish intervals.
 pub const FINISH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a recording failed.
@@ -52,6 +52,12 @@ pub enum RecordError {
     /// The recorder's thread died.
     #[error("the recorder's thread stopped without a result")]
     Lost,
+    /// The recorder was dropped without being finished: the recording has no end mark.
+    #[error("the recording was abandoned before the run ended; it has no end mark")]
+    Abandoned,
+    /// The recorder's thread could not start.
+    #[error("the recorder's thread cannot start: {0}")]
+    Thread(std::io::Error),
 }
 
 /// A recording in progress, on a thread of its own with a small runtime (so the recorder does
@@ -90,10 +96,7 @@ impl Recorder {
                 });
                 let _ = done.send(outcome);
             })
-            .map_err(|source| RecordError::Io {
-                path: PathBuf::from("(recorder thread)"),
-                source,
-            })?;
+            .map_err(RecordError::Thread)?;
         Ok(Recorder {
             finish,
             result,
@@ -141,7 +144,12 @@ async fn record(
         };
         tokio::select! {
             changed = finishing.changed(), if after_finish.is_none() => {
-                if changed.is_err() || *finishing.borrow() {
+                // The recorder was dropped without `finish`: the run failed, and a file with
+                // an end mark would read as a whole recording.
+                if changed.is_err() {
+                    return Err(RecordError::Abandoned);
+                }
+                if *finishing.borrow() {
                     after_finish = Some(0);
                 }
             }

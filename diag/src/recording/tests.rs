@@ -120,3 +120,15 @@ async fn a_console_client_receives_the_recorded_updates_from_the_replay() {
     let _ = stop.send(());
     server.await.expect("joined").expect("served");
 }
+
+#[test]
+fn bytes_after_the_end_mark_are_damage() {
+    let (_dir, path, _) = written(&[update(1, 1, 0)]);
+    let mut bytes = std::fs::read(&path).expect("the file");
+    bytes.extend_from_slice(b"more");
+    let error = ConsoleRecording::parse(&bytes, &path).expect_err("damaged");
+    assert!(
+        error.to_string().contains("4 bytes after the end mark"),
+        "{error}"
+    );
+}

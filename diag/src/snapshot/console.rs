@@ -94,9 +94,22 @@ pub struct ConsoleLint {
 }
 
 impl ConsoleFigures {
-    /// Completed waits per operation on the resources at `site` (see [`ResourceWaits::site`]).
-    pub fn site(&self, site: &str) -> Option<&ResourceWaits> {
-        self.resources.iter().find(|r| r.site() == site)
+    /// The waits on the resources of each site (see [`ResourceWaits::site`]): the entries of
+    /// one type in one file added up, under the line that was waited on most.
+    pub fn by_site(&self) -> std::collections::BTreeMap<String, ResourceWaits> {
+        let mut sites: std::collections::BTreeMap<String, ResourceWaits> = Default::default();
+        // Most waited on first: the first entry of a site gives it its line.
+        let mut entries: Vec<&ResourceWaits> = self.resources.iter().collect();
+        entries.sort_by(|a, b| b.wait_ns.total_cmp(&a.wait_ns));
+        for r in entries {
+            match sites.entry(r.site()) {
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(r.clone());
+                }
+                std::collections::btree_map::Entry::Occupied(mut o) => o.get_mut().absorb(r),
+            }
+        }
+        sites
     }
 }
 

@@ -86,7 +86,7 @@ fn init_logging(default: &str) {
         );
         subscriber
             .with(diag::console::layer())
-            .with(diag::console::waits::WaitLayer)
+            .with(diag::console::waits::layer())
     };
     subscriber.init();
 }

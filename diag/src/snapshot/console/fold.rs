@@ -28,6 +28,13 @@ pub struct ConsoleFold {
     dropped_events: u64,
 }
 
+impl TaskState {
+    /// Whether its stats say it was dropped.
+    fn ended(&self) -> bool {
+        self.stats.as_ref().is_some_and(|s| s.dropped_at.is_some())
+    }
+}
+
 #[derive(Debug, Default)]
 struct TaskState {
     name: String,
@@ -66,10 +73,16 @@ impl ConsoleFold {
         if let Some(t) = &update.task_update {
             for task in &t.new_tasks {
                 let Some(id) = &task.id else { continue };
-                let state = self.task_state(task);
-                if let Some(before) = self.tasks.insert(id.id, state) {
-                    self.ended.push(before);
+                let mut state = self.task_state(task);
+                match self.tasks.remove(&id.id) {
+                    // The id came back: the task before it ended.
+                    Some(before) if before.ended() => self.ended.push(before),
+                    // The same task again (a new subscriber's first updates repeat recent
+                    // tasks): its stats so far stay.
+                    Some(before) => state.stats = before.stats,
+                    None => {}
                 }
+                self.tasks.insert(id.id, state);
             }
             for (id, stats) in &t.stats_update {
                 if let Some(task) = self.tasks.get_mut(id) {
@@ -128,7 +141,10 @@ impl ConsoleFold {
     fn lints(&self) -> Vec<ConsoleLint> {
         let mut lints: BTreeMap<(Lint, String, String), ConsoleLint> = BTreeMap::new();
         let now = self.now.as_ref().map(nanos);
-        for task in self.tasks.values().chain(&self.ended) {
+        // An ended task's last stats may be from before its end: only its lints that do not
+        // depend on it still running (its size, its wakes) apply.
+        let tasks = self.tasks.values().map(|t| (t, now));
+        for (task, now) in tasks.chain(self.ended.iter().map(|t| (t, None))) {
             for (lint, value) in task_lints(task, now) {
                 let key = (lint, task.name.clone(), task.location.clone());
                 let entry = lints.entry(key).or_insert_with(|| ConsoleLint {
@@ -186,7 +202,8 @@ fn task_lints(task: &TaskState, now: Option<i128>) -> Vec<(Lint, f64)> {
     }
     let woken = stats.last_wake.as_ref().map(nanos);
     let awakened = woken.is_some_and(|w| started.is_none_or(|s| w > s));
-    let alive = stats.dropped_at.is_none();
+    // Whether it is known to be alive at the end of the recording.
+    let alive = stats.dropped_at.is_none() && now.is_some();
     let polled = polls.is_some_and(|p| p.polls > 0);
     if alive && polled && !running && !awakened && stats.waker_clones <= stats.waker_drops {
         out.push((Lint::LostWaker, 0.0));

@@ -110,29 +110,49 @@ fn recording() -> ConsoleRecording {
 }
 
 #[test]
-fn a_task_id_the_console_hands_out_again_is_a_new_task() {
-    let mut recording = recording();
-    recording.updates.push(Update {
-        now: Some(at(4_000)),
-        task_update: Some(TaskUpdate {
-            new_tasks: vec![task(3, "load.worker", 20_480, Some(20_480))],
-            ..TaskUpdate::default()
-        }),
-        ..Update::default()
-    });
-    let figures = ConsoleFigures::from_recording(&recording, 10);
-    assert_eq!(figures.tasks, 5);
-    let boxed = figures
+fn a_task_id_the_console_hands_out_again_is_a_new_task_once_the_first_was_dropped() {
+    let again = |dropped: bool| {
+        let mut recording = recording();
+        let stats = Stats {
+            wakes: 40,
+            self_wakes: 30,
+            dropped_at: dropped.then(|| at(3_500)),
+            ..Stats::default()
+        };
+        recording.updates.push(Update {
+            now: Some(at(3_500)),
+            task_update: Some(TaskUpdate {
+                stats_update: [(3, stats)].into(),
+                ..TaskUpdate::default()
+            }),
+            ..Update::default()
+        });
+        recording.updates.push(Update {
+            now: Some(at(4_000)),
+            task_update: Some(TaskUpdate {
+                new_tasks: vec![task(3, "load.worker", 20_480, Some(20_480))],
+                ..TaskUpdate::default()
+            }),
+            ..Update::default()
+        });
+        ConsoleFigures::from_recording(&recording, 10)
+    };
+    let reused = again(true);
+    assert_eq!(reused.tasks, 5);
+    let boxed = reused
         .lints
         .iter()
         .find(|l| l.lint == Lint::AutoBoxedFuture)
         .expect("the boxed futures");
     assert_eq!(boxed.tasks, 2, "{boxed:?}");
     assert!(
-        figures.lints.iter().any(|l| l.lint == Lint::SelfWakes),
+        reused.lints.iter().any(|l| l.lint == Lint::SelfWakes),
         "the first task keeps its self-wakes: {:?}",
-        figures.lints
+        reused.lints
     );
+    // A task sent again while it lives (a new subscriber's first updates repeat recent tasks)
+    // is the same task.
+    assert_eq!(again(false).tasks, 4);
 }
 
 #[test]

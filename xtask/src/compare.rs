@@ -88,9 +88,9 @@ pub struct Options {
 
 /// Said when the console pass named no resource: what tokio-console cannot see.
 const NO_RESOURCE_NOTE: &str = "the console pass found no `tokio::sync` resource or timer \
-     whose waits grew. tokio-console sees only resources tokio instruments: not a `Mutex`, \
-     `RwLock` or `Semaphore` made with `const_new` (a `static`), nor `mpsc` channels, `Notify` \
-     or sockets; the wait is at an `.await` of the waiting kind's handler";
+     whose waits grew. It times the waits on what tokio instruments (its locks, semaphores, \
+     `oneshot` channels, barriers, timers): not on `mpsc` channels, `Notify` or sockets; the wait \
+     is at an `.await` of the waiting kind's handler";
 
 /// When `compare` runs the console pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -558,6 +558,7 @@ fn run_stages(cx: &Context<'_>, tasks: &[TaskChange], notes: &mut Vec<String>) -
     let mut findings = found.findings;
     blocking::mark_symptoms(cx, &mut findings);
     waiting::mark_symptoms(&mut findings);
+    waiting::mark_polls_symptoms(&mut findings);
     polls::mark_symptoms(&mut findings);
     runtime::mark_symptoms(&mut findings);
     resources::mark_symptoms(&mut findings);

@@ -174,13 +174,12 @@ fn resource_finding(sides: &Sides<'_>, (before, after): (f64, f64), cost: Option
     Finding {
         kind: FindingKind::ResourceWait,
         title: format!(
-            "{waiter} {} more per operation on the `{}` created at {}",
+            "{waiter} {} more per operation on {}",
             fmt_us(after - before),
-            r.concrete_type,
-            r.location
+            resource_text(r)
         ),
         evidence,
-        sites: vec![format!("`{}` created at {}", r.concrete_type, r.location)],
+        sites: vec![resource_text(r)],
         functions: Vec::new(),
         cost_ns_per_op: cost,
         share: None,
@@ -189,6 +188,18 @@ fn resource_finding(sides: &Sides<'_>, (before, after): (f64, f64), cost: Option
         symptom: false,
         blocked_call: None,
         counts_per_op: None,
+    }
+}
+
+/// `the `Mutex` created at FILE:LINE`, or, for a resource tokio made no span for, what is known.
+fn resource_text(r: &ResourceWaits) -> String {
+    if r.location.starts_with('?') {
+        format!(
+            "a `{}` tokio cannot place (made with `const_new`, as a `static` is)",
+            r.concrete_type
+        )
+    } else {
+        format!("the `{}` created at {}", r.concrete_type, r.location)
     }
 }
 

@@ -1981,3 +1981,46 @@ fn a_console_lint_the_baseline_did_not_have_is_a_finding_and_a_lost_waker_a_regr
     );
     assert!(lints[0].regression && c.regression);
 }
+
+#[test]
+fn a_kind_that_waits_at_new_awaits_is_waiting_and_its_extra_polls_and_executor_work_its_symptoms() {
+    // 30 more polls per operation, each after a wait (idle +400 µs, no more CPU in the polls),
+    // and the executor's 60 µs more CPU running the wakes: 60% of the wall time's change.
+    let c = run(&pair(
+        Build::default(),
+        Build {
+            extra_polls: 30,
+            extra_idle_ns: 400_000,
+            speed: 0.8,
+            ..Build::default()
+        },
+    ));
+    let first = &c.findings[0];
+    assert_eq!(first.kind, FindingKind::Waiting, "{:#?}", c.findings);
+    assert!(
+        first
+            .title
+            .contains("at 30.00 more awaits per operation that had to wait"),
+        "{}",
+        first.title
+    );
+    let polls = of_kind(&c, FindingKind::Polls);
+    assert_eq!(polls.len(), 1, "{:#?}", c.findings);
+    assert!(polls[0].symptom, "{:#?}", polls[0]);
+    // The same polls and executor time without the waiting are the polls' own finding.
+    let busy = run(&pair(
+        Build::default(),
+        Build {
+            extra_polls: 30,
+            speed: 0.8,
+            ..Build::default()
+        },
+    ));
+    assert_eq!(
+        busy.findings[0].kind,
+        FindingKind::Polls,
+        "{:#?}",
+        busy.findings
+    );
+    assert!(of_kind(&busy, FindingKind::Waiting).is_empty());
+}

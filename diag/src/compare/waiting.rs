@@ -6,11 +6,15 @@
 //! idle time per operation on both sides, and, to rule out a busier machine, the runtime-thread
 //! time per operation (CPU and blocked) of both sides. Idle time grows in every slowdown that
 //! makes a task's peers slower, so the finding is made only when the extra runtime-thread time
-//! explains less than half of the wall-time change.
+//! explains less than half of the wall-time change. A kind that waits at new awaits (polled
+//! more, idle longer, no more CPU in its polls: a lock held across an await, a new timer) makes
+//! the executor run a wake per wait: that extra CPU is the waiting's, not an explanation of it.
 
 use super::{
-    Context, Evidence, Finding, FindingKind, TaskChange, WallComparison, WallVerdict, fmt_us,
+    Context, Evidence, Finding, FindingKind, TaskChange, WallComparison, WallVerdict, fmt_count,
+    fmt_us,
 };
+use crate::snapshot::CpuCategory;
 
 /// Growth of a kind's idle time per operation that can name it: +50%...
 pub const IDLE_GROWTH_MIN: f64 = 0.5;
@@ -22,7 +26,8 @@ pub const IDLE_CHANGE_NS_PER_OP_MIN: f64 = 20_000.0;
 /// the cause: below half, CPU and blocking are not what slowed the operations.
 pub const EXPLAINED_SHARE_MAX: f64 = 0.5;
 
-/// The waiting finding, when the wall time regressed unexplained and a kind waits longer.
+/// The waiting finding, when the wall time regressed and a kind waits longer: unexplained by
+/// the threads' time, or at new waits (see [`waits_anew`]).
 pub(crate) fn finding(
     cx: &Context<'_>,
     tasks: &[TaskChange],
@@ -33,27 +38,43 @@ pub(crate) fn finding(
     if !slower && !w.p99.grew_beyond(cx.thresholds.p99_growth) {
         return None;
     }
-    let unexplained = unexplained_worker_ns(cx, w, worker_delta);
+    let most_idle = |a: &&TaskChange, b: &&TaskChange| idle_delta(a).total_cmp(&idle_delta(b));
+    let anew = tasks.iter().filter(|t| waits_anew(t)).max_by(most_idle);
+    // With new waits, the executor's extra CPU runs their wakes: it is part of the waiting,
+    // not a cause that explains it away.
+    let wakes = match (anew, cx.cpu) {
+        (Some(_), Some(cpu)) => cpu.delta(CpuCategory::Executor).max(0.0),
+        _ => 0.0,
+    };
+    let unexplained = unexplained_worker_ns(cx, w, worker_delta.map(|d| d - wakes));
     if slower && unexplained.is_none() {
         return None;
     }
-    let kind = tasks
-        .iter()
-        .filter(|t| idle_grew(t))
-        .max_by(|a, b| idle_delta(a).total_cmp(&idle_delta(b)))?;
+    let kind = anew.or_else(|| tasks.iter().filter(|t| idle_grew(t)).max_by(most_idle))?;
     let (before, after) = kind.idle_ns_per_op;
-    Some(Finding {
-        kind: FindingKind::Waiting,
-        title: format!(
+    let title = match anew {
+        Some(t) => format!(
+            "task kind `{}` waits {} more per operation between its polls, at {} more awaits \
+             per operation that had to wait",
+            t.kind,
+            fmt_us(after - before),
+            fmt_count(t.polls_per_op.1 - t.polls_per_op.0)
+        ),
+        None => format!(
             "task kind `{}` waits {} more per operation between its polls, which CPU and \
              blocking do not explain",
             kind.kind,
             fmt_us(after - before)
         ),
+    };
+    let cost = unexplained;
+    Some(Finding {
+        kind: FindingKind::Waiting,
+        title,
         evidence: evidence(kind, w),
         sites: vec![format!("task kind `{}`", kind.kind)],
         functions: Vec::new(),
-        cost_ns_per_op: unexplained,
+        cost_ns_per_op: cost,
         share: None,
         fix: "the tasks of this kind wait longer for something: a timer (a `sleep`, an interval, \
               a retry's back-off), an async lock or semaphore another task holds across an \
@@ -64,11 +85,30 @@ pub(crate) fn finding(
         regression: true,
         symptom: false,
         blocked_call: None,
-        counts_per_op: None,
+        counts_per_op: anew.map(|t| t.polls_per_op),
     })
 }
 
-/// The kind's idle and poll time, and the wall figures that got worse.
+/// Extra polls per operation that make a kind's polls "waits anew"...
+pub const NEW_WAITS_PER_OP_MIN: f64 = 0.5;
+
+/// ... while its time on the CPU in polls per operation grew by at most this share.
+pub const CPU_IN_POLLS_GROWTH_MAX: f64 = 0.25;
+
+/// Whether a kind waits at awaits that did not wait before: it is polled more per operation,
+/// its idle time grew with its polls, and its time on the CPU in polls did not. Each await that
+/// pends ends in a wake and one more poll, which does the little work left; a future that
+/// wakes itself or works in more, smaller pieces adds polls that use the CPU instead, and a
+/// slower peer makes the same awaits wait longer without adding polls. The executor's extra
+/// CPU (it runs the wakes) then does not explain the change away.
+fn waits_anew(t: &TaskChange) -> bool {
+    let (polls_before, polls_after) = t.polls_per_op;
+    let ((cpu_before, cpu_after), _) = t.poll_split();
+    idle_grew(t)
+        && polls_after - polls_before >= NEW_WAITS_PER_OP_MIN
+        && cpu_after <= cpu_before * (1.0 + CPU_IN_POLLS_GROWTH_MAX)
+}
+
 fn evidence(kind: &TaskChange, w: &WallComparison) -> Vec<Evidence> {
     let (before, after) = kind.idle_ns_per_op;
     vec![
@@ -140,24 +180,56 @@ fn idle_grew(t: &TaskChange) -> bool {
         && (before == 0.0 || (after - before) / before >= IDLE_GROWTH_MIN)
 }
 
-/// A runtime thread blocked inside a poll stalls every task queued behind it, and the tasks it
-/// would have woken: the tasks of other kinds wait longer between their polls, and more than
-/// the blocked time the sampler sees (it counts the blocked thread, not the queue behind it).
-/// With a blocking regression, a waiting finding is its symptom, shown after the causes.
-pub(crate) fn mark_symptoms(findings: &mut [Finding]) {
-    let cost = |f: &Finding| f.cost_ns_per_op.unwrap_or(0.0);
+/// Waits at new awaits each end in a wake and a poll: a kind polled more per operation, and
+/// the executor's extra work for it, are how they show.
+pub(crate) fn mark_polls_symptoms(findings: &mut [Finding]) {
     let Some(cause) = findings
         .iter()
-        .filter(|f| f.kind == FindingKind::Blocking && f.regression && !f.symptom)
-        .max_by(|a, b| cost(a).total_cmp(&cost(b)))
+        .find(|f| {
+            f.kind == FindingKind::Waiting
+                && f.regression
+                && !f.symptom
+                && f.counts_per_op.is_some()
+        })
         .map(|f| f.title.clone())
     else {
         return;
     };
     super::mark_symptoms_of(
         findings,
-        FindingKind::Waiting,
+        FindingKind::Polls,
         &cause,
-        "a runtime thread held off the CPU stalls the tasks queued behind it",
+        "each wait ends in a wake and a poll, and the executor runs them",
     );
+}
+
+/// A runtime thread blocked inside a poll stalls every task queued behind it, and the tasks it
+/// would have woken: the tasks of other kinds wait longer between their polls, and more than
+/// the blocked time the sampler sees (it counts the blocked thread, not the queue behind it).
+/// With a blocking regression, a waiting finding is its symptom, shown after the causes; so it
+/// is with tasks spawned per call, which the task that spawned them awaits.
+pub(crate) fn mark_symptoms(findings: &mut [Finding]) {
+    let cost = |f: &Finding| f.cost_ns_per_op.unwrap_or(0.0);
+    let cause_of_kind = |kind: FindingKind| {
+        findings
+            .iter()
+            .filter(|f| f.kind == kind && f.regression && !f.symptom)
+            .max_by(|a, b| cost(a).total_cmp(&cost(b)))
+            .map(|f| f.title.clone())
+    };
+    if let Some(cause) = cause_of_kind(FindingKind::Blocking) {
+        super::mark_symptoms_of(
+            findings,
+            FindingKind::Waiting,
+            &cause,
+            "a runtime thread held off the CPU stalls the tasks queued behind it",
+        );
+    } else if let Some(cause) = cause_of_kind(FindingKind::TaskPerCall) {
+        super::mark_symptoms_of(
+            findings,
+            FindingKind::Waiting,
+            &cause,
+            "a task that awaits the tasks it spawned waits for them to be scheduled and run",
+        );
+    }
 }

@@ -15,7 +15,8 @@
 //! ready: first for the task's cooperative budget, then for the timer; only the second says it
 //! fired. An operation polled inside another's poll (the `Sleep` inside an `Interval`'s tick)
 //! is part of the outer one, and a resource's internal parts (the semaphore inside a `Mutex`)
-//! are its resource's.
+//! are its resource's. A resource tokio made no span for (a `Mutex` made with `const_new`, as
+//! a `static` is) has no place: its waits are kept under its type, at [`UNPLACED`].
 //!
 //! Only tokio's `runtime.*` spans and events reach it (a per-layer filter). It names tasks and
 //! resources whenever they are made (an `Arc` and a few strings each: a connection's task and a
@@ -265,10 +266,19 @@ where
                 span.extensions_mut().insert(TaskName(name.into()));
             }
             "runtime.resource.async_op" if measuring() => {
-                // Its parent is the resource's span (an internal part's has no site).
+                // Its parent is the resource's span. An internal part's has no site; a resource
+                // made without one (`Mutex::const_new`) leaves it under the polling task's.
                 let Some(parent) = span.parent() else { return };
                 let site = parent.extensions().get::<Arc<Site>>().cloned();
-                let Some(site) = site else { return };
+                let site = match site {
+                    Some(site) => site,
+                    None if parent.name() == "runtime.resource" => return,
+                    None => {
+                        let mut fields = Fields::default();
+                        attrs.record(&mut fields);
+                        Arc::new(unplaced(fields.source.as_deref()))
+                    }
+                };
                 span.extensions_mut().insert(Op {
                     site,
                     state: Mutex::default(),
@@ -345,6 +355,20 @@ where
     }
 }
 
+/// Where a resource is said to be when tokio made no span for it.
+pub const UNPLACED: &str = "? (tokio gives no place: made with `const_new`)";
+
+/// The site of an operation on a resource tokio made no span for: its type from the
+/// operation's source (`Mutex::lock` is a `Mutex`'s).
+fn unplaced(source: Option<&str>) -> Site {
+    let source = source.unwrap_or("?");
+    Site {
+        concrete_type: source.split("::").next().unwrap_or(source).to_string(),
+        kind: String::new(),
+        location: UNPLACED.to_string(),
+    }
+}
+
 /// The fields the layer reads off tokio's spans and events.
 #[derive(Debug, Default)]
 struct Fields {
@@ -353,6 +377,7 @@ struct Fields {
     file: Option<String>,
     line: Option<u64>,
     task_name: Option<String>,
+    source: Option<String>,
     is_ready: bool,
     is_internal: bool,
 }
@@ -378,6 +403,7 @@ impl Visit for Fields {
             "kind" => self.kind = Some(value.to_string()),
             "loc.file" => self.file = Some(value.to_string()),
             "task.name" => self.task_name = Some(value.to_string()),
+            "source" => self.source = Some(value.to_string()),
             _ => {}
         }
     }
@@ -406,7 +432,7 @@ impl Visit for Fields {
         let text = format!("{value:?}");
         let text = text.trim_matches('"').to_string();
         match field.name() {
-            "concrete_type" | "kind" | "loc.file" | "task.name" => {
+            "concrete_type" | "kind" | "loc.file" | "task.name" | "source" => {
                 self.record_str(field, &text);
             }
             _ => {}

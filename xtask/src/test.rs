@@ -2,7 +2,8 @@
 //! the default features, then DDSplit again with the `story` features (the same tests must
 //! pass: the story changes performance, never behaviour), then DDSplit's probe tests in the
 //! heap-profile build (`dhat-heap`, whose global allocator is dhat's), then the tokio-console
-//! build (its own `--cfg tokio_unstable` target directory): the console protocol test, which
+//! build (its own `--cfg tokio_unstable` target directory): diag's wait layer on a real
+//! runtime, and the console protocol test, which
 //! also checks the task probes' unstable runtime figures.
 
 use std::process::ExitCode;
@@ -43,6 +44,18 @@ pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
                 "--test",
                 "it",
                 "probes::",
+            ],
+        ),
+        (
+            "diag's wait layer on a real runtime (console build)",
+            vec![
+                "test",
+                "-p",
+                "diag",
+                "--features",
+                "console",
+                "--lib",
+                "console::",
             ],
         ),
         (

@@ -439,3 +439,6 @@ impl Visit for Fields {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

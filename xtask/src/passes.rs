@@ -161,21 +161,37 @@ fn read_tasks(path: &Path, ops: u64) -> anyhow::Result<Option<TaskRunFigures>> {
     Ok(Some(figures))
 }
 
+/// A probe's JSON summary (`what` names it), refused when its version (read by `version_of`)
+/// is not the one this xtask reads: a file from another version is an error, never misread.
+fn read_versioned<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    what: &str,
+    version: u32,
+    version_of: impl Fn(&T) -> u32,
+) -> anyhow::Result<T> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("the pass wrote no readable {}", path.display()))?;
+    let value: T = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a {what}", path.display()))?;
+    let found = version_of(&value);
+    if found != version {
+        bail!(
+            "{} is version {found} of the {what}; this xtask reads version {version}",
+            path.display()
+        );
+    }
+    Ok(value)
+}
+
 /// The CPU pass's `cpu.json`: its sampling rate turns samples into time, so a missing or
 /// unreadable one fails the pass (it once read as 99 Hz).
 fn read_cpu_summary(path: &Path) -> anyhow::Result<CpuSummary> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("the CPU pass wrote no readable {}", path.display()))?;
-    let summary: CpuSummary = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a CPU summary", path.display()))?;
-    if summary.version != CPU_SUMMARY_VERSION {
-        bail!(
-            "{} is version {} of the CPU summary; this xtask reads version {CPU_SUMMARY_VERSION}",
-            path.display(),
-            summary.version
-        );
-    }
-    Ok(summary)
+    read_versioned(
+        path,
+        "CPU summary",
+        CPU_SUMMARY_VERSION,
+        |s: &CpuSummary| s.version,
+    )
 }
 
 /// The command line of one run: `ddsplit local` with the workload, `ops` operations, writing
@@ -424,19 +440,12 @@ pub fn blocking(
         std::fs::read_to_string(&path)
             .with_context(|| format!("the blocking pass wrote no {}", path.display()))
     };
-    let summary: BlockingSummary =
-        serde_json::from_str(&read("blocking.json")?).with_context(|| {
-            format!(
-                "{} is not a blocking summary",
-                dir.join("blocking.json").display()
-            )
-        })?;
-    if summary.version != BLOCKING_SUMMARY_VERSION {
-        bail!(
-            "blocking.json is version {}, this xtask reads version {BLOCKING_SUMMARY_VERSION}",
-            summary.version
-        );
-    }
+    let summary: BlockingSummary = read_versioned(
+        &dir.join("blocking.json"),
+        "blocking summary",
+        BLOCKING_SUMMARY_VERSION,
+        |s: &BlockingSummary| s.version,
+    )?;
     let mut figures = BlockingFigures::new(&read("blocking.folded")?, &summary, run.wall.ops);
     for f in &mut figures.functions {
         if let Some(l) = &mut f.location {
@@ -496,18 +505,9 @@ pub fn console(
 
 /// The waits a console build measured (`resources.json`), of the version this xtask reads.
 pub fn read_waits(path: &Path) -> anyhow::Result<WaitsSummary> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("the console pass wrote no readable {}", path.display()))?;
-    let waits: WaitsSummary = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a waits summary", path.display()))?;
-    if waits.version != WAITS_VERSION {
-        bail!(
-            "{} is version {} of the waits summary; this xtask reads version {WAITS_VERSION}",
-            path.display(),
-            waits.version
-        );
-    }
-    Ok(waits)
+    read_versioned(path, "waits summary", WAITS_VERSION, |w: &WaitsSummary| {
+        w.version
+    })
 }
 
 /// A loopback address with a port no one listens on now.

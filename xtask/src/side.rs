@@ -148,12 +148,7 @@ pub fn build_in(
     say: &dyn Fn(&str),
 ) -> anyhow::Result<Built> {
     let tree = tree_of(root, spec, options.profile, say)?;
-    let out_dir = target_dir(root)
-        .join("xtask")
-        .join("bin")
-        .join(slug(&spec.label()));
-    std::fs::create_dir_all(&out_dir)
-        .with_context(|| format!("cannot create {}", out_dir.display()))?;
+    let out_dir = binaries_dir(root, spec)?;
 
     say(&format!("building {} ({})", spec.label(), options.profile));
     let binary = build_one(
@@ -231,12 +226,7 @@ pub fn build_console_twin(
     }
     let mut features = tree.features.clone();
     features.push(CONSOLE_FEATURE.into());
-    let out_dir = target_dir(root)
-        .join("xtask")
-        .join("bin")
-        .join(slug(&spec.label()));
-    std::fs::create_dir_all(&out_dir)
-        .with_context(|| format!("cannot create {}", out_dir.display()))?;
+    let out_dir = binaries_dir(root, spec)?;
     say(&format!(
         "building {} with {CONSOLE_FEATURE} (--cfg tokio_unstable)",
         spec.label()
@@ -258,6 +248,17 @@ pub fn build_console_twin(
 /// The cargo profile of console builds: the one `cargo xtask console` and the console tests
 /// build, so the workspace's console target directory serves all of them.
 pub const CONSOLE_PROFILE: &str = "release";
+
+/// Where a side's binaries are copied out of cargo's output (created): builds of other features
+/// overwrite cargo's own path, these stay.
+fn binaries_dir(root: &Path, spec: &SideSpec) -> anyhow::Result<PathBuf> {
+    let dir = target_dir(root)
+        .join("xtask")
+        .join("bin")
+        .join(slug(&spec.label()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
+}
 
 /// A source tree to build: where it is, the target directory only it builds into, and what the
 /// side expects of its binary.

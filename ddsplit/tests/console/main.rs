@@ -45,6 +45,16 @@ fn free_addr() -> SocketAddr {
 /// 2-core machine (the release build is lossless at 100 a second; see `diag::console`).
 const TEST_RATE: &str = "25";
 
+/// The tests' workload: a few connections, records up to 64 KiB, at [`TEST_RATE`].
+const PACED: [&str; 6] = [
+    "--concurrency",
+    "4",
+    "--size-max",
+    "64KiB",
+    "--rate",
+    TEST_RATE,
+];
+
 /// How long the console is watched for dropped events after the tasks appeared.
 const LOSSLESS_WATCH: Duration = Duration::from_secs(15);
 
@@ -70,14 +80,7 @@ fn tokio_console_sees_the_named_ddsplit_tasks_polled() {
     let (console, admin) = (free_addr(), free_addr());
     let child = Command::new(env!("CARGO_BIN_EXE_ddsplit"))
         .args(["local", "--listen", "127.0.0.1:0", "--load", "120s"])
-        .args([
-            "--concurrency",
-            "4",
-            "--size-max",
-            "64KiB",
-            "--rate",
-            TEST_RATE,
-        ])
+        .args(PACED)
         .args(["--admin", &admin.to_string()])
         .arg("--data-dir")
         .arg(dir.path())

@@ -10,7 +10,7 @@ use diag::recording::{ConsoleRecording, RecordingError};
 use diag::snapshot::ConsoleFigures;
 use diag::waits::WaitsSummary;
 
-use super::{Proc, TEST_RATE, free_addr};
+use super::{PACED, Proc, TEST_RATE, free_addr};
 
 /// Operations of the recorded run: six seconds at the test's rate.
 const RECORDED_OPS: u64 = 150;
@@ -23,14 +23,7 @@ fn recorded_run(data: &Path, out: &Path, load: [&str; 2]) -> Proc {
     let child = Command::new(env!("CARGO_BIN_EXE_ddsplit"))
         .args(["local", "--listen", "127.0.0.1:0", "--no-admin", "--json"])
         .args(load)
-        .args([
-            "--concurrency",
-            "4",
-            "--size-max",
-            "64KiB",
-            "--rate",
-            TEST_RATE,
-        ])
+        .args(PACED)
         .args(["--fsync", "never", "--console-record"])
         .arg("--data-dir")
         .arg(data)

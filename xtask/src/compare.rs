@@ -630,7 +630,7 @@ mod tests {
                 "--candidate",
                 "b",
                 "--pairs",
-                "20"
+                "30"
             ]))
             .is_err()
         );

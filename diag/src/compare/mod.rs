@@ -554,7 +554,8 @@ fn run_stages(cx: &Context<'_>, tasks: &[TaskChange], notes: &mut Vec<String>) -
     found.add(resources::findings(cx).into());
     // Waiting is a finding only when the threads' time leaves the slowdown unexplained.
     let worker_delta = worker_time_delta(cx);
-    found.add(waiting::finding(cx, tasks, worker_delta).into());
+    let causes_so_far = waiting::explained_by(&found.findings);
+    found.add(waiting::finding(cx, tasks, worker_delta, causes_so_far).into());
     let mut findings = found.findings;
     blocking::mark_symptoms(cx, &mut findings);
     waiting::mark_symptoms(&mut findings);

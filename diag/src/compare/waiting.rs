@@ -8,13 +8,14 @@
 //! makes a task's peers slower, so the finding is made only when the extra runtime-thread time
 //! explains less than half of the wall-time change. A kind that waits at new awaits (polled
 //! more, idle longer, no more CPU in its polls: a lock held across an await, a new timer) makes
-//! the executor run a wake per wait: that extra CPU is the waiting's, not an explanation of it.
+//! the runtime run a wake per wait and set its timers: that extra CPU is the waiting's, not an
+//! explanation of it, so new waits are measured against the costs of the causes found before
+//! them instead. A CPU regression makes the same awaits wait longer, and adds no polls.
 
 use super::{
     Context, Evidence, Finding, FindingKind, TaskChange, WallComparison, WallVerdict, fmt_count,
     fmt_us,
 };
-use crate::snapshot::CpuCategory;
 
 /// Growth of a kind's idle time per operation that can name it: +50%...
 pub const IDLE_GROWTH_MIN: f64 = 0.5;
@@ -27,11 +28,12 @@ pub const IDLE_CHANGE_NS_PER_OP_MIN: f64 = 20_000.0;
 pub const EXPLAINED_SHARE_MAX: f64 = 0.5;
 
 /// The waiting finding, when the wall time regressed and a kind waits longer: unexplained by
-/// the threads' time, or at new waits (see [`waits_anew`]).
+/// the threads' time, or, for new waits (see [`waits_anew`]), by the causes found so far.
 pub(crate) fn finding(
     cx: &Context<'_>,
     tasks: &[TaskChange],
     worker_delta: Option<f64>,
+    causes_so_far: f64,
 ) -> Option<Finding> {
     let w = cx.wall?;
     let slower = w.verdict == WallVerdict::Slower;
@@ -40,13 +42,14 @@ pub(crate) fn finding(
     }
     let most_idle = |a: &&TaskChange, b: &&TaskChange| idle_delta(a).total_cmp(&idle_delta(b));
     let anew = tasks.iter().filter(|t| waits_anew(t)).max_by(most_idle);
-    // With new waits, the executor's extra CPU runs their wakes: it is part of the waiting,
-    // not a cause that explains it away.
-    let wakes = match (anew, cx.cpu) {
-        (Some(_), Some(cpu)) => cpu.delta(CpuCategory::Executor).max(0.0),
-        _ => 0.0,
+    // New waits make the runtime work for them (a wake and a poll each, a timer to set): that
+    // CPU is part of the waiting, not a cause that explains it away. What explains them is
+    // what the stages before found, at their cost.
+    let explained = match anew {
+        Some(_) => Some(causes_so_far),
+        None => worker_delta,
     };
-    let unexplained = unexplained_worker_ns(cx, w, worker_delta.map(|d| d - wakes));
+    let unexplained = unexplained_worker_ns(cx, w, explained);
     if slower && unexplained.is_none() {
         return None;
     }
@@ -87,6 +90,17 @@ pub(crate) fn finding(
         blocked_call: None,
         counts_per_op: anew.map(|t| t.polls_per_op),
     })
+}
+
+/// What the findings so far explain, runtime-thread time per operation: the costs of every
+/// cause but the waiting's own signs (more polls, a longer tail).
+pub(crate) fn explained_by(findings: &[Finding]) -> f64 {
+    findings
+        .iter()
+        .filter(|f| !f.symptom && !matches!(f.kind, FindingKind::Polls | FindingKind::Latency))
+        .filter_map(|f| f.cost_ns_per_op)
+        .filter(|c| *c > 0.0)
+        .sum()
 }
 
 /// Extra polls per operation that make a kind's polls "waits anew"...

@@ -36,7 +36,8 @@ Profiles both sides with the same seeded workload (see `cargo xtask profile --he
 passes), runs their wall-time passes interleaved (A B B A A B ...), adding pairs while the verdict
 is within the noise, and explains the difference as findings ranked by their estimated share of
 the extra runtime-thread time per operation (CPU, and time blocked inside polls), each with its
-evidence and the fix to try.
+evidence and the fix to try. A change of the wall time that no probe explains is measured again
+in 10 fresh pairs, and holds only if they move the same way by half the threshold.
 
 Options:
   --out DIR                   where to write the report and both snapshots
@@ -347,6 +348,14 @@ pub fn run_comparison(o: &Options) -> anyhow::Result<(Comparison, PathBuf)> {
     }
     interleave_wall_runs(&mut sides, o, &progress)?;
     let mut comparison = compare_sides(&sides, o);
+    if comparison.wall_change_unexplained() && built_count == 2 {
+        progress.add_steps(2 * REPLICATION_PAIRS as u64);
+        progress.done(
+            "no probe explains the change of the wall time: measuring it again in fresh pairs",
+        );
+        run_wall_pairs(&mut sides, REPLICATION_PAIRS, true, &progress)?;
+        comparison = compare_sides(&sides, o);
+    }
     if o.console.wanted(&comparison) && built_count > 0 {
         progress.add_steps(built_count);
         for (side, spec) in sides.iter_mut().zip(&specs) {
@@ -430,17 +439,7 @@ fn interleave_wall_runs(
 ) -> anyhow::Result<()> {
     let mut pairs = 0;
     loop {
-        for i in abba_order(pairs) {
-            if let Resolved::Profiled(p) = &mut sides[i] {
-                let name = if i == 0 { "baseline" } else { "candidate" };
-                progress.say(&format!("wall pair {}: {name}", pairs + 1));
-                let ops_per_s = p.wall_run(pairs)?;
-                progress.done(&format!(
-                    "wall pair {}: {name} {ops_per_s:.0} ops/s",
-                    pairs + 1
-                ));
-            }
-        }
+        run_wall_pairs(sides, 1, false, progress)?;
         pairs += 1;
         if pairs < o.pairs {
             continue;
@@ -464,6 +463,38 @@ fn interleave_wall_runs(
             _ => return Ok(()),
         }
     }
+}
+
+/// Fresh pairs run when no probe explains a change of the wall time: as many as a compare
+/// starts with.
+const REPLICATION_PAIRS: usize = DEFAULT_PAIRS;
+
+/// Runs `count` more wall-time pairs of the profiled sides, in A B / B A order, each run
+/// marked as part of a replication batch or not.
+fn run_wall_pairs(
+    sides: &mut [Resolved],
+    count: usize,
+    replication: bool,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    for _ in 0..count {
+        let pair = sides
+            .iter()
+            .find(|s| matches!(s, Resolved::Profiled(_)))
+            .map_or(0, |s| s.snapshot().wall.len());
+        for i in abba_order(pair) {
+            if let Resolved::Profiled(p) = &mut sides[i] {
+                let name = if i == 0 { "baseline" } else { "candidate" };
+                progress.say(&format!("wall pair {}: {name}", pair + 1));
+                let ops_per_s = p.wall_run(pair, replication)?;
+                progress.done(&format!(
+                    "wall pair {}: {name} {ops_per_s:.0} ops/s",
+                    pair + 1
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The sizes report saved in a snapshot directory, if any.

@@ -392,7 +392,7 @@ fn profile_tree(dir: &Path, o: &GateOptions, progress: &Progress) -> anyhow::Res
     let mut profile = SideProfile::new(built, gate_workload(), GATE_SCALE, dir.to_path_buf())?;
     profile.probe_passes(o.passes, preload.as_deref(), progress);
     progress.say("counting run");
-    profile.wall_run(0)?;
+    profile.wall_run(0, false)?;
     // One run's throughput is not a figure the gate compares: wall time is gated apart.
     profile.snapshot.wall.clear();
     if o.instructions {
@@ -462,7 +462,7 @@ fn wall_against_revision(
     loop {
         for i in crate::wall_pairs::abba_order(n) {
             progress.say(&format!("wall pair {}: {}", n + 1, names[i]));
-            let ops_per_s = sides[i].wall_run(n)?;
+            let ops_per_s = sides[i].wall_run(n, false)?;
             progress.done(&format!(
                 "wall pair {}: {} {ops_per_s:.0} ops/s",
                 n + 1,

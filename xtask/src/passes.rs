@@ -294,6 +294,7 @@ fn run_local(
                 p999: report.latency_us.p999,
                 max: report.latency_us.max,
             },
+            replication: false,
         },
         alloc,
         tasks,

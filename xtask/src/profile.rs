@@ -380,9 +380,10 @@ impl SideProfile {
     }
 
     /// One wall-time run; the first also gives the allocation counters and task metrics.
-    pub fn wall_run(&mut self, index: usize) -> anyhow::Result<f64> {
+    pub fn wall_run(&mut self, index: usize, replication: bool) -> anyhow::Result<f64> {
         let dir = self.dir.join(format!("wall-{index}"));
-        let run = passes::wall(&self.built, &self.snapshot.workload, &dir)?;
+        let mut run = passes::wall(&self.built, &self.snapshot.workload, &dir)?;
+        run.wall.replication = replication;
         let ops_per_s = run.wall.ops_per_s;
         if self.snapshot.alloc.is_none() {
             self.snapshot.alloc = run.alloc;
@@ -588,7 +589,7 @@ pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
     profile.probe_passes(set, preload.as_deref(), &progress);
     for i in 0..runs {
         progress.say(&format!("wall run {}/{runs}", i + 1));
-        let ops_per_s = profile.wall_run(i)?;
+        let ops_per_s = profile.wall_run(i, false)?;
         progress.done(&format!("wall run {}/{runs}: {ops_per_s:.0} ops/s", i + 1));
     }
     profile.write()?;

@@ -43,7 +43,8 @@ pub use html::{Picture, render_html};
 pub use names::short_name;
 pub use render::render_markdown;
 pub use wall::{
-    PairedChange, Spread, WALL_SE_FLOOR, WALL_SIGMAS, WallComparison, WallVerdict, median,
+    PairedChange, Replication, Spread, WALL_SE_FLOOR, WALL_SIGMAS, WallComparison, WallVerdict,
+    median,
 };
 
 use claims::Found;
@@ -476,6 +477,27 @@ pub struct Comparison {
     /// What the tasks waited on per operation, both sides, when both ran the console pass.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<ResourceChange>,
+}
+
+impl Comparison {
+    /// True when the wall time changed and no probe names a cause: no finding but the ways
+    /// the change shows (tasks waiting longer, polled more, a longer tail). Such a change is
+    /// measured again in fresh pairs before it is believed (see [`Replication`]).
+    pub fn wall_change_unexplained(&self) -> bool {
+        let changed = self
+            .wall
+            .as_ref()
+            .is_some_and(|w| w.verdict != WallVerdict::NoChange && w.replication.is_none());
+        let named = self.findings.iter().any(|f| {
+            f.regression
+                && !f.symptom
+                && !matches!(
+                    f.kind,
+                    FindingKind::Waiting | FindingKind::Polls | FindingKind::Latency
+                )
+        });
+        changed && !named
+    }
 }
 
 /// The waits on one resource site (type and place of creation), per operation, both sides.

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Comparison, Figure, Finding, WallComparison, WallVerdict, fmt_us};
+use super::{Comparison, Figure, Finding, Replication, WallComparison, WallVerdict, fmt_us};
 use crate::snapshot::BuildIdentity;
 
 /// A cost below this (nanoseconds per operation) is reported as not measurable.
@@ -139,7 +139,7 @@ fn throughput_line(w: &WallComparison) -> String {
     format!(
         "Throughput of {} interleaved pairs of runs: baseline {:.0}–{:.0} ops/s, candidate \
          {:.0}–{:.0} ops/s; pair ratios {:.3}–{:.3} (median {:.3}); the machine's noise for one \
-         pair is ±{:.1}%.\n\n",
+         pair is ±{:.1}%.{}\n\n",
         w.pairs,
         w.baseline.min,
         w.baseline.max,
@@ -148,7 +148,22 @@ fn throughput_line(w: &WallComparison) -> String {
         w.ratio_range.0,
         w.ratio_range.1,
         w.ratio,
-        w.noise * 100.0
+        w.noise * 100.0,
+        w.replication.map(replication_sentence).unwrap_or_default()
+    )
+}
+
+/// What the fresh pairs, run because no probe explained the change, showed.
+fn replication_sentence(r: Replication) -> String {
+    let what = if r.held {
+        "the change repeated"
+    } else {
+        "the change did not repeat, so it is taken for the machine's, not the candidate's"
+    };
+    format!(
+        " No probe explained the change, so {} fresh pairs measured it again: their median \
+         ratio is {:.3}, {what}.",
+        r.pairs, r.ratio
     )
 }
 

@@ -95,7 +95,28 @@ pub struct WallComparison {
     /// baseline, its noise and standard error): tail latency can double while throughput stays.
     #[serde(default)]
     pub p99: PairedChange,
+    /// The fresh batch of pairs run because no probe explained the change, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<Replication>,
 }
+
+/// A change of the wall time that no probe explains is measured again, in fresh pairs, before
+/// it is believed: a burst of load from elsewhere on the machine can make one side's runs slower
+/// in most pairs of a batch (and the pairs added while the verdict is unclear stop at the first
+/// look that crosses, which favours a chance crossing). The change holds only if the fresh
+/// batch moves the same way, by at least half the threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Replication {
+    /// Pairs in the fresh batch.
+    pub pairs: usize,
+    /// Median of their throughput ratios.
+    pub ratio: f64,
+    /// True when the fresh batch moved the same way as the verdict of all the pairs.
+    pub held: bool,
+}
+
+/// How far, as a share of the threshold, a replication batch must move the same way.
+pub const REPLICATION_SHARE_OF_THRESHOLD: f64 = 0.5;
 
 /// How one figure changed over the pairs of runs: the median of the pairs' ratios, how much one
 /// pair's ratio scatters, and the standard error of the median (all of the log ratios).
@@ -181,6 +202,11 @@ impl WallComparison {
         } else {
             WallVerdict::NoChange
         };
+        let replication = replication_of(baseline, candidate, verdict, limit);
+        let verdict = match replication {
+            Some(r) if !r.held => WallVerdict::NoChange,
+            _ => verdict,
+        };
         let throughput = |runs: &[WallRun]| Spread::of(&figure(runs, ops));
         let p50 = |r: &WallRun| r.latency_us.p50 as f64;
         let latency = |runs: &[WallRun]| (median(&figure(runs, p50)), median(&figure(runs, p99)));
@@ -201,6 +227,7 @@ impl WallComparison {
             verdict,
             threshold,
             p99: p99_change,
+            replication,
         })
     }
 
@@ -221,6 +248,38 @@ impl WallComparison {
     pub fn change(&self) -> f64 {
         self.ratio - 1.0
     }
+}
+
+/// The replication batch's figures (the pairs whose runs are marked `replication`), and
+/// whether it moved the way `verdict` says by half the threshold (`limit`, a log ratio).
+fn replication_of(
+    baseline: &[WallRun],
+    candidate: &[WallRun],
+    verdict: WallVerdict,
+    limit: f64,
+) -> Option<Replication> {
+    let (b, c): (Vec<f64>, Vec<f64>) = baseline
+        .iter()
+        .zip(candidate)
+        .filter(|(b, c)| b.replication && c.replication)
+        .map(|(b, c)| (b.ops_per_s, c.ops_per_s))
+        .unzip();
+    if b.is_empty() {
+        return None;
+    }
+    let (batch, _) = PairedChange::of(&b, &c);
+    let moved = batch.ratio.max(f64::MIN_POSITIVE).ln();
+    let needed = REPLICATION_SHARE_OF_THRESHOLD * limit;
+    let held = match verdict {
+        WallVerdict::Slower => moved < -needed,
+        WallVerdict::Faster => moved > needed,
+        WallVerdict::NoChange => true,
+    };
+    Some(Replication {
+        pairs: b.len(),
+        ratio: batch.ratio,
+        held,
+    })
 }
 
 /// The chance that a fair coin gives at least `agreeing` heads in `pairs` tosses.
@@ -275,6 +334,30 @@ mod tests {
         assert_eq!(wall.slower_pairs, 5);
         assert!((wall.ratio - 0.9).abs() < 0.01, "{}", wall.ratio);
         assert!(!wall.is_ambiguous());
+    }
+
+    #[test]
+    fn a_change_that_a_fresh_batch_does_not_repeat_is_no_change() {
+        // Ten pairs 10% slower, then a replication batch of five at no change.
+        let mut base = runs(&[1000.0; 15]);
+        let mut cand = runs(&[900.0; 15]);
+        for i in 10..15 {
+            base[i].replication = true;
+            cand[i].replication = true;
+            cand[i].ops_per_s = if i % 2 == 0 { 1005.0 } else { 995.0 };
+        }
+        let wall = WallComparison::of(&base, &cand, 0.03).unwrap();
+        assert_eq!(wall.verdict, WallVerdict::NoChange, "{wall:?}");
+        let r = wall.replication.unwrap();
+        assert_eq!(r.pairs, 5);
+        assert!(!r.held);
+        // The same batch 8% slower: the change held.
+        for run in &mut cand[10..] {
+            run.ops_per_s = 920.0;
+        }
+        let wall = WallComparison::of(&base, &cand, 0.03).unwrap();
+        assert_eq!(wall.verdict, WallVerdict::Slower);
+        assert!(wall.replication.unwrap().held);
     }
 
     #[test]

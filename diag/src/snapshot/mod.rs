@@ -241,6 +241,10 @@ pub struct WallRun {
     pub ops_per_s: f64,
     /// Latency percentiles of all operations, microseconds.
     pub latency_us: Latency,
+    /// Run in the replication batch: fresh pairs run after a change of the wall time that no
+    /// probe explained, to see whether it repeats (see `compare::wall`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replication: bool,
 }
 
 /// Latency percentiles in microseconds.

@@ -2024,3 +2024,33 @@ fn a_kind_that_waits_at_new_awaits_is_waiting_and_its_extra_polls_and_executor_w
     );
     assert!(of_kind(&busy, FindingKind::Waiting).is_empty());
 }
+
+#[test]
+fn a_slowdown_no_probe_names_is_measured_again_and_one_a_cause_names_is_not() {
+    // Slower, with nothing but the wall time to show for it.
+    let unexplained = run(&pair(
+        Build::default(),
+        Build {
+            speed: 0.8,
+            ..Build::default()
+        },
+    ));
+    assert_eq!(
+        unexplained.wall.as_ref().map(|w| w.verdict),
+        Some(WallVerdict::Slower)
+    );
+    assert!(unexplained.wall_change_unexplained(), "{unexplained:#?}");
+    // The same slowdown with a blocking call to show for it.
+    let named = run(&pair(
+        Build::default(),
+        Build {
+            fsync_ns: 100_000,
+            speed: 0.8,
+            ..Build::default()
+        },
+    ));
+    assert_eq!(named.findings[0].kind, FindingKind::Blocking);
+    assert!(!named.wall_change_unexplained(), "{:#?}", named.findings);
+    // No change: nothing to measure again.
+    assert!(!run(&pair(Build::default(), Build::default())).wall_change_unexplained());
+}

@@ -46,6 +46,12 @@ pub struct ResourceWaits {
     pub kinds: BTreeMap<String, TaskWaits>,
 }
 
+/// Share of a site's wait time that names a waiting task kind.
+pub const WAITER_SHARE_MIN: f64 = 0.1;
+
+/// Waiting task kinds named per site, at most.
+pub const WAITERS_MAX: usize = 3;
+
 /// The name with the most wait time.
 fn top(waits: &BTreeMap<String, TaskWaits>) -> Option<&str> {
     waits
@@ -72,6 +78,22 @@ impl ResourceWaits {
     /// The task kind that waited longest here.
     pub fn top_kind(&self) -> Option<&str> {
         top(&self.kinds)
+    }
+
+    /// The task kinds that waited here for at least [`WAITER_SHARE_MIN`] of the site's wait
+    /// time, longest first (at most [`WAITERS_MAX`]): one lock is often taken by several
+    /// handlers, and each is a place to look.
+    pub fn waiting_kinds(&self) -> Vec<&str> {
+        let total: f64 = self.kinds.values().map(|w| w.wait_ns).sum();
+        let mut kinds: Vec<(&str, f64)> = self
+            .kinds
+            .iter()
+            .filter(|(_, w)| total > 0.0 && w.wait_ns / total >= WAITER_SHARE_MIN)
+            .map(|(name, w)| (name.as_str(), w.wait_ns))
+            .collect();
+        kinds.sort_by(|a, b| b.1.total_cmp(&a.1));
+        kinds.truncate(WAITERS_MAX);
+        kinds.into_iter().map(|(name, _)| name).collect()
     }
 
     /// Adds `other`'s resources and waits to these.

@@ -230,6 +230,7 @@ pub(crate) fn lead(c: &Comparison) -> Option<String> {
     let place = first
         .sites
         .first()
+        .filter(|s| !first.title.contains(s.as_str()))
         .map_or(String::new(), |s| format!(", at {s}"));
     let fix = first.fix.split(": ").next().unwrap_or(&first.fix);
     let mut line = format!(

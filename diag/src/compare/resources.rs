@@ -147,13 +147,21 @@ fn resource_finding(sides: &Sides<'_>, (before, after): (f64, f64), cost: Option
         x.filter(|x| x.waits > 0)
             .map_or(0.0, |x| x.wait_ns / x.waits as f64)
     };
-    // The task kind (the handler) that waited most names the waiter; the tokio task (a
+    // The task kinds (the handlers) that waited name the waiters; the tokio task (a
     // connection runs many handlers) where no kind was marked.
-    let waiter = match (r.top_kind(), r.top_task()) {
-        (Some(kind), Some(task)) => format!("task kind `{kind}` (in tasks `{task}`) waits"),
-        (Some(kind), None) => format!("task kind `{kind}` waits"),
-        (None, Some(task)) => format!("tasks `{task}` wait"),
-        (None, None) => "tasks wait".to_string(),
+    let kinds = r.waiting_kinds();
+    let named = kinds
+        .iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let waiter = match (kinds.len(), r.top_task()) {
+        (0, Some(task)) => format!("tasks `{task}` wait"),
+        (0, None) => "tasks wait".to_string(),
+        (1, Some(task)) => format!("task kind {named} (in tasks `{task}`) waits"),
+        (1, None) => format!("task kind {named} waits"),
+        (_, Some(task)) => format!("task kinds {named} (in tasks `{task}`) wait"),
+        (_, None) => format!("task kinds {named} wait"),
     };
     let mut evidence = vec![
         Evidence::new(
@@ -207,21 +215,22 @@ fn resource_text(r: &ResourceWaits) -> String {
 fn resource_fix(concrete_type: &str) -> &'static str {
     match concrete_type {
         "Mutex" | "RwLock" => {
-            "the tasks queue for this lock: it is held across an `.await` (I/O, another lock) or \
-             for long. Hold it only around the state it guards (copy what you need out, then \
-             release it before awaiting), or split the state so that tasks do not share one lock"
+            "hold the lock only around the state it guards (copy what you need out, then release \
+             it before awaiting), or split the state so that tasks do not share one lock: the \
+             tasks queue for it because it is held across an `.await` (I/O, another lock) or for \
+             long"
         }
         "Semaphore" => {
-            "the tasks wait for a permit: the semaphore has too few permits for the load, or its \
-             permits are held across slow work. Raise the limit, or release the permit sooner"
+            "raise the limit, or release each permit sooner: the tasks wait for a permit because \
+             the semaphore has too few for the load, or its permits are held across slow work"
         }
         "Sleep" | "Interval" => {
-            "the tasks wait on a timer in their path: a `sleep`, an interval's tick or a back-off. \
-             Take it out of the request path or shorten it"
+            "take the timer out of the request path or shorten it: the tasks wait on it (a \
+             `sleep`, an interval's tick or a back-off) on every pass"
         }
         _ => {
-            "the tasks wait for another task to answer through this resource (a channel, a \
-             barrier): look at what the answering task does before it answers"
+            "look at what the answering task does before it answers: the tasks wait for another \
+             task to answer through this resource (a channel, a barrier)"
         }
     }
 }

@@ -2054,3 +2054,39 @@ fn a_slowdown_no_probe_names_is_measured_again_and_one_a_cause_names_is_not() {
     // No change: nothing to measure again.
     assert!(!run(&pair(Build::default(), Build::default())).wall_change_unexplained());
 }
+
+#[test]
+fn a_lock_several_handlers_wait_on_names_each_that_waits_a_tenth_of_its_time() {
+    use crate::snapshot::TaskWaits;
+    let mut p = pair(
+        Build::default(),
+        Build {
+            extra_idle_ns: 400_000,
+            speed: 0.7,
+            ..Build::default()
+        },
+    );
+    p.base.0.console = Some(console_of(0, 0));
+    let mut cand = console_of(300_000, 120);
+    let lock = cand.resources.last_mut().unwrap();
+    let share = |part: f64| TaskWaits {
+        waits: OPS,
+        wait_ns: lock.wait_ns * part,
+    };
+    lock.kinds = [
+        ("gateway.query".to_string(), share(0.6)),
+        ("gateway.get".to_string(), share(0.35)),
+        ("gateway.stats".to_string(), share(0.05)),
+    ]
+    .into();
+    p.cand.0.console = Some(cand);
+    let first = &run(&p).findings[0];
+    assert_eq!(first.kind, FindingKind::ResourceWait);
+    assert!(
+        first.title.starts_with(
+            "task kinds `gateway.query`, `gateway.get` (in tasks `gateway.conn`) wait 300.0 µs"
+        ),
+        "{}",
+        first.title
+    );
+}

@@ -17,7 +17,7 @@
 
 use super::{
     Context, Evidence, Finding, FindingKind, ResourceChange, WallVerdict, fmt_count, fmt_us,
-    mark_symptoms_of, waiting,
+    make_symptom, mark_symptoms_of, waiting,
 };
 use crate::snapshot::{ConsoleFigures, ConsoleLint, Lint, ResourceWaits, Snapshot};
 
@@ -315,5 +315,16 @@ pub(crate) fn mark_symptoms(findings: &mut [Finding]) {
     };
     for kind in [FindingKind::Waiting, FindingKind::Latency] {
         mark_symptoms_of(findings, kind, &cause, "the tasks wait on this resource");
+    }
+    // A kind that waits on it is woken and polled again after each wait.
+    for f in findings.iter_mut().filter(|f| {
+        f.kind == FindingKind::Polls
+            && !f.symptom
+            && f.sites
+                .first()
+                .and_then(|s| s.strip_prefix("task kind "))
+                .is_some_and(|kind| cause.contains(kind))
+    }) {
+        make_symptom(f, &cause, "each wait ends in a wake and one more poll");
     }
 }

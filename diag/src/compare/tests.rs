@@ -2062,6 +2062,7 @@ fn a_lock_several_handlers_wait_on_names_each_that_waits_a_tenth_of_its_time() {
         Build::default(),
         Build {
             extra_idle_ns: 400_000,
+            extra_polls: 30,
             speed: 0.7,
             ..Build::default()
         },
@@ -2080,7 +2081,8 @@ fn a_lock_several_handlers_wait_on_names_each_that_waits_a_tenth_of_its_time() {
     ]
     .into();
     p.cand.0.console = Some(cand);
-    let first = &run(&p).findings[0];
+    let c = run(&p);
+    let first = &c.findings[0];
     assert_eq!(first.kind, FindingKind::ResourceWait);
     assert!(
         first.title.starts_with(
@@ -2088,5 +2090,13 @@ fn a_lock_several_handlers_wait_on_names_each_that_waits_a_tenth_of_its_time() {
         ),
         "{}",
         first.title
+    );
+    // The waiting kind's extra polls are the wakes of its waits.
+    let polls = of_kind(&c, FindingKind::Polls);
+    assert_eq!(polls.len(), 1, "{:#?}", c.findings);
+    assert!(
+        polls[0].symptom && polls[0].fix.contains("one more poll"),
+        "{:#?}",
+        polls[0]
     );
 }

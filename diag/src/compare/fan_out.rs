@@ -92,10 +92,10 @@ fn finding(t: &TaskChange) -> Finding {
         functions: Vec::new(),
         cost_ns_per_op: (extra_poll_ns > 0.0).then_some(extra_poll_ns),
         share: None,
-        fix: "an operation asks for more of this work than before: look at the code that issues \
-              these tasks' requests for a fan-out made wider (asking every replica where k \
-              answers do), a retry or fallback taken every time, a cache that no longer \
-              answers, or one request per item where one per batch did"
+        fix: "look at the code that issues these tasks' requests for a fan-out made wider \
+              (asking every replica where k answers do), a retry or fallback taken every time, \
+              a cache that no longer answers, or one request per item where one per batch did: \
+              an operation asks for more of this work than before"
             .into(),
         regression: true,
         symptom: false,

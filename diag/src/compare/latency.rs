@@ -38,9 +38,9 @@ pub(crate) fn finding(cx: &Context<'_>) -> Option<Finding> {
         functions: Vec::new(),
         cost_ns_per_op: None,
         share: None,
-        fix: "some requests wait where others do not: a lock or semaphore held across an \
-              `.await`, a queue in front of a shared resource, a blocking call on a runtime \
-              thread. The task kinds' scheduled and idle times below say which kind waits"
+        fix: "find the kind that waits in the task kinds' scheduled and idle times below: some \
+              requests wait where others do not (a lock or semaphore held across an `.await`, a \
+              queue in front of a shared resource, a blocking call on a runtime thread)"
             .into(),
         regression: true,
         symptom: false,

@@ -117,10 +117,10 @@ fn finding(t: &TaskChange, share: f64, executor: Option<ExecutorChange>) -> Find
         functions: Vec::new(),
         cost_ns_per_op: executor.map(|e| (e.after - e.before).max(0.0) * share),
         share: None,
-        fix: "each poll is a trip through the executor: look in this kind's handler for a \
-              future that wakes itself (`yield_now` in a loop, a waker called before returning \
-              `Pending`), an `.await` per item where one per batch would do, or a `select!` in \
-              a loop that rebuilds its futures each time"
+        fix: "look in this kind's handler for a future that wakes itself (`yield_now` in a \
+              loop, a waker called before returning `Pending`), an `.await` per item where one \
+              per batch would do, or a `select!` in a loop that rebuilds its futures each time: \
+              each poll is a trip through the executor"
             .into(),
         regression: grew,
         symptom: false,

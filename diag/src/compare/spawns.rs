@@ -149,12 +149,12 @@ pub(super) fn finding(site: &HeapSite, before: f64, after: f64, cost: Option<f64
         cost_ns_per_op: cost,
         share: None,
         fix: if blocking {
-            "each call hands work to another thread and back (an allocation, a queue, two \
-             wake-ups): run short work inline, batch it into one blocking task, or keep a \
-             dedicated thread fed by a channel"
+            "run short work inline, batch it into one blocking task, or keep a dedicated thread \
+             fed by a channel: each call hands work to another thread and back (an allocation, \
+             a queue, two wake-ups)"
         } else {
-            "each spawned task is an allocation, a schedule and a wake-up: await the future \
-             inline (join several with `join!`/`join_all`), or spawn one task for the batch"
+            "await the future inline (join several with `join!`/`join_all`), or spawn one task \
+             for the batch: each spawned task is an allocation, a schedule and a wake-up"
         }
         .into(),
         regression: true,

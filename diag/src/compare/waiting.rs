@@ -79,11 +79,11 @@ pub(crate) fn finding(
         functions: Vec::new(),
         cost_ns_per_op: cost,
         share: None,
-        fix: "the tasks of this kind wait longer for something: a timer (a `sleep`, an interval, \
-              a retry's back-off), an async lock or semaphore another task holds across an \
-              `.await` (hold it only around the state it guards, never across I/O), a bounded \
-              queue or pool that is now too small, or a slower peer. The code that awaits in \
-              this kind's handler is where to look"
+        fix: "look at the code that awaits in this kind's handler: its tasks wait longer for \
+              something (a timer such as a `sleep`, an interval or a retry's back-off; an async \
+              lock or semaphore another task holds across an `.await`, to be held only around \
+              the state it guards, never across I/O; a bounded queue or pool that is now too \
+              small; or a slower peer)"
             .into(),
         regression: true,
         symptom: false,

@@ -2100,3 +2100,32 @@ fn a_lock_several_handlers_wait_on_names_each_that_waits_a_tenth_of_its_time() {
         polls[0]
     );
 }
+
+#[test]
+fn new_waits_the_wall_time_cannot_tell_from_the_noise_are_shown_not_a_regression() {
+    let c = run(&pair(
+        Build::default(),
+        Build {
+            extra_polls: 30,
+            extra_idle_ns: 400_000,
+            ..Build::default()
+        },
+    ));
+    let waiting = of_kind(&c, FindingKind::Waiting);
+    assert_eq!(waiting.len(), 1, "{:#?}", c.findings);
+    assert!(!waiting[0].regression && !c.regression, "{:#?}", c.findings);
+    assert_eq!(waiting[0].cost_ns_per_op, None);
+    // Longer idle time without new awaits is the machine's or a peer's: nothing to show.
+    let idle = run(&pair(
+        Build::default(),
+        Build {
+            extra_idle_ns: 400_000,
+            ..Build::default()
+        },
+    ));
+    assert!(
+        of_kind(&idle, FindingKind::Waiting).is_empty(),
+        "{:#?}",
+        idle.findings
+    );
+}

@@ -37,11 +37,15 @@ pub(crate) fn finding(
 ) -> Option<Finding> {
     let w = cx.wall?;
     let slower = w.verdict == WallVerdict::Slower;
-    if !slower && !w.p99.grew_beyond(cx.thresholds.p99_growth) {
-        return None;
-    }
+    let tail = w.p99.grew_beyond(cx.thresholds.p99_growth);
     let most_idle = |a: &&TaskChange, b: &&TaskChange| idle_delta(a).total_cmp(&idle_delta(b));
     let anew = tasks.iter().filter(|t| waits_anew(t)).max_by(most_idle);
+    // New waits are counted (polls per operation of a seeded workload), so they are shown even
+    // when the wall time cannot tell a slowdown from the noise; only a slowdown or a longer tail
+    // makes waiting a regression.
+    if !slower && !tail && anew.is_none() {
+        return None;
+    }
     // New waits make the runtime work for them (a wake and a poll each, a timer to set): that
     // CPU is part of the waiting, not a cause that explains it away. What explains them is
     // what the stages before found, at their cost.
@@ -70,7 +74,7 @@ pub(crate) fn finding(
             fmt_us(after - before)
         ),
     };
-    let cost = unexplained;
+    let cost = unexplained.filter(|_| slower || tail);
     Some(Finding {
         kind: FindingKind::Waiting,
         title,
@@ -85,7 +89,7 @@ pub(crate) fn finding(
               the state it guards, never across I/O; a bounded queue or pool that is now too \
               small; or a slower peer)"
             .into(),
-        regression: true,
+        regression: slower || tail,
         symptom: false,
         blocked_call: None,
         counts_per_op: anew.map(|t| t.polls_per_op),
@@ -199,12 +203,7 @@ fn idle_grew(t: &TaskChange) -> bool {
 pub(crate) fn mark_polls_symptoms(findings: &mut [Finding]) {
     let Some(cause) = findings
         .iter()
-        .find(|f| {
-            f.kind == FindingKind::Waiting
-                && f.regression
-                && !f.symptom
-                && f.counts_per_op.is_some()
-        })
+        .find(|f| f.kind == FindingKind::Waiting && !f.symptom && f.counts_per_op.is_some())
         .map(|f| f.title.clone())
     else {
         return;

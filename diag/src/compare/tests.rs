@@ -2115,6 +2115,20 @@ fn new_waits_the_wall_time_cannot_tell_from_the_noise_are_shown_not_a_regression
     assert_eq!(waiting.len(), 1, "{:#?}", c.findings);
     assert!(!waiting[0].regression && !c.regression, "{:#?}", c.findings);
     assert_eq!(waiting[0].cost_ns_per_op, None);
+    // Beside new polls, idle time needs only to grow by a fifth to say they followed waits.
+    let waits_of = |extra_idle_ns: u64| {
+        let c = run(&pair(
+            Build::default(),
+            Build {
+                extra_polls: 30,
+                extra_idle_ns,
+                ..Build::default()
+            },
+        ));
+        of_kind(&c, FindingKind::Waiting).len()
+    };
+    assert_eq!(waits_of(60_000), 1, "idle 200 → 260 µs per operation");
+    assert_eq!(waits_of(30_000), 0, "idle 200 → 230 µs per operation");
     // Longer idle time without new awaits is the machine's or a peer's: nothing to show.
     let idle = run(&pair(
         Build::default(),

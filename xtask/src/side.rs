@@ -512,8 +512,10 @@ fn worktree(root: &Path, revision: &str, say: &dyn Fn(&str)) -> anyhow::Result<P
         .join(WORKTREES_DIR)
         .join(&revision[..revision.len().min(12)]);
     if dir.join("Cargo.toml").is_file() {
+        mark_used(&dir);
         return Ok(dir);
     }
+    remove_least_used_worktrees(root, WORKTREES_KEPT - 1, say)?;
     say(&format!("checking out {revision} in {}", dir.display()));
     let _ = Command::new("git")
         .current_dir(root)
@@ -530,6 +532,49 @@ fn worktree(root: &Path, revision: &str, say: &dyn Fn(&str)) -> anyhow::Result<P
         bail!("`git worktree add {} {revision}` failed", dir.display());
     }
     Ok(dir)
+}
+
+/// Revision worktrees kept, each with its own target directory (1–2 GB built): the least
+/// recently used go first when a new one is made, so a series of compares or the zoo does not
+/// fill the disk.
+pub const WORKTREES_KEPT: usize = 6;
+
+/// Records that a worktree was used now (its directory's modification time).
+fn mark_used(dir: &Path) {
+    let _ = std::fs::File::open(dir).and_then(|d| d.set_modified(std::time::SystemTime::now()));
+}
+
+/// Removes the least recently used revision worktrees until at most `keep` are left.
+fn remove_least_used_worktrees(root: &Path, keep: usize, say: &dyn Fn(&str)) -> anyhow::Result<()> {
+    let Ok(entries) = std::fs::read_dir(root.join(WORKTREES_DIR)) else {
+        return Ok(());
+    };
+    let mut dirs: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_dir())
+        .map(|e| {
+            let used = e.metadata().and_then(|m| m.modified());
+            (used.unwrap_or(std::time::UNIX_EPOCH), e.path())
+        })
+        .collect();
+    dirs.sort();
+    let excess = dirs.len().saturating_sub(keep);
+    for (_, dir) in dirs.into_iter().take(excess) {
+        say(&format!(
+            "removing the least recently used worktree {}",
+            dir.display()
+        ));
+        let _ = Command::new("git")
+            .current_dir(root)
+            .args(["worktree", "remove", "--force"])
+            .arg(&dir)
+            .status();
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .with_context(|| format!("cannot remove {}", dir.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// True when the ddsplit package of `tree` declares `feature`.
@@ -578,6 +623,30 @@ mod build_tests;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_least_recently_used_worktrees_go_first() {
+        let root = tempfile::tempdir().unwrap();
+        let dirs = root.path().join(WORKTREES_DIR);
+        let day = std::time::Duration::from_secs(86_400);
+        let now = std::time::SystemTime::now();
+        for (name, days_ago) in [("old", 3), ("newest", 0), ("older", 5), ("recent", 1)] {
+            let dir = dirs.join(name);
+            std::fs::create_dir_all(dir.join("target")).unwrap();
+            std::fs::File::open(&dir)
+                .unwrap()
+                .set_modified(now - day * days_ago)
+                .unwrap();
+        }
+        mark_used(&dirs.join("older"));
+        remove_least_used_worktrees(root.path(), 2, &|_| {}).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(&dirs)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["newest", "older"]);
+    }
 
     #[test]
     fn specs_parse_into_features_directories_and_revisions() {

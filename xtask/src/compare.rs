@@ -2,7 +2,8 @@
 //! same workload, interleaves their wall-time runs, and explains the difference: a ranked list
 //! of findings in markdown (printed), JSON and an HTML page with the flamegraphs.
 //!
-//! Exit code: 0 when no threshold was crossed, 1 when one was, 2 when it could not compare.
+//! Exit code: 0 when no threshold was crossed, 1 when one was, 2 when it could not compare (a
+//! pass failed on a side).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,7 +14,7 @@ use diag::compare::{
     render_markdown,
 };
 use diag::sizes::SizesReport;
-use diag::snapshot::{Snapshot, Workload};
+use diag::snapshot::{PassStatus, Snapshot, Workload};
 
 use crate::passes::{
     self, COMPARE_SCALE, CPU_PARTS, DEFAULT_CONCURRENCY, DEFAULT_OPS, DEFAULT_SEED,
@@ -69,7 +70,8 @@ Options:
                               (default 25, and at least one call per operation)
   --json                      print the report as JSON instead of markdown
 
-Exit code: 0 no threshold crossed, 1 a regression, 2 could not compare.
+Exit code: 0 no threshold crossed, 1 a regression, 2 could not compare (a side did not build,
+or one of its passes failed: the report names it and why).
 ";
 
 /// Options of a comparison.
@@ -140,11 +142,31 @@ pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
         print!("{}", render_markdown(&comparison));
     }
     println!("report: {}", report.display());
-    Ok(if comparison.regression {
+    Ok(if !comparison.blockers.is_empty() {
+        ExitCode::from(2)
+    } else if comparison.regression {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// A pass that failed on a side leaves the explanation without its evidence: the comparison is
+/// then not a pass, whatever it found (exit 2, the failure named). A pass left out on purpose
+/// (`--skip`) is no blocker.
+fn failed_passes(sides: &[Resolved]) -> Vec<String> {
+    let names = ["baseline", "candidate"];
+    sides
+        .iter()
+        .zip(names)
+        .flat_map(|(side, name)| {
+            side.snapshot()
+                .passes
+                .iter()
+                .filter(|p| p.status == PassStatus::Failed)
+                .map(move |p| format!("the {name}'s {} pass failed (see the notes)", p.name))
+        })
+        .collect()
 }
 
 pub(crate) fn parse(args: &[String]) -> anyhow::Result<Option<Options>> {
@@ -386,6 +408,7 @@ pub fn run_comparison(o: &Options) -> anyhow::Result<(Comparison, PathBuf)> {
         }
     }
     progress.finish();
+    comparison.blockers.extend(failed_passes(&sides));
     comparison.notes.extend(notes);
     if sides.iter().any(|s| matches!(s, Resolved::Saved { .. })) {
         comparison.notes.push(
@@ -579,6 +602,33 @@ fn percent(text: &str) -> anyhow::Result<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pass_that_failed_blocks_and_one_skipped_does_not() {
+        use diag::snapshot::PassOutcome;
+        let side = |status: PassStatus| {
+            let mut snapshot = Snapshot::new(
+                diag::snapshot::BuildIdentity::default(),
+                passes::workload(1, 1, 1, &[]),
+            );
+            snapshot.passes.push(PassOutcome {
+                name: "cpu".into(),
+                status,
+                detail: "No space left on device".into(),
+                seconds: 1.0,
+            });
+            Resolved::Saved {
+                snapshot: Box::new(snapshot),
+                sizes: None,
+                dir: PathBuf::new(),
+            }
+        };
+        let blockers = failed_passes(&[side(PassStatus::Skipped), side(PassStatus::Failed)]);
+        assert_eq!(
+            blockers,
+            ["the candidate's cpu pass failed (see the notes)"]
+        );
+    }
 
     fn args(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()

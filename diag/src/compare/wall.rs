@@ -202,7 +202,7 @@ impl WallComparison {
         } else {
             WallVerdict::NoChange
         };
-        let replication = replication_of(baseline, candidate, verdict, limit);
+        let replication = replication_of(baseline, candidate, center, limit);
         let verdict = match replication {
             Some(r) if !r.held => WallVerdict::NoChange,
             _ => verdict,
@@ -251,11 +251,14 @@ impl WallComparison {
 }
 
 /// The replication batch's figures (the pairs whose runs are marked `replication`), and
-/// whether it moved the way `verdict` says by half the threshold (`limit`, a log ratio).
+/// whether it moved the way all the pairs did (`center`, their median log ratio) by half the
+/// threshold (`limit`, a log ratio). Judged against the direction, not the verdict: pooled
+/// with a batch that did not move, a change can fall back within the noise, and the batch has
+/// then not repeated it.
 fn replication_of(
     baseline: &[WallRun],
     candidate: &[WallRun],
-    verdict: WallVerdict,
+    center: f64,
     limit: f64,
 ) -> Option<Replication> {
     let (b, c): (Vec<f64>, Vec<f64>) = baseline
@@ -270,10 +273,10 @@ fn replication_of(
     let (batch, _) = PairedChange::of(&b, &c);
     let moved = batch.ratio.max(f64::MIN_POSITIVE).ln();
     let needed = REPLICATION_SHARE_OF_THRESHOLD * limit;
-    let held = match verdict {
-        WallVerdict::Slower => moved < -needed,
-        WallVerdict::Faster => moved > needed,
-        WallVerdict::NoChange => true,
+    let held = if center < 0.0 {
+        moved < -needed
+    } else {
+        moved > needed
     };
     Some(Replication {
         pairs: b.len(),
@@ -358,6 +361,17 @@ mod tests {
         let wall = WallComparison::of(&base, &cand, 0.03).unwrap();
         assert_eq!(wall.verdict, WallVerdict::Slower);
         assert!(wall.replication.unwrap().held);
+        // Five pairs 10% slower and a flat batch of five: pooled, within the noise, and the
+        // batch did not repeat the change either.
+        let (mut base, mut cand) = (runs(&[1000.0; 10]), runs(&[900.0; 10]));
+        for i in 5..10 {
+            base[i].replication = true;
+            cand[i].replication = true;
+            cand[i].ops_per_s = 1000.0;
+        }
+        let wall = WallComparison::of(&base, &cand, 0.03).unwrap();
+        assert_eq!(wall.verdict, WallVerdict::NoChange);
+        assert!(!wall.replication.unwrap().held, "{wall:?}");
     }
 
     #[test]

@@ -488,8 +488,10 @@ impl Comparison {
             .wall
             .as_ref()
             .is_some_and(|w| w.verdict != WallVerdict::NoChange && w.replication.is_none());
+        // A hot spot or an allocator change names a cause by its cost without crossing a
+        // threshold of its own.
         let named = self.findings.iter().any(|f| {
-            f.regression
+            (f.regression || f.cost_ns_per_op.is_some_and(|c| c > 0.0))
                 && !f.symptom
                 && !matches!(
                     f.kind,

@@ -149,20 +149,25 @@ fn throughput_line(w: &WallComparison) -> String {
         w.ratio_range.1,
         w.ratio,
         w.noise * 100.0,
-        w.replication.map(replication_sentence).unwrap_or_default()
+        w.replication
+            .map(|r| replication_sentence(r, w.verdict))
+            .unwrap_or_default()
     )
 }
 
-/// What the fresh pairs, run because no probe explained the change, showed.
-fn replication_sentence(r: Replication) -> String {
-    let what = if r.held {
-        "the change repeated"
-    } else {
-        "the change did not repeat, so it is taken for the machine's, not the candidate's"
+/// What the fresh pairs, run to measure a change again before it is believed, showed.
+fn replication_sentence(r: Replication, verdict: WallVerdict) -> String {
+    let what = match (r.held, verdict) {
+        (false, _) => {
+            "the change did not repeat, so it is taken for the machine's, not the candidate's"
+        }
+        (true, WallVerdict::NoChange) => {
+            "they moved the same way, but all the pairs together are within the noise"
+        }
+        (true, _) => "the change repeated",
     };
     format!(
-        " No probe explained the change, so {} fresh pairs measured it again: their median \
-         ratio is {:.3}, {what}.",
+        " The change was measured again in {} fresh pairs: their median ratio is {:.3}; {what}.",
         r.pairs, r.ratio
     )
 }

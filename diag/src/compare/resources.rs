@@ -317,14 +317,10 @@ pub(crate) fn mark_symptoms(findings: &mut [Finding]) {
         mark_symptoms_of(findings, kind, &cause, "the tasks wait on this resource");
     }
     // A kind that waits on it is woken and polled again after each wait.
-    for f in findings.iter_mut().filter(|f| {
-        f.kind == FindingKind::Polls
-            && !f.symptom
-            && f.sites
-                .first()
-                .and_then(|s| s.strip_prefix("task kind "))
-                .is_some_and(|kind| cause.contains(kind))
-    }) {
+    for f in findings
+        .iter_mut()
+        .filter(|f| f.kind == FindingKind::Polls && !f.symptom && waiting::same_kind(f, &cause))
+    {
         make_symptom(f, &cause, "each wait ends in a wake and one more poll");
     }
 }

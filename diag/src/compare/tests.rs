@@ -2051,6 +2051,22 @@ fn a_slowdown_no_probe_names_is_measured_again_and_one_a_cause_names_is_not() {
     ));
     assert_eq!(named.findings[0].kind, FindingKind::Blocking);
     assert!(!named.wall_change_unexplained(), "{:#?}", named.findings);
+    // A hot spot names its cause by its cost, though it crosses no threshold of its own.
+    let hot = run(&pair(
+        Build::default(),
+        Build {
+            spin_ns: 3_000_000,
+            speed: 0.8,
+            ..Build::default()
+        },
+    ));
+    assert_eq!(
+        hot.findings[0].kind,
+        FindingKind::HotSpot,
+        "{:#?}",
+        hot.findings
+    );
+    assert!(!hot.wall_change_unexplained(), "{:#?}", hot.findings);
     // No change: nothing to measure again.
     assert!(!run(&pair(Build::default(), Build::default())).wall_change_unexplained());
 }

@@ -219,12 +219,26 @@ pub(crate) fn mark_polls_symptoms(findings: &mut [Finding]) {
     else {
         return;
     };
-    super::mark_symptoms_of(
-        findings,
-        FindingKind::Polls,
-        &cause,
-        "each wait ends in a wake and a poll, and the executor runs them",
-    );
+    // Only the waiting kind's own polls: another kind polled more is a change of its own.
+    for f in findings
+        .iter_mut()
+        .filter(|f| f.kind == FindingKind::Polls && !f.symptom && same_kind(f, &cause))
+    {
+        super::make_symptom(
+            f,
+            &cause,
+            "each wait ends in a wake and a poll, and the executor runs them",
+        );
+    }
+}
+
+/// Whether a task kind's finding (its first site `task kind `K``) is about the kind `title`
+/// names.
+pub(crate) fn same_kind(f: &Finding, title: &str) -> bool {
+    f.sites
+        .first()
+        .and_then(|s| s.strip_prefix("task kind "))
+        .is_some_and(|kind| title.contains(kind))
 }
 
 /// A runtime thread blocked inside a poll stalls every task queued behind it, and the tasks it

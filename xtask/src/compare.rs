@@ -22,7 +22,7 @@ use crate::passes::{
 use crate::profile::{PassSet, Progress, SideProfile, build_preload, number};
 use crate::side::{self, SideSpec};
 use crate::util::{target_dir, workspace_root};
-use crate::wall_pairs::{DEFAULT_PAIRS, DEFAULT_PAIRS_MAX, abba_order};
+use crate::wall_pairs::{self, DEFAULT_PAIRS, DEFAULT_PAIRS_MAX, REPLICATION_PAIRS, abba_order};
 
 const USAGE: &str = "\
 cargo xtask compare --baseline SPEC --candidate SPEC [OPTIONS] [-- EXTRA DDSPLIT LOCAL ARGS]
@@ -281,6 +281,14 @@ impl Resolved {
         }
     }
 
+    /// The side's profile, when it is measured in this run (not loaded from a snapshot).
+    fn profile_mut(&mut self) -> Option<&mut SideProfile> {
+        match self {
+            Resolved::Profiled(p) => Some(p),
+            Resolved::Saved { .. } => None,
+        }
+    }
+
     fn dir(&self) -> &Path {
         match self {
             Resolved::Profiled(p) => &p.dir,
@@ -488,12 +496,8 @@ fn interleave_wall_runs(
     }
 }
 
-/// Fresh pairs run when no probe explains a change of the wall time: as many as a compare
-/// starts with.
-const REPLICATION_PAIRS: usize = DEFAULT_PAIRS;
-
-/// Runs `count` more wall-time pairs of the profiled sides, in A B / B A order, each run
-/// marked as part of a replication batch or not.
+/// Runs `count` more wall-time pairs of the profiled sides, each run marked as part of a
+/// replication batch or not.
 fn run_wall_pairs(
     sides: &mut [Resolved],
     count: usize,
@@ -501,21 +505,20 @@ fn run_wall_pairs(
     progress: &Progress,
 ) -> anyhow::Result<()> {
     for _ in 0..count {
-        let pair = sides
+        let n = sides
             .iter()
             .find(|s| matches!(s, Resolved::Profiled(_)))
             .map_or(0, |s| s.snapshot().wall.len());
-        for i in abba_order(pair) {
-            if let Resolved::Profiled(p) = &mut sides[i] {
-                let name = if i == 0 { "baseline" } else { "candidate" };
-                progress.say(&format!("wall pair {}: {name}", pair + 1));
-                let ops_per_s = p.wall_run(pair, replication)?;
-                progress.done(&format!(
-                    "wall pair {}: {name} {ops_per_s:.0} ops/s",
-                    pair + 1
-                ));
-            }
-        }
+        let [baseline, candidate] = sides else {
+            unreachable!("a comparison has two sides")
+        };
+        wall_pairs::run_pair(
+            [baseline.profile_mut(), candidate.profile_mut()],
+            ["baseline", "candidate"],
+            n,
+            replication,
+            progress,
+        )?;
     }
     Ok(())
 }

@@ -485,18 +485,15 @@ fn wall_against_revision(
     // The wall time alone decides this part of the gate: a change is measured again in fresh
     // pairs before it blocks (or is reported as a gain), as `compare` does for a change no probe
     // explains.
-    progress.add_steps(2 * REPLICATION_PAIRS as u64);
-    for _ in 0..REPLICATION_PAIRS {
+    progress.add_steps(2 * crate::wall_pairs::REPLICATION_PAIRS as u64);
+    for _ in 0..crate::wall_pairs::REPLICATION_PAIRS {
         wall_pair(&mut sides, n, true, names, progress)?;
         n += 1;
     }
     Ok(compared(&sides))
 }
 
-/// Fresh pairs run before a change of the gate's wall time is believed.
-const REPLICATION_PAIRS: usize = crate::wall_pairs::DEFAULT_PAIRS;
-
-/// Runs wall pair `n` of the two sides, in A B / B A order.
+/// Runs wall pair `n` of the baseline's revision and the tree.
 fn wall_pair(
     sides: &mut [SideProfile; 2],
     n: usize,
@@ -504,16 +501,14 @@ fn wall_pair(
     names: [&str; 2],
     progress: &Progress,
 ) -> anyhow::Result<()> {
-    for i in crate::wall_pairs::abba_order(n) {
-        progress.say(&format!("wall pair {}: {}", n + 1, names[i]));
-        let ops_per_s = sides[i].wall_run(n, replication)?;
-        progress.done(&format!(
-            "wall pair {}: {} {ops_per_s:.0} ops/s",
-            n + 1,
-            names[i]
-        ));
-    }
-    Ok(())
+    let [baseline, tree] = sides;
+    crate::wall_pairs::run_pair(
+        [Some(baseline), Some(tree)],
+        names,
+        n,
+        replication,
+        progress,
+    )
 }
 
 /// Reads the committed baseline.

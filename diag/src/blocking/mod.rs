@@ -40,7 +40,7 @@ pub use slots::{
     KIND_NAMES_MAX, PollMarks, STACK_DEPTH_MAX, THREADS_MAX, mark_polls, polling_kind,
 };
 pub(crate) use slots::{PollScope, blocked_ns, intern_kind};
-pub use summary::{BLOCKING_SUMMARY_VERSION, Blocked, BlockingSummary};
+pub use summary::{BLOCKING_SUMMARY_VERSION, Blocked, BlockingSummary, SamplerCost};
 
 #[cfg(feature = "cpu")]
 pub use sampler::{

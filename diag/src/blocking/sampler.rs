@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,7 @@ use super::slots::{
     ACTIVE, EVER_SAMPLED, SLOTS, STACK_DEPTH_MAX, STACK_FILLED, STACK_IDLE, STACK_REQUESTED,
     THREADS_MAX, UNSAMPLED_THREADS, add_blocked_ns, gettid, kind_name,
 };
-use super::{Blocked, BlockingSummary};
+use super::{Blocked, BlockingSummary, SamplerCost};
 use crate::cpu::{Frame, Symbolizer};
 
 /// Default ticks per second: 1 kHz. A tick reads the state of each thread inside a poll (a
@@ -30,6 +30,9 @@ pub const STACK_SIGNAL: libc::c_int = libc::SIGURG;
 
 /// Set while a profiler exists: one per process, like the CPU profiler.
 static BUSY: AtomicBool = AtomicBool::new(false);
+
+/// CPU time the stack signal's handlers spent in the running profile, nanoseconds.
+static HANDLER_CPU_NS: AtomicU64 = AtomicU64::new(0);
 
 /// Errors of the blocking profiler.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +61,7 @@ pub struct BlockingProfiler {
     thread: Option<JoinHandle<Tally>>,
     hz: u32,
     started: Instant,
+    process_cpu_at_start: u64,
     previous_action: libc::sigaction,
 }
 
@@ -77,6 +81,8 @@ impl BlockingProfiler {
                 return Err(BlockingError::Signal(e));
             }
         };
+        HANDLER_CPU_NS.store(0, Ordering::Relaxed);
+        let process_cpu_at_start = cpu_clock_ns(libc::CLOCK_PROCESS_CPUTIME_ID);
         ACTIVE.store(true, Ordering::Release);
         EVER_SAMPLED.store(true, Ordering::Release);
         let stop = Arc::new(AtomicBool::new(false));
@@ -101,6 +107,7 @@ impl BlockingProfiler {
             thread: Some(thread),
             hz,
             started: Instant::now(),
+            process_cpu_at_start,
             previous_action,
         })
     }
@@ -131,6 +138,7 @@ impl BlockingProfiler {
             stacks,
             unknown_stack_ns: tally.unknown_stack_ns,
             threads_unsampled: UNSAMPLED_THREADS.load(Ordering::Relaxed) as u64,
+            cost: tally.cost,
         }
     }
 
@@ -144,6 +152,10 @@ impl BlockingProfiler {
         ACTIVE.store(false, Ordering::Release);
         restore_handler(&self.previous_action);
         BUSY.store(false, Ordering::Release);
+        let mut tally = tally;
+        tally.cost.handler_cpu_ns = HANDLER_CPU_NS.load(Ordering::Relaxed);
+        tally.cost.process_cpu_ns =
+            cpu_clock_ns(libc::CLOCK_PROCESS_CPUTIME_ID).saturating_sub(self.process_cpu_at_start);
         tally
     }
 }
@@ -184,6 +196,8 @@ pub struct BlockingProfile {
     pub unknown_stack_ns: u64,
     /// Threads that were inside polls but found no free slot (see [`super::THREADS_MAX`]).
     pub threads_unsampled: u64,
+    /// The CPU the profile spent on itself, against the process's.
+    pub cost: SamplerCost,
 }
 
 impl BlockingProfile {
@@ -218,6 +232,7 @@ impl BlockingProfile {
             kinds: self.kinds.clone(),
             unknown_stack_ns: self.unknown_stack_ns,
             threads_unsampled: self.threads_unsampled,
+            cost: Some(self.cost),
         }
     }
 
@@ -226,8 +241,10 @@ impl BlockingProfile {
         let total_ms: u64 = self.kinds.values().map(|b| b.ns).sum::<u64>() / 1_000_000;
         crate::cpu::flamegraph_svg_of(
             &format!(
-                "{title}: {total_ms} ms blocked inside polls over {:.1} s",
-                self.duration_ns as f64 / 1e9
+                "{title}: {total_ms} ms blocked inside polls over {:.1} s (the sampler used \
+                 {:.2}% of the process's CPU)",
+                self.duration_ns as f64 / 1e9,
+                self.cost.share() * 100.0
             ),
             &self.folded(),
             "µs",
@@ -241,6 +258,7 @@ struct Tally {
     kinds: HashMap<u32, Blocked>,
     stacks: HashMap<(u32, Vec<usize>), Blocked>,
     unknown_stack_ns: u64,
+    cost: SamplerCost,
 }
 
 /// Time charged to a slot while its stack is on its way.
@@ -285,7 +303,22 @@ fn sample_until(stop: &AtomicBool, period: Duration) -> Tally {
     for pending in pending.iter().filter(|p| p.blocked.ticks > 0) {
         tally.unknown_stack_ns += pending.blocked.ns;
     }
+    tally.cost.sampler_cpu_ns = cpu_clock_ns(libc::CLOCK_THREAD_CPUTIME_ID);
     tally
+}
+
+/// A CPU clock's reading in nanoseconds (0 if it cannot be read: the cost is then understated,
+/// never the profile lost). `clock_gettime` is async-signal-safe, so the handler uses it too.
+fn cpu_clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to write to; the clock ids are the platform's constants.
+    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+        return 0;
+    }
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Charges a slot's pending time to the stack its handler published, or to "unknown" when
@@ -395,6 +428,7 @@ extern "C" fn on_stack_signal(
     if let Some(slot) = SLOTS.iter().find(|s| s.tid.load(Ordering::Relaxed) == tid)
         && slot.stack_state.load(Ordering::Acquire) == STACK_REQUESTED
     {
+        let started = cpu_clock_ns(libc::CLOCK_THREAD_CPUTIME_ID);
         // SAFETY: this is the slot's own thread and the state is REQUESTED.
         let frames = unsafe { slot.frames_for_handler() };
         let mut depth = 0;
@@ -408,6 +442,10 @@ extern "C" fn on_stack_signal(
             })
         };
         slot.depth.store(depth, Ordering::Relaxed);
+        HANDLER_CPU_NS.fetch_add(
+            cpu_clock_ns(libc::CLOCK_THREAD_CPUTIME_ID).saturating_sub(started),
+            Ordering::Relaxed,
+        );
         slot.stack_state.store(STACK_FILLED, Ordering::Release);
     }
     // SAFETY: as above.

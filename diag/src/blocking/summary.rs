@@ -44,4 +44,29 @@ pub struct BlockingSummary {
     pub unknown_stack_ns: u64,
     /// Threads inside polls that found no free slot.
     pub threads_unsampled: u64,
+    /// What the profile itself cost; absent in files written before it was measured.
+    #[serde(default)]
+    pub cost: Option<SamplerCost>,
+}
+
+/// The CPU a profile spent on itself, against the CPU of the whole process over the same time:
+/// how much the measurement disturbed what it measured.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SamplerCost {
+    /// CPU time of the sampler thread (waking, reading thread states, sending signals), ns.
+    pub sampler_cpu_ns: u64,
+    /// CPU time of the stack signal's handlers (unwinding blocked threads), ns.
+    pub handler_cpu_ns: u64,
+    /// CPU time of the whole process while the profile ran, theirs included, ns.
+    pub process_cpu_ns: u64,
+}
+
+impl SamplerCost {
+    /// The profile's own CPU as a fraction of the process's CPU (0 when the process used none).
+    pub fn share(&self) -> f64 {
+        if self.process_cpu_ns == 0 {
+            return 0.0;
+        }
+        (self.sampler_cpu_ns + self.handler_cpu_ns) as f64 / self.process_cpu_ns as f64
+    }
 }

@@ -152,3 +152,40 @@ fn the_task_figures_show_the_blocked_time_the_profile_charged() {
         "blocked time is part of the poll time, within a tick's rounding: {cumulative:?}"
     );
 }
+
+#[test]
+fn the_profile_measures_its_own_cost_against_the_process() {
+    let profile = profile_of(spins_in_a_poll, "test.cost");
+    let cost = profile.cost;
+    // 200 ms of spinning on the test's thread, and 200 sampler ticks at least.
+    assert!(
+        cost.process_cpu_ns >= 150_000_000,
+        "the process's CPU includes the spinning: {cost:?}"
+    );
+    assert!(
+        cost.sampler_cpu_ns > 0,
+        "the sampler's CPU is read: {cost:?}"
+    );
+    assert!(
+        cost.sampler_cpu_ns < cost.process_cpu_ns,
+        "the sampler is part of the process: {cost:?}"
+    );
+    let share = cost.share();
+    assert!(share > 0.0 && share < 0.5, "share {share}: {cost:?}");
+    assert_eq!(
+        profile.summary().cost,
+        Some(cost),
+        "blocking.json carries it"
+    );
+}
+
+#[test]
+fn the_stack_handlers_time_is_counted_when_threads_block() {
+    let profile = profile_of(sleeps_in_a_poll, "test.handler-cost");
+    assert!(!profile.stacks.is_empty(), "stacks were taken: {profile:?}");
+    assert!(
+        profile.cost.handler_cpu_ns > 0,
+        "each stack's unwinding is timed: {:?}",
+        profile.cost
+    );
+}

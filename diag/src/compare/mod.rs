@@ -477,6 +477,19 @@ pub struct Comparison {
     /// What the tasks waited on per operation, both sides, when both ran the console pass.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<ResourceChange>,
+    /// What the probes that measured their own cost took from the process they measured.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub probe_costs: Vec<ProbeCost>,
+}
+
+/// A probe's own CPU as a fraction of the CPU of the process it measured, on each side
+/// (`None` where that side's probe did not measure it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeCost {
+    /// The pass and what in it cost (`blocking pass: the sampler and its stack signals`).
+    pub probe: String,
+    /// Fractions of the process's CPU, both sides.
+    pub share: (Option<f64>, Option<f64>),
 }
 
 impl Comparison {
@@ -553,6 +566,7 @@ pub fn compare(baseline: &Side<'_>, candidate: &Side<'_>, thresholds: &Threshold
         missing_passes,
         blockers: Vec::new(),
         resources: resources::changes(b, c),
+        probe_costs: overview::probe_costs(b, c),
     }
 }
 

@@ -1,8 +1,8 @@
 //! The overview: the per-operation figures of every probe on both sides, as the reports' first
 //! table.
 
-use super::{Context, CpuComparison, Figure, WallComparison};
-use crate::snapshot::{AllocFigures, IO_SYSCALLS, MoveFigures, SyscallFigures, per_op};
+use super::{Context, CpuComparison, Figure, ProbeCost, WallComparison};
+use crate::snapshot::{AllocFigures, IO_SYSCALLS, MoveFigures, Snapshot, SyscallFigures, per_op};
 
 /// The per-operation figures of the overview table, probe by probe (those both sides have).
 pub(crate) fn figures(context: &Context<'_>, wall: Option<&WallComparison>) -> Vec<Figure> {
@@ -108,4 +108,17 @@ fn move_figures(bm: &MoveFigures, cm: &MoveFigures) -> [Figure; 2] {
             "B",
         ),
     ]
+}
+
+/// The probes' own costs, where a side measured them (the blocking sampler does).
+pub(crate) fn probe_costs(b: &Snapshot, c: &Snapshot) -> Vec<ProbeCost> {
+    let blocking = |s: &Snapshot| Some(s.blocking.as_ref()?.cost?.share());
+    let share = (blocking(b), blocking(c));
+    if share == (None, None) {
+        return Vec::new();
+    }
+    vec![ProbeCost {
+        probe: "blocking pass: the sampler thread and its stack signals".into(),
+        share,
+    }]
 }

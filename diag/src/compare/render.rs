@@ -64,7 +64,23 @@ pub fn render_markdown(c: &Comparison) -> String {
     let _ = writeln!(out, "\n## Builds\n");
     let _ = writeln!(out, "- baseline: {}", identity(&c.baseline));
     let _ = writeln!(out, "- candidate: {}", identity(&c.candidate));
+    for cost in &c.probe_costs {
+        let _ = writeln!(out, "- {}", probe_cost(cost));
+    }
     out
+}
+
+/// What a probe took from the process it measured, in the CPU of both sides.
+fn probe_cost(cost: &super::ProbeCost) -> String {
+    let side = |share: Option<f64>| {
+        share.map_or("not measured".to_string(), |s| format!("{:.2}%", s * 100.0))
+    };
+    format!(
+        "what the probes cost: {} used {} (baseline) and {} (candidate) of the process's CPU",
+        cost.probe,
+        side(cost.share.0),
+        side(cost.share.1)
+    )
 }
 
 /// Where each task kind's wall time goes, per operation: on the CPU inside polls, blocked

@@ -396,6 +396,7 @@ fn blocking_of(b: Build) -> crate::snapshot::BlockingFigures {
         kinds,
         unknown_stack_ns: 0,
         threads_unsampled: 0,
+        cost: None,
     };
     crate::snapshot::BlockingFigures::new(&folded, &summary, OPS)
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cpu::{charged_function, parse_frame};
 use super::file_of;
-use crate::blocking::{Blocked, BlockingSummary};
+use crate::blocking::{Blocked, BlockingSummary, SamplerCost};
 
 /// Most blocking functions kept per snapshot, by time.
 pub const BLOCKING_FUNCTIONS_MAX: usize = 40;
@@ -51,6 +51,9 @@ pub struct BlockingFigures {
     pub folded_file: String,
     /// The flamegraph, relative to the snapshot directory.
     pub flamegraph_file: Option<String>,
+    /// What the profile cost the process; absent in snapshots taken before it was measured.
+    #[serde(default)]
+    pub cost: Option<SamplerCost>,
 }
 
 impl BlockingFigures {
@@ -93,6 +96,7 @@ impl BlockingFigures {
             unknown_stack_ns: summary.unknown_stack_ns,
             folded_file: String::new(),
             flamegraph_file: None,
+            cost: summary.cost,
         }
     }
 
@@ -185,6 +189,7 @@ mod tests {
             kinds,
             unknown_stack_ns: 0,
             threads_unsampled: 0,
+            cost: None,
         };
         let figures = BlockingFigures::new(folded, &summary, 10);
         assert_eq!(

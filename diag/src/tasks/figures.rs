@@ -95,6 +95,32 @@ impl TaskFigures {
     pub fn long_delay_ratio(&self) -> f64 {
         ratio(self.total_long_delay_count, self.total_scheduled_count)
     }
+    /// Adds another monitor's figures of the same period (a shard of the same kind): counts and
+    /// totals add up, the longest idle period is the longer one.
+    pub(crate) fn merge(&mut self, other: &TaskFigures) {
+        self.instrumented_count += other.instrumented_count;
+        self.dropped_count += other.dropped_count;
+        self.first_poll_count += other.first_poll_count;
+        self.total_first_poll_delay_ns += other.total_first_poll_delay_ns;
+        self.total_poll_count += other.total_poll_count;
+        self.total_poll_duration_ns += other.total_poll_duration_ns;
+        self.total_slow_poll_count += other.total_slow_poll_count;
+        self.total_slow_poll_duration_ns += other.total_slow_poll_duration_ns;
+        self.total_scheduled_count += other.total_scheduled_count;
+        self.total_scheduled_duration_ns += other.total_scheduled_duration_ns;
+        self.total_long_delay_count += other.total_long_delay_count;
+        self.total_long_delay_duration_ns += other.total_long_delay_duration_ns;
+        self.total_idle_count += other.total_idle_count;
+        self.total_idle_duration_ns += other.total_idle_duration_ns;
+        self.max_idle_duration_ns = self.max_idle_duration_ns.max(other.max_idle_duration_ns);
+        self.total_blocked_duration_ns = match (
+            self.total_blocked_duration_ns,
+            other.total_blocked_duration_ns,
+        ) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+        };
+    }
 }
 
 impl From<tokio_metrics::TaskMetrics> for TaskFigures {

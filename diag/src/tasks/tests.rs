@@ -535,3 +535,40 @@ fn blocked_time_is_a_metric_only_when_it_was_measured() {
         250_000_000
     );
 }
+
+#[test]
+fn futures_wrapped_on_many_threads_add_up_in_their_kind() {
+    let probes = TaskProbes::builder()
+        .kind("test.threads")
+        .without_runtime()
+        .build()
+        .unwrap();
+    let kind = probes.kind("test.threads").unwrap();
+    let before = probes.sample();
+    // More threads than shards, so some share one.
+    let threads = MONITOR_SHARDS + 2;
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                current_thread().block_on(async {
+                    for _ in 0..5 {
+                        kind.instrument(yield_times(2)).await;
+                    }
+                })
+            });
+        }
+    });
+    let futures = 5 * threads as u64;
+    let cumulative = kind.cumulative().unwrap();
+    assert_eq!(cumulative.instrumented_count, futures);
+    assert_eq!(cumulative.dropped_count, futures);
+    assert_eq!(cumulative.total_poll_count, 3 * futures);
+    assert_eq!(cumulative.total_idle_count, 2 * futures);
+    assert_eq!(before.tasks["test.threads"].instrumented_count, 0);
+    let interval = probes.sample().interval.unwrap().tasks["test.threads"];
+    assert_eq!(
+        (interval.instrumented_count, interval.total_poll_count),
+        (futures, 3 * futures),
+        "the interval sums the shards too"
+    );
+}

@@ -549,6 +549,8 @@ pub fn compare(baseline: &Side<'_>, candidate: &Side<'_>, thresholds: &Threshold
     let findings = run_stages(&cx, &tasks, &mut notes);
     let figures = overview::figures(&cx, wall.as_ref());
     let missing_passes = missing_passes(b, c, &mut notes);
+    let probe_costs = overview::probe_costs(b, c);
+    notes.extend(overview::costly_probes(&probe_costs));
     let wall_regression = wall
         .as_ref()
         .is_some_and(|w| w.verdict == WallVerdict::Slower);
@@ -566,7 +568,7 @@ pub fn compare(baseline: &Side<'_>, candidate: &Side<'_>, thresholds: &Threshold
         missing_passes,
         blockers: Vec::new(),
         resources: resources::changes(b, c),
-        probe_costs: overview::probe_costs(b, c),
+        probe_costs,
     }
 }
 

@@ -122,3 +122,26 @@ pub(crate) fn probe_costs(b: &Snapshot, c: &Snapshot) -> Vec<ProbeCost> {
         share,
     }]
 }
+
+/// A probe that took more than this share of the process's CPU disturbed what it measured
+/// enough to say so: the passes' goal is at most 3% each.
+pub(crate) const PROBE_COST_NOTE_MIN: f64 = 0.03;
+
+/// Notes for the probes that cost more than [`PROBE_COST_NOTE_MIN`] on a side.
+pub(crate) fn costly_probes(costs: &[ProbeCost]) -> Vec<String> {
+    let mut notes = Vec::new();
+    for cost in costs {
+        for (side, share) in [("baseline", cost.share.0), ("candidate", cost.share.1)] {
+            if let Some(share) = share.filter(|s| *s > PROBE_COST_NOTE_MIN) {
+                notes.push(format!(
+                    "the {side}'s {} took {:.1}% of its CPU: that pass's figures are disturbed \
+                     by more than its {:.0}% goal",
+                    cost.probe,
+                    share * 100.0,
+                    PROBE_COST_NOTE_MIN * 100.0
+                ));
+            }
+        }
+    }
+    notes
+}

@@ -2160,3 +2160,47 @@ fn new_waits_the_wall_time_cannot_tell_from_the_noise_are_shown_not_a_regression
         idle.findings
     );
 }
+
+#[test]
+fn what_the_blocking_sampler_cost_is_shown_and_a_costly_one_is_noted() {
+    let costed = |sampler_cpu_ns| {
+        let mut s = snapshot_of(Build::default(), "side");
+        let mut blocking = blocking_of(Build::default());
+        blocking.cost = Some(crate::blocking::SamplerCost {
+            sampler_cpu_ns,
+            handler_cpu_ns: 1_000_000,
+            process_cpu_ns: 1_000_000_000,
+        });
+        s.blocking = Some(blocking);
+        s
+    };
+    let (base, cand) = (costed(14_000_000), costed(49_000_000));
+    let c = compared(&base, &cand);
+    assert_eq!(c.probe_costs.len(), 1, "{:?}", c.probe_costs);
+    let (b, k) = c.probe_costs[0].share;
+    assert!((b.unwrap() - 0.015).abs() < 1e-9 && (k.unwrap() - 0.05).abs() < 1e-9);
+    let report = render_markdown(&c);
+    assert!(
+        report.contains("used 1.50% (baseline) and 5.00% (candidate) of the process's CPU"),
+        "{report}"
+    );
+    let costly: Vec<_> = c.notes.iter().filter(|n| n.contains("took")).collect();
+    assert_eq!(
+        costly.len(),
+        1,
+        "only the candidate's is above 3%: {:?}",
+        c.notes
+    );
+    assert!(
+        costly[0].starts_with("the candidate's blocking pass"),
+        "{costly:?}"
+    );
+    let unmeasured = compared(
+        &snapshot_of(Build::default(), "b"),
+        &snapshot_of(Build::default(), "c"),
+    );
+    assert!(
+        unmeasured.probe_costs.is_empty(),
+        "no probe measured itself"
+    );
+}

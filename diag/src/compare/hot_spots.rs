@@ -248,12 +248,10 @@ fn hot_spot(b: &CpuFigures, c: &CpuFigures, g: &Grown<'_>) -> Finding {
         ),
         evidence,
         sites: std::iter::once(format!("`{}` ({})", short_name(function), location))
-            .chain(caller.as_ref().map(|(name, location)| {
-                format!(
-                    "`{}` ({})",
-                    short_name(name),
-                    location.as_deref().unwrap_or("?")
-                )
+            .chain(caller.as_ref().map(|(name, location)| match location {
+                Some(location) => format!("`{}` ({location})", short_name(name)),
+                // Inlined callers often have no line of their own.
+                None => format!("`{}`", short_name(name)),
             }))
             .collect(),
         functions: g.names.iter().map(|n| n.to_string()).collect(),

@@ -230,14 +230,14 @@ pub(crate) fn verdict_line(c: &Comparison) -> String {
 /// The report's first sentence after the verdict: the cause ranked first, its share of the
 /// slowdown, where it is and the fix; then how much of the slowdown the findings explain.
 pub(crate) fn lead(c: &Comparison) -> Option<String> {
-    let first = c.findings.iter().find(|f| f.regression)?;
-    // A slowdown only when the wall time says so; otherwise the costs are shares of the extra
-    // runtime-thread time the profiles measured.
-    let of_what = if c
+    let slower = c
         .wall
         .as_ref()
-        .is_some_and(|w| w.verdict == WallVerdict::Slower)
-    {
+        .is_some_and(|w| w.verdict == WallVerdict::Slower);
+    let first = most_likely_cause(c, slower)?;
+    // A slowdown only when the wall time says so; otherwise the costs are shares of the extra
+    // runtime-thread time the profiles measured.
+    let of_what = if slower {
         "the slowdown"
     } else {
         "the extra runtime-thread time"
@@ -268,6 +268,20 @@ pub(crate) fn lead(c: &Comparison) -> Option<String> {
         );
     }
     Some(line)
+}
+
+/// The finding the lead names. When the wall time is slower, the costliest cause (findings
+/// are ranked by cost): a hot spot explains a slowdown without a threshold of its own, and a
+/// cheaper finding that crossed one must not be named before it. Otherwise the first finding
+/// that crossed a threshold.
+fn most_likely_cause(c: &Comparison, slower: bool) -> Option<&super::Finding> {
+    let costly =
+        |f: &&super::Finding| !f.symptom && f.cost_ns_per_op.is_some_and(|n| n >= COST_VISIBLE_NS);
+    let first_regression = c.findings.iter().find(|f| f.regression);
+    match c.findings.iter().find(costly) {
+        Some(cause) if slower => Some(cause),
+        _ => first_regression,
+    }
 }
 
 /// The share of the change the findings explain together, at most all of it. A symptom's cost

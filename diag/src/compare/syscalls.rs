@@ -41,13 +41,57 @@ pub(crate) fn findings(cx: &Context<'_>) -> Vec<Finding> {
     grown.sort_by(|x, y| (y.2 - y.1).total_cmp(&(x.2 - x.1)));
     let added: f64 = grown.iter().map(|(_, b, a)| a - b).sum();
     let syscall_cpu = cx.cpu.map(|cpu| cpu.delta(CpuCategory::Syscall).max(0.0));
-    grown
+    let calls: Vec<Call> = grown
         .into_iter()
-        .map(|(name, before, after)| {
-            let cost = syscall_cpu.map(|cpu| cpu * (after - before) / added.max(f64::MIN_POSITIVE));
-            finding(cx, name, before, after, cost)
+        .map(|(name, before, after)| Call {
+            name,
+            before,
+            after,
+            caller: caller_that_grew(cx, name),
+        })
+        .collect();
+    same_site_groups(calls)
+        .into_iter()
+        .map(|group| {
+            let grew: f64 = group.iter().map(|c| c.after - c.before).sum();
+            let cost = syscall_cpu.map(|cpu| cpu * grew / added.max(f64::MIN_POSITIVE));
+            finding(&group, cost)
         })
         .collect()
+}
+
+/// Two calls whose growth differs by at most this share of the larger come from one change
+/// when one function makes both (an `openat` and its `close`).
+pub const SAME_CHANGE_SHARE: f64 = 0.1;
+
+/// One call that grew, and the program function seen making it.
+struct Call<'a> {
+    name: &'a str,
+    before: f64,
+    after: f64,
+    /// (function, location, ns/op before, after).
+    caller: Option<(String, Option<String>, f64, f64)>,
+}
+
+/// The calls grouped by the function that makes them and a growth within
+/// [`SAME_CHANGE_SHARE`]: a file opened per read is one finding, not an `openat` and a `close`.
+fn same_site_groups(calls: Vec<Call<'_>>) -> Vec<Vec<Call<'_>>> {
+    let mut groups: Vec<Vec<Call<'_>>> = Vec::new();
+    for call in calls {
+        let delta = call.after - call.before;
+        let joins = |group: &Vec<Call<'_>>| {
+            let first = &group[0];
+            let (d, f) = (first.after - first.before, first.caller.as_ref());
+            f.is_some()
+                && f.map(|c| &c.0) == call.caller.as_ref().map(|c| &c.0)
+                && (d - delta).abs() <= SAME_CHANGE_SHARE * d.max(delta)
+        };
+        match groups.iter_mut().find(|g| joins(g)) {
+            Some(group) => group.push(call),
+            None => groups.push(vec![call]),
+        }
+    }
+    groups
 }
 
 fn grew(
@@ -87,42 +131,50 @@ fn family_grew(b: &SyscallFigures, c: &SyscallFigures, family: Family, delta: f6
     total(c) - total(b) >= SYSCALL_CHANGE_PER_OP_MIN.max(0.5 * delta)
 }
 
-fn finding(cx: &Context<'_>, name: &str, before: f64, after: f64, cost: Option<f64>) -> Finding {
-    let caller = caller_that_grew(cx, name);
-    let family = Family::of(name);
-    let mut evidence = vec![Evidence::new(
-        format!("`{name}` calls per operation"),
-        fmt_count(before),
-        fmt_count(after),
-    )];
-    let sites = match &caller {
-        Some((function, location, sb, sc)) => {
-            evidence.push(Evidence::new(
+fn finding(group: &[Call<'_>], cost: Option<f64>) -> Finding {
+    let first = &group[0];
+    let caller = first.caller.as_ref();
+    let mut evidence = Vec::new();
+    let mut sites = Vec::new();
+    for call in group {
+        let name = call.name;
+        evidence.push(Evidence::new(
+            format!("`{name}` calls per operation"),
+            fmt_count(call.before),
+            fmt_count(call.after),
+        ));
+        sites.push(match &call.caller {
+            Some((function, location, sb, sc)) => {
+                evidence.push(Evidence::new(
+                    format!(
+                        "CPU per operation in `{name}` called from `{}`",
+                        short_name(function)
+                    ),
+                    fmt_us(*sb),
+                    fmt_us(*sc),
+                ));
                 format!(
-                    "CPU per operation in `{name}` called from `{}`",
-                    short_name(function)
-                ),
-                fmt_us(*sb),
-                fmt_us(*sc),
-            ));
-            vec![format!(
-                "`{}` ({}) via `{name}`",
-                short_name(&super::function_identity(function)),
-                location.as_deref().unwrap_or("?")
-            )]
-        }
-        None => vec![format!(
-            "`{name}` (no CPU samples in its wrapper say who calls it)"
-        )],
-    };
+                    "`{}` ({}) via `{name}`",
+                    short_name(&super::function_identity(function)),
+                    location.as_deref().unwrap_or("no line recorded")
+                )
+            }
+            None => format!("`{name}` (no CPU samples in its wrapper say who calls it)"),
+        });
+    }
+    let names: Vec<String> = group.iter().map(|c| format!("`{}`", c.name)).collect();
+    let counts: Vec<String> = group
+        .iter()
+        .map(|c| format!("{} → {}", fmt_count(c.before), fmt_count(c.after)))
+        .collect();
     Finding {
         kind: FindingKind::Syscalls,
         title: format!(
-            "{} more `{name}` calls per operation ({} → {}){}",
-            fmt_count(after - before),
-            fmt_count(before),
-            fmt_count(after),
-            caller.as_ref().map_or(String::new(), |(f, ..)| format!(
+            "{} more {} calls per operation ({}){}",
+            fmt_count(first.after - first.before),
+            names.join(" and "),
+            counts.join(", "),
+            caller.map_or(String::new(), |(f, ..)| format!(
                 ", from `{}`",
                 short_name(&super::function_identity(f))
             ))
@@ -132,13 +184,13 @@ fn finding(cx: &Context<'_>, name: &str, before: f64, after: f64, cost: Option<f
         // Calls no program function is seen making may be the runtime's own (an `eventfd`
         // write per wake-up of a parked worker: they follow the timing): shown, not a threshold.
         regression: caller.is_some(),
-        functions: caller.map(|(f, ..)| vec![f]).unwrap_or_default(),
+        functions: caller.map(|(f, ..)| vec![f.clone()]).unwrap_or_default(),
         cost_ns_per_op: cost,
         share: None,
-        fix: family.fix().into(),
+        fix: Family::of(first.name).fix().into(),
         symptom: false,
         blocked_call: None,
-        counts_per_op: Some((before, after)),
+        counts_per_op: Some((first.before, first.after)),
     }
 }
 
@@ -216,25 +268,26 @@ impl Family {
     fn fix(self) -> &'static str {
         match self {
             Family::Write => {
-                "many small writes: write through a buffer larger than a message (`BufWriter` with \
-                 enough capacity, flushed once per message), or gather a message's parts into one \
-                 `write_vectored`"
+                "write through a buffer larger than a message (`BufWriter` with enough capacity, \
+                 flushed once per message), or gather a message's parts into one \
+                 `write_vectored`: many small writes cost a system call each"
             }
             Family::Read => {
-                "many small reads: read through a buffer larger than a message (`BufReader` with \
-                 enough capacity), or read a known length at once (`read_exact` into the whole \
-                 buffer)"
+                "read through a buffer larger than a message (`BufReader` with enough capacity), or \
+                 read a known length at once (`read_exact` into the whole buffer): many small \
+                 reads cost a system call each"
             }
             Family::Sync => {
-                "more syncs per operation: share one sync among the writes that arrive together \
-                 (group commit), or sync once per batch"
+                "share one sync among the writes that arrive together (group commit), or sync \
+                 once per batch: each sync waits for the disk"
             }
             Family::File => {
-                "files opened, closed or looked up per operation: keep the file open, cache what \
-                 its metadata says"
+                "keep the file open and reuse its handle, cache what its metadata says: files \
+                 opened, closed or looked up per operation cost a path lookup each"
             }
             Family::Connection => {
-                "connections made per operation: keep them open and reuse them (a pool)"
+                "keep connections open and reuse them (a pool): connections made per operation \
+                 cost a handshake each"
             }
         }
     }
@@ -269,6 +322,50 @@ mod tests {
         assert!(!family_grew(&before, &switched, Family::Write, 1.60));
         let more = figures(&[("sendto", 1_670), ("pwrite64", 133), ("writev", 300)]);
         assert!(family_grew(&before, &more, Family::Write, 3.0));
+    }
+
+    #[test]
+    fn calls_one_function_adds_as_often_are_one_finding() {
+        const GET: &str = "app::store::log::FragmentLog::get";
+        let call = |name, delta: f64, caller: Option<&str>| Call {
+            name,
+            before: 0.1,
+            after: 0.1 + delta,
+            caller: caller.map(|f| (f.to_string(), Some(format!("{f}.rs:1")), 0.0, 1.0)),
+        };
+        let groups = same_site_groups(vec![
+            call("close", 6.11, Some(GET)),
+            call("openat", 6.10, Some(GET)),
+            call("fstat", 3.0, Some(GET)),
+            call("sendto", 6.1, Some("conn::write")),
+            call("write", 6.1, None),
+            call("read", 6.1, None),
+        ]);
+        let names: Vec<Vec<&str>> = groups
+            .iter()
+            .map(|g| g.iter().map(|c| c.name).collect())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                vec!["close", "openat"],
+                vec!["fstat"],
+                vec!["sendto"],
+                vec!["write"],
+                vec!["read"]
+            ],
+            "same function and growth join; another growth, another function or no known \
+             caller stay apart"
+        );
+        let f = finding(&groups[0], Some(2_000.0));
+        assert!(
+            f.title
+                .starts_with("6.11 more `close` and `openat` calls per operation (0.10 → 6.21, 0.10 → 6.20), from `FragmentLog::get`"),
+            "{}",
+            f.title
+        );
+        assert_eq!(f.sites.len(), 2, "{:?}", f.sites);
+        assert!(f.fix.starts_with("keep the file open"), "{}", f.fix);
     }
 
     #[test]

@@ -2204,3 +2204,38 @@ fn what_the_blocking_sampler_cost_is_shown_and_a_costly_one_is_noted() {
         "no probe measured itself"
     );
 }
+
+#[test]
+fn the_lead_names_the_costliest_cause_of_a_slowdown_not_a_cheaper_threshold() {
+    // A hot spot of 3 ms per operation beside a sync of 50 µs that crosses the blocking
+    // threshold: the hot spot is the most likely cause.
+    let c = run(&pair(
+        Build::default(),
+        Build {
+            spin_ns: 3_000_000,
+            fsync_ns: 50_000,
+            speed: 0.6,
+            ..Build::default()
+        },
+    ));
+    assert_eq!(c.wall.as_ref().unwrap().verdict, WallVerdict::Slower);
+    assert_eq!(
+        c.findings[0].kind,
+        FindingKind::HotSpot,
+        "{:#?}",
+        c.findings
+    );
+    assert!(
+        c.findings
+            .iter()
+            .any(|f| f.kind == FindingKind::Blocking && f.regression),
+        "the sync crosses its threshold: {:#?}",
+        c.findings
+    );
+    let report = render_markdown(&c);
+    assert!(
+        report.contains("**Most likely cause:** `spin`"),
+        "{}",
+        report.lines().take(4).collect::<Vec<_>>().join("\n")
+    );
+}

@@ -274,9 +274,9 @@ pub(crate) fn lead(c: &Comparison) -> Option<String> {
 /// are ranked by cost): a hot spot explains a slowdown without a threshold of its own, and a
 /// cheaper finding that crossed one must not be named before it. Otherwise the first finding
 /// that crossed a threshold.
-fn most_likely_cause(c: &Comparison, slower: bool) -> Option<&super::Finding> {
+fn most_likely_cause(c: &Comparison, slower: bool) -> Option<&Finding> {
     let costly =
-        |f: &&super::Finding| !f.symptom && f.cost_ns_per_op.is_some_and(|n| n >= COST_VISIBLE_NS);
+        |f: &&Finding| !f.symptom && f.cost_ns_per_op.is_some_and(|n| n >= COST_VISIBLE_NS);
     let first_regression = c.findings.iter().find(|f| f.regression);
     match c.findings.iter().find(costly) {
         Some(cause) if slower => Some(cause),

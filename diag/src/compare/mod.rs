@@ -699,15 +699,22 @@ fn assign_shares(findings: &mut [Finding], total: Option<f64>) {
     }
 }
 
-/// Causes before symptoms; most costly first; findings without a cost after, regressions
-/// first, then by kind.
+/// Causes before symptoms; most costly first; findings without a measurable cost after,
+/// regressions first, those that say where before those that do not, then by kind. A cost too
+/// small to see is no cost: a total that grew with no CPU of its own (bytes copied, no time in
+/// `memcpy`) must not outrank a wait of milliseconds whose cost is not CPU.
 fn rank(findings: &mut [Finding]) {
     findings.sort_by(|a, b| {
-        let cost = |f: &Finding| f.cost_ns_per_op.unwrap_or(f64::NEG_INFINITY);
+        let cost = |f: &Finding| {
+            f.cost_ns_per_op
+                .filter(|&n| n >= render::COST_VISIBLE_NS)
+                .unwrap_or(f64::NEG_INFINITY)
+        };
         a.symptom
             .cmp(&b.symptom)
             .then_with(|| cost(b).total_cmp(&cost(a)))
             .then_with(|| b.regression.cmp(&a.regression))
+            .then_with(|| a.sites.is_empty().cmp(&b.sites.is_empty()))
             .then_with(|| a.kind.cmp(&b.kind))
             .then_with(|| a.title.cmp(&b.title))
     });

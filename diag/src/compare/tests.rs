@@ -2239,3 +2239,45 @@ fn the_lead_names_the_costliest_cause_of_a_slowdown_not_a_cheaper_threshold() {
         report.lines().take(4).collect::<Vec<_>>().join("\n")
     );
 }
+
+#[test]
+fn a_total_without_a_cost_or_a_place_ranks_after_a_wait_that_says_where() {
+    let finding = |kind: FindingKind, cost: Option<f64>, sites: &[&str]| Finding {
+        kind,
+        title: format!("{kind:?}"),
+        evidence: Vec::new(),
+        sites: sites.iter().map(|s| s.to_string()).collect(),
+        functions: Vec::new(),
+        cost_ns_per_op: cost,
+        share: None,
+        fix: String::new(),
+        regression: true,
+        symptom: false,
+        blocked_call: None,
+        counts_per_op: None,
+    };
+    let mut findings = vec![
+        // Bytes copied grew, but no time in memcpy did: a cost of zero.
+        finding(FindingKind::Copies, Some(0.0), &[]),
+        finding(
+            FindingKind::ResourceWait,
+            None,
+            &["a `Semaphore` (app/src/node.rs:20)"],
+        ),
+        finding(
+            FindingKind::HotSpot,
+            Some(30_000.0),
+            &["`f` (app/src/f.rs:1)"],
+        ),
+    ];
+    rank(&mut findings);
+    let kinds: Vec<FindingKind> = findings.iter().map(|f| f.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            FindingKind::HotSpot,
+            FindingKind::ResourceWait,
+            FindingKind::Copies
+        ]
+    );
+}

@@ -104,8 +104,8 @@ fn alloc_totals(cx: &Context<'_>, ba: &AllocFigures, ca: &AllocFigures) -> [Tota
         kinds: larger_blocks,
         category: CpuCategory::Alloc,
         bytes: true,
-        fix: "larger buffers or values on the heap: the heap profile's sites (bytes per \
-              allocation) say which",
+        fix: "read the heap profile's sites (bytes per allocation) for which: larger buffers \
+              or values on the heap",
     };
     [count, bytes]
 }
@@ -126,8 +126,8 @@ fn copy_total(cx: &Context<'_>, bm: &MoveFigures, cm: &MoveFigures) -> Total {
         ],
         category: CpuCategory::Copy,
         bytes: true,
-        fix: "values moved by value or buffers copied: the copy tracer's sites \
-              (`moves/moves.txt` of each side) say where",
+        fix: "read the copy tracer's sites (`moves/moves.txt` of each side) for where: values \
+              moved by value or buffers copied",
     }
 }
 

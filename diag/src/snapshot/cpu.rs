@@ -380,15 +380,30 @@ pub(crate) fn charged_function(frames: &[&str]) -> (String, Option<String>) {
 }
 
 /// The program's own frame nearest above the innermost frame of `charged` in `frames`, when
-/// it is another function.
+/// it is another function. The program's implementations of the standard value traits
+/// (`Debug`, `Clone`, `PartialEq`...) are passed over: generic code calls them on behalf of
+/// whoever formats, clones or compares, and that caller decided the work.
 fn caller_above<'f>(frames: &[&'f str], charged: &str) -> Option<&'f str> {
     let parsed: Vec<(&str, Option<&str>)> = frames.iter().map(|&f| parse_frame(f)).collect();
     let at = parsed.iter().rposition(|(n, _)| *n == charged)?;
     parsed[..at]
         .iter()
         .rev()
-        .find(|(n, l)| is_own_code(n, *l) && *n != charged)
+        .find(|(n, l)| is_own_code(n, *l) && *n != charged && !is_value_trait_impl(n))
         .map(|(n, _)| *n)
+}
+
+/// Standard traits whose implementations are called by generic code for their caller.
+const VALUE_TRAITS: [&str; 4] = [
+    " as core::fmt::",
+    " as core::clone::",
+    " as core::cmp::",
+    " as core::hash::",
+];
+
+/// Whether a function is a method of one of the [`VALUE_TRAITS`] (`<T as core::fmt::Debug>::fmt`).
+fn is_value_trait_impl(function: &str) -> bool {
+    function.starts_with('<') && VALUE_TRAITS.iter().any(|t| function.contains(t))
 }
 
 /// One function's samples while folded stacks are read: all of them, those in the allocator and
@@ -604,6 +619,22 @@ fn is_library_frame(function: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hot_spots_caller_is_who_asked_for_the_formatting_not_the_impls_between() {
+        let folded = "main;app::node::Handler::handle (app/src/node.rs:50);alloc::fmt::format;\
+                      <app::wire::Response as core::fmt::Debug>::fmt (app/src/wire.rs:131);\
+                      <&T as core::fmt::Debug>::fmt (library/core/src/fmt/mod.rs:2865);\
+                      <app::codec::Fragment as core::fmt::Debug>::fmt (app/src/codec.rs:183);\
+                      core::fmt::write 40\n";
+        let figures = CpuFigures::from_folded(folded, 10, 1000);
+        let hot = &figures.functions[0];
+        assert_eq!(
+            hot.function,
+            "<app::codec::Fragment as core::fmt::Debug>::fmt"
+        );
+        assert_eq!(hot.caller.as_deref(), Some("app::node::Handler::handle"));
+    }
 
     #[test]
     fn frames_split_into_function_and_location() {

@@ -87,9 +87,10 @@ pub(crate) fn findings(cx: &Context<'_>, claims: &Claims, notes: &mut Vec<String
         out.claims.sites.extend(claimed);
     }
     other.sort_by(|a, b| b.delta().total_cmp(&a.delta()));
-    for s in other.iter().take(SITE_FINDINGS_MAX) {
-        let mut finding = site_finding(s, counted, cost_of(s.delta()));
-        if let Some(t) = buffer_of(s, &claims.grown) {
+    for group in by_function(&other).iter().take(SITE_FINDINGS_MAX) {
+        let added = group.iter().map(|s| s.delta()).sum();
+        let mut finding = function_finding(group, counted, cost_of(added));
+        if let Some(t) = buffer_of(group[0], &claims.grown) {
             mark_buffer_symptom(&mut finding, t);
         }
         out.findings.push(finding);
@@ -156,9 +157,75 @@ fn moved_apart<'a, 'b>(
 
 /// The finding of one allocation site that appeared or grew (`counted`: the whole process's
 /// allocations per operation, both sides).
+/// The grown sites grouped by their function, in the order of each function's largest site: a
+/// connection's two buffers and its stream are one function's allocations, one finding.
+fn by_function<'s, 'a>(sites: &[&'s SiteChange<'a>]) -> Vec<Vec<&'s SiteChange<'a>>> {
+    let mut groups: Vec<Vec<&SiteChange<'a>>> = Vec::new();
+    for &site in sites {
+        match groups
+            .iter_mut()
+            .find(|g| g[0].site.function == site.site.function)
+        {
+            Some(group) => group.push(site),
+            None => groups.push(vec![site]),
+        }
+    }
+    groups
+}
+
+/// The finding of one function's grown sites: the first's, with the counts of them all and
+/// every site where there are several.
+fn function_finding(
+    group: &[&SiteChange<'_>],
+    counted: Option<(f64, f64)>,
+    cost: Option<f64>,
+) -> Finding {
+    let mut finding = site_finding(group[0], counted, cost);
+    if group.len() > 1 {
+        let before = group.iter().map(|s| s.before).sum();
+        let after = group.iter().map(|s| s.after).sum();
+        finding.title = format!(
+            "{}, at {} places",
+            alloc_title(&short_name(&group[0].site.function), before, after),
+            group.len()
+        );
+        finding.evidence[0] = Evidence::new(
+            "allocations per operation here (all its places)",
+            fmt_count(before),
+            fmt_count(after),
+        );
+        finding.sites = group.iter().map(|s| site_line(s)).collect();
+        finding.counts_per_op = Some((before, after));
+    }
+    finding
+}
+
+fn alloc_title(name: &str, before: f64, after: f64) -> String {
+    if before == 0.0 {
+        format!(
+            "new allocations in `{name}`: {} per operation",
+            fmt_count(after)
+        )
+    } else {
+        format!(
+            "allocations in `{name}` grew from {} to {} per operation",
+            fmt_count(before),
+            fmt_count(after)
+        )
+    }
+}
+
+fn site_line(s: &SiteChange<'_>) -> String {
+    let location = s.site.location.as_deref().unwrap_or("no line recorded");
+    format!(
+        "`{}` ({location}){}",
+        short_name(&s.site.function),
+        via(s.site)
+    )
+}
+
 fn site_finding(s: &SiteChange<'_>, counted: Option<(f64, f64)>, cost: Option<f64>) -> Finding {
     let name = short_name(&s.site.function);
-    let location = s.site.location.clone().unwrap_or_else(|| "?".into());
     let mut evidence = vec![
         Evidence::new(
             "allocations per operation here",
@@ -174,20 +241,9 @@ fn site_finding(s: &SiteChange<'_>, counted: Option<(f64, f64)>, cost: Option<f6
     evidence.extend(whole_process_evidence(counted));
     Finding {
         kind: FindingKind::Allocations,
-        title: if s.before == 0.0 {
-            format!(
-                "new allocations in `{name}`: {} per operation",
-                fmt_count(s.after)
-            )
-        } else {
-            format!(
-                "allocations in `{name}` grew from {} to {} per operation",
-                fmt_count(s.before),
-                fmt_count(s.after)
-            )
-        },
+        title: alloc_title(&name, s.before, s.after),
         evidence,
-        sites: vec![format!("`{name}` ({location}){}", via(s.site))],
+        sites: vec![site_line(s)],
         functions: vec![s.site.function.clone()],
         cost_ns_per_op: cost,
         share: None,

@@ -54,10 +54,25 @@ pub(crate) fn findings(cx: &Context<'_>) -> Vec<Finding> {
         .into_iter()
         .map(|group| {
             let grew: f64 = group.iter().map(|c| c.after - c.before).sum();
-            let cost = syscall_cpu.map(|cpu| cpu * grew / added.max(f64::MIN_POSITIVE));
+            let share = syscall_cpu.map(|cpu| cpu * grew / added.max(f64::MIN_POSITIVE));
+            let cost = measured_cost(&group).or(share);
             finding(&group, cost)
         })
         .collect()
+}
+
+/// The extra CPU the profiles measured in the group's calls from the function making them,
+/// when it is known for every call: a `connect` costs more than a `close`, so the calls'
+/// own time ranks them better than their number does.
+fn measured_cost(group: &[Call<'_>]) -> Option<f64> {
+    group
+        .iter()
+        .map(|c| {
+            c.caller
+                .as_ref()
+                .map(|(.., before, after)| (after - before).max(0.0))
+        })
+        .sum()
 }
 
 /// Two calls whose growth differs by at most this share of the larger come from one change
@@ -187,7 +202,7 @@ fn finding(group: &[Call<'_>], cost: Option<f64>) -> Finding {
         functions: caller.map(|(f, ..)| vec![f.clone()]).unwrap_or_default(),
         cost_ns_per_op: cost,
         share: None,
-        fix: Family::of(first.name).fix().into(),
+        fix: group_family(group).fix().into(),
         symptom: false,
         blocked_call: None,
         counts_per_op: Some((first.before, first.after)),
@@ -240,6 +255,18 @@ fn wraps(wrapper: &str, name: &str) -> bool {
     bare == name
         || bare.trim_end_matches("64") == name.trim_end_matches("64")
         || WRAPPER_CALLS.contains(&(bare, name))
+}
+
+/// The family of a group's calls: a connection's when any of them opens or shuts one (a
+/// `close` beside a `shutdown` closes a socket, not a file), else the first call's.
+fn group_family(group: &[Call<'_>]) -> Family {
+    if group
+        .iter()
+        .any(|c| Family::of(c.name) == Family::Connection)
+    {
+        return Family::Connection;
+    }
+    Family::of(group[0].name)
 }
 
 /// Which kind of work a system call does, for the fix.
@@ -366,6 +393,26 @@ mod tests {
         );
         assert_eq!(f.sites.len(), 2, "{:?}", f.sites);
         assert!(f.fix.starts_with("keep the file open"), "{}", f.fix);
+        assert_eq!(
+            measured_cost(&groups[0]),
+            Some(2.0),
+            "each call's own extra CPU"
+        );
+        assert_eq!(
+            measured_cost(&groups[3]),
+            None,
+            "a call nobody is seen making"
+        );
+        let closed = same_site_groups(vec![
+            call("close", 7.37, Some(GET)),
+            call("shutdown", 7.37, Some(GET)),
+        ]);
+        assert!(
+            finding(&closed[0], None)
+                .fix
+                .starts_with("keep connections open"),
+            "a close beside a shutdown closes a socket"
+        );
     }
 
     #[test]

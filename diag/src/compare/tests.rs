@@ -2281,3 +2281,33 @@ fn a_total_without_a_cost_or_a_place_ranks_after_a_wait_that_says_where() {
         ]
     );
 }
+
+#[test]
+fn one_functions_grown_allocation_sites_are_one_finding_with_every_place() {
+    // A connection made per call: its read buffer, its write buffer and its stream.
+    let site = |line: u32, via: &str, bytes: u64| HeapSite {
+        function: "app::conn::Conn::connect::{{closure}}".into(),
+        location: Some(format!("app/src/conn.rs:{line}")),
+        via: vec![via.into()],
+        blocks: 3 * OPS,
+        bytes: 3 * OPS * bytes,
+    };
+    let mut p = pair(Build::default(), Build::default());
+    let cand = p.cand.0.heap.as_mut().unwrap();
+    cand.sites.extend([
+        site(36, "bytes::bytes_mut::BytesMut::with_capacity", 8_192),
+        site(37, "alloc::raw_vec::RawVec<T>::with_capacity", 8_192),
+        site(25, "tokio::net::tcp::stream::TcpStream::connect", 256),
+    ]);
+    p.cand.0.alloc.as_mut().unwrap().allocations += 9 * OPS;
+    let c = run(&p);
+    let allocations = of_kind(&c, FindingKind::Allocations);
+    assert_eq!(allocations.len(), 1, "{allocations:#?}");
+    let f = allocations[0];
+    assert_eq!(
+        f.title,
+        "new allocations in `Conn::connect`: 9.00 per operation, at 3 places"
+    );
+    assert_eq!(f.sites.len(), 3, "{:?}", f.sites);
+    assert_eq!(f.counts_per_op, Some((0.0, 9.0)));
+}

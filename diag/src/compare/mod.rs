@@ -604,7 +604,8 @@ fn run_stages(cx: &Context<'_>, tasks: &[TaskChange], notes: &mut Vec<String>) -
     runtime::mark_symptoms(&mut findings);
     resources::mark_symptoms(&mut findings);
     fan_out::mark_symptoms(&mut findings);
-    assign_shares(&mut findings, slowdown(cx, worker_delta));
+    let slower = cx.wall.is_some_and(|w| w.verdict == WallVerdict::Slower);
+    assign_shares(&mut findings, slowdown(cx, worker_delta), slower);
     rank(&mut findings);
     findings
 }
@@ -689,10 +690,13 @@ fn slowdown(cx: &Context<'_>, worker_delta: Option<f64>) -> Option<f64> {
 }
 
 /// Each finding's share of the slowdown (`total`, see [`slowdown`]).
-fn assign_shares(findings: &mut [Finding], total: Option<f64>) {
+/// A wait the operations see while the throughput holds (`slower` false) is latency, not a part
+/// of the threads' time: it gets no share.
+fn assign_shares(findings: &mut [Finding], total: Option<f64>, slower: bool) {
     let Some(total) = total else { return };
     for f in findings {
         f.share = match f.cost_ns_per_op {
+            _ if f.kind == FindingKind::Waiting && !slower => None,
             Some(cost) if total > 0.0 => Some((cost / total).clamp(0.0, 1.0)),
             _ => None,
         };

@@ -2311,3 +2311,52 @@ fn one_functions_grown_allocation_sites_are_one_finding_with_every_place() {
     assert_eq!(f.sites.len(), 3, "{:?}", f.sites);
     assert_eq!(f.counts_per_op, Some((0.0, 9.0)));
 }
+
+#[test]
+fn a_longer_tail_from_new_waits_ranks_the_wait_above_a_few_cheap_allocations() {
+    // Queries resolved one record at a time: their kind waits 800 µs more per operation at
+    // new awaits, the tail doubles, the throughput holds; the wave loop allocates a little more.
+    let mut p = pair(
+        Build::default(),
+        Build {
+            extra_idle_ns: 800_000,
+            extra_polls: 1,
+            ..Build::default()
+        },
+    );
+    for (side, p99) in [(&mut p.base.0, 8_000), (&mut p.cand.0, 16_000)] {
+        for run in &mut side.wall {
+            run.latency_us.p99 = p99;
+        }
+    }
+    let site = |blocks: u64| HeapSite {
+        function: "app::query::answer_batch::{{closure}}".into(),
+        location: Some("app/src/query.rs:169".into()),
+        via: vec!["alloc::raw_vec::RawVec<T>::with_capacity".into()],
+        blocks,
+        bytes: blocks * 64,
+    };
+    p.base.0.heap.as_mut().unwrap().sites.push(site(OPS / 5));
+    p.cand
+        .0
+        .heap
+        .as_mut()
+        .unwrap()
+        .sites
+        .push(site(3 * OPS / 2));
+    p.cand.0.alloc.as_mut().unwrap().allocations += 13 * OPS / 10;
+    let c = run(&p);
+    assert_ne!(c.wall.as_ref().unwrap().verdict, WallVerdict::Slower);
+    let first = &c.findings[0];
+    assert_eq!(first.kind, FindingKind::Waiting, "{:#?}", c.findings);
+    assert!(first.title.contains("`gateway.get`"), "{}", first.title);
+    assert_eq!(
+        first.share, None,
+        "a wait the throughput does not show is no share of it"
+    );
+    assert!(
+        first.cost_ns_per_op.is_some_and(|ns| ns >= 800_000.0),
+        "{first:#?}"
+    );
+    assert!(render_markdown(&c).contains("**Most likely cause:** task kind `gateway.get` waits"));
+}

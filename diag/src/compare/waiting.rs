@@ -74,7 +74,14 @@ pub(crate) fn finding(
             fmt_us(after - before)
         ),
     };
-    let cost = unexplained.filter(|_| slower || tail);
+    // A slowdown costs what the threads' time leaves unexplained; a longer tail with the
+    // throughput flat costs the operations the wait they see, which ranks it against CPU causes
+    // in the same unit (time per operation) rather than after all of them.
+    let cost = if slower {
+        unexplained
+    } else {
+        tail.then_some(after - before).filter(|&ns| ns > 0.0)
+    };
     Some(Finding {
         kind: FindingKind::Waiting,
         title,

@@ -13,7 +13,7 @@ use super::slots::{
     THREADS_MAX, UNSAMPLED_THREADS, add_blocked_ns, gettid, kind_name,
 };
 use super::{Blocked, BlockingSummary, SamplerCost};
-use crate::cpu::{Frame, Symbolizer};
+use crate::cpu::{Frame, Symbolizer, process_cpu_ns, thread_cpu_ns};
 
 /// Default ticks per second: 1 kHz. A tick reads the state of each thread inside a poll (a
 /// `pread` of a few hundred bytes from procfs, about 2 µs), so with two workers the sampler
@@ -82,7 +82,7 @@ impl BlockingProfiler {
             }
         };
         HANDLER_CPU_NS.store(0, Ordering::Relaxed);
-        let process_cpu_at_start = cpu_clock_ns(libc::CLOCK_PROCESS_CPUTIME_ID);
+        let process_cpu_at_start = process_cpu_ns();
         ACTIVE.store(true, Ordering::Release);
         EVER_SAMPLED.store(true, Ordering::Release);
         let stop = Arc::new(AtomicBool::new(false));
@@ -154,8 +154,7 @@ impl BlockingProfiler {
         BUSY.store(false, Ordering::Release);
         let mut tally = tally;
         tally.cost.handler_cpu_ns = HANDLER_CPU_NS.load(Ordering::Relaxed);
-        tally.cost.process_cpu_ns =
-            cpu_clock_ns(libc::CLOCK_PROCESS_CPUTIME_ID).saturating_sub(self.process_cpu_at_start);
+        tally.cost.process_cpu_ns = process_cpu_ns().saturating_sub(self.process_cpu_at_start);
         tally
     }
 }
@@ -303,22 +302,8 @@ fn sample_until(stop: &AtomicBool, period: Duration) -> Tally {
     for pending in pending.iter().filter(|p| p.blocked.ticks > 0) {
         tally.unknown_stack_ns += pending.blocked.ns;
     }
-    tally.cost.sampler_cpu_ns = cpu_clock_ns(libc::CLOCK_THREAD_CPUTIME_ID);
+    tally.cost.sampler_cpu_ns = thread_cpu_ns();
     tally
-}
-
-/// A CPU clock's reading in nanoseconds (0 if it cannot be read: the cost is then understated,
-/// never the profile lost). `clock_gettime` is async-signal-safe, so the handler uses it too.
-fn cpu_clock_ns(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid timespec to write to; the clock ids are the platform's constants.
-    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
-        return 0;
-    }
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Charges a slot's pending time to the stack its handler published, or to "unknown" when
@@ -428,7 +413,7 @@ extern "C" fn on_stack_signal(
     if let Some(slot) = SLOTS.iter().find(|s| s.tid.load(Ordering::Relaxed) == tid)
         && slot.stack_state.load(Ordering::Acquire) == STACK_REQUESTED
     {
-        let started = cpu_clock_ns(libc::CLOCK_THREAD_CPUTIME_ID);
+        let started = thread_cpu_ns();
         // SAFETY: this is the slot's own thread and the state is REQUESTED.
         let frames = unsafe { slot.frames_for_handler() };
         let mut depth = 0;
@@ -442,10 +427,7 @@ extern "C" fn on_stack_signal(
             })
         };
         slot.depth.store(depth, Ordering::Relaxed);
-        HANDLER_CPU_NS.fetch_add(
-            cpu_clock_ns(libc::CLOCK_THREAD_CPUTIME_ID).saturating_sub(started),
-            Ordering::Relaxed,
-        );
+        HANDLER_CPU_NS.fetch_add(thread_cpu_ns().saturating_sub(started), Ordering::Relaxed);
         slot.stack_state.store(STACK_FILLED, Ordering::Release);
     }
     // SAFETY: as above.

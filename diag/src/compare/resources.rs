@@ -59,6 +59,12 @@ pub(crate) fn findings(cx: &Context<'_>) -> Vec<Finding> {
         })
         .collect();
     grown.sort_by(|x, y| (y.3 - y.2).total_cmp(&(x.3 - x.2)));
+    // A wait at a site the baseline never waited on is the code's; a longer wait at a site
+    // both sides wait on is timing, a regression only when the wall time or the tail says so
+    // (a refactor measured beside a build had its log channel's waits 0.9 ms longer).
+    let confirmed = cx.wall.is_some_and(|w| {
+        w.verdict == WallVerdict::Slower || w.p99.grew_beyond(cx.thresholds.p99_growth)
+    });
     let cost = cx
         .wall
         .filter(|w| w.verdict == WallVerdict::Slower)
@@ -71,7 +77,10 @@ pub(crate) fn findings(cx: &Context<'_>) -> Vec<Finding> {
         .map(|(i, (r, base, before, after))| {
             // The costliest explains the slowdown; a second one is told apart by its size.
             let sides = Sides { b, c, base, r };
-            resource_finding(&sides, (before, after), if i == 0 { cost } else { None })
+            let new_site = base.is_none_or(|br| br.waits == 0);
+            let mut f = resource_finding(&sides, (before, after), if i == 0 { cost } else { None });
+            f.regression = new_site || confirmed;
+            f
         })
         .collect();
     out.extend(new_lints(b, c));

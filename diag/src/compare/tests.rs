@@ -2360,3 +2360,26 @@ fn a_longer_tail_from_new_waits_ranks_the_wait_above_a_few_cheap_allocations() {
     );
     assert!(render_markdown(&c).contains("**Most likely cause:** task kind `gateway.get` waits"));
 }
+
+#[test]
+fn a_longer_wait_at_a_site_both_sides_wait_on_is_a_regression_only_with_the_wall_time() {
+    // The same lock, waited on 300 µs longer per operation, the throughput and the tail flat.
+    let mut p = pair(Build::default(), Build::default());
+    p.base.0.console = Some(console_of(100_000, 120));
+    p.cand.0.console = Some(console_of(400_000, 120));
+    let c = run(&p);
+    let waits = of_kind(&c, FindingKind::ResourceWait);
+    assert_eq!(waits.len(), 1, "{:#?}", c.findings);
+    assert!(!waits[0].regression && !c.regression, "{:#?}", waits[0]);
+    // The same wait with the operations slower is one.
+    p.cand.0 = snapshot_of(
+        Build {
+            speed: 0.7,
+            ..Build::default()
+        },
+        "candidate",
+    );
+    p.cand.0.console = Some(console_of(400_000, 120));
+    let c = run(&p);
+    assert!(of_kind(&c, FindingKind::ResourceWait)[0].regression);
+}

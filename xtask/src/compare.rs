@@ -19,7 +19,7 @@ use diag::snapshot::{PassStatus, Snapshot, Workload};
 use crate::passes::{
     self, COMPARE_SCALE, CPU_PARTS, DEFAULT_CONCURRENCY, DEFAULT_OPS, DEFAULT_SEED,
 };
-use crate::profile::{PassSet, Progress, SideProfile, build_preload, number};
+use crate::profile::{PassSet, Preloads, Progress, SideProfile, number};
 use crate::side::{self, SideSpec};
 use crate::util::{target_dir, workspace_root};
 use crate::wall_pairs::{self, DEFAULT_PAIRS, DEFAULT_PAIRS_MAX, REPLICATION_PAIRS, abba_order};
@@ -361,11 +361,11 @@ pub fn run_comparison(o: &Options) -> anyhow::Result<(Comparison, PathBuf)> {
             }
         });
     }
-    let preload = if o.passes.moves && built_count > 0 {
-        progress.say("building the copy tracer");
-        Some(build_preload()?)
+    let preloads = if built_count > 0 {
+        progress.say("building the copy tracer and the system call counter");
+        Preloads::build(o.passes)?
     } else {
-        None
+        Preloads::default()
     };
     progress.done("tools ready");
     if o.passes.cpu {
@@ -373,7 +373,7 @@ pub fn run_comparison(o: &Options) -> anyhow::Result<(Comparison, PathBuf)> {
     }
     for side in &mut sides {
         if let Resolved::Profiled(p) = side {
-            p.probe_passes(o.passes, preload.as_deref(), &progress);
+            p.probe_passes(o.passes, &preloads, &progress);
         }
     }
     interleave_wall_runs(&mut sides, o, &progress)?;

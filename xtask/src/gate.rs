@@ -18,7 +18,7 @@ use diag::sizes::SizesReport;
 use diag::snapshot::{PassStatus, Snapshot, Workload};
 
 use crate::passes::{self, DEFAULT_CONCURRENCY, DEFAULT_OPS, DEFAULT_SEED, PassScale};
-use crate::profile::{PassSet, Progress, SideProfile, build_preload, number};
+use crate::profile::{PassSet, Preloads, Progress, SideProfile, number};
 use crate::side::{self, SideSpec};
 use crate::util::{cargo_in, git, target_dir, workspace_root};
 
@@ -367,12 +367,8 @@ fn profile_tree(dir: &Path, o: &GateOptions, progress: &Progress) -> anyhow::Res
         progress.say(m)
     })?;
     progress.done("built the tree");
-    progress.say("building the copy tracer and the codec work");
-    let preload = if o.passes.moves {
-        Some(build_preload()?)
-    } else {
-        None
-    };
+    progress.say("building the copy tracer, the system call counter and the codec work");
+    let preloads = Preloads::build(o.passes)?;
     cargo_in(
         &root,
         &[
@@ -391,7 +387,7 @@ fn profile_tree(dir: &Path, o: &GateOptions, progress: &Progress) -> anyhow::Res
         .join("codec-work");
     progress.done("tools ready");
     let mut profile = SideProfile::new(built, gate_workload(), GATE_SCALE, dir.to_path_buf())?;
-    profile.probe_passes(o.passes, preload.as_deref(), progress);
+    profile.probe_passes(o.passes, &preloads, progress);
     progress.say("counting run");
     profile.wall_run(0, false)?;
     // One run's throughput is not a figure the gate compares: wall time is gated apart.

@@ -40,14 +40,15 @@ pub const DEFAULT_CONCURRENCY: u64 = 16;
 
 /// How many operations each probe pass runs, against a wall run's: the CPU and blocking
 /// samplers need many operations for their counts to rise above sampling noise; the heap
-/// profiler, the copy tracer and strace slow every call they see, and count exactly.
+/// profiler and the copy tracer slow every call they see, and count exactly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PassScale {
     /// The CPU pass runs this many times a wall run's operations (in two parts).
     pub cpu_factor: u64,
     /// The blocking pass runs this many times a wall run's operations.
     pub blocking_factor: u64,
-    /// The system call pass runs this fraction of them: every call stops the process twice.
+    /// The system call pass runs this fraction of them (it counts exactly, at a few
+    /// nanoseconds a call).
     pub syscalls_divisor: u64,
     /// The heap pass runs this fraction: dhat records a stack per allocation.
     pub heap_divisor: u64,
@@ -72,7 +73,7 @@ impl PassScale {
 pub const COMPARE_SCALE: PassScale = PassScale {
     cpu_factor: 8,
     blocking_factor: 4,
-    syscalls_divisor: 2,
+    syscalls_divisor: 1,
     heap_divisor: 1,
     moves_divisor: 1,
 };
@@ -84,9 +85,6 @@ pub const CONSOLE_PASS_RATE: u64 = 100;
 
 /// Operations of the console pass: 15 s at [`CONSOLE_PASS_RATE`].
 pub const CONSOLE_PASS_OPS: u64 = 1_500;
-
-/// The tracer of the system call pass (Debian's `strace`).
-pub const STRACE: &str = "/usr/bin/strace";
 
 /// Arguments (flag and value pairs) every pass gives `ddsplit local` besides ops, seed and
 /// concurrency, unless the user's arguments give the flag: no fsync, so
@@ -517,46 +515,58 @@ fn free_loopback_addr() -> anyhow::Result<String> {
     Ok(listener.local_addr()?.to_string())
 }
 
-/// The system call pass: the workload (the scale's fraction of it: every system call stops the
-/// process twice) under `strace -f -y`, counting calls per system call and, for calls on anonymous
-/// inodes (a thread waking another through an eventfd), per kind of inode. The trace itself
-/// (tens of megabytes) is replaced by its counts, `syscalls.txt`.
+/// The system call pass: the workload (the scale's fraction of it) with `diag-syscount`
+/// preloaded, counting the C library's I/O calls per system call (an eventfd's apart: one
+/// thread waking another). It writes its counts at exit; none is an error (a binary that does
+/// not load preloaded libraries, a process killed before its exit).
 pub fn syscalls(
     built: &Built,
     w: &Workload,
     scale: PassScale,
+    counter: &Path,
     dir: &Path,
 ) -> anyhow::Result<SyscallFigures> {
-    if !Path::new(STRACE).is_file() {
-        bail!("{STRACE} is not installed: `apt-get install strace` (cargo xtask test installs it)");
-    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let ops = PassScale::fraction(w.ops, scale.syscalls_divisor);
-    let trace = dir.join("strace.txt");
-    let mut command = Command::new(STRACE);
+    let out = std::path::absolute(dir.join(SYSCOUNT_FILE))
+        .with_context(|| format!("no absolute path for {}", dir.display()))?;
+    // A count left by an earlier pass in this directory must not pass for this one's.
+    if out.exists() {
+        std::fs::remove_file(&out).with_context(|| format!("cannot remove {}", out.display()))?;
+    }
+    let mut command = Command::new(&built.binary);
     command
-        .args(["-f", "-y", "-qq", "-s", "0", "-o"])
-        .arg(&trace)
-        .arg(&built.binary);
+        .env("LD_PRELOAD", counter)
+        .env("DIAG_SYSCALLS_OUT", &out)
+        .env("DIAG_SYSCALLS_SIGNAL", "0");
     let run = run_local(command, built, w, ops, dir, &[])?;
-    let text = std::fs::read_to_string(&trace)
-        .with_context(|| format!("strace wrote no {}", trace.display()))?;
-    let mut figures = SyscallFigures::from_strace_trace(&text, run.wall.ops)
-        .with_context(|| format!("reading {}", trace.display()))?;
+    let text = std::fs::read_to_string(&out).with_context(|| {
+        format!(
+            "the system call counter wrote no {} (was {} loaded into {}?)",
+            out.display(),
+            counter.display(),
+            built.binary.display()
+        )
+    })?;
+    let mut figures = SyscallFigures::from_syscount(&text, run.wall.ops)
+        .with_context(|| format!("reading {}", out.display()))?;
     let counts = dir.join("syscalls.txt");
     std::fs::write(&counts, counts_table(&figures))
         .with_context(|| format!("cannot write {}", counts.display()))?;
-    std::fs::remove_file(&trace).with_context(|| format!("cannot remove {}", trace.display()))?;
     figures.file = relative(dir, "syscalls.txt");
     Ok(figures)
 }
+
+/// The counts the system call counter writes at the side's exit.
+const SYSCOUNT_FILE: &str = "syscount.txt";
 
 /// The counts of a system call pass as a table, most calls first.
 fn counts_table(figures: &SyscallFigures) -> String {
     let mut rows: Vec<(&String, &u64)> = figures.calls.iter().collect();
     rows.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
     let mut out = format!(
-        "# system calls of {} operations under strace -f -y\n{:>10} {:>10}  call\n",
-        figures.ops, "calls", "errors"
+        "# system calls of {} operations, counted by {}\n{:>10} {:>10}  call\n",
+        figures.ops, figures.counter, "calls", "errors"
     );
     for (name, calls) in rows {
         let errors = figures.errors.get(name).copied().unwrap_or(0);

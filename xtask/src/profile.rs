@@ -38,8 +38,9 @@ runs one seeded workload (`ddsplit local --ops N`) in several passes, heavy prob
   blocking the workload x 4 with the blocking sampler (1 kHz wall clock, every task kind): which
            functions hold a runtime thread off the CPU inside a poll (fsync, sleep, a
            contended lock), folded stacks and a flamegraph of blocked time
-  syscalls the workload / 2 under strace -f -y: calls per system call per operation (calls on
-           an eventfd, one thread waking another, counted apart)
+  syscalls the workload with diag-syscount preloaded (an LD_PRELOAD library counting the C
+           library's I/O calls): calls per system call per operation (calls on an eventfd, one
+           thread waking another, counted apart)
   heap     the workload under dhat (feature dhat-heap): allocation sites
   moves    the workload under the memcpy tracer: copies by site and type
   sizes    types, enums and futures from the binary's DWARF
@@ -307,7 +308,7 @@ impl SideProfile {
     /// Runs every pass but the CPU pass and the wall-time runs. The sizes pass reads debug info and runs no
     /// workload, so it runs beside the passes that count (system calls, heap), whose figures do
     /// not depend on the CPU they get, and never beside the CPU, blocking or wall-time runs.
-    pub fn probe_passes(&mut self, set: PassSet, preload: Option<&Path>, progress: &Progress) {
+    pub fn probe_passes(&mut self, set: PassSet, preloads: &Preloads, progress: &Progress) {
         let label = self.built.label.as_str();
         let (built, dir, s, scale) = (&self.built, &self.dir, &mut self.snapshot, self.scale);
         let shown = Shown { progress, label };
@@ -337,7 +338,7 @@ impl SideProfile {
                     (outcomes, sizes)
                 })
             });
-            counting_passes(&shown, set, (built, scale), dir, s);
+            counting_passes(&shown, set, (built, scale, preloads), dir, s);
             sizes.map_or_else(Default::default, |thread| {
                 thread.join().expect("the sizes pass does not panic")
             })
@@ -352,7 +353,7 @@ impl SideProfile {
             s.moves = shown.pass(
                 &MOVES_PASS,
                 &mut s.passes,
-                || match preload {
+                || match &preloads.moves {
                     Some(preload) => passes::moves(
                         built,
                         &s.workload,
@@ -407,7 +408,7 @@ impl SideProfile {
 fn counting_passes(
     shown: &Shown,
     set: PassSet,
-    (built, scale): (&Built, PassScale),
+    (built, scale, preloads): (&Built, PassScale, &Preloads),
     dir: &Path,
     s: &mut Snapshot,
 ) {
@@ -415,7 +416,12 @@ fn counting_passes(
         s.syscalls = shown.pass(
             &SYSCALLS_PASS,
             &mut s.passes,
-            || passes::syscalls(built, &s.workload, scale, &dir.join("syscalls")),
+            || match &preloads.syscalls {
+                Some(counter) => {
+                    passes::syscalls(built, &s.workload, scale, counter, &dir.join("syscalls"))
+                }
+                None => bail!("the system call counter was not built"),
+            },
             |f| {
                 let calls: f64 = diag::snapshot::IO_SYSCALLS
                     .iter()
@@ -466,7 +472,7 @@ const SIZES_PASS: PassText = PassText {
 };
 const SYSCALLS_PASS: PassText = PassText {
     name: "syscalls",
-    running: "system calls (strace)",
+    running: "system calls (counted by diag-syscount)",
     result: "system calls",
 };
 const HEAP_PASS: PassText = PassText {
@@ -517,16 +523,38 @@ impl Shown<'_> {
     }
 }
 
-/// Builds the copy tracer (once per invocation) and returns its path.
-pub fn build_preload() -> anyhow::Result<PathBuf> {
-    let root = workspace_root();
-    cargo_in(
-        &root,
-        &["build", "--quiet", "--release", "-p", "diag-memtrace"],
-    )?;
-    Ok(target_dir(&root)
-        .join("release")
-        .join("libdiag_memtrace.so"))
+/// The `LD_PRELOAD` libraries the passes load into a side's binary: built once per invocation
+/// from the xtask's own tree, the same for every side.
+#[derive(Debug, Default)]
+pub struct Preloads {
+    /// The copy tracer (`diag-memtrace`), for the copy pass.
+    pub moves: Option<PathBuf>,
+    /// The system call counter (`diag-syscount`), for the system call pass.
+    pub syscalls: Option<PathBuf>,
+}
+
+impl Preloads {
+    /// Builds the libraries the passes of `set` need (none when they need none).
+    pub fn build(set: PassSet) -> anyhow::Result<Preloads> {
+        let wanted = [
+            (set.moves, "diag-memtrace"),
+            (set.syscalls, "diag-syscount"),
+        ];
+        let mut args = vec!["build", "--quiet", "--release"];
+        for (_, package) in wanted.iter().filter(|(on, _)| *on) {
+            args.extend(["-p", package]);
+        }
+        if args.len() == 3 {
+            return Ok(Preloads::default());
+        }
+        let root = workspace_root();
+        cargo_in(&root, &args)?;
+        let release = target_dir(&root).join("release");
+        Ok(Preloads {
+            moves: set.moves.then(|| release.join("libdiag_memtrace.so")),
+            syscalls: set.syscalls.then(|| release.join("libdiag_syscount.so")),
+        })
+    }
 }
 
 /// Runs the command.
@@ -574,19 +602,15 @@ pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
     };
     let built = side::build_in(&workspace_root(), &spec, options, &|m| progress.say(m))?;
     progress.done(&format!("built {}", built.binary.display()));
-    let preload = if set.moves {
-        progress.say("building the copy tracer");
-        Some(build_preload()?)
-    } else {
-        None
-    };
+    progress.say("building the copy tracer and the system call counter");
+    let preloads = Preloads::build(set)?;
     progress.done("tools ready");
     let workload = passes::workload(ops, seed, concurrency, &extra);
     let mut profile = SideProfile::new(built, workload, COMPARE_SCALE, dir)?;
     if set.cpu {
         profile.cpu_pass(&progress);
     }
-    profile.probe_passes(set, preload.as_deref(), &progress);
+    profile.probe_passes(set, &preloads, &progress);
     for i in 0..runs {
         progress.say(&format!("wall run {}/{runs}", i + 1));
         let ops_per_s = profile.wall_run(i, false)?;

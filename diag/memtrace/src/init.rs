@@ -3,6 +3,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use diag_preload::{env_bytes, env_u64, on_signal};
+
 use crate::{real, table, write};
 
 /// The executable's load bias (`dlpi_addr`: 0 for a non-PIE executable).
@@ -27,7 +29,7 @@ extern "C" fn on_load() {
     write::init_paths();
     find_executable();
     if env_bytes(c"DIAG_MOVES_SIGNAL") != Some(b"0") {
-        install_signal_handler();
+        on_signal(libc::SIGUSR2, on_snapshot_signal);
     }
 }
 
@@ -35,20 +37,8 @@ extern "C" fn on_unload() {
     write::write_trace(b"exit");
 }
 
-extern "C" fn on_signal(_signal: libc::c_int) {
+extern "C" fn on_snapshot_signal(_signal: libc::c_int) {
     write::write_trace(b"signal");
-}
-
-fn install_signal_handler() {
-    // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value; the handler is an
-    // `extern "C" fn(c_int)` that only makes async-signal-safe calls.
-    unsafe {
-        let mut action: libc::sigaction = core::mem::zeroed();
-        action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-        action.sa_flags = libc::SA_RESTART;
-        libc::sigemptyset(&mut action.sa_mask);
-        libc::sigaction(libc::SIGUSR2, &action, core::ptr::null_mut());
-    }
 }
 
 /// Records the main executable's load bias and address range: `dl_iterate_phdr` lists it first.
@@ -79,28 +69,4 @@ fn find_executable() {
     unsafe {
         libc::dl_iterate_phdr(Some(first_object), core::ptr::null_mut());
     }
-}
-
-/// The bytes of environment variable `name`, if set.
-pub fn env_bytes(name: &core::ffi::CStr) -> Option<&'static [u8]> {
-    // SAFETY: getenv with a NUL-terminated name; the result lives as long as the environment,
-    // which the constructor reads before the program can change it.
-    let p = unsafe { libc::getenv(name.as_ptr()) };
-    if p.is_null() {
-        return None;
-    }
-    // SAFETY: getenv returns a NUL-terminated string.
-    Some(unsafe { core::ffi::CStr::from_ptr(p) }.to_bytes())
-}
-
-fn env_u64(name: &core::ffi::CStr) -> Option<u64> {
-    let bytes = env_bytes(name)?;
-    let mut n = 0u64;
-    for &b in bytes {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
-    }
-    (!bytes.is_empty()).then_some(n)
 }

@@ -583,7 +583,7 @@ fn run_stages(cx: &Context<'_>, tasks: &[TaskChange], notes: &mut Vec<String>) -
     found.add(instructions::findings(cx).into());
     found.add(stack_frames::findings(cx).into());
     found.add(blocking::findings(cx).into());
-    found.add(syscalls::findings(cx).into());
+    found.add(syscalls::findings(cx, notes).into());
     found.add(allocator::findings(cx));
     found.add(runtime::finding(cx).into());
     found.add(hot_spots::findings(cx, &found.claims));

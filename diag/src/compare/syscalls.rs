@@ -1,7 +1,8 @@
 //! System call findings: an I/O system call made more often per operation (many small reads
 //! or writes, a file opened per request, a connection per call).
 //!
-//! Evidence needed: strace's counts of both sides. A call is named when its count per
+//! Evidence needed: the system call counts of both sides, by one counter (`diag-syscount`'s
+//! interposers do not see the calls the C library makes inside itself, strace does). A call is named when its count per
 //! operation grew by the threshold and by at least one call per operation, and beyond four
 //! Poisson deviations of the counts. Where: the CPU profiles' samples in the call's C wrapper,
 //! charged to the program function that made it (the one whose samples there grew most). Its
@@ -23,13 +24,21 @@ pub const SYSCALL_SIGMAS: f64 = 4.0;
 pub const SYSCALL_CHANGE_PER_OP_MIN: f64 = 1.0;
 
 /// The system call findings, most calls added first.
-pub(crate) fn findings(cx: &Context<'_>) -> Vec<Finding> {
+pub(crate) fn findings(cx: &Context<'_>, notes: &mut Vec<String>) -> Vec<Finding> {
     let (Some(b), Some(c)) = (
         &cx.baseline.snapshot.syscalls,
         &cx.candidate.snapshot.syscalls,
     ) else {
         return Vec::new();
     };
+    if b.counter != c.counter {
+        notes.push(format!(
+            "system calls were counted by {} (baseline) and {} (candidate), which see different \
+             calls: not compared. Profile both sides again with one xtask",
+            b.counter, c.counter
+        ));
+        return Vec::new();
+    }
     let names: BTreeSet<&String> = b.calls.keys().chain(c.calls.keys()).collect();
     let mut grown: Vec<(&str, f64, f64)> = names
         .into_iter()

@@ -2383,3 +2383,35 @@ fn a_longer_wait_at_a_site_both_sides_wait_on_is_a_regression_only_with_the_wall
     let c = run(&p);
     assert!(of_kind(&c, FindingKind::ResourceWait)[0].regression);
 }
+
+#[test]
+fn system_calls_counted_by_two_different_counters_are_not_compared() {
+    let more_sends = Build {
+        speed: 0.8,
+        extra_sends: 8,
+        ..Build::default()
+    };
+    let mut p = pair(Build::default(), more_sends);
+    let c = run(&p);
+    assert_eq!(
+        of_kind(&c, FindingKind::Syscalls).len(),
+        1,
+        "{:#?}",
+        c.findings
+    );
+    let counts = p.cand.0.syscalls.as_mut().expect("the fixture's counts");
+    counts.counter = crate::snapshot::COUNTER_SYSCOUNT.into();
+    let c = run(&p);
+    assert!(
+        of_kind(&c, FindingKind::Syscalls).is_empty(),
+        "{:#?}",
+        c.findings
+    );
+    assert!(
+        c.notes
+            .iter()
+            .any(|n| n.contains("counted by strace (baseline) and diag-syscount (candidate)")),
+        "{:#?}",
+        c.notes
+    );
+}

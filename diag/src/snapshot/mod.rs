@@ -33,7 +33,9 @@ pub use cpu::{
     CpuCategory, CpuFigures, CpuPart, FunctionSamples, SyscallCaller, classify_stack, parse_frame,
 };
 pub use heap::{HeapFigures, HeapSite};
-pub use syscalls::{IO_SYSCALLS, StraceSummaryError, SyscallFigures};
+pub use syscalls::{
+    COUNTER_STRACE, COUNTER_SYSCOUNT, IO_SYSCALLS, StraceSummaryError, SyscallFigures,
+};
 pub use tasks::{TaskRunFigures, TasksJsonError};
 
 use crate::moves::MovesReport;

@@ -1,4 +1,5 @@
-//! System call counts of a run, from `strace -f -y`'s trace (or `strace -c`'s summary table):
+//! System call counts of a run, from `diag-syscount`'s counts (an `LD_PRELOAD` library counting
+//! the C library's I/O wrappers), or from `strace -f -y`'s trace or `strace -c`'s summary table:
 //! calls and errors per system call, per operation. Counts, like allocations, repeat from run
 //! to run far better than times do, so "many small reads or writes" is a change of a count.
 
@@ -59,14 +60,62 @@ pub struct SyscallFigures {
     pub errors: BTreeMap<String, u64>,
     /// The summary table, relative to the snapshot directory.
     pub file: String,
+    /// What counted them ([`COUNTER_SYSCOUNT`] or [`COUNTER_STRACE`]): the two see different
+    /// calls (strace also the C library's own), so only counts of one counter compare.
+    #[serde(default = "strace_counter")]
+    pub counter: String,
 }
 
-/// A summary or trace that is not strace's.
+/// The counter of the interposing library, `diag-syscount`.
+pub const COUNTER_SYSCOUNT: &str = "diag-syscount";
+
+/// The counter of snapshots made under `strace` (every snapshot before the library).
+pub const COUNTER_STRACE: &str = "strace";
+
+fn strace_counter() -> String {
+    COUNTER_STRACE.into()
+}
+
+/// Counts, a summary or a trace that cannot be read.
 #[derive(Debug, thiserror::Error)]
-#[error("not strace's summary or trace: {0}")]
+#[error("not system call counts, nor strace's summary or trace: {0}")]
 pub struct StraceSummaryError(String);
 
 impl SyscallFigures {
+    /// Reads the counts `diag-syscount` wrote (`diag-syscalls 1`, then `call CALLS ERRORS
+    /// NAME` lines) of a run of `ops` operations. Counts cut short (no header, a line that is
+    /// not a call) are an error, never a zero.
+    pub fn from_syscount(text: &str, ops: u64) -> Result<SyscallFigures, StraceSummaryError> {
+        let mut lines = text.lines();
+        if lines.next() != Some("diag-syscalls 1") {
+            return Err(StraceSummaryError(
+                "the first line is not `diag-syscalls 1`".into(),
+            ));
+        }
+        let mut figures = SyscallFigures {
+            ops,
+            counter: COUNTER_SYSCOUNT.into(),
+            ..SyscallFigures::default()
+        };
+        for line in lines {
+            let Some(row) = line.strip_prefix("call ") else {
+                continue;
+            };
+            let (calls, errors, name) = parse_call_row(row)
+                .ok_or_else(|| StraceSummaryError(format!("a call line cut short: {line:?}")))?;
+            figures.calls.insert(name.to_string(), calls);
+            if errors > 0 {
+                figures.errors.insert(name.to_string(), errors);
+            }
+        }
+        if figures.calls.is_empty() {
+            return Err(StraceSummaryError(
+                "no system calls counted (was the library loaded?)".into(),
+            ));
+        }
+        Ok(figures)
+    }
+
     /// Reads `strace -c`'s table (`% time  seconds  usecs/call  calls  errors syscall`, one
     /// row per call, a `total` row last) of a run of `ops` operations.
     pub fn from_strace_summary(text: &str, ops: u64) -> Result<SyscallFigures, StraceSummaryError> {
@@ -80,6 +129,7 @@ impl SyscallFigures {
         }
         let mut figures = SyscallFigures {
             ops,
+            counter: COUNTER_STRACE.into(),
             ..SyscallFigures::default()
         };
         for line in text.lines() {
@@ -114,6 +164,7 @@ impl SyscallFigures {
     pub fn from_strace_trace(text: &str, ops: u64) -> Result<SyscallFigures, StraceSummaryError> {
         let mut figures = SyscallFigures {
             ops,
+            counter: COUNTER_STRACE.into(),
             ..SyscallFigures::default()
         };
         // The call each thread has unfinished, for the error its resumption returns.
@@ -155,6 +206,15 @@ impl SyscallFigures {
     }
 }
 
+/// `CALLS ERRORS NAME` (the name may hold a space: `write (eventfd)`).
+fn parse_call_row(row: &str) -> Option<(u64, u64, &str)> {
+    let (calls, rest) = row.split_once(' ')?;
+    let (errors, name) = rest.split_once(' ')?;
+    let name = name.trim();
+    (!name.is_empty()).then_some(())?;
+    Some((calls.parse().ok()?, errors.parse().ok()?, name))
+}
+
 /// Adds one to `key`'s count, allocating its name only the first time (a trace has hundreds of
 /// thousands of lines and a few dozen names).
 fn count(counts: &mut BTreeMap<String, u64>, key: &str) {
@@ -193,6 +253,30 @@ fn is_error(line: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_interposers_counts_are_read_and_counts_cut_short_are_an_error() {
+        let text = "\
+diag-syscalls 1
+reason exit
+pid 4711
+call 6916 12 sendto
+call 1089 0 pwrite64
+call 3021 0 write (eventfd)
+";
+        let figures = SyscallFigures::from_syscount(text, 100).expect("counts");
+        assert_eq!(figures.counter, COUNTER_SYSCOUNT);
+        assert_eq!(figures.calls["sendto"], 6916);
+        assert_eq!(figures.errors["sendto"], 12);
+        assert!(!figures.errors.contains_key("pwrite64"));
+        assert_eq!(figures.calls["write (eventfd)"], 3021);
+        assert_eq!(figures.per_op("pwrite64"), 10.89);
+        let cut = "diag-syscalls 1\nreason exit\ncall 6916";
+        let error = SyscallFigures::from_syscount(cut, 100).expect_err("a line cut short");
+        assert!(error.to_string().contains("cut short"), "{error}");
+        assert!(SyscallFigures::from_syscount("diag-syscalls 1\nreason exit\n", 1).is_err());
+        assert!(SyscallFigures::from_syscount("diag-moves 1\ncall 1 0 read\n", 1).is_err());
+    }
 
     #[test]
     fn strace_summary_rows_with_and_without_errors_are_read() {

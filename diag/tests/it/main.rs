@@ -1,5 +1,5 @@
 //! Integration tests of the `diag` library: allocation counts and CPU profiles of this test
-//! binary, and the sizes and moves reports on fixture programs.
+//! binary, the sizes and moves reports and the system call counter on fixture programs.
 
 // Every test here runs with the counting allocator: the allocation tests measure it, the others
 // do not notice it.
@@ -12,3 +12,4 @@ mod cpu;
 mod moves;
 mod sizes;
 mod support;
+mod syscount;

@@ -116,7 +116,7 @@ fn cargo_build(args: &[&str]) {
     );
 }
 
-/// Builds the fixtures and the preload library (profiling profile), once per test run.
+/// Builds the fixtures and the preload libraries (profiling profile), once per test run.
 fn built() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
@@ -127,6 +127,8 @@ fn built() -> &'static Path {
             "diag-fixtures",
             "-p",
             "diag-memtrace",
+            "-p",
+            "diag-syscount",
         ]);
         fixtures_target_dir().join("profiling")
     })
@@ -151,6 +153,11 @@ pub fn fixture_without_types(name: &str) -> PathBuf {
 /// The preload library.
 pub fn preload() -> PathBuf {
     built().join("libdiag_memtrace.so")
+}
+
+/// The system call counter.
+pub fn syscount() -> PathBuf {
+    built().join("libdiag_syscount.so")
 }
 
 /// The `type NAME SIZE` lines fixture `name` prints on `--print-sizes`: `size_of` as the

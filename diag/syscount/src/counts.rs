@@ -1,0 +1,156 @@
+//! The counters: calls and errors per system call, in shards by thread so that two threads
+//! never write one cache line; and the descriptors that are eventfds.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The system calls counted, by index, named as `strace` names them.
+pub const NAMES: [&str; 38] = [
+    "read",
+    "write",
+    "readv",
+    "writev",
+    "pread64",
+    "pwrite64",
+    "preadv",
+    "pwritev",
+    "preadv2",
+    "pwritev2",
+    "sendto",
+    "recvfrom",
+    "sendmsg",
+    "recvmsg",
+    "sendmmsg",
+    "recvmmsg",
+    "fsync",
+    "fdatasync",
+    "sync_file_range",
+    "openat",
+    "close",
+    "statx",
+    "newfstatat",
+    "fstat",
+    "lseek",
+    "ftruncate",
+    "fallocate",
+    "unlinkat",
+    "renameat2",
+    "connect",
+    "accept4",
+    "socket",
+    "shutdown",
+    "read (eventfd)",
+    "write (eventfd)",
+    "close (eventfd)",
+    "eventfd2",
+    "epoll_wait",
+];
+
+/// The index of `name` in [`NAMES`], at compile time.
+pub const fn index(name: &str) -> usize {
+    let mut i = 0;
+    while i < NAMES.len() {
+        if eq(NAMES[i].as_bytes(), name.as_bytes()) {
+            return i;
+        }
+        i += 1;
+    }
+    panic!("a system call that is not in NAMES");
+}
+
+const fn eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Shards of the counters; a power of two. Threads map to shards by their id, so a runtime's
+/// few worker threads rarely share one.
+pub const SHARDS: usize = 16;
+
+/// One shard's counters, on cache lines of its own.
+#[repr(align(128))]
+pub struct Shard {
+    calls: [AtomicU64; NAMES.len()],
+    errors: [AtomicU64; NAMES.len()],
+}
+
+static COUNTS: [Shard; SHARDS] = [const {
+    Shard {
+        calls: [const { AtomicU64::new(0) }; NAMES.len()],
+        errors: [const { AtomicU64::new(0) }; NAMES.len()],
+    }
+}; SHARDS];
+
+/// Counts one call of system call `call`, and its error when it `failed`.
+#[inline(always)]
+pub fn record(call: usize, failed: bool) {
+    let shard = &COUNTS[this_shard()];
+    shard.calls[call].fetch_add(1, Ordering::Relaxed);
+    if failed {
+        shard.errors[call].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[inline(always)]
+fn this_shard() -> usize {
+    // SAFETY: pthread_self has no preconditions (it reads the thread pointer).
+    let id = unsafe { libc::pthread_self() } as u64;
+    // Thread ids are addresses of thread control blocks, pages apart: mix the high bits down.
+    (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60) as usize & (SHARDS - 1)
+}
+
+/// Calls and errors of system call `call`, summed over the shards.
+pub fn total(call: usize) -> (u64, u64) {
+    COUNTS.iter().fold((0, 0), |(calls, errors), shard| {
+        (
+            calls + shard.calls[call].load(Ordering::Relaxed),
+            errors + shard.errors[call].load(Ordering::Relaxed),
+        )
+    })
+}
+
+/// Descriptors below this are remembered as eventfds; a higher one is counted as a file's.
+pub const EVENTFD_TRACKED_FDS: usize = 1 << 16;
+
+static EVENTFDS: [AtomicU64; EVENTFD_TRACKED_FDS / 64] =
+    [const { AtomicU64::new(0) }; EVENTFD_TRACKED_FDS / 64];
+
+/// Remembers that `fd` is an eventfd (`is` true) or no longer one.
+pub fn mark_eventfd(fd: libc::c_int, is: bool) {
+    let Some((word, bit)) = bit_of(fd) else {
+        return;
+    };
+    if is {
+        EVENTFDS[word].fetch_or(bit, Ordering::Relaxed);
+    } else {
+        EVENTFDS[word].fetch_and(!bit, Ordering::Relaxed);
+    }
+}
+
+/// Whether `fd` is an eventfd the program created.
+#[inline(always)]
+pub fn is_eventfd(fd: libc::c_int) -> bool {
+    bit_of(fd).is_some_and(|(word, bit)| EVENTFDS[word].load(Ordering::Relaxed) & bit != 0)
+}
+
+#[inline(always)]
+fn bit_of(fd: libc::c_int) -> Option<(usize, u64)> {
+    let fd = usize::try_from(fd)
+        .ok()
+        .filter(|&fd| fd < EVENTFD_TRACKED_FDS)?;
+    Some((fd / 64, 1u64 << (fd % 64)))
+}
+
+/// `call`, or `on_eventfd` when `fd` is an eventfd.
+#[inline(always)]
+pub fn on_fd(call: usize, on_eventfd: usize, fd: libc::c_int) -> usize {
+    if is_eventfd(fd) { on_eventfd } else { call }
+}

@@ -1,0 +1,237 @@
+//! The interposed C library wrappers: each counts its call under the system call it makes, then
+//! makes it with the C library's function.
+
+use core::ffi::{c_char, c_int, c_uint, c_void};
+
+use libc::{iovec, mmsghdr, msghdr, off_t, size_t, sockaddr, socklen_t, ssize_t, timespec};
+
+use crate::counts::{index, is_eventfd, mark_eventfd, on_fd, record};
+use crate::real::{Real, missing};
+
+/// A C string literal of an identifier, at compile time.
+macro_rules! c_name {
+    ($name:ident) => {
+        match core::ffi::CStr::from_bytes_with_nul(concat!(stringify!($name), "\0").as_bytes()) {
+            Ok(name) => name,
+            Err(_) => panic!("an identifier holds no NUL"),
+        }
+    };
+}
+
+/// Defines each wrapper: `name(args) -> ret, counted as <index expression>;`. The expression
+/// may read the arguments (the descriptor, to tell an eventfd's calls apart). A call returning
+/// -1 is an error.
+macro_rules! interpose {
+    ($($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty, counted as $call:expr;)*) => {$(
+        /// Counts the call, then makes it with the C library's function.
+        ///
+        /// # Safety
+        /// The C contract of the function of that name.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
+            static REAL: Real = Real::new(c_name!($name));
+            let call: usize = $call;
+            let f = REAL.get();
+            if f.is_null() {
+                record(call, true);
+                return missing();
+            }
+            // SAFETY: `f` is the C library's function of this name, whose C signature this is.
+            let f = unsafe {
+                core::mem::transmute::<*mut c_void, unsafe extern "C" fn($($ty),*) -> $ret>(f)
+            };
+            // SAFETY: the caller upholds the function's contract.
+            let result = unsafe { f($($arg),*) };
+            record(call, result as i64 == -1);
+            result
+        }
+    )*};
+}
+
+interpose! {
+    read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t,
+        counted as on_fd(index("read"), index("read (eventfd)"), fd);
+    write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t,
+        counted as on_fd(index("write"), index("write (eventfd)"), fd);
+    readv(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t, counted as index("readv");
+    writev(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t, counted as index("writev");
+    pread(fd: c_int, buf: *mut c_void, n: size_t, at: off_t) -> ssize_t,
+        counted as index("pread64");
+    pread64(fd: c_int, buf: *mut c_void, n: size_t, at: off_t) -> ssize_t,
+        counted as index("pread64");
+    pwrite(fd: c_int, buf: *const c_void, n: size_t, at: off_t) -> ssize_t,
+        counted as index("pwrite64");
+    pwrite64(fd: c_int, buf: *const c_void, n: size_t, at: off_t) -> ssize_t,
+        counted as index("pwrite64");
+    preadv(fd: c_int, iov: *const iovec, n: c_int, at: off_t) -> ssize_t,
+        counted as index("preadv");
+    preadv64(fd: c_int, iov: *const iovec, n: c_int, at: off_t) -> ssize_t,
+        counted as index("preadv");
+    pwritev(fd: c_int, iov: *const iovec, n: c_int, at: off_t) -> ssize_t,
+        counted as index("pwritev");
+    pwritev64(fd: c_int, iov: *const iovec, n: c_int, at: off_t) -> ssize_t,
+        counted as index("pwritev");
+    preadv2(fd: c_int, iov: *const iovec, n: c_int, at: off_t, flags: c_int) -> ssize_t,
+        counted as index("preadv2");
+    preadv64v2(fd: c_int, iov: *const iovec, n: c_int, at: off_t, flags: c_int) -> ssize_t,
+        counted as index("preadv2");
+    pwritev2(fd: c_int, iov: *const iovec, n: c_int, at: off_t, flags: c_int) -> ssize_t,
+        counted as index("pwritev2");
+    pwritev64v2(fd: c_int, iov: *const iovec, n: c_int, at: off_t, flags: c_int) -> ssize_t,
+        counted as index("pwritev2");
+    send(fd: c_int, buf: *const c_void, n: size_t, flags: c_int) -> ssize_t,
+        counted as index("sendto");
+    sendto(
+        fd: c_int, buf: *const c_void, n: size_t, flags: c_int, to: *const sockaddr,
+        to_len: socklen_t
+    ) -> ssize_t, counted as index("sendto");
+    recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int) -> ssize_t,
+        counted as index("recvfrom");
+    recvfrom(
+        fd: c_int, buf: *mut c_void, n: size_t, flags: c_int, from: *mut sockaddr,
+        from_len: *mut socklen_t
+    ) -> ssize_t, counted as index("recvfrom");
+    sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t, counted as index("sendmsg");
+    recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t, counted as index("recvmsg");
+    sendmmsg(fd: c_int, msgs: *mut mmsghdr, n: c_uint, flags: c_int) -> c_int,
+        counted as index("sendmmsg");
+    recvmmsg(
+        fd: c_int, msgs: *mut mmsghdr, n: c_uint, flags: c_int, timeout: *mut timespec
+    ) -> c_int, counted as index("recvmmsg");
+    fsync(fd: c_int) -> c_int, counted as index("fsync");
+    fdatasync(fd: c_int) -> c_int, counted as index("fdatasync");
+    sync_file_range(fd: c_int, at: off_t, n: off_t, flags: c_uint) -> c_int,
+        counted as index("sync_file_range");
+    statx(dir: c_int, path: *const c_char, flags: c_int, mask: c_uint, out: *mut c_void) -> c_int,
+        counted as index("statx");
+    stat(path: *const c_char, out: *mut c_void) -> c_int, counted as index("newfstatat");
+    stat64(path: *const c_char, out: *mut c_void) -> c_int, counted as index("newfstatat");
+    lstat(path: *const c_char, out: *mut c_void) -> c_int, counted as index("newfstatat");
+    lstat64(path: *const c_char, out: *mut c_void) -> c_int, counted as index("newfstatat");
+    fstatat(dir: c_int, path: *const c_char, out: *mut c_void, flags: c_int) -> c_int,
+        counted as index("newfstatat");
+    fstatat64(dir: c_int, path: *const c_char, out: *mut c_void, flags: c_int) -> c_int,
+        counted as index("newfstatat");
+    fstat(fd: c_int, out: *mut c_void) -> c_int, counted as index("fstat");
+    fstat64(fd: c_int, out: *mut c_void) -> c_int, counted as index("fstat");
+    lseek(fd: c_int, at: off_t, whence: c_int) -> off_t, counted as index("lseek");
+    lseek64(fd: c_int, at: off_t, whence: c_int) -> off_t, counted as index("lseek");
+    ftruncate(fd: c_int, len: off_t) -> c_int, counted as index("ftruncate");
+    ftruncate64(fd: c_int, len: off_t) -> c_int, counted as index("ftruncate");
+    fallocate(fd: c_int, mode: c_int, at: off_t, len: off_t) -> c_int,
+        counted as index("fallocate");
+    fallocate64(fd: c_int, mode: c_int, at: off_t, len: off_t) -> c_int,
+        counted as index("fallocate");
+    unlink(path: *const c_char) -> c_int, counted as index("unlinkat");
+    unlinkat(dir: c_int, path: *const c_char, flags: c_int) -> c_int,
+        counted as index("unlinkat");
+    rename(from: *const c_char, to: *const c_char) -> c_int, counted as index("renameat2");
+    renameat(from_dir: c_int, from: *const c_char, to_dir: c_int, to: *const c_char) -> c_int,
+        counted as index("renameat2");
+    renameat2(
+        from_dir: c_int, from: *const c_char, to_dir: c_int, to: *const c_char, flags: c_uint
+    ) -> c_int, counted as index("renameat2");
+    connect(fd: c_int, to: *const sockaddr, to_len: socklen_t) -> c_int,
+        counted as index("connect");
+    accept(fd: c_int, from: *mut sockaddr, from_len: *mut socklen_t) -> c_int,
+        counted as index("accept4");
+    accept4(fd: c_int, from: *mut sockaddr, from_len: *mut socklen_t, flags: c_int) -> c_int,
+        counted as index("accept4");
+    socket(domain: c_int, kind: c_int, protocol: c_int) -> c_int, counted as index("socket");
+    shutdown(fd: c_int, how: c_int) -> c_int, counted as index("shutdown");
+    epoll_wait(fd: c_int, events: *mut libc::epoll_event, n: c_int, timeout: c_int) -> c_int,
+        counted as index("epoll_wait");
+}
+
+/// `eventfd(initval, flags)`: counted, and the descriptor remembered as an eventfd.
+///
+/// # Safety
+/// The C contract of `eventfd`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn eventfd(initval: c_uint, flags: c_int) -> c_int {
+    static REAL: Real = Real::new(c"eventfd");
+    let f = REAL.get();
+    if f.is_null() {
+        record(index("eventfd2"), true);
+        return missing();
+    }
+    // SAFETY: the C library's `eventfd`, of this signature.
+    let f = unsafe {
+        core::mem::transmute::<*mut c_void, unsafe extern "C" fn(c_uint, c_int) -> c_int>(f)
+    };
+    // SAFETY: no pointer arguments.
+    let fd = unsafe { f(initval, flags) };
+    record(index("eventfd2"), fd == -1);
+    if fd >= 0 {
+        mark_eventfd(fd, true);
+    }
+    fd
+}
+
+/// `close(fd)`: counted (apart when `fd` is an eventfd, which it then no longer is).
+///
+/// # Safety
+/// The C contract of `close`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn close(fd: c_int) -> c_int {
+    static REAL: Real = Real::new(c"close");
+    let eventfd = is_eventfd(fd);
+    let call = if eventfd {
+        index("close (eventfd)")
+    } else {
+        index("close")
+    };
+    let f = REAL.get();
+    if f.is_null() {
+        record(call, true);
+        return missing();
+    }
+    if eventfd {
+        // Before the close: once closed, another thread may be given the same number.
+        mark_eventfd(fd, false);
+    }
+    // SAFETY: the C library's `close`, of this signature.
+    let f = unsafe { core::mem::transmute::<*mut c_void, unsafe extern "C" fn(c_int) -> c_int>(f) };
+    // SAFETY: no pointer arguments.
+    let result = unsafe { f(fd) };
+    record(call, result == -1);
+    result
+}
+
+/// Defines the `open` family, whose last argument (the mode) is variadic: on x86-64 a variadic
+/// argument travels in the register a fixed one would, so the mode is read as a fixed argument
+/// (garbage when the caller gave none, and then unused by the C library too) and passed on
+/// through the variadic signature.
+macro_rules! interpose_open {
+    ($($name:ident($($arg:ident: $ty:ty),*);)*) => {$(
+        /// Counted as `openat`, then made with the C library's function.
+        ///
+        /// # Safety
+        /// The C contract of the function of that name.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name($($arg: $ty,)* mode: c_uint) -> c_int {
+            static REAL: Real = Real::new(c_name!($name));
+            let call = index("openat");
+            let f = REAL.get();
+            if f.is_null() {
+                record(call, true);
+                return missing();
+            }
+            // SAFETY: `f` is the C library's variadic function of this name.
+            let f = unsafe {
+                core::mem::transmute::<*mut c_void, unsafe extern "C" fn($($ty),*, ...) -> c_int>(f)
+            };
+            // SAFETY: the caller upholds the function's contract.
+            let result = unsafe { f($($arg),*, mode) };
+            record(call, result == -1);
+            result
+        }
+    )*};
+}
+
+interpose_open! {
+    open(path: *const c_char, flags: c_int);
+    open64(path: *const c_char, flags: c_int);
+    openat(dir: c_int, path: *const c_char, flags: c_int);
+    openat64(dir: c_int, path: *const c_char, flags: c_int);
+}

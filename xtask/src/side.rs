@@ -427,12 +427,14 @@ fn indent(text: &str) -> String {
 }
 
 /// The crates of the workspace: their compiled units are never copied between trees.
-const WORKSPACE_CRATES: [&str; 7] = [
+const WORKSPACE_CRATES: [&str; 9] = [
     "ddsplit",
     "ddsplit-build-info",
     "ddsplit-benches",
     "diag",
     "diag-memtrace",
+    "diag-preload",
+    "diag-syscount",
     "diag-fixtures",
     "xtask",
 ];

@@ -5,7 +5,7 @@ use core::ffi::{c_char, c_int, c_uint, c_void};
 
 use libc::{iovec, mmsghdr, msghdr, off_t, size_t, sockaddr, socklen_t, ssize_t, timespec};
 
-use crate::counts::{index, is_eventfd, mark_eventfd, on_fd, record};
+use crate::counts::{index, is_eventfd, mark_eventfd, record};
 use crate::real::{Real, missing};
 
 /// A C string literal of an identifier, at compile time.
@@ -18,11 +18,13 @@ macro_rules! c_name {
     };
 }
 
-/// Defines each wrapper: `name(args) -> ret, counted as <index expression>;`. The expression
-/// may read the arguments (the descriptor, to tell an eventfd's calls apart). A call returning
-/// -1 is an error.
+/// Defines each wrapper: `name(args) -> ret, counted as "call";`, or `counted as "call" or
+/// "call (eventfd)" on fd;` for a call whose eventfd calls are counted apart. A call returning
+/// -1 is an error. The counters' indices are constants: the hot path is a few loads, one
+/// atomic increment and the call.
 macro_rules! interpose {
-    ($($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty, counted as $call:expr;)*) => {$(
+    ($($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty,
+        counted as $call:literal $(or $on_eventfd:literal on $fd:ident)?;)*) => {$(
         /// Counts the call, then makes it with the C library's function.
         ///
         /// # Safety
@@ -30,7 +32,8 @@ macro_rules! interpose {
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
             static REAL: Real = Real::new(c_name!($name));
-            let call: usize = $call;
+            let call = const { index($call) };
+            $(let call = if is_eventfd($fd) { const { index($on_eventfd) } } else { call };)?
             let f = REAL.get();
             if f.is_null() {
                 record(call, true);
@@ -50,97 +53,97 @@ macro_rules! interpose {
 
 interpose! {
     read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t,
-        counted as on_fd(index("read"), index("read (eventfd)"), fd);
+        counted as "read" or "read (eventfd)" on fd;
     write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t,
-        counted as on_fd(index("write"), index("write (eventfd)"), fd);
-    readv(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t, counted as index("readv");
-    writev(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t, counted as index("writev");
+        counted as "write" or "write (eventfd)" on fd;
+    readv(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t, counted as "readv";
+    writev(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t, counted as "writev";
     pread(fd: c_int, buf: *mut c_void, n: size_t, at: off_t) -> ssize_t,
-        counted as index("pread64");
+        counted as "pread64";
     pread64(fd: c_int, buf: *mut c_void, n: size_t, at: off_t) -> ssize_t,
-        counted as index("pread64");
+        counted as "pread64";
     pwrite(fd: c_int, buf: *const c_void, n: size_t, at: off_t) -> ssize_t,
-        counted as index("pwrite64");
+        counted as "pwrite64";
     pwrite64(fd: c_int, buf: *const c_void, n: size_t, at: off_t) -> ssize_t,
-        counted as index("pwrite64");
+        counted as "pwrite64";
     preadv(fd: c_int, iov: *const iovec, n: c_int, at: off_t) -> ssize_t,
-        counted as index("preadv");
+        counted as "preadv";
     preadv64(fd: c_int, iov: *const iovec, n: c_int, at: off_t) -> ssize_t,
-        counted as index("preadv");
+        counted as "preadv";
     pwritev(fd: c_int, iov: *const iovec, n: c_int, at: off_t) -> ssize_t,
-        counted as index("pwritev");
+        counted as "pwritev";
     pwritev64(fd: c_int, iov: *const iovec, n: c_int, at: off_t) -> ssize_t,
-        counted as index("pwritev");
+        counted as "pwritev";
     preadv2(fd: c_int, iov: *const iovec, n: c_int, at: off_t, flags: c_int) -> ssize_t,
-        counted as index("preadv2");
+        counted as "preadv2";
     preadv64v2(fd: c_int, iov: *const iovec, n: c_int, at: off_t, flags: c_int) -> ssize_t,
-        counted as index("preadv2");
+        counted as "preadv2";
     pwritev2(fd: c_int, iov: *const iovec, n: c_int, at: off_t, flags: c_int) -> ssize_t,
-        counted as index("pwritev2");
+        counted as "pwritev2";
     pwritev64v2(fd: c_int, iov: *const iovec, n: c_int, at: off_t, flags: c_int) -> ssize_t,
-        counted as index("pwritev2");
+        counted as "pwritev2";
     send(fd: c_int, buf: *const c_void, n: size_t, flags: c_int) -> ssize_t,
-        counted as index("sendto");
+        counted as "sendto";
     sendto(
         fd: c_int, buf: *const c_void, n: size_t, flags: c_int, to: *const sockaddr,
         to_len: socklen_t
-    ) -> ssize_t, counted as index("sendto");
+    ) -> ssize_t, counted as "sendto";
     recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int) -> ssize_t,
-        counted as index("recvfrom");
+        counted as "recvfrom";
     recvfrom(
         fd: c_int, buf: *mut c_void, n: size_t, flags: c_int, from: *mut sockaddr,
         from_len: *mut socklen_t
-    ) -> ssize_t, counted as index("recvfrom");
-    sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t, counted as index("sendmsg");
-    recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t, counted as index("recvmsg");
+    ) -> ssize_t, counted as "recvfrom";
+    sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t, counted as "sendmsg";
+    recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t, counted as "recvmsg";
     sendmmsg(fd: c_int, msgs: *mut mmsghdr, n: c_uint, flags: c_int) -> c_int,
-        counted as index("sendmmsg");
+        counted as "sendmmsg";
     recvmmsg(
         fd: c_int, msgs: *mut mmsghdr, n: c_uint, flags: c_int, timeout: *mut timespec
-    ) -> c_int, counted as index("recvmmsg");
-    fsync(fd: c_int) -> c_int, counted as index("fsync");
-    fdatasync(fd: c_int) -> c_int, counted as index("fdatasync");
+    ) -> c_int, counted as "recvmmsg";
+    fsync(fd: c_int) -> c_int, counted as "fsync";
+    fdatasync(fd: c_int) -> c_int, counted as "fdatasync";
     sync_file_range(fd: c_int, at: off_t, n: off_t, flags: c_uint) -> c_int,
-        counted as index("sync_file_range");
+        counted as "sync_file_range";
     statx(dir: c_int, path: *const c_char, flags: c_int, mask: c_uint, out: *mut c_void) -> c_int,
-        counted as index("statx");
-    stat(path: *const c_char, out: *mut c_void) -> c_int, counted as index("newfstatat");
-    stat64(path: *const c_char, out: *mut c_void) -> c_int, counted as index("newfstatat");
-    lstat(path: *const c_char, out: *mut c_void) -> c_int, counted as index("newfstatat");
-    lstat64(path: *const c_char, out: *mut c_void) -> c_int, counted as index("newfstatat");
+        counted as "statx";
+    stat(path: *const c_char, out: *mut c_void) -> c_int, counted as "newfstatat";
+    stat64(path: *const c_char, out: *mut c_void) -> c_int, counted as "newfstatat";
+    lstat(path: *const c_char, out: *mut c_void) -> c_int, counted as "newfstatat";
+    lstat64(path: *const c_char, out: *mut c_void) -> c_int, counted as "newfstatat";
     fstatat(dir: c_int, path: *const c_char, out: *mut c_void, flags: c_int) -> c_int,
-        counted as index("newfstatat");
+        counted as "newfstatat";
     fstatat64(dir: c_int, path: *const c_char, out: *mut c_void, flags: c_int) -> c_int,
-        counted as index("newfstatat");
-    fstat(fd: c_int, out: *mut c_void) -> c_int, counted as index("fstat");
-    fstat64(fd: c_int, out: *mut c_void) -> c_int, counted as index("fstat");
-    lseek(fd: c_int, at: off_t, whence: c_int) -> off_t, counted as index("lseek");
-    lseek64(fd: c_int, at: off_t, whence: c_int) -> off_t, counted as index("lseek");
-    ftruncate(fd: c_int, len: off_t) -> c_int, counted as index("ftruncate");
-    ftruncate64(fd: c_int, len: off_t) -> c_int, counted as index("ftruncate");
+        counted as "newfstatat";
+    fstat(fd: c_int, out: *mut c_void) -> c_int, counted as "fstat";
+    fstat64(fd: c_int, out: *mut c_void) -> c_int, counted as "fstat";
+    lseek(fd: c_int, at: off_t, whence: c_int) -> off_t, counted as "lseek";
+    lseek64(fd: c_int, at: off_t, whence: c_int) -> off_t, counted as "lseek";
+    ftruncate(fd: c_int, len: off_t) -> c_int, counted as "ftruncate";
+    ftruncate64(fd: c_int, len: off_t) -> c_int, counted as "ftruncate";
     fallocate(fd: c_int, mode: c_int, at: off_t, len: off_t) -> c_int,
-        counted as index("fallocate");
+        counted as "fallocate";
     fallocate64(fd: c_int, mode: c_int, at: off_t, len: off_t) -> c_int,
-        counted as index("fallocate");
-    unlink(path: *const c_char) -> c_int, counted as index("unlinkat");
+        counted as "fallocate";
+    unlink(path: *const c_char) -> c_int, counted as "unlinkat";
     unlinkat(dir: c_int, path: *const c_char, flags: c_int) -> c_int,
-        counted as index("unlinkat");
-    rename(from: *const c_char, to: *const c_char) -> c_int, counted as index("renameat2");
+        counted as "unlinkat";
+    rename(from: *const c_char, to: *const c_char) -> c_int, counted as "renameat2";
     renameat(from_dir: c_int, from: *const c_char, to_dir: c_int, to: *const c_char) -> c_int,
-        counted as index("renameat2");
+        counted as "renameat2";
     renameat2(
         from_dir: c_int, from: *const c_char, to_dir: c_int, to: *const c_char, flags: c_uint
-    ) -> c_int, counted as index("renameat2");
+    ) -> c_int, counted as "renameat2";
     connect(fd: c_int, to: *const sockaddr, to_len: socklen_t) -> c_int,
-        counted as index("connect");
+        counted as "connect";
     accept(fd: c_int, from: *mut sockaddr, from_len: *mut socklen_t) -> c_int,
-        counted as index("accept4");
+        counted as "accept4";
     accept4(fd: c_int, from: *mut sockaddr, from_len: *mut socklen_t, flags: c_int) -> c_int,
-        counted as index("accept4");
-    socket(domain: c_int, kind: c_int, protocol: c_int) -> c_int, counted as index("socket");
-    shutdown(fd: c_int, how: c_int) -> c_int, counted as index("shutdown");
+        counted as "accept4";
+    socket(domain: c_int, kind: c_int, protocol: c_int) -> c_int, counted as "socket";
+    shutdown(fd: c_int, how: c_int) -> c_int, counted as "shutdown";
     epoll_wait(fd: c_int, events: *mut libc::epoll_event, n: c_int, timeout: c_int) -> c_int,
-        counted as index("epoll_wait");
+        counted as "epoll_wait";
 }
 
 /// `eventfd(initval, flags)`: counted, and the descriptor remembered as an eventfd.
@@ -152,7 +155,7 @@ pub unsafe extern "C" fn eventfd(initval: c_uint, flags: c_int) -> c_int {
     static REAL: Real = Real::new(c"eventfd");
     let f = REAL.get();
     if f.is_null() {
-        record(index("eventfd2"), true);
+        record(const { index("eventfd2") }, true);
         return missing();
     }
     // SAFETY: the C library's `eventfd`, of this signature.
@@ -161,7 +164,7 @@ pub unsafe extern "C" fn eventfd(initval: c_uint, flags: c_int) -> c_int {
     };
     // SAFETY: no pointer arguments.
     let fd = unsafe { f(initval, flags) };
-    record(index("eventfd2"), fd == -1);
+    record(const { index("eventfd2") }, fd == -1);
     if fd >= 0 {
         mark_eventfd(fd, true);
     }
@@ -211,7 +214,7 @@ macro_rules! interpose_open {
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn $name($($arg: $ty,)* mode: c_uint) -> c_int {
             static REAL: Real = Real::new(c_name!($name));
-            let call = index("openat");
+            let call = const { index("openat") };
             let f = REAL.get();
             if f.is_null() {
                 record(call, true);

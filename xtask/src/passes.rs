@@ -15,8 +15,8 @@ use diag::recording::{ConsoleRecording, RECORDING_FILE};
 use diag::sizes::SizesReport;
 use diag::snapshot::{
     AllocFigures, BlockingFigures, ConsoleFigures, CpuFigures, HeapFigures, InstructionFigures,
-    Latency, MoveFigures, PassOutcome, PassStatus, SizeFigures, SyscallFigures, TaskRunFigures,
-    WallRun, Workload,
+    Latency, MoveFigures, PassOutcome, PassStatus, SampledStacks, SizeFigures, SyscallFigures,
+    TaskRunFigures, WallRun, Workload,
 };
 use diag::waits::{WAITS_FILE, WAITS_VERSION, WaitsSummary};
 
@@ -517,7 +517,7 @@ fn free_loopback_addr() -> anyhow::Result<String> {
 
 /// The system call pass: the workload (the scale's fraction of it) with `diag-syscount`
 /// preloaded, counting the C library's I/O calls per system call (an eventfd's apart: one
-/// thread waking another). It writes its counts at exit; none is an error (a binary that does
+/// thread waking another), and which program functions make them (its sampled stacks). It writes its counts at exit; none is an error (a binary that does
 /// not load preloaded libraries, a process killed before its exit).
 pub fn syscalls(
     built: &Built,
@@ -550,6 +550,11 @@ pub fn syscalls(
     })?;
     let mut figures = SyscallFigures::from_syscount(&text, run.wall.ops)
         .with_context(|| format!("reading {}", out.display()))?;
+    let stacks =
+        SampledStacks::parse(&text).with_context(|| format!("reading {}", out.display()))?;
+    figures
+        .attribute_sites(&stacks, &built.binary, str::to_string)
+        .with_context(|| format!("symbolizing the sampled stacks of {}", out.display()))?;
     let counts = dir.join("syscalls.txt");
     std::fs::write(&counts, counts_table(&figures))
         .with_context(|| format!("cannot write {}", counts.display()))?;
@@ -560,7 +565,8 @@ pub fn syscalls(
 /// The counts the system call counter writes at the side's exit.
 const SYSCOUNT_FILE: &str = "syscount.txt";
 
-/// The counts of a system call pass as a table, most calls first.
+/// The counts of a system call pass as a table, most calls first, then the functions making
+/// them.
 fn counts_table(figures: &SyscallFigures) -> String {
     let mut rows: Vec<(&String, &u64)> = figures.calls.iter().collect();
     rows.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
@@ -571,6 +577,20 @@ fn counts_table(figures: &SyscallFigures) -> String {
     for (name, calls) in rows {
         let errors = figures.errors.get(name).copied().unwrap_or(0);
         out.push_str(&format!("{calls:>10} {errors:>10}  {name}\n"));
+    }
+    out.push_str(&format!(
+        "\n# where they come from (sampled stacks)\n{:>10} {:>8}  call  function  (location)\n",
+        "calls", "samples"
+    ));
+    for site in &figures.sites {
+        out.push_str(&format!(
+            "{:>10.0} {:>8}  {}  {}  ({})\n",
+            site.calls,
+            site.samples,
+            site.call,
+            site.function,
+            site.location.as_deref().unwrap_or("?")
+        ));
     }
     out
 }

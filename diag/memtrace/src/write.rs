@@ -18,10 +18,9 @@
 //! total 0xADDR COUNT BYTES SIZE_MIN SIZE_MAX (large copies by call site, all sizes)
 //! ```
 
-use diag_preload::{FdWriter, InitOnce, Num, OutPath, env_bytes};
+use diag_preload::{FdWriter, Num, OutPath, env_bytes, write_executable};
 use std::sync::atomic::Ordering;
 
-use crate::init::{EXE_BASE, EXE_END, EXE_START};
 use crate::table::{
     BUCKETS, DROPPED, DROPPED_EXACT, HISTOGRAM, SITE_TOTALS, SITES, THRESHOLD_BYTES,
 };
@@ -33,25 +32,11 @@ const DEFAULT_OUT: &[u8] = b"diag-moves.%p.txt";
 const FORMAT_VERSION: u64 = 1;
 
 static OUT: OutPath = OutPath::new();
-static EXE_PATH: InitOnce = InitOnce::new();
 
-/// Reads `DIAG_MOVES_OUT` and the executable's path. Called once, by the constructor.
+/// Reads `DIAG_MOVES_OUT`. Called once, by the constructor.
 pub fn init_paths() {
-    let mut exe = [0u8; diag_preload::PATH_BYTES_MAX];
-    // SAFETY: readlink writes at most `exe.len()` bytes into the buffer.
-    let n = unsafe {
-        libc::readlink(
-            c"/proc/self/exe".as_ptr(),
-            exe.as_mut_ptr().cast(),
-            exe.len(),
-        )
-    };
-    let exe_len = usize::try_from(n).unwrap_or(0);
     // SAFETY: called from the constructor only.
-    unsafe {
-        OUT.init(env_bytes(c"DIAG_MOVES_OUT"), DEFAULT_OUT);
-        EXE_PATH.set(&exe[..exe_len]);
-    }
+    unsafe { OUT.init(env_bytes(c"DIAG_MOVES_OUT"), DEFAULT_OUT) };
 }
 
 /// Writes the trace to the output path. Async-signal-safe.
@@ -63,16 +48,7 @@ fn write_body(out: &mut FdWriter, reason: &[u8], pid: u64) {
     out.line(&[b"diag-moves "], Some(Num::Dec(FORMAT_VERSION)));
     out.line(&[b"reason ", reason], None);
     out.line(&[b"pid "], Some(Num::Dec(pid)));
-    out.line(&[b"exe ", EXE_PATH.get()], None);
-    out.line(
-        &[b"exe_base "],
-        Some(Num::Hex(EXE_BASE.load(Ordering::Relaxed))),
-    );
-    out.text(b"exe_range ");
-    out.num(Num::Hex(EXE_START.load(Ordering::Relaxed)));
-    out.text(b" ");
-    out.num(Num::Hex(EXE_END.load(Ordering::Relaxed)));
-    out.text(b"\n");
+    write_executable(out);
     out.line(
         &[b"threshold "],
         Some(Num::Dec(THRESHOLD_BYTES.load(Ordering::Relaxed))),

@@ -8,9 +8,13 @@
 #[cfg(target_os = "linux")]
 mod env;
 #[cfg(target_os = "linux")]
+mod exe;
+#[cfg(target_os = "linux")]
 mod out;
 
 #[cfg(target_os = "linux")]
 pub use env::{env_bytes, env_u64, on_signal};
+#[cfg(target_os = "linux")]
+pub use exe::{find_executable, write_executable};
 #[cfg(target_os = "linux")]
 pub use out::{FdWriter, InitOnce, Num, OutPath, PATH_BYTES_MAX};

@@ -2,15 +2,16 @@
 //! or writes, a file opened per request, a connection per call).
 //!
 //! Evidence needed: the system call counts of both sides, by one counter (`diag-syscount`'s
-//! interposers do not see the calls the C library makes inside itself, strace does). A call is named when its count per
-//! operation grew by the threshold and by at least one call per operation, and beyond four
-//! Poisson deviations of the counts. Where: the CPU profiles' samples in the call's C wrapper,
-//! charged to the program function that made it (the one whose samples there grew most). Its
-//! cost is the extra CPU in system calls, shared among the call findings by the calls each adds.
+//! interposers do not see the calls the C library makes inside itself, strace does). A call is
+//! named when its count per operation grew by the threshold and by at least one call per
+//! operation, and beyond four Poisson deviations of the counts. Where: the program function
+//! whose calls grew most on the counter's sampled stacks; without them (strace's counts), the
+//! one whose CPU samples in the call's C wrapper grew most. Its cost is the CPU the profiles
+//! measured in its calls from that function, or else the extra CPU in system calls shared
+//! among the call findings by the calls each adds.
 //! A call no program function is seen making crosses no threshold: the runtime makes `write`s
 //! of its own (an `eventfd` write per wake-up of a parked worker) that follow the timing. The
-//! pass counts those apart (`write (eventfd)`, never compared) where the trace names the file
-//! descriptor's kind.
+//! pass counts those apart (`write (eventfd)`, never compared).
 
 use std::collections::BTreeSet;
 
@@ -56,7 +57,7 @@ pub(crate) fn findings(cx: &Context<'_>, notes: &mut Vec<String>) -> Vec<Finding
             name,
             before,
             after,
-            caller: caller_that_grew(cx, name),
+            caller: caller(cx, b, c, name),
         })
         .collect();
     same_site_groups(calls)
@@ -77,9 +78,8 @@ fn measured_cost(group: &[Call<'_>]) -> Option<f64> {
     group
         .iter()
         .map(|c| {
-            c.caller
-                .as_ref()
-                .map(|(.., before, after)| (after - before).max(0.0))
+            let (before, after) = c.caller.as_ref()?.cpu?;
+            Some((after - before).max(0.0))
         })
         .sum()
 }
@@ -93,8 +93,65 @@ struct Call<'a> {
     name: &'a str,
     before: f64,
     after: f64,
-    /// (function, location, ns/op before, after).
-    caller: Option<(String, Option<String>, f64, f64)>,
+    caller: Option<Caller>,
+}
+
+/// The program function making more of a call.
+struct Caller {
+    function: String,
+    location: Option<String>,
+    /// Its calls per operation before and after, by the counter's sampled stacks.
+    counted: Option<(f64, f64)>,
+    /// CPU ns per operation in the call's C wrapper under it, before and after, by the CPU
+    /// profiles.
+    cpu: Option<(f64, f64)>,
+}
+
+/// Who makes more of `name`: by the counter's sampled stacks when both sides have them (a
+/// count: a cheap call is seen as surely as a slow one), else by the CPU profiles' samples in
+/// the call's wrapper.
+fn caller(cx: &Context<'_>, b: &SyscallFigures, c: &SyscallFigures, name: &str) -> Option<Caller> {
+    if let Some((function, location, before, after)) = counted_caller(b, c, name) {
+        let cpu = cpu_in_wrapper(cx, name, &function);
+        return Some(Caller {
+            function,
+            location,
+            counted: Some((before, after)),
+            cpu,
+        });
+    }
+    let (function, location, before, after) = caller_that_grew(cx, name)?;
+    Some(Caller {
+        function,
+        location,
+        counted: None,
+        cpu: Some((before, after)),
+    })
+}
+
+/// The function whose sampled calls of `name` per operation grew most: (function, location,
+/// calls per operation before, after). `None` unless both sides sampled stacks.
+fn counted_caller(
+    b: &SyscallFigures,
+    c: &SyscallFigures,
+    name: &str,
+) -> Option<(String, Option<String>, f64, f64)> {
+    if b.sites.is_empty() || c.sites.is_empty() {
+        return None;
+    }
+    c.sites
+        .iter()
+        .filter(|s| s.call == name)
+        .map(|s| {
+            (
+                s,
+                b.site_per_op(name, &s.function),
+                c.site_per_op(name, &s.function),
+            )
+        })
+        .filter(|(_, before, after)| after > before)
+        .max_by(|x, y| (x.2 - x.1).total_cmp(&(y.2 - y.1)))
+        .map(|(s, before, after)| (s.function.clone(), s.location.clone(), before, after))
 }
 
 /// The calls grouped by the function that makes them and a growth within
@@ -107,7 +164,7 @@ fn same_site_groups(calls: Vec<Call<'_>>) -> Vec<Vec<Call<'_>>> {
             let first = &group[0];
             let (d, f) = (first.after - first.before, first.caller.as_ref());
             f.is_some()
-                && f.map(|c| &c.0) == call.caller.as_ref().map(|c| &c.0)
+                && f.map(|c| &c.function) == call.caller.as_ref().map(|c| &c.function)
                 && (d - delta).abs() <= SAME_CHANGE_SHARE * d.max(delta)
         };
         match groups.iter_mut().find(|g| joins(g)) {
@@ -168,22 +225,17 @@ fn finding(group: &[Call<'_>], cost: Option<f64>) -> Finding {
             fmt_count(call.after),
         ));
         sites.push(match &call.caller {
-            Some((function, location, sb, sc)) => {
-                evidence.push(Evidence::new(
-                    format!(
-                        "CPU per operation in `{name}` called from `{}`",
-                        short_name(function)
-                    ),
-                    fmt_us(*sb),
-                    fmt_us(*sc),
-                ));
+            Some(caller) => {
+                caller_evidence(name, caller, &mut evidence);
                 format!(
                     "`{}` ({}) via `{name}`",
-                    short_name(&super::function_identity(function)),
-                    location.as_deref().unwrap_or("no line recorded")
+                    short_name(&super::function_identity(&caller.function)),
+                    caller.location.as_deref().unwrap_or("no line recorded")
                 )
             }
-            None => format!("`{name}` (no CPU samples in its wrapper say who calls it)"),
+            None => format!(
+                "`{name}` (neither sampled stacks nor CPU samples in its wrapper say who calls it)"
+            ),
         });
     }
     let names: Vec<String> = group.iter().map(|c| format!("`{}`", c.name)).collect();
@@ -198,9 +250,9 @@ fn finding(group: &[Call<'_>], cost: Option<f64>) -> Finding {
             fmt_count(first.after - first.before),
             names.join(" and "),
             counts.join(", "),
-            caller.map_or(String::new(), |(f, ..)| format!(
+            caller.map_or(String::new(), |c| format!(
                 ", from `{}`",
-                short_name(&super::function_identity(f))
+                short_name(&super::function_identity(&c.function))
             ))
         ),
         evidence,
@@ -208,7 +260,7 @@ fn finding(group: &[Call<'_>], cost: Option<f64>) -> Finding {
         // Calls no program function is seen making may be the runtime's own (an `eventfd`
         // write per wake-up of a parked worker: they follow the timing): shown, not a threshold.
         regression: caller.is_some(),
-        functions: caller.map(|(f, ..)| vec![f.clone()]).unwrap_or_default(),
+        functions: caller.map(|c| vec![c.function.clone()]).unwrap_or_default(),
         cost_ns_per_op: cost,
         share: None,
         fix: group_family(group).fix().into(),
@@ -218,6 +270,48 @@ fn finding(group: &[Call<'_>], cost: Option<f64>) -> Finding {
     }
 }
 
+/// What says that `caller` makes more of `name`: its sampled calls, its CPU in the wrapper.
+fn caller_evidence(name: &str, caller: &Caller, evidence: &mut Vec<Evidence>) {
+    let function = short_name(&caller.function);
+    if let Some((before, after)) = caller.counted {
+        evidence.push(Evidence::new(
+            format!("`{name}` calls per operation from `{function}` (sampled stacks)"),
+            fmt_count(before),
+            fmt_count(after),
+        ));
+    }
+    if let Some((before, after)) = caller.cpu {
+        evidence.push(Evidence::new(
+            format!("CPU per operation in `{name}` called from `{function}`"),
+            fmt_us(before),
+            fmt_us(after),
+        ));
+    }
+}
+
+/// CPU ns per operation in `name`'s wrapper under `function`, before and after, when both
+/// sides have a CPU profile and it grew (a cheap call may have no samples at all: its cost is
+/// then a share of the system calls' extra CPU, not zero).
+fn cpu_in_wrapper(cx: &Context<'_>, name: &str, function: &str) -> Option<(f64, f64)> {
+    let (b, c) = (
+        cx.baseline.snapshot.cpu.as_ref()?,
+        cx.candidate.snapshot.cpu.as_ref()?,
+    );
+    let (before, after) = (wrapper_ns(b, name, function), wrapper_ns(c, name, function));
+    (after > before).then_some((before, after))
+}
+
+/// CPU ns per operation a side's profile saw in `name`'s wrapper under `function`.
+fn wrapper_ns(side: &CpuFigures, name: &str, function: &str) -> f64 {
+    let samples: u64 = side
+        .syscall_callers
+        .iter()
+        .filter(|s| s.function == function && wraps(&s.wrapper, name))
+        .map(|s| s.samples)
+        .sum();
+    side.samples_to_ns_per_op(samples as f64)
+}
+
 /// The program function whose CPU in `name`'s wrapper grew most: (function, location, ns/op
 /// before, after).
 fn caller_that_grew(cx: &Context<'_>, name: &str) -> Option<(String, Option<String>, f64, f64)> {
@@ -225,19 +319,16 @@ fn caller_that_grew(cx: &Context<'_>, name: &str) -> Option<(String, Option<Stri
         cx.baseline.snapshot.cpu.as_ref()?,
         cx.candidate.snapshot.cpu.as_ref()?,
     );
-    let of = |side: &CpuFigures, function: &str| {
-        let samples: u64 = side
-            .syscall_callers
-            .iter()
-            .filter(|s| s.function == function && wraps(&s.wrapper, name))
-            .map(|s| s.samples)
-            .sum();
-        side.samples_to_ns_per_op(samples as f64)
-    };
     c.syscall_callers
         .iter()
         .filter(|s| wraps(&s.wrapper, name))
-        .map(|s| (s, of(b, &s.function), of(c, &s.function)))
+        .map(|s| {
+            (
+                s,
+                wrapper_ns(b, name, &s.function),
+                wrapper_ns(c, name, &s.function),
+            )
+        })
         .filter(|(_, before, after)| after > before)
         .max_by(|x, y| (x.2 - x.1).total_cmp(&(y.2 - y.1)))
         .map(|(s, before, after)| (s.function.clone(), s.location.clone(), before, after))
@@ -367,7 +458,12 @@ mod tests {
             name,
             before: 0.1,
             after: 0.1 + delta,
-            caller: caller.map(|f| (f.to_string(), Some(format!("{f}.rs:1")), 0.0, 1.0)),
+            caller: caller.map(|f| Caller {
+                function: f.to_string(),
+                location: Some(format!("{f}.rs:1")),
+                counted: None,
+                cpu: Some((0.0, 1.0)),
+            }),
         };
         let groups = same_site_groups(vec![
             call("close", 6.11, Some(GET)),

@@ -2415,3 +2415,64 @@ fn system_calls_counted_by_two_different_counters_are_not_compared() {
         c.notes
     );
 }
+
+#[test]
+fn the_function_whose_sampled_calls_grew_is_the_site_even_where_the_cpu_saw_another() {
+    let mut p = pair(
+        Build::default(),
+        Build {
+            speed: 0.8,
+            extra_sends: 8,
+            ..Build::default()
+        },
+    );
+    let site = |function: &str, per_op: u64| crate::snapshot::SyscallSite {
+        call: "sendto".into(),
+        function: function.into(),
+        location: Some("app/src/wire.rs:232".into()),
+        calls: (per_op * OPS) as f64,
+        samples: per_op * OPS / 128,
+    };
+    for (side, sites) in [
+        (
+            &mut p.base.0,
+            vec![site("app::server::Connection::run", 20)],
+        ),
+        (
+            &mut p.cand.0,
+            vec![
+                site("app::server::Connection::run", 20),
+                site("app::wire::OutFrame::write_to", 8),
+            ],
+        ),
+    ] {
+        let counts = side.syscalls.as_mut().expect("the fixture's counts");
+        counts.counter = crate::snapshot::COUNTER_SYSCOUNT.into();
+        counts.sites = sites;
+    }
+    let c = run(&p);
+    let sends = of_kind(&c, FindingKind::Syscalls);
+    assert_eq!(sends.len(), 1, "{:#?}", c.findings);
+    let send = sends[0];
+    assert!(
+        send.title.ends_with("from `OutFrame::write_to`"),
+        "{}",
+        send.title
+    );
+    assert!(send.regression);
+    assert!(
+        send.evidence
+            .iter()
+            .any(|e| e.what.contains("(sampled stacks)")),
+        "{:#?}",
+        send.evidence
+    );
+    assert!(
+        send.sites[0].contains("app/src/wire.rs:232"),
+        "{:?}",
+        send.sites
+    );
+    // The CPU profile saw no samples under `write_to`: the cost is a share of the system
+    // calls' extra CPU, not zero.
+    assert!(send.cost_ns_per_op.is_some_and(|c| c > 0.0), "{send:#?}");
+}

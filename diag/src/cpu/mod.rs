@@ -481,7 +481,7 @@ pub fn demangle(raw: &str) -> String {
 /// Shortens a source path for reading: dependencies from the cargo registry start at their
 /// crate directory, the standard library at `library/`, and the program's own files are
 /// relative to `cwd`.
-fn short_path(path: &Path, cwd: &Path) -> String {
+pub(crate) fn short_path(path: &Path, cwd: &Path) -> String {
     let text = path.to_string_lossy();
     if let Some(at) = text.find("/registry/src/") {
         // .../registry/src/<index>/<crate>-<version>/src/...

@@ -11,6 +11,7 @@ mod callers;
 mod console;
 mod cpu;
 mod heap;
+mod syscall_sites;
 mod syscalls;
 mod tasks;
 
@@ -33,6 +34,7 @@ pub use cpu::{
     CpuCategory, CpuFigures, CpuPart, FunctionSamples, SyscallCaller, classify_stack, parse_frame,
 };
 pub use heap::{HeapFigures, HeapSite};
+pub use syscall_sites::{SYSCALL_SITES_MAX, SampledStacks, SyscallSite};
 pub use syscalls::{
     COUNTER_STRACE, COUNTER_SYSCOUNT, IO_SYSCALLS, StraceSummaryError, SyscallFigures,
 };

@@ -50,7 +50,7 @@ pub const IO_SYSCALLS: [&str; 34] = [
 ];
 
 /// System call counts of one run.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SyscallFigures {
     /// Operations of the traced run.
     pub ops: u64,
@@ -64,6 +64,10 @@ pub struct SyscallFigures {
     /// calls (strace also the C library's own), so only counts of one counter compare.
     #[serde(default = "strace_counter")]
     pub counter: String,
+    /// Which program functions make the calls, from the counter's sampled stacks (empty for
+    /// strace's counts), most calls first.
+    #[serde(default)]
+    pub sites: Vec<super::SyscallSite>,
 }
 
 /// The counter of the interposing library, `diag-syscount`.
@@ -79,7 +83,7 @@ fn strace_counter() -> String {
 /// Counts, a summary or a trace that cannot be read.
 #[derive(Debug, thiserror::Error)]
 #[error("not system call counts, nor strace's summary or trace: {0}")]
-pub struct StraceSummaryError(String);
+pub struct StraceSummaryError(pub(crate) String);
 
 impl SyscallFigures {
     /// Reads the counts `diag-syscount` wrote (`diag-syscalls 1`, then `call CALLS ERRORS

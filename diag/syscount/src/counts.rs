@@ -3,6 +3,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::sites;
+
 /// The system calls counted, by index, named as `strace` names them.
 pub const NAMES: [&str; 38] = [
     "read",
@@ -90,13 +92,17 @@ static COUNTS: [Shard; SHARDS] = [const {
     }
 }; SHARDS];
 
-/// Counts one call of system call `call`, and its error when it `failed`.
+/// Counts one call of system call `call`, and its error when it `failed`; takes its stack when
+/// it is a sampled one (see [`sites`]).
 #[inline(always)]
 pub fn record(call: usize, failed: bool) {
     let shard = &COUNTS[this_shard()];
-    shard.calls[call].fetch_add(1, Ordering::Relaxed);
+    let before = shard.calls[call].fetch_add(1, Ordering::Relaxed);
     if failed {
         shard.errors[call].fetch_add(1, Ordering::Relaxed);
+    }
+    if sites::sampled(before) {
+        sites::take(call);
     }
 }
 

@@ -1,9 +1,12 @@
 //! Start and end of the counted process: the constructor resolves the C library's functions
 //! and reads the environment; the counts are written at exit and on `SIGUSR2`.
 
-use diag_preload::{FdWriter, Num, OutPath, env_bytes, on_signal};
+use std::sync::atomic::Ordering;
+
+use diag_preload::{FdWriter, Num, OutPath, env_bytes, env_u64, on_signal};
 
 use crate::counts::{NAMES, total};
+use crate::sites;
 
 /// The default output path; `%p` becomes the process id.
 const DEFAULT_OUT: &[u8] = b"diag-syscalls.%p.txt";
@@ -27,6 +30,11 @@ extern "C" fn on_load() {
     if env_bytes(c"DIAG_SYSCALLS_SIGNAL") != Some(b"0") {
         on_signal(libc::SIGUSR2, on_snapshot_signal);
     }
+    if let Some(period) = env_u64(c"DIAG_SYSCALLS_SAMPLE_EVERY") {
+        sites::PERIOD.store(period, Ordering::Relaxed);
+    }
+    diag_preload::find_executable();
+    sites::READY.store(true, Ordering::Relaxed);
 }
 
 extern "C" fn on_unload() {
@@ -41,6 +49,7 @@ fn write_counts(out: &mut FdWriter, reason: &[u8], pid: u64) {
     out.line(&[b"diag-syscalls "], Some(Num::Dec(FORMAT_VERSION)));
     out.line(&[b"reason ", reason], None);
     out.line(&[b"pid "], Some(Num::Dec(pid)));
+    diag_preload::write_executable(out);
     for (call, name) in NAMES.iter().enumerate() {
         let (calls, errors) = total(call);
         if calls > 0 {
@@ -51,4 +60,5 @@ fn write_counts(out: &mut FdWriter, reason: &[u8], pid: u64) {
             out.line(&[b" ", name.as_bytes()], None);
         }
     }
+    sites::write_stacks(out);
 }

@@ -20,6 +20,8 @@
 //! - `DIAG_SYSCALLS_OUT`: where to write the counts; `%p` becomes the process id. Default
 //!   `diag-syscalls.%p.txt` in the working directory.
 //! - `DIAG_SYSCALLS_SIGNAL`: `0` to not install the `SIGUSR2` handler.
+//! - `DIAG_SYSCALLS_SAMPLE_EVERY`: one call in this many, per thread and system call, has its
+//!   stack taken (default 128; 0 takes none).
 //!
 //! The counts are written when the program exits normally and each time it receives `SIGUSR2`
 //! (async-signal-safe: raw system calls, no allocation). The format (parsed by
@@ -29,8 +31,17 @@
 //! diag-syscalls 1
 //! reason exit|signal
 //! pid PID
-//! call CALLS ERRORS NAME   (one per call made at least once; NAME may hold a space)
+//! exe PATH
+//! exe_base 0xHEX          (load bias of the executable: subtract from addresses for PIE)
+//! exe_range 0xHEX 0xHEX   (its mapped addresses)
+//! call CALLS ERRORS NAME  (one per call made at least once; NAME may hold a space)
+//! sample_every N
+//! stacks_dropped N
+//! stack COUNT 0xIP,0xIP,... NAME   (sampled calls by stack, innermost return address first)
 //! ```
+//!
+//! Sampled calls say where calls come from: the stacks of every 128th call of each system call
+//! on each thread are unwound (`_Unwind_Backtrace`) and counted.
 //!
 //! On other platforms than x86-64 Linux the library is empty.
 
@@ -42,3 +53,5 @@ mod init;
 mod interpose;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod real;
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+mod sites;

@@ -2,19 +2,20 @@
 
 use std::process::Command;
 
-use diag::snapshot::{COUNTER_SYSCOUNT, SyscallFigures};
+use diag::snapshot::{COUNTER_SYSCOUNT, SampledStacks, SyscallFigures};
 
 use crate::support::{FIXTURE_RUN_TIMEOUT, fixture, output_within, syscount, temp_dir};
 
 #[test]
-fn every_call_of_the_fixture_is_counted_with_its_errors_and_its_eventfd_apart() {
+fn every_call_of_the_fixture_is_counted_with_its_errors_its_eventfd_apart_and_its_site() {
     let dir = temp_dir();
     let out = dir.path().join("counts.%p.txt");
     let output = output_within(
         Command::new(fixture("io-calls"))
             .arg(dir.path().join("data"))
             .env("LD_PRELOAD", syscount())
-            .env("DIAG_SYSCALLS_OUT", &out),
+            .env("DIAG_SYSCALLS_OUT", &out)
+            .env("DIAG_SYSCALLS_SAMPLE_EVERY", "1"),
         FIXTURE_RUN_TIMEOUT,
         "io-calls under the counter",
     );
@@ -26,7 +27,7 @@ fn every_call_of_the_fixture_is_counted_with_its_errors_and_its_eventfd_apart() 
         .collect();
     assert_eq!(written.len(), 1, "one count file, named by the process id");
     let text = std::fs::read_to_string(&written[0]).expect("the counts read");
-    let figures = SyscallFigures::from_syscount(&text, 1).expect("counts");
+    let mut figures = SyscallFigures::from_syscount(&text, 1).expect("counts");
     assert_eq!(figures.counter, COUNTER_SYSCOUNT);
     let calls = |name: &str| figures.calls.get(name).copied().unwrap_or(0);
     let errors = |name: &str| figures.errors.get(name).copied().unwrap_or(0);
@@ -38,4 +39,25 @@ fn every_call_of_the_fixture_is_counted_with_its_errors_and_its_eventfd_apart() 
     assert_eq!(calls("write (eventfd)"), 3, "{text}");
     assert_eq!(calls("close (eventfd)"), 1, "{text}");
     assert!(calls("openat") >= 1 && calls("close") >= 1, "{text}");
+
+    // Every call's stack was taken: each is the fixture's `main`'s, at its line.
+    let stacks = SampledStacks::parse(&text).expect("stacks");
+    figures
+        .attribute_sites(&stacks, &fixture("io-calls"), str::to_string)
+        .expect("the stacks symbolize");
+    let site = |call: &str| {
+        let found: Vec<_> = figures.sites.iter().filter(|s| s.call == call).collect();
+        assert_eq!(found.len(), 1, "{call}: {:#?}", figures.sites);
+        found[0].clone()
+    };
+    let reads = site("pread64");
+    assert_eq!(reads.function, "io_calls::main");
+    assert_eq!((reads.samples, reads.calls), (50, 50.0));
+    let location = reads.location.expect("a line");
+    assert!(
+        location.starts_with("fixtures/src/bin/io-calls.rs:"),
+        "{location}"
+    );
+    assert_eq!(site("write").samples, 100);
+    assert_eq!(site("write (eventfd)").function, "io_calls::main");
 }

@@ -377,6 +377,8 @@ enum Family {
     Sync,
     File,
     Connection,
+    /// A socket's options or addresses set or asked (`setsockopt`, `getpeername`).
+    SocketQuery,
 }
 
 impl Family {
@@ -388,6 +390,7 @@ impl Family {
             n if n.contains("write") || n.starts_with("send") => Family::Write,
             n if n.contains("read") || n.starts_with("recv") => Family::Read,
             "connect" | "accept4" | "socket" | "shutdown" => Family::Connection,
+            "setsockopt" | "getsockopt" | "getpeername" | "getsockname" => Family::SocketQuery,
             _ => Family::File,
         }
     }
@@ -415,6 +418,10 @@ impl Family {
             Family::Connection => {
                 "keep connections open and reuse them (a pool): connections made per operation \
                  cost a handshake each"
+            }
+            Family::SocketQuery => {
+                "set a socket's options once, when the connection is made, and keep what you ask \
+                 of it (its peer's address): each ask per request is a system call"
             }
         }
     }
@@ -528,5 +535,7 @@ mod tests {
         assert_eq!(Family::of("fdatasync"), Family::Sync);
         assert_eq!(Family::of("openat"), Family::File);
         assert_eq!(Family::of("connect"), Family::Connection);
+        assert_eq!(Family::of("getpeername"), Family::SocketQuery);
+        assert_eq!(Family::of("setsockopt"), Family::SocketQuery);
     }
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 /// says how the program talks to the kernel. Scheduling and memory calls (`futex`,
 /// `sched_yield`, `epoll_wait`, `mmap`, `madvise`...) follow the timing of the run, not the
 /// code, and are kept in the figures but never compared.
-pub const IO_SYSCALLS: [&str; 34] = [
+pub const IO_SYSCALLS: [&str; 38] = [
     "read",
     "write",
     "readv",
@@ -47,6 +47,10 @@ pub const IO_SYSCALLS: [&str; 34] = [
     "accept4",
     "socket",
     "shutdown",
+    "setsockopt",
+    "getsockopt",
+    "getpeername",
+    "getsockname",
 ];
 
 /// System call counts of one run.

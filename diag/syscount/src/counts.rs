@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::sites;
 
 /// The system calls counted, by index, named as `strace` names them.
-pub const NAMES: [&str; 38] = [
+pub const NAMES: [&str; 42] = [
     "read",
     "write",
     "readv",
@@ -40,6 +40,10 @@ pub const NAMES: [&str; 38] = [
     "accept4",
     "socket",
     "shutdown",
+    "setsockopt",
+    "getsockopt",
+    "getpeername",
+    "getsockname",
     "read (eventfd)",
     "write (eventfd)",
     "close (eventfd)",

@@ -142,6 +142,16 @@ interpose! {
         counted as "accept4";
     socket(domain: c_int, kind: c_int, protocol: c_int) -> c_int, counted as "socket";
     shutdown(fd: c_int, how: c_int) -> c_int, counted as "shutdown";
+    setsockopt(
+        fd: c_int, level: c_int, name: c_int, value: *const c_void, len: socklen_t
+    ) -> c_int, counted as "setsockopt";
+    getsockopt(
+        fd: c_int, level: c_int, name: c_int, value: *mut c_void, len: *mut socklen_t
+    ) -> c_int, counted as "getsockopt";
+    getpeername(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int,
+        counted as "getpeername";
+    getsockname(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int,
+        counted as "getsockname";
     epoll_wait(fd: c_int, events: *mut libc::epoll_event, n: c_int, timeout: c_int) -> c_int,
         counted as "epoll_wait";
 }

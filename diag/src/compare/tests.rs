@@ -2460,10 +2460,12 @@ fn the_function_whose_sampled_calls_grew_is_the_site_even_where_the_cpu_saw_anot
         send.title
     );
     assert!(send.regression);
+    let counted = send
+        .evidence
+        .iter()
+        .find(|e| e.what.contains("(sampled stacks)"));
     assert!(
-        send.evidence
-            .iter()
-            .any(|e| e.what.contains("(sampled stacks)")),
+        counted.is_some_and(|e| e.baseline == "0.00" && e.candidate == "8.00"),
         "{:#?}",
         send.evidence
     );

@@ -136,12 +136,12 @@ impl SyscallFigures {
 
     /// Calls of `call` per operation that `function` makes, by the sampled stacks.
     pub fn site_per_op(&self, call: &str, function: &str) -> f64 {
-        let calls: f64 = self
+        // A fold from 0.0: an empty sum of floats is -0.0, shown as "-0.00".
+        let calls = self
             .sites
             .iter()
             .filter(|s| s.call == call && s.function == function)
-            .map(|s| s.calls)
-            .sum();
+            .fold(0.0, |sum, s| sum + s.calls);
         calls / self.ops.max(1) as f64
     }
 }

@@ -7,13 +7,7 @@ use diag_preload::{env_bytes, env_u64, on_signal};
 
 use crate::{real, table, write};
 
-#[used]
-#[unsafe(link_section = ".init_array")]
-static CONSTRUCTOR: extern "C" fn() = on_load;
-
-#[used]
-#[unsafe(link_section = ".fini_array")]
-static DESTRUCTOR: extern "C" fn() = on_unload;
+diag_preload::on_load_and_exit!(on_load, on_unload);
 
 extern "C" fn on_load() {
     real::resolve();

@@ -9,49 +9,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// The system calls a program makes for I/O and files (and connections): the ones whose count
-/// says how the program talks to the kernel. Scheduling and memory calls (`futex`,
-/// `sched_yield`, `epoll_wait`, `mmap`, `madvise`...) follow the timing of the run, not the
-/// code, and are kept in the figures but never compared.
-pub const IO_SYSCALLS: [&str; 38] = [
-    "read",
-    "write",
-    "readv",
-    "writev",
-    "pread64",
-    "pwrite64",
-    "preadv",
-    "pwritev",
-    "preadv2",
-    "pwritev2",
-    "sendto",
-    "recvfrom",
-    "sendmsg",
-    "recvmsg",
-    "sendmmsg",
-    "recvmmsg",
-    "fsync",
-    "fdatasync",
-    "sync_file_range",
-    "openat",
-    "open",
-    "close",
-    "statx",
-    "newfstatat",
-    "fstat",
-    "lseek",
-    "ftruncate",
-    "fallocate",
-    "unlinkat",
-    "renameat2",
-    "connect",
-    "accept4",
-    "socket",
-    "shutdown",
-    "setsockopt",
-    "getsockopt",
-    "getpeername",
-    "getsockname",
-];
+/// says how the program talks to the kernel, and the ones `diag-syscount` counts. Scheduling and
+/// memory calls (`futex`, `sched_yield`, `epoll_wait`, `mmap`, `madvise`...) follow the timing of
+/// the run, not the code, and are kept in the figures but never compared.
+pub use diag_preload::IO_SYSCALLS;
 
 /// System call counts of one run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

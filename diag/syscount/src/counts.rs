@@ -3,53 +3,34 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use diag_preload::IO_SYSCALLS;
+
 use crate::sites;
 
-/// The system calls counted, by index, named as `strace` names them.
-pub const NAMES: [&str; 42] = [
-    "read",
-    "write",
-    "readv",
-    "writev",
-    "pread64",
-    "pwrite64",
-    "preadv",
-    "pwritev",
-    "preadv2",
-    "pwritev2",
-    "sendto",
-    "recvfrom",
-    "sendmsg",
-    "recvmsg",
-    "sendmmsg",
-    "recvmmsg",
-    "fsync",
-    "fdatasync",
-    "sync_file_range",
-    "openat",
-    "close",
-    "statx",
-    "newfstatat",
-    "fstat",
-    "lseek",
-    "ftruncate",
-    "fallocate",
-    "unlinkat",
-    "renameat2",
-    "connect",
-    "accept4",
-    "socket",
-    "shutdown",
-    "setsockopt",
-    "getsockopt",
-    "getpeername",
-    "getsockname",
+/// Calls counted beside the I/O calls: an eventfd's reads, writes and closes (one thread waking
+/// another), its creation, and the runtime's waits for events.
+const TIMING_CALLS: [&str; 5] = [
     "read (eventfd)",
     "write (eventfd)",
     "close (eventfd)",
     "eventfd2",
     "epoll_wait",
 ];
+
+/// The system calls counted, by index, named as `strace` names them.
+pub const NAMES: [&str; IO_SYSCALLS.len() + TIMING_CALLS.len()] = {
+    let mut names = [""; IO_SYSCALLS.len() + TIMING_CALLS.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = if i < IO_SYSCALLS.len() {
+            IO_SYSCALLS[i]
+        } else {
+            TIMING_CALLS[i - IO_SYSCALLS.len()]
+        };
+        i += 1;
+    }
+    names
+};
 
 /// The index of `name` in [`NAMES`]; call it in a `const` block, where it costs nothing and a
 /// name not in the list fails the build.

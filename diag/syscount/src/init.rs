@@ -16,13 +16,7 @@ const FORMAT_VERSION: u64 = 1;
 
 static OUT: OutPath = OutPath::new();
 
-#[used]
-#[unsafe(link_section = ".init_array")]
-static CONSTRUCTOR: extern "C" fn() = on_load;
-
-#[used]
-#[unsafe(link_section = ".fini_array")]
-static DESTRUCTOR: extern "C" fn() = on_unload;
+diag_preload::on_load_and_exit!(on_load, on_unload);
 
 extern "C" fn on_load() {
     // SAFETY: the constructor, before the program's threads.

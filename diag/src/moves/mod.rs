@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 pub use check::check_program;
 pub use run::{DEFAULT_THRESHOLD_BYTES, TraceRun, Traced};
 pub use symbolize::{SourceFrame, demangle, symbolize};
-pub use trace::{RawSite, SiteTotal, TRACE_FORMAT_VERSION, Trace};
+pub use trace::{RawSite, SiteTotal, TRACE_FORMAT_VERSION, Trace, exe_file_address};
 
 use crate::binary::BinaryError;
 use crate::sizes::SizesReport;

@@ -147,9 +147,16 @@ impl Trace {
     /// The address in the executable's file of a runtime address, or `None` when the address
     /// is outside the executable (in a shared library).
     pub fn file_address(&self, runtime: u64) -> Option<u64> {
-        let (start, end) = self.exe_range;
-        (start <= runtime && runtime < end).then(|| runtime - self.exe_base)
+        exe_file_address(self.exe_base, self.exe_range, runtime)
     }
+}
+
+/// The address in the executable's file of `runtime`, an address in the process whose
+/// executable was loaded with bias `exe_base` over `exe_range` (the `exe_base` and `exe_range`
+/// lines the preloaded libraries write); `None` outside it (a shared library's).
+pub fn exe_file_address(exe_base: u64, exe_range: (u64, u64), runtime: u64) -> Option<u64> {
+    let (start, end) = exe_range;
+    (start <= runtime && runtime < end).then(|| runtime - exe_base)
 }
 
 #[cfg(test)]

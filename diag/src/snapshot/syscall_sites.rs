@@ -10,7 +10,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::{StraceSummaryError, SyscallFigures, is_own_code};
-use crate::moves::{MovesError, SourceFrame, symbolize};
+use crate::moves::{MovesError, SourceFrame, exe_file_address, symbolize};
 
 /// Sites kept per snapshot, most calls first.
 pub const SYSCALL_SITES_MAX: usize = 64;
@@ -67,8 +67,7 @@ impl SampledStacks {
 
     /// The address in the executable's file of a runtime address, if it is the executable's.
     fn file_address(&self, runtime: u64) -> Option<u64> {
-        let (start, end) = self.exe_range;
-        (start <= runtime && runtime < end).then(|| runtime - self.exe_base)
+        exe_file_address(self.exe_base, self.exe_range, runtime)
     }
 }
 

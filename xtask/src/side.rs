@@ -250,15 +250,26 @@ pub fn build_console_twin(
 pub const CONSOLE_PROFILE: &str = "release";
 
 /// Where a side's binaries are copied out of cargo's output (created): builds of other features
-/// overwrite cargo's own path, these stay.
+/// overwrite cargo's own path, these stay. Making a new one first removes the least recently
+/// used beyond [`BINARIES_KEPT`].
 fn binaries_dir(root: &Path, spec: &SideSpec) -> anyhow::Result<PathBuf> {
-    let dir = target_dir(root)
-        .join("xtask")
-        .join("bin")
-        .join(slug(&spec.label()));
+    let parent = target_dir(root).join("xtask").join("bin");
+    let dir = parent.join(slug(&spec.label()));
+    if dir.is_dir() {
+        mark_used(&dir);
+        return Ok(dir);
+    }
+    for old in least_used(&parent, BINARIES_KEPT - 1) {
+        // Cleaning up is no reason to fail the build it makes room for.
+        let _ = std::fs::remove_dir_all(&old);
+    }
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     Ok(dir)
 }
+
+/// Sides whose binaries are kept (each 200-270 MB: ddsplit and its dhat and console twins):
+/// without a limit, a series of compares or zoo runs fills the disk a side at a time.
+pub const BINARIES_KEPT: usize = 12;
 
 /// A source tree to build: where it is, the target directory only it builds into, and what the
 /// side expects of its binary.
@@ -541,27 +552,15 @@ fn worktree(root: &Path, revision: &str, say: &dyn Fn(&str)) -> anyhow::Result<P
 /// fill the disk.
 pub const WORKTREES_KEPT: usize = 6;
 
-/// Records that a worktree was used now (its directory's modification time).
+/// Records that a cached directory (a worktree, a side's binaries) was used now: its
+/// modification time.
 fn mark_used(dir: &Path) {
     let _ = std::fs::File::open(dir).and_then(|d| d.set_modified(std::time::SystemTime::now()));
 }
 
 /// Removes the least recently used revision worktrees until at most `keep` are left.
 fn remove_least_used_worktrees(root: &Path, keep: usize, say: &dyn Fn(&str)) -> anyhow::Result<()> {
-    let Ok(entries) = std::fs::read_dir(root.join(WORKTREES_DIR)) else {
-        return Ok(());
-    };
-    let mut dirs: Vec<(std::time::SystemTime, PathBuf)> = entries
-        .filter_map(Result::ok)
-        .filter(|e| e.path().is_dir())
-        .map(|e| {
-            let used = e.metadata().and_then(|m| m.modified());
-            (used.unwrap_or(std::time::UNIX_EPOCH), e.path())
-        })
-        .collect();
-    dirs.sort();
-    let excess = dirs.len().saturating_sub(keep);
-    for (_, dir) in dirs.into_iter().take(excess) {
+    for dir in least_used(&root.join(WORKTREES_DIR), keep) {
         say(&format!(
             "removing the least recently used worktree {}",
             dir.display()
@@ -579,6 +578,25 @@ fn remove_least_used_worktrees(root: &Path, keep: usize, say: &dyn Fn(&str)) -> 
         }
     }
     Ok(())
+}
+
+/// The directories in `parent` beyond the `keep` most recently used (by [`mark_used`]), least
+/// recently used first; none when `parent` cannot be read.
+fn least_used(parent: &Path, keep: usize) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_dir())
+        .map(|e| {
+            let used = e.metadata().and_then(|m| m.modified());
+            (used.unwrap_or(std::time::UNIX_EPOCH), e.path())
+        })
+        .collect();
+    dirs.sort();
+    let excess = dirs.len().saturating_sub(keep);
+    dirs.into_iter().take(excess).map(|(_, dir)| dir).collect()
 }
 
 /// True when the ddsplit package of `tree` declares `feature`.

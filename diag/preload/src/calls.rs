@@ -43,3 +43,14 @@ pub const IO_SYSCALLS: [&str; 38] = [
     "getpeername",
     "getsockname",
 ];
+
+/// Writes (`write`, `writev`, `sendto`, `sendmsg`, `sendmmsg`) to a TCP socket with Nagle's
+/// algorithm on (`TCP_NODELAY` not set): counted beside the write's own system call, as if it
+/// were one. Such a write may wait in the kernel until the peer acknowledges the previous
+/// segment, and the peer may delay its acknowledgement (40 ms on Linux): a request-response
+/// protocol then waits without using the CPU.
+pub const TCP_WRITES_NAGLE: &str = "write to TCP (Nagle on)";
+
+/// Writes to a TCP socket with `TCP_NODELAY` set, counted the same way: the other part of the
+/// program's TCP writes.
+pub const TCP_WRITES_NODELAY: &str = "write to TCP (TCP_NODELAY)";

@@ -14,7 +14,7 @@ mod exe;
 #[cfg(target_os = "linux")]
 mod out;
 
-pub use calls::IO_SYSCALLS;
+pub use calls::{IO_SYSCALLS, TCP_WRITES_NAGLE, TCP_WRITES_NODELAY};
 #[cfg(target_os = "linux")]
 pub use env::{env_bytes, env_u64, on_signal};
 #[cfg(target_os = "linux")]

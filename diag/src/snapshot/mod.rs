@@ -37,6 +37,7 @@ pub use heap::{HeapFigures, HeapSite};
 pub use syscall_sites::{SYSCALL_SITES_MAX, SampledStacks, SyscallSite};
 pub use syscalls::{
     COUNTER_STRACE, COUNTER_SYSCOUNT, IO_SYSCALLS, StraceSummaryError, SyscallFigures,
+    TCP_WRITES_NAGLE, TCP_WRITES_NODELAY,
 };
 pub use tasks::{TaskRunFigures, TasksJsonError};
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 /// says how the program talks to the kernel, and the ones `diag-syscount` counts. Scheduling and
 /// memory calls (`futex`, `sched_yield`, `epoll_wait`, `mmap`, `madvise`...) follow the timing of
 /// the run, not the code, and are kept in the figures but never compared.
-pub use diag_preload::IO_SYSCALLS;
+pub use diag_preload::{IO_SYSCALLS, TCP_WRITES_NAGLE, TCP_WRITES_NODELAY};
 
 /// System call counts of one run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

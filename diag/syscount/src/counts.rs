@@ -1,31 +1,35 @@
 //! The counters: calls and errors per system call, in shards by thread so that two threads
-//! never write one cache line; and the descriptors that are eventfds.
+//! never write one cache line; and what each descriptor is (an eventfd, a TCP socket with or
+//! without Nagle's algorithm), where a call is counted by what it is made on.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
-use diag_preload::IO_SYSCALLS;
+use diag_preload::{IO_SYSCALLS, TCP_WRITES_NAGLE, TCP_WRITES_NODELAY};
 
 use crate::sites;
 
 /// Calls counted beside the I/O calls: an eventfd's reads, writes and closes (one thread waking
-/// another), its creation, and the runtime's waits for events.
-const TIMING_CALLS: [&str; 5] = [
+/// another), its creation, and the runtime's waits for events; and the writes to TCP sockets,
+/// by whether Nagle's algorithm is on (counted in addition to the write's own call).
+const OTHER_CALLS: [&str; 7] = [
     "read (eventfd)",
     "write (eventfd)",
     "close (eventfd)",
     "eventfd2",
     "epoll_wait",
+    TCP_WRITES_NAGLE,
+    TCP_WRITES_NODELAY,
 ];
 
 /// The system calls counted, by index, named as `strace` names them.
-pub const NAMES: [&str; IO_SYSCALLS.len() + TIMING_CALLS.len()] = {
-    let mut names = [""; IO_SYSCALLS.len() + TIMING_CALLS.len()];
+pub const NAMES: [&str; IO_SYSCALLS.len() + OTHER_CALLS.len()] = {
+    let mut names = [""; IO_SYSCALLS.len() + OTHER_CALLS.len()];
     let mut i = 0;
     while i < names.len() {
         names[i] = if i < IO_SYSCALLS.len() {
             IO_SYSCALLS[i]
         } else {
-            TIMING_CALLS[i - IO_SYSCALLS.len()]
+            OTHER_CALLS[i - IO_SYSCALLS.len()]
         };
         i += 1;
     }
@@ -113,34 +117,55 @@ pub fn total(call: usize) -> (u64, u64) {
     })
 }
 
-/// Descriptors below this are remembered as eventfds; a higher one is counted as a file's.
-pub const EVENTFD_TRACKED_FDS: usize = 1 << 16;
+/// Descriptors below this have their kind remembered ([`FdKind`]); a higher one is counted as a
+/// file's, and its writes are not told apart by socket.
+pub const TRACKED_FDS: usize = 1 << 16;
 
-static EVENTFDS: [AtomicU64; EVENTFD_TRACKED_FDS / 64] =
-    [const { AtomicU64::new(0) }; EVENTFD_TRACKED_FDS / 64];
+/// What a descriptor is, as far as counting its calls goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum FdKind {
+    /// Not looked at since it was last closed (or ever).
+    Unknown = 0,
+    /// A file, a pipe, a socket other than TCP.
+    Other = 1,
+    /// An eventfd the program created.
+    EventFd = 2,
+    /// A TCP socket with Nagle's algorithm on.
+    TcpNagle = 3,
+    /// A TCP socket with `TCP_NODELAY` set.
+    TcpNoDelay = 4,
+}
 
-/// Remembers that `fd` is an eventfd (`is` true) or no longer one.
-pub fn mark_eventfd(fd: libc::c_int, is: bool) {
-    let Some((word, bit)) = bit_of(fd) else {
-        return;
-    };
-    if is {
-        EVENTFDS[word].fetch_or(bit, Ordering::Relaxed);
-    } else {
-        EVENTFDS[word].fetch_and(!bit, Ordering::Relaxed);
+static FD_KINDS: [AtomicU8; TRACKED_FDS] = [const { AtomicU8::new(0) }; TRACKED_FDS];
+
+/// Remembers what `fd` is (`Unknown` once it is closed, or its options change).
+pub fn set_kind(fd: libc::c_int, kind: FdKind) {
+    if let Some(slot) = slot(fd) {
+        slot.store(kind as u8, Ordering::Relaxed);
+    }
+}
+
+/// What `fd` was last found to be; `Other` beyond [`TRACKED_FDS`] (never looked at).
+#[inline(always)]
+pub fn kind(fd: libc::c_int) -> FdKind {
+    match slot(fd).map_or(1, |s| s.load(Ordering::Relaxed)) {
+        1 => FdKind::Other,
+        2 => FdKind::EventFd,
+        3 => FdKind::TcpNagle,
+        4 => FdKind::TcpNoDelay,
+        _ => FdKind::Unknown,
     }
 }
 
 /// Whether `fd` is an eventfd the program created.
 #[inline(always)]
 pub fn is_eventfd(fd: libc::c_int) -> bool {
-    bit_of(fd).is_some_and(|(word, bit)| EVENTFDS[word].load(Ordering::Relaxed) & bit != 0)
+    kind(fd) == FdKind::EventFd
 }
 
 #[inline(always)]
-fn bit_of(fd: libc::c_int) -> Option<(usize, u64)> {
-    let fd = usize::try_from(fd)
-        .ok()
-        .filter(|&fd| fd < EVENTFD_TRACKED_FDS)?;
-    Some((fd / 64, 1u64 << (fd % 64)))
+fn slot(fd: libc::c_int) -> Option<&'static AtomicU8> {
+    let fd = usize::try_from(fd).ok().filter(|&fd| fd < TRACKED_FDS)?;
+    Some(&FD_KINDS[fd])
 }

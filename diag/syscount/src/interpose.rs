@@ -5,8 +5,9 @@ use core::ffi::{c_char, c_int, c_uint, c_void};
 
 use libc::{iovec, mmsghdr, msghdr, off_t, size_t, sockaddr, socklen_t, ssize_t, timespec};
 
-use crate::counts::{index, is_eventfd, mark_eventfd, record};
+use crate::counts::{FdKind, index, is_eventfd, record, set_kind};
 use crate::real::{Real, missing};
+use crate::tcp;
 
 /// A C string literal of an identifier, at compile time.
 macro_rules! c_name {
@@ -19,12 +20,14 @@ macro_rules! c_name {
 }
 
 /// Defines each wrapper: `name(args) -> ret, counted as "call";`, or `counted as "call" or
-/// "call (eventfd)" on fd;` for a call whose eventfd calls are counted apart. A call returning
-/// -1 is an error. The counters' indices are constants: the hot path is a few loads, one
+/// "call (eventfd)" on fd;` for a call whose eventfd calls are counted apart, and `... and as a
+/// write on fd;` for a write that is counted again when `fd` is a TCP socket ([`tcp`]). A call
+/// returning -1 is an error. The counters' indices are constants: the hot path is a few loads, one
 /// atomic increment and the call.
 macro_rules! interpose {
     ($($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty,
-        counted as $call:literal $(or $on_eventfd:literal on $fd:ident)?;)*) => {$(
+        counted as $call:literal $(or $on_eventfd:literal on $fd:ident)?
+        $(and as a write on $written:ident)?;)*) => {$(
         /// Counts the call, then makes it with the C library's function.
         ///
         /// # Safety
@@ -46,6 +49,7 @@ macro_rules! interpose {
             // SAFETY: the caller upholds the function's contract.
             let result = unsafe { f($($arg),*) };
             record(call, result as i64 == -1);
+            $(tcp::count_write($written, result as i64 == -1);)?
             result
         }
     )*};
@@ -55,9 +59,10 @@ interpose! {
     read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t,
         counted as "read" or "read (eventfd)" on fd;
     write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t,
-        counted as "write" or "write (eventfd)" on fd;
+        counted as "write" or "write (eventfd)" on fd and as a write on fd;
     readv(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t, counted as "readv";
-    writev(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t, counted as "writev";
+    writev(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t,
+        counted as "writev" and as a write on fd;
     pread(fd: c_int, buf: *mut c_void, n: size_t, at: off_t) -> ssize_t,
         counted as "pread64";
     pread64(fd: c_int, buf: *mut c_void, n: size_t, at: off_t) -> ssize_t,
@@ -83,21 +88,22 @@ interpose! {
     pwritev64v2(fd: c_int, iov: *const iovec, n: c_int, at: off_t, flags: c_int) -> ssize_t,
         counted as "pwritev2";
     send(fd: c_int, buf: *const c_void, n: size_t, flags: c_int) -> ssize_t,
-        counted as "sendto";
+        counted as "sendto" and as a write on fd;
     sendto(
         fd: c_int, buf: *const c_void, n: size_t, flags: c_int, to: *const sockaddr,
         to_len: socklen_t
-    ) -> ssize_t, counted as "sendto";
+    ) -> ssize_t, counted as "sendto" and as a write on fd;
     recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int) -> ssize_t,
         counted as "recvfrom";
     recvfrom(
         fd: c_int, buf: *mut c_void, n: size_t, flags: c_int, from: *mut sockaddr,
         from_len: *mut socklen_t
     ) -> ssize_t, counted as "recvfrom";
-    sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t, counted as "sendmsg";
+    sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t,
+        counted as "sendmsg" and as a write on fd;
     recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t, counted as "recvmsg";
     sendmmsg(fd: c_int, msgs: *mut mmsghdr, n: c_uint, flags: c_int) -> c_int,
-        counted as "sendmmsg";
+        counted as "sendmmsg" and as a write on fd;
     recvmmsg(
         fd: c_int, msgs: *mut mmsghdr, n: c_uint, flags: c_int, timeout: *mut timespec
     ) -> c_int, counted as "recvmmsg";
@@ -142,9 +148,6 @@ interpose! {
         counted as "accept4";
     socket(domain: c_int, kind: c_int, protocol: c_int) -> c_int, counted as "socket";
     shutdown(fd: c_int, how: c_int) -> c_int, counted as "shutdown";
-    setsockopt(
-        fd: c_int, level: c_int, name: c_int, value: *const c_void, len: socklen_t
-    ) -> c_int, counted as "setsockopt";
     getsockopt(
         fd: c_int, level: c_int, name: c_int, value: *mut c_void, len: *mut socklen_t
     ) -> c_int, counted as "getsockopt";
@@ -176,12 +179,12 @@ pub unsafe extern "C" fn eventfd(initval: c_uint, flags: c_int) -> c_int {
     let fd = unsafe { f(initval, flags) };
     record(const { index("eventfd2") }, fd == -1);
     if fd >= 0 {
-        mark_eventfd(fd, true);
+        set_kind(fd, FdKind::EventFd);
     }
     fd
 }
 
-/// `close(fd)`: counted (apart when `fd` is an eventfd, which it then no longer is).
+/// `close(fd)`: counted (apart when `fd` is an eventfd), and what `fd` was is forgotten.
 ///
 /// # Safety
 /// The C contract of `close`.
@@ -199,15 +202,49 @@ pub unsafe extern "C" fn close(fd: c_int) -> c_int {
         record(call, true);
         return missing();
     }
-    if eventfd {
-        // Before the close: once closed, another thread may be given the same number.
-        mark_eventfd(fd, false);
-    }
+    // Before the close: once closed, another thread may be given the same number.
+    set_kind(fd, FdKind::Unknown);
     // SAFETY: the C library's `close`, of this signature.
     let f = unsafe { core::mem::transmute::<*mut c_void, unsafe extern "C" fn(c_int) -> c_int>(f) };
     // SAFETY: no pointer arguments.
     let result = unsafe { f(fd) };
     record(call, result == -1);
+    result
+}
+
+/// `setsockopt(...)`: counted, and a socket whose `TCP_NODELAY` it set is asked again at its
+/// next write ([`tcp`]).
+///
+/// # Safety
+/// The C contract of `setsockopt`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn setsockopt(
+    fd: c_int,
+    level: c_int,
+    name: c_int,
+    value: *const c_void,
+    len: socklen_t,
+) -> c_int {
+    static REAL: Real = Real::new(c"setsockopt");
+    let call = const { index("setsockopt") };
+    let f = REAL.get();
+    if f.is_null() {
+        record(call, true);
+        return missing();
+    }
+    // SAFETY: the C library's `setsockopt`, of this signature.
+    let f = unsafe {
+        core::mem::transmute::<
+            *mut c_void,
+            unsafe extern "C" fn(c_int, c_int, c_int, *const c_void, socklen_t) -> c_int,
+        >(f)
+    };
+    // SAFETY: the caller upholds the function's contract.
+    let result = unsafe { f(fd, level, name, value, len) };
+    record(call, result == -1);
+    if result == 0 {
+        tcp::options_set(fd, level, name);
+    }
     result
 }
 

@@ -13,7 +13,9 @@
 //! `open64` and `openat` are all `openat`; `send` is `sendto`). A `read`, `write` or `close` of
 //! an eventfd (one thread waking another: it follows the timing of the run, not the code) is
 //! counted apart, as `write (eventfd)`: the library remembers the descriptors `eventfd`
-//! returned. Calls the C library makes inside itself, and system calls made without its
+//! returned. Writes to a TCP socket are counted a second time, as `write to TCP (Nagle on)`
+//! or `write to TCP (TCP_NODELAY)`: the library asks each socket once, at its first write,
+//! whether `TCP_NODELAY` is set. Calls the C library makes inside itself, and system calls made without its
 //! wrappers (`syscall(2)`, inline assembly) are not seen: the report says what it counts.
 //!
 //! Environment:
@@ -55,3 +57,5 @@ mod interpose;
 mod real;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod sites;
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+mod tcp;

@@ -2,12 +2,15 @@
 
 use std::process::Command;
 
-use diag::snapshot::{COUNTER_SYSCOUNT, SampledStacks, SyscallFigures};
+use diag::snapshot::{
+    COUNTER_SYSCOUNT, SampledStacks, SyscallFigures, TCP_WRITES_NAGLE, TCP_WRITES_NODELAY,
+};
 
 use crate::support::{FIXTURE_RUN_TIMEOUT, fixture, output_within, syscount, temp_dir};
 
 #[test]
-fn every_call_of_the_fixture_is_counted_with_its_errors_its_eventfd_apart_and_its_site() {
+fn every_call_of_the_fixture_is_counted_with_its_errors_its_eventfd_and_tcp_writes_apart_and_its_site()
+ {
     let dir = temp_dir();
     let out = dir.path().join("counts.%p.txt");
     let output = output_within(
@@ -39,6 +42,9 @@ fn every_call_of_the_fixture_is_counted_with_its_errors_its_eventfd_apart_and_it
     assert_eq!(calls("write (eventfd)"), 3, "{text}");
     assert_eq!(calls("close (eventfd)"), 1, "{text}");
     assert!(calls("openat") >= 1 && calls("close") >= 1, "{text}");
+    assert_eq!(calls("sendto"), 18, "{text}");
+    assert_eq!(calls(TCP_WRITES_NAGLE), 10, "{text}");
+    assert_eq!(calls(TCP_WRITES_NODELAY), 8, "{text}");
 
     // Every call's stack was taken: each is the fixture's `main`'s, at its line.
     let stacks = SampledStacks::parse(&text).expect("stacks");
@@ -60,4 +66,5 @@ fn every_call_of_the_fixture_is_counted_with_its_errors_its_eventfd_apart_and_it
     );
     assert_eq!(site("write").samples, 100);
     assert_eq!(site("write (eventfd)").function, "io_calls::main");
+    assert_eq!(site(TCP_WRITES_NAGLE).function, "io_calls::tcp_writes");
 }

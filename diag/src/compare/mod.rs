@@ -20,6 +20,7 @@ mod hot_spots;
 mod html;
 mod instructions;
 mod latency;
+mod nagle;
 mod names;
 mod overview;
 mod polls;
@@ -250,6 +251,8 @@ pub enum FindingKind {
     ResourceWait,
     /// A tokio-console lint the baseline did not have (the console pass).
     ConsoleLint,
+    /// More writes go to TCP sockets with Nagle's algorithm on.
+    Nagle,
 }
 
 impl FindingKind {
@@ -274,6 +277,7 @@ impl FindingKind {
             FindingKind::FanOut => "fan-out",
             FindingKind::ResourceWait => "resource wait",
             FindingKind::ConsoleLint => "console lint",
+            FindingKind::Nagle => "Nagle's algorithm",
         }
     }
 }
@@ -584,6 +588,7 @@ fn run_stages(cx: &Context<'_>, tasks: &[TaskChange], notes: &mut Vec<String>) -
     found.add(stack_frames::findings(cx).into());
     found.add(blocking::findings(cx).into());
     found.add(syscalls::findings(cx, notes).into());
+    found.add(nagle::finding(cx, notes).into());
     found.add(allocator::findings(cx));
     found.add(runtime::finding(cx).into());
     found.add(hot_spots::findings(cx, &found.claims));
@@ -602,6 +607,7 @@ fn run_stages(cx: &Context<'_>, tasks: &[TaskChange], notes: &mut Vec<String>) -
     waiting::mark_polls_symptoms(&mut findings);
     polls::mark_symptoms(&mut findings);
     runtime::mark_symptoms(&mut findings);
+    nagle::mark_symptoms(&mut findings);
     resources::mark_symptoms(&mut findings);
     fan_out::mark_symptoms(&mut findings);
     let slower = cx.wall.is_some_and(|w| w.verdict == WallVerdict::Slower);

@@ -131,7 +131,7 @@ fn caller(cx: &Context<'_>, b: &SyscallFigures, c: &SyscallFigures, name: &str) 
 
 /// The function whose sampled calls of `name` per operation grew most: (function, location,
 /// calls per operation before, after). `None` unless both sides sampled stacks.
-fn counted_caller(
+pub(super) fn counted_caller(
     b: &SyscallFigures,
     c: &SyscallFigures,
     name: &str,
@@ -175,7 +175,9 @@ fn same_site_groups(calls: Vec<Call<'_>>) -> Vec<Vec<Call<'_>>> {
     groups
 }
 
-fn grew(
+/// Whether `name`'s count per operation grew by the threshold, by at least
+/// [`SYSCALL_CHANGE_PER_OP_MIN`] and beyond [`SYSCALL_SIGMAS`] Poisson deviations.
+pub(super) fn grew(
     cx: &Context<'_>,
     b: &SyscallFigures,
     c: &SyscallFigures,

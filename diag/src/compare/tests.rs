@@ -2478,3 +2478,115 @@ fn the_function_whose_sampled_calls_grew_is_the_site_even_where_the_cpu_saw_anot
     // calls' extra CPU, not zero.
     assert!(send.cost_ns_per_op.is_some_and(|c| c > 0.0), "{send:#?}");
 }
+
+/// Counts by `diag-syscount` on both sides, with `nagle` and `nodelay` writes to TCP sockets per
+/// operation on the candidate (the baseline: none with Nagle on, 20 with `TCP_NODELAY`), and
+/// the candidate's writes with Nagle on sampled from `app::wire::OutFrame::write_to`.
+fn with_tcp_writes(p: &mut Pair, nagle: u64, nodelay: u64) {
+    use crate::snapshot::{TCP_WRITES_NAGLE, TCP_WRITES_NODELAY};
+    for (side, nagle, nodelay) in [(&mut p.base.0, 0, 20), (&mut p.cand.0, nagle, nodelay)] {
+        let counts = side.syscalls.as_mut().expect("the fixture's counts");
+        counts.counter = crate::snapshot::COUNTER_SYSCOUNT.into();
+        for (name, per_op) in [(TCP_WRITES_NAGLE, nagle), (TCP_WRITES_NODELAY, nodelay)] {
+            if per_op > 0 {
+                counts.calls.insert(name.into(), per_op * OPS);
+            }
+        }
+        counts.sites = vec![crate::snapshot::SyscallSite {
+            call: TCP_WRITES_NAGLE.into(),
+            function: "app::wire::OutFrame::write_to".into(),
+            location: Some("app/src/wire.rs:232".into()),
+            calls: (nagle * OPS) as f64,
+            samples: nagle * OPS / 128,
+        }];
+    }
+}
+
+#[test]
+fn writes_with_nagle_on_and_operations_that_wait_make_nagle_the_cause_and_the_wait_its_symptom() {
+    let waits = Build {
+        extra_idle_ns: 400_000,
+        speed: 0.3,
+        ..Build::default()
+    };
+    let mut p = pair(Build::default(), waits);
+    with_tcp_writes(&mut p, 20, 0);
+    let c = run(&p);
+    let first = &c.findings[0];
+    assert_eq!(first.kind, FindingKind::Nagle, "{:#?}", c.findings);
+    assert!(first.regression && !first.symptom);
+    assert!(
+        first.title.contains("(0.00 → 20.00)") && first.title.ends_with("`OutFrame::write_to`"),
+        "{}",
+        first.title
+    );
+    assert!(first.fix.contains("set_nodelay(true)"), "{}", first.fix);
+    assert!(first.share.is_some_and(|s| s > 0.5), "{first:#?}");
+    let share = first.evidence.iter().find(|e| e.what.starts_with("share"));
+    assert!(
+        share.is_some_and(|e| e.baseline == "0%" && e.candidate == "100%"),
+        "{:#?}",
+        first.evidence
+    );
+    let waiting = of_kind(&c, FindingKind::Waiting);
+    assert!(
+        !waiting.is_empty() && waiting.iter().all(|w| w.symptom && !w.regression),
+        "{:#?}",
+        c.findings
+    );
+
+    // The same writes with nothing slower: shown, no regression.
+    let mut p = pair(Build::default(), Build::default());
+    with_tcp_writes(&mut p, 20, 0);
+    let c = run(&p);
+    let nagle = of_kind(&c, FindingKind::Nagle);
+    assert!(
+        nagle.len() == 1 && !nagle[0].regression,
+        "{:#?}",
+        c.findings
+    );
+
+    // The same slowdown with the sockets as they were: the wait is not charged to Nagle.
+    let mut p = pair(Build::default(), waits);
+    with_tcp_writes(&mut p, 0, 20);
+    let c = run(&p);
+    assert!(
+        of_kind(&c, FindingKind::Nagle).is_empty(),
+        "{:#?}",
+        c.findings
+    );
+    assert_eq!(
+        c.findings[0].kind,
+        FindingKind::Waiting,
+        "{:#?}",
+        c.findings
+    );
+}
+
+#[test]
+fn a_baseline_counted_without_tcp_writes_is_not_compared_for_nagle() {
+    let mut p = pair(
+        Build::default(),
+        Build {
+            extra_idle_ns: 400_000,
+            speed: 0.3,
+            ..Build::default()
+        },
+    );
+    with_tcp_writes(&mut p, 20, 0);
+    let counts = p.base.0.syscalls.as_mut().expect("the fixture's counts");
+    counts.calls.retain(|name, _| !name.contains("TCP"));
+    let c = run(&p);
+    assert!(
+        of_kind(&c, FindingKind::Nagle).is_empty(),
+        "{:#?}",
+        c.findings
+    );
+    assert!(
+        c.notes
+            .iter()
+            .any(|n| n.contains("Nagle's algorithm not compared")),
+        "{:#?}",
+        c.notes
+    );
+}

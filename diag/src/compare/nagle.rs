@@ -7,7 +7,7 @@
 //! Evidence needed: both sides' writes to TCP sockets counted by `diag-syscount` by whether
 //! `TCP_NODELAY` was set (an older counter did not tell them apart: not compared); writes with
 //! Nagle on grown like a system call's count ([`syscalls::grew`]); and a slower wall time or a
-//! longer p99, the harm. Where: the function whose sampled writes with Nagle on grew. Cost: the
+//! longer p99, the harm. Where: the functions whose sampled writes with Nagle on grew. Cost: the
 //! waiting it causes, taken from the waiting and tail-latency findings, which become its
 //! symptoms. What would fool it: a second cause of waiting in the same change (its wait is
 //! charged here); more writes with Nagle on and no harm (a protocol that sends each message in
@@ -45,17 +45,24 @@ pub(crate) fn finding(cx: &Context<'_>, notes: &mut Vec<String>) -> Option<Findi
             w.p99.grew_beyond(cx.thresholds.p99_growth),
         )
     });
-    let caller = syscalls::counted_caller(b, c, TCP_WRITES_NAGLE);
-    let (sites, functions) = match &caller {
-        Some((function, location, ..)) => (
-            vec![match location {
-                Some(at) => format!("`{function}` ({at})"),
-                None => format!("`{function}`"),
-            }],
-            vec![function.clone()],
-        ),
-        None => (Vec::new(), Vec::new()),
-    };
+    let writers = writers_that_grew(b, c);
+    let sites = writers
+        .iter()
+        .map(|w| {
+            let at = w
+                .location
+                .as_deref()
+                .map(|l| format!(" ({l})"))
+                .unwrap_or_default();
+            format!(
+                "`{}`{at}: {} → {} writes per operation",
+                w.function,
+                fmt_count(w.before),
+                fmt_count(w.after)
+            )
+        })
+        .collect();
+    let functions = writers.iter().map(|w| w.function.clone()).collect();
     Some(Finding {
         kind: FindingKind::Nagle,
         title: format!(
@@ -63,9 +70,9 @@ pub(crate) fn finding(cx: &Context<'_>, notes: &mut Vec<String>) -> Option<Findi
             fmt_count(after - before),
             fmt_count(before),
             fmt_count(after),
-            caller
-                .as_ref()
-                .map(|(f, ..)| format!(", from `{}`", super::short_name(f)))
+            writers
+                .first()
+                .map(|w| format!(", from `{}`", super::short_name(&w.function)))
                 .unwrap_or_default()
         ),
         evidence: evidence(cx, b, c),
@@ -83,6 +90,37 @@ pub(crate) fn finding(cx: &Context<'_>, notes: &mut Vec<String>) -> Option<Findi
         blocked_call: None,
         counts_per_op: Some((before, after)),
     })
+}
+
+/// Writing functions shown at most: a connection's two ends are usually two functions.
+pub const NAGLE_WRITERS_MAX: usize = 3;
+
+/// A function that makes more writes with Nagle on, by the counter's sampled stacks.
+struct Writer {
+    function: String,
+    location: Option<String>,
+    before: f64,
+    after: f64,
+}
+
+/// The functions whose sampled writes with Nagle on grew per operation, most first (at most
+/// [`NAGLE_WRITERS_MAX`]): each end of a connection left without `TCP_NODELAY` is a site.
+fn writers_that_grew(b: &SyscallFigures, c: &SyscallFigures) -> Vec<Writer> {
+    let mut writers: Vec<Writer> = c
+        .sites
+        .iter()
+        .filter(|s| s.call == TCP_WRITES_NAGLE)
+        .map(|s| Writer {
+            function: s.function.clone(),
+            location: s.location.clone(),
+            before: b.site_per_op(TCP_WRITES_NAGLE, &s.function),
+            after: c.site_per_op(TCP_WRITES_NAGLE, &s.function),
+        })
+        .filter(|w| w.after > w.before)
+        .collect();
+    writers.sort_by(|x, y| (y.after - y.before).total_cmp(&(x.after - x.before)));
+    writers.truncate(NAGLE_WRITERS_MAX);
+    writers
 }
 
 /// True when the counter told this side's writes to TCP sockets apart: it wrote either count.

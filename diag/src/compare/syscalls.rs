@@ -131,7 +131,7 @@ fn caller(cx: &Context<'_>, b: &SyscallFigures, c: &SyscallFigures, name: &str) 
 
 /// The function whose sampled calls of `name` per operation grew most: (function, location,
 /// calls per operation before, after). `None` unless both sides sampled stacks.
-pub(super) fn counted_caller(
+fn counted_caller(
     b: &SyscallFigures,
     c: &SyscallFigures,
     name: &str,

@@ -2481,7 +2481,7 @@ fn the_function_whose_sampled_calls_grew_is_the_site_even_where_the_cpu_saw_anot
 
 /// Counts by `diag-syscount` on both sides, with `nagle` and `nodelay` writes to TCP sockets per
 /// operation on the candidate (the baseline: none with Nagle on, 20 with `TCP_NODELAY`), and
-/// the candidate's writes with Nagle on sampled from `app::wire::OutFrame::write_to`.
+/// the candidate's writes with Nagle on sampled from two functions.
 fn with_tcp_writes(p: &mut Pair, nagle: u64, nodelay: u64) {
     use crate::snapshot::{TCP_WRITES_NAGLE, TCP_WRITES_NODELAY};
     for (side, nagle, nodelay) in [(&mut p.base.0, 0, 20), (&mut p.cand.0, nagle, nodelay)] {
@@ -2492,13 +2492,18 @@ fn with_tcp_writes(p: &mut Pair, nagle: u64, nodelay: u64) {
                 counts.calls.insert(name.into(), per_op * OPS);
             }
         }
-        counts.sites = vec![crate::snapshot::SyscallSite {
+        // Three quarters from the server's responses, a quarter from the client's requests.
+        let site = |function: &str, per_op: u64| crate::snapshot::SyscallSite {
             call: TCP_WRITES_NAGLE.into(),
-            function: "app::wire::OutFrame::write_to".into(),
+            function: function.into(),
             location: Some("app/src/wire.rs:232".into()),
-            calls: (nagle * OPS) as f64,
-            samples: nagle * OPS / 128,
-        }];
+            calls: (per_op * OPS) as f64,
+            samples: per_op * OPS / 128,
+        };
+        counts.sites = vec![
+            site("app::wire::OutFrame::write_to", nagle * 3 / 4),
+            site("app::conn::Conn::call", nagle / 4),
+        ];
     }
 }
 
@@ -2521,6 +2526,13 @@ fn writes_with_nagle_on_and_operations_that_wait_make_nagle_the_cause_and_the_wa
         first.title
     );
     assert!(first.fix.contains("set_nodelay(true)"), "{}", first.fix);
+    assert_eq!(first.sites.len(), 2, "{:?}", first.sites);
+    assert!(
+        first.sites[1].starts_with("`app::conn::Conn::call`")
+            && first.sites[1].ends_with("0.00 → 5.00 writes per operation"),
+        "{:?}",
+        first.sites
+    );
     assert!(first.share.is_some_and(|s| s > 0.5), "{first:#?}");
     let share = first.evidence.iter().find(|e| e.what.starts_with("share"));
     assert!(

@@ -5,13 +5,17 @@
 //! counter counted every call made through it.
 //!
 //! `cargo build --release -p diag-syscount && cargo run --release -p diag --example syscount_overhead`
-//! (or give the library's path as the argument)
+//! (or give the library's path as the argument). With `--tcp` the writes go to a TCP connection
+//! over the loopback (Nagle's algorithm on, read by another thread) instead of `/dev/null`: the
+//! counter then also counts each as a write to TCP (`write to TCP (Nagle on)`).
 
 use std::ffi::CString;
-use std::os::fd::AsRawFd;
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use diag::snapshot::SyscallFigures;
+use diag::snapshot::{SyscallFigures, TCP_WRITES_NAGLE};
 
 /// Calls of each function per thread per measurement.
 const CALLS: usize = 200_000;
@@ -107,7 +111,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let library = std::env::args().nth(1).map_or_else(
+    let tcp = std::env::args().skip(1).any(|a| a == "--tcp");
+    let library = std::env::args().skip(1).find(|a| a != "--tcp").map_or_else(
         || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/libdiag_syscount.so"),
         PathBuf::from,
     );
@@ -120,11 +125,9 @@ fn main() {
     };
     let file = tempfile::tempfile().expect("a temporary file");
     std::io::Write::write_all(&mut &file, &[7u8; 64]).expect("the file is written");
-    let sink = std::fs::OpenOptions::new()
-        .write(true)
-        .open("/dev/null")
-        .expect("/dev/null opens");
+    let sink = if tcp { tcp_sink() } else { null_sink() };
     let (file, sink) = (file.as_raw_fd(), sink.as_raw_fd());
+    let sink_name = if tcp { "a TCP socket" } else { "/dev/null" };
     measure(plain, counted, file, sink, 1);
     let mut through_counter = CALLS;
     for threads in [1, 2] {
@@ -137,19 +140,40 @@ fn main() {
             through_counter += CALLS * threads;
         }
         println!(
-            "{threads} thread(s): {:.1} ns per call (pread64 or write) without the counter, \
-             {:.1} ns with; the difference, median of {REPETITIONS}: {:+.1} ns",
+            "{threads} thread(s): {:.1} ns per call (pread64 or write to {sink_name}) without the \
+             counter, {:.1} ns with; the difference, median of {REPETITIONS}: {:+.1} ns",
             median(without),
             median(with),
             median(extra)
         );
     }
-    check_counted(&out, through_counter);
+    check_counted(&out, through_counter, tcp);
+}
+
+fn null_sink() -> OwnedFd {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .expect("/dev/null opens")
+        .into()
+}
+
+/// The writing end of a loopback TCP connection, Nagle's algorithm left on; a thread reads
+/// and drops whatever arrives, so writes never wait for room.
+fn tcp_sink() -> OwnedFd {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback listener");
+    let writer = TcpStream::connect(listener.local_addr().expect("its address")).expect("connects");
+    let (mut reader, _) = listener.accept().expect("accepts");
+    std::thread::spawn(move || {
+        let mut buffer = vec![0u8; 1 << 16];
+        while reader.read(&mut buffer).is_ok_and(|n| n > 0) {}
+    });
+    writer.into()
 }
 
 /// Asks the counter for its counts as a user would (`SIGUSR2`) and checks that every call made
 /// through it was counted: the figures above measured the counter, not a wrapper that skipped it.
-fn check_counted(out: &Path, calls: usize) {
+fn check_counted(out: &Path, calls: usize, tcp: bool) {
     // SAFETY: raise runs the counter's handler on this thread, which writes the counts.
     unsafe { libc::raise(libc::SIGUSR2) };
     let text = std::fs::read_to_string(out).expect("the counter wrote its counts");
@@ -161,4 +185,13 @@ fn check_counted(out: &Path, calls: usize) {
         "the counter counted {counted} of the {calls} calls made through it"
     );
     println!("the counter counted {counted} calls ({calls} made through it in the measurements)");
+    if tcp {
+        let to_tcp = figures.calls.get(TCP_WRITES_NAGLE).copied().unwrap_or(0);
+        assert!(
+            to_tcp >= calls as u64 / 2,
+            "the counter counted {to_tcp} writes to TCP of the {} made",
+            calls / 2
+        );
+        println!("of them, {to_tcp} writes to TCP with Nagle's algorithm on");
+    }
 }

@@ -13,6 +13,7 @@ mod blocking;
 mod claims;
 mod context;
 mod copies;
+mod disk_waits;
 mod fan_out;
 mod format;
 mod heap;
@@ -602,6 +603,7 @@ fn run_stages(cx: &Context<'_>, tasks: &[TaskChange], notes: &mut Vec<String>) -
     let causes_so_far = waiting::explained_by(&found.findings);
     found.add(waiting::finding(cx, tasks, worker_delta, causes_so_far).into());
     let mut findings = found.findings;
+    disk_waits::mark_symptoms(&mut findings);
     blocking::mark_symptoms(cx, &mut findings);
     waiting::mark_symptoms(&mut findings);
     waiting::mark_polls_symptoms(&mut findings);

@@ -8,7 +8,8 @@
 //! whose calls grew most on the counter's sampled stacks; without them (strace's counts), the
 //! one whose CPU samples in the call's C wrapper grew most. Its cost is the CPU the profiles
 //! measured in its calls from that function, or else the extra CPU in system calls shared
-//! among the call findings by the calls each adds.
+//! among the call findings by the calls each adds; for a call that waits for the disk, the
+//! larger of that and its wall time off the runtime's threads (see [`super::disk_waits`]).
 //! A call no program function is seen making crosses no threshold: the runtime makes `write`s
 //! of its own (an `eventfd` write per wake-up of a parked worker) that follow the timing. The
 //! pass counts those apart (`write (eventfd)`, never compared).
@@ -66,7 +67,14 @@ pub(crate) fn findings(cx: &Context<'_>, notes: &mut Vec<String>) -> Vec<Finding
             let grew: f64 = group.iter().map(|c| c.after - c.before).sum();
             let share = syscall_cpu.map(|cpu| cpu * grew / added.max(f64::MIN_POSITIVE));
             let cost = measured_cost(&group).or(share);
-            finding(&group, cost)
+            let names: Vec<&str> = group.iter().map(|c| c.name).collect();
+            let disk = super::disk_waits::off_runtime_wall(cx, b, c, &names);
+            let mut finding = finding(&group, cost);
+            if let Some((evidence, wall)) = disk {
+                finding.evidence.push(evidence);
+                finding.cost_ns_per_op = Some(finding.cost_ns_per_op.unwrap_or(0.0).max(wall));
+            }
+            finding
         })
         .collect()
 }
@@ -410,8 +418,8 @@ impl Family {
                  reads cost a system call each"
             }
             Family::Sync => {
-                "share one sync among the writes that arrive together (group commit), or sync \
-                 once per batch: each sync waits for the disk"
+                "sync only where durability is asked for, and share one sync among the writes \
+                 that arrive together (group commit): each sync waits for the disk"
             }
             Family::File => {
                 "keep the file open and reuse its handle, cache what its metadata says: files \

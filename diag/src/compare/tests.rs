@@ -2602,3 +2602,87 @@ fn a_baseline_counted_without_tcp_writes_is_not_compared_for_nagle() {
         c.notes
     );
 }
+
+/// Both sides counted by `diag-syscount`; the candidate syncs `syncs` times per operation from
+/// `app::log::write_and_sync`, for `sync_wall_ns` of wall time per operation.
+fn with_syncs(p: &mut Pair, syncs: u64, sync_wall_ns: u64) {
+    for (side, syncs, wall) in [(&mut p.base.0, 0, 0), (&mut p.cand.0, syncs, sync_wall_ns)] {
+        let counts = side.syscalls.as_mut().expect("the fixture's counts");
+        counts.counter = crate::snapshot::COUNTER_SYSCOUNT.into();
+        counts.sites = vec![crate::snapshot::SyscallSite {
+            call: "fdatasync".into(),
+            function: "app::log::write_and_sync".into(),
+            location: Some("app/src/log.rs:413".into()),
+            calls: (syncs * OPS) as f64,
+            samples: syncs * OPS / 128,
+        }];
+        if syncs > 0 {
+            counts.calls.insert("fdatasync".into(), syncs * OPS);
+            counts.wall_ns.insert("fdatasync".into(), wall * OPS);
+        }
+    }
+}
+
+#[test]
+fn syncs_on_another_thread_that_explain_the_wait_are_the_cause_and_the_wait_its_symptom() {
+    let waits = Build {
+        extra_idle_ns: 400_000,
+        speed: 0.7,
+        ..Build::default()
+    };
+    let mut p = pair(Build::default(), waits);
+    with_syncs(&mut p, 2, 1_500_000);
+    let c = run(&p);
+    let first = &c.findings[0];
+    assert_eq!(first.kind, FindingKind::Syscalls, "{:#?}", c.findings);
+    assert!(first.title.contains("`fdatasync`"), "{}", first.title);
+    assert!(
+        first.regression && first.cost_ns_per_op == Some(1_500_000.0),
+        "{first:#?}"
+    );
+    assert!(first.fix.contains("durability"), "{}", first.fix);
+    let waiting = of_kind(&c, FindingKind::Waiting);
+    assert!(
+        !waiting.is_empty() && waiting.iter().all(|w| w.symptom),
+        "{:#?}",
+        c.findings
+    );
+
+    // Syncs that took a few microseconds do not explain a wait of hundreds: the wait stays a
+    // cause of its own.
+    let mut p = pair(Build::default(), waits);
+    with_syncs(&mut p, 2, 4_000);
+    let c = run(&p);
+    let waiting = of_kind(&c, FindingKind::Waiting);
+    assert!(
+        !waiting.is_empty() && waiting.iter().all(|w| !w.symptom),
+        "{:#?}",
+        c.findings
+    );
+}
+
+#[test]
+fn a_sync_the_runtime_threads_blocked_on_is_charged_to_blocking_not_again_as_disk_time() {
+    let blocks = Build {
+        fsync_ns: 300_000,
+        speed: 0.7,
+        ..Build::default()
+    };
+    let mut p = pair(Build::default(), blocks);
+    with_syncs(&mut p, 2, 300_000);
+    let c = run(&p);
+    assert_eq!(
+        c.findings[0].kind,
+        FindingKind::Blocking,
+        "{:#?}",
+        c.findings
+    );
+    let syncs = of_kind(&c, FindingKind::Syscalls);
+    assert!(
+        syncs
+            .iter()
+            .all(|f| f.cost_ns_per_op.unwrap_or(0.0) < 100_000.0),
+        "{:#?}",
+        c.findings
+    );
+}

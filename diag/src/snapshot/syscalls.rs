@@ -33,6 +33,10 @@ pub struct SyscallFigures {
     /// strace's counts), most calls first.
     #[serde(default)]
     pub sites: Vec<super::SyscallSite>,
+    /// Wall nanoseconds inside the calls the counter times (those that wait for the disk:
+    /// `fsync`, `fdatasync`, `sync_file_range`), per system call.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub wall_ns: BTreeMap<String, u64>,
 }
 
 /// The counter of the interposing library, `diag-syscount`.
@@ -67,6 +71,16 @@ impl SyscallFigures {
             ..SyscallFigures::default()
         };
         for line in lines {
+            if let Some(row) = line.strip_prefix("wall ") {
+                let (ns, name) = row
+                    .split_once(' ')
+                    .and_then(|(ns, name)| Some((ns.parse::<u64>().ok()?, name)))
+                    .ok_or_else(|| {
+                        StraceSummaryError(format!("a wall line cut short: {line:?}"))
+                    })?;
+                figures.wall_ns.insert(name.to_string(), ns);
+                continue;
+            }
             let Some(row) = line.strip_prefix("call ") else {
                 continue;
             };
@@ -172,6 +186,12 @@ impl SyscallFigures {
     /// Calls of `name` per operation.
     pub fn per_op(&self, name: &str) -> f64 {
         super::per_op(self.calls.get(name).copied().unwrap_or(0), self.ops)
+    }
+
+    /// Wall nanoseconds per operation inside `name`, when the counter timed it.
+    pub fn wall_per_op(&self, name: &str) -> Option<f64> {
+        let ns = *self.wall_ns.get(name)?;
+        Some(ns as f64 / self.ops.max(1) as f64)
     }
 }
 

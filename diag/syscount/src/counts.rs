@@ -72,14 +72,59 @@ pub const SHARDS: usize = 16;
 pub struct Shard {
     calls: [AtomicU64; NAMES.len()],
     errors: [AtomicU64; NAMES.len()],
+    wall_ns: [AtomicU64; NAMES.len()],
 }
 
 static COUNTS: [Shard; SHARDS] = [const {
     Shard {
         calls: [const { AtomicU64::new(0) }; NAMES.len()],
         errors: [const { AtomicU64::new(0) }; NAMES.len()],
+        wall_ns: [const { AtomicU64::new(0) }; NAMES.len()],
     }
 }; SHARDS];
+
+/// The calls whose wall time is measured too: each waits for the disk, for milliseconds, so
+/// their count alone does not say what they cost, and two clock reads (tens of nanoseconds)
+/// are nothing beside them.
+pub const TIMED_CALLS: [&str; 3] = ["fsync", "fdatasync", "sync_file_range"];
+
+/// Whether call `call`'s wall time is measured; call it in a `const` block.
+pub const fn is_timed(call: usize) -> bool {
+    let mut i = 0;
+    while i < TIMED_CALLS.len() {
+        if eq(TIMED_CALLS[i].as_bytes(), NAMES[call].as_bytes()) {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+/// The monotonic clock, nanoseconds (the vDSO's: no system call).
+#[inline(always)]
+pub fn now_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid clock and a valid out pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut now) };
+    (now.tv_sec as u64).wrapping_mul(1_000_000_000) + now.tv_nsec as u64
+}
+
+/// Adds `ns` of wall time to call `call`.
+#[inline(always)]
+pub fn add_wall(call: usize, ns: u64) {
+    COUNTS[this_shard()].wall_ns[call].fetch_add(ns, Ordering::Relaxed);
+}
+
+/// Wall nanoseconds in call `call`, summed over the shards (0 for calls not timed).
+pub fn total_wall(call: usize) -> u64 {
+    COUNTS
+        .iter()
+        .map(|shard| shard.wall_ns[call].load(Ordering::Relaxed))
+        .sum()
+}
 
 /// Counts one call of system call `call`, and its error when it `failed`; takes its stack when
 /// it is a sampled one (see [`sites`]).

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use diag_preload::{FdWriter, Num, OutPath, env_bytes, env_u64, on_signal};
 
-use crate::counts::{NAMES, total};
+use crate::counts::{NAMES, total, total_wall};
 use crate::sites;
 
 /// The default output path; `%p` becomes the process id.
@@ -51,6 +51,12 @@ fn write_counts(out: &mut FdWriter, reason: &[u8], pid: u64) {
             out.num(Num::Dec(calls));
             out.text(b" ");
             out.num(Num::Dec(errors));
+            out.line(&[b" ", name.as_bytes()], None);
+        }
+        let wall = total_wall(call);
+        if wall > 0 {
+            out.text(b"wall ");
+            out.num(Num::Dec(wall));
             out.line(&[b" ", name.as_bytes()], None);
         }
     }

@@ -5,7 +5,7 @@ use core::ffi::{c_char, c_int, c_uint, c_void};
 
 use libc::{iovec, mmsghdr, msghdr, off_t, size_t, sockaddr, socklen_t, ssize_t, timespec};
 
-use crate::counts::{FdKind, index, is_eventfd, record, set_kind};
+use crate::counts::{FdKind, add_wall, index, is_eventfd, is_timed, now_ns, record, set_kind};
 use crate::real::{Real, missing};
 use crate::tcp;
 
@@ -22,7 +22,8 @@ macro_rules! c_name {
 /// Defines each wrapper: `name(args) -> ret, counted as "call";`, or `counted as "call" or
 /// "call (eventfd)" on fd;` for a call whose eventfd calls are counted apart, and `... and as a
 /// write on fd;` for a write that is counted again when `fd` is a TCP socket ([`tcp`]). A call
-/// returning -1 is an error. The counters' indices are constants: the hot path is a few loads, one
+/// returning -1 is an error. The wall time of the calls in [`crate::counts::TIMED_CALLS`] is
+/// added up too. The counters' indices are constants: the hot path is a few loads, one
 /// atomic increment and the call.
 macro_rules! interpose {
     ($($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty,
@@ -46,8 +47,13 @@ macro_rules! interpose {
             let f = unsafe {
                 core::mem::transmute::<*mut c_void, unsafe extern "C" fn($($ty),*) -> $ret>(f)
             };
+            let timed = const { is_timed(index($call)) };
+            let started = if timed { now_ns() } else { 0 };
             // SAFETY: the caller upholds the function's contract.
             let result = unsafe { f($($arg),*) };
+            if timed {
+                add_wall(call, now_ns().wrapping_sub(started));
+            }
             record(call, result as i64 == -1);
             $(tcp::count_write($written, result as i64 == -1);)?
             result

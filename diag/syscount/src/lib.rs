@@ -37,6 +37,7 @@
 //! exe_base 0xHEX          (load bias of the executable: subtract from addresses for PIE)
 //! exe_range 0xHEX 0xHEX   (its mapped addresses)
 //! call CALLS ERRORS NAME  (one per call made at least once; NAME may hold a space)
+//! wall NS NAME            (wall time in the call, for fsync, fdatasync and sync_file_range)
 //! sample_every N
 //! stacks_dropped N
 //! stack COUNT 0xIP,0xIP,... NAME   (sampled calls by stack, innermost return address first)

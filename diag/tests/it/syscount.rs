@@ -36,6 +36,8 @@ fn every_call_of_the_fixture_is_counted_with_its_errors_its_eventfd_and_tcp_writ
     let errors = |name: &str| figures.errors.get(name).copied().unwrap_or(0);
     assert_eq!(calls("write"), 100, "{text}");
     assert_eq!(calls("fsync"), 1, "{text}");
+    let fsync_wall = figures.wall_ns.get("fsync").copied().unwrap_or(0);
+    assert!(fsync_wall > 0 && figures.wall_ns.len() == 1, "{text}");
     assert_eq!(calls("pread64"), 50, "{text}");
     assert_eq!((calls("read"), errors("read")), (1, 1), "{text}");
     assert_eq!(calls("eventfd2"), 1, "{text}");

@@ -38,7 +38,10 @@ pub(crate) fn off_runtime_wall(
             .reduce(|x, y| x + y)
     };
     let after = wall(c)?;
-    let before = wall(b).unwrap_or(0.0);
+    let calls = |side: &SyscallFigures| names.iter().map(|n| side.per_op(n)).sum::<f64>();
+    // A baseline counted before the calls were timed: its calls taken to last as long as the
+    // candidate's, not to have taken no time.
+    let before = wall(b).unwrap_or_else(|| after * calls(b) / calls(c).max(f64::MIN_POSITIVE));
     let blocked = blocking::total_delta(cx).unwrap_or(0.0).max(0.0);
     let cost = (after - before - blocked).max(0.0);
     let evidence = Evidence::new(DISK_WAIT_EVIDENCE, fmt_us(before), fmt_us(after - blocked));

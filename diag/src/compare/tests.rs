@@ -2686,3 +2686,21 @@ fn a_sync_the_runtime_threads_blocked_on_is_charged_to_blocking_not_again_as_dis
         c.findings
     );
 }
+
+#[test]
+fn a_baseline_whose_syncs_were_not_timed_is_taken_to_sync_as_slowly() {
+    let waits = Build {
+        extra_idle_ns: 400_000,
+        speed: 0.7,
+        ..Build::default()
+    };
+    let mut p = pair(Build::default(), waits);
+    with_syncs(&mut p, 4, 1_600_000);
+    // The baseline synced 2 times per operation, by a counter that did not time them.
+    let counts = p.base.0.syscalls.as_mut().expect("the fixture's counts");
+    counts.calls.insert("fdatasync".into(), 2 * OPS);
+    let c = run(&p);
+    let syncs = of_kind(&c, FindingKind::Syscalls);
+    assert_eq!(syncs.len(), 1, "{:#?}", c.findings);
+    assert_eq!(syncs[0].cost_ns_per_op, Some(800_000.0), "{:#?}", syncs[0]);
+}

@@ -21,14 +21,16 @@ macro_rules! c_name {
 
 /// Defines each wrapper: `name(args) -> ret, counted as "call";`, or `counted as "call" or
 /// "call (eventfd)" on fd;` for a call whose eventfd calls are counted apart, and `... and as a
-/// write on fd;` for a write that is counted again when `fd` is a TCP socket ([`tcp`]). A call
+/// write on fd;` for a write that is counted again when `fd` is a TCP socket ([`tcp`]); `, before
+/// { ... }` runs just before the call and `, after |result| ...` just after it is counted. A call
 /// returning -1 is an error. The wall time of the calls in [`crate::counts::TIMED_CALLS`] is
 /// added up too. The counters' indices are constants: the hot path is a few loads, one
 /// atomic increment and the call.
 macro_rules! interpose {
     ($($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty,
         counted as $call:literal $(or $on_eventfd:literal on $fd:ident)?
-        $(and as a write on $written:ident)?;)*) => {$(
+        $(and as a write on $written:ident)? $(, before $before:block)?
+        $(, after $after:expr)?;)*) => {$(
         /// Counts the call, then makes it with the C library's function.
         ///
         /// # Safety
@@ -47,6 +49,7 @@ macro_rules! interpose {
             let f = unsafe {
                 core::mem::transmute::<*mut c_void, unsafe extern "C" fn($($ty),*) -> $ret>(f)
             };
+            $($before)?
             let timed = const { is_timed(index($call)) };
             let started = if timed { now_ns() } else { 0 };
             // SAFETY: the caller upholds the function's contract.
@@ -56,6 +59,7 @@ macro_rules! interpose {
             }
             record(call, result as i64 == -1);
             $(tcp::count_write($written, result as i64 == -1);)?
+            $(($after)(result);)?
             result
         }
     )*};
@@ -154,6 +158,14 @@ interpose! {
         counted as "accept4";
     socket(domain: c_int, kind: c_int, protocol: c_int) -> c_int, counted as "socket";
     shutdown(fd: c_int, how: c_int) -> c_int, counted as "shutdown";
+    // A socket whose `TCP_NODELAY` it set is asked again at its next write ([`tcp`]).
+    setsockopt(
+        fd: c_int, level: c_int, name: c_int, value: *const c_void, len: socklen_t
+    ) -> c_int, counted as "setsockopt", after |result: c_int| {
+        if result == 0 {
+            tcp::options_set(fd, level, name);
+        }
+    };
     getsockopt(
         fd: c_int, level: c_int, name: c_int, value: *mut c_void, len: *mut socklen_t
     ) -> c_int, counted as "getsockopt";
@@ -163,95 +175,17 @@ interpose! {
         counted as "getsockname";
     epoll_wait(fd: c_int, events: *mut libc::epoll_event, n: c_int, timeout: c_int) -> c_int,
         counted as "epoll_wait";
-}
-
-/// `eventfd(initval, flags)`: counted, and the descriptor remembered as an eventfd.
-///
-/// # Safety
-/// The C contract of `eventfd`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn eventfd(initval: c_uint, flags: c_int) -> c_int {
-    static REAL: Real = Real::new(c"eventfd");
-    let f = REAL.get();
-    if f.is_null() {
-        record(const { index("eventfd2") }, true);
-        return missing();
-    }
-    // SAFETY: the C library's `eventfd`, of this signature.
-    let f = unsafe {
-        core::mem::transmute::<*mut c_void, unsafe extern "C" fn(c_uint, c_int) -> c_int>(f)
+    // The descriptor is remembered as an eventfd, whose calls are counted apart.
+    eventfd(initval: c_uint, flags: c_int) -> c_int, counted as "eventfd2", after |fd: c_int| {
+        if fd >= 0 {
+            set_kind(fd, FdKind::EventFd);
+        }
     };
-    // SAFETY: no pointer arguments.
-    let fd = unsafe { f(initval, flags) };
-    record(const { index("eventfd2") }, fd == -1);
-    if fd >= 0 {
-        set_kind(fd, FdKind::EventFd);
-    }
-    fd
-}
-
-/// `close(fd)`: counted (apart when `fd` is an eventfd), and what `fd` was is forgotten.
-///
-/// # Safety
-/// The C contract of `close`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn close(fd: c_int) -> c_int {
-    static REAL: Real = Real::new(c"close");
-    let eventfd = is_eventfd(fd);
-    let call = if eventfd {
-        index("close (eventfd)")
-    } else {
-        index("close")
+    // What `fd` was is forgotten before the close: once closed, another thread may be given the
+    // same number.
+    close(fd: c_int) -> c_int, counted as "close" or "close (eventfd)" on fd, before {
+        set_kind(fd, FdKind::Unknown);
     };
-    let f = REAL.get();
-    if f.is_null() {
-        record(call, true);
-        return missing();
-    }
-    // Before the close: once closed, another thread may be given the same number.
-    set_kind(fd, FdKind::Unknown);
-    // SAFETY: the C library's `close`, of this signature.
-    let f = unsafe { core::mem::transmute::<*mut c_void, unsafe extern "C" fn(c_int) -> c_int>(f) };
-    // SAFETY: no pointer arguments.
-    let result = unsafe { f(fd) };
-    record(call, result == -1);
-    result
-}
-
-/// `setsockopt(...)`: counted, and a socket whose `TCP_NODELAY` it set is asked again at its
-/// next write ([`tcp`]).
-///
-/// # Safety
-/// The C contract of `setsockopt`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn setsockopt(
-    fd: c_int,
-    level: c_int,
-    name: c_int,
-    value: *const c_void,
-    len: socklen_t,
-) -> c_int {
-    static REAL: Real = Real::new(c"setsockopt");
-    let call = const { index("setsockopt") };
-    let f = REAL.get();
-    if f.is_null() {
-        record(call, true);
-        return missing();
-    }
-    // SAFETY: the C library's `setsockopt`, of this signature.
-    let f = unsafe {
-        core::mem::transmute::<
-            *mut c_void,
-            unsafe extern "C" fn(c_int, c_int, c_int, *const c_void, socklen_t) -> c_int,
-        >(f)
-    };
-    // SAFETY: the caller upholds the function's contract.
-    let result = unsafe { f(fd, level, name, value, len) };
-    record(call, result == -1);
-    if result == 0 {
-        tcp::options_set(fd, level, name);
-    }
-    result
 }
 
 /// Defines the `open` family, whose last argument (the mode) is variadic: on x86-64 a variadic
